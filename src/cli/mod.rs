@@ -1,0 +1,2 @@
+//! The tools' command lines: clap argument types and `run` functions. The
+//! binaries in src/bin only call these and map errors to exit codes.

@@ -1,0 +1,15 @@
+//! mptcp-tools: a Multipath TCP (RFC 8684) toolbox.
+//!
+//! - [`dissect`]: the option codec, framing, crypto, connection analysis and printers.
+//! - [`stack`]: the embedded sans-IO MPTCP stack, its simulator and drivers.
+//! - [`diag`]: connection sources for mptcp-ss (kernel, embedded stacks, packets).
+//! - [`tui`]: the mptcp-ss terminal UI.
+//! - [`snapshot`]: the connection/subflow snapshot shared by all of them.
+//! - [`cli`]: the command lines of the four tools.
+pub mod cli;
+pub mod diag;
+pub mod dissect;
+pub mod seq;
+pub mod snapshot;
+pub mod stack;
+pub mod tui;

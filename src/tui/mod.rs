@@ -1,0 +1,1 @@
+//! The mptcp-ss terminal UI (ratatui): App state, views, run loop.
