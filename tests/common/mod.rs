@@ -19,13 +19,14 @@ pub fn testdata() -> PathBuf {
 
 /// A binary of this package, built by cargo for integration tests.
 pub fn bin(name: &str) -> PathBuf {
-    match name {
-        "mptcp-dump" => PathBuf::from(env!("CARGO_BIN_EXE_mptcp-dump")),
-        "mptcp-token" => PathBuf::from(env!("CARGO_BIN_EXE_mptcp-token")),
-        "mptcp-cat" => PathBuf::from(env!("CARGO_BIN_EXE_mptcp-cat")),
-        "mptcp-ss" => PathBuf::from(env!("CARGO_BIN_EXE_mptcp-ss")),
+    let path = match name {
+        "mptcp-dump" => option_env!("CARGO_BIN_EXE_mptcp-dump"),
+        "mptcp-token" => option_env!("CARGO_BIN_EXE_mptcp-token"),
+        "mptcp-cat" => option_env!("CARGO_BIN_EXE_mptcp-cat"),
+        "mptcp-ss" => option_env!("CARGO_BIN_EXE_mptcp-ss"),
         other => panic!("unknown binary {other}"),
-    }
+    };
+    PathBuf::from(path.unwrap_or_else(|| panic!("binary {name} is not built by this package")))
 }
 
 /// Whether the developer explicitly opted out of interop tests.
