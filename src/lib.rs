@@ -6,7 +6,9 @@
 //! - [`tui`]: the mptcp-ss terminal UI.
 //! - [`snapshot`]: the connection/subflow snapshot shared by all of them.
 //! - [`cli`]: the command lines of the four tools.
+//! - [`control`]: the control-socket protocol of embedded mptcp-cat processes.
 pub mod cli;
+pub mod control;
 pub mod diag;
 pub mod dissect;
 pub mod seq;

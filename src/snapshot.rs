@@ -45,9 +45,7 @@ pub mod subflow_flags {
 
     /// The bits for a letter string; unknown letters are ignored.
     pub fn from_letters(s: &str) -> u32 {
-        s.chars()
-            .filter_map(|c| TABLE.iter().find(|(_, l, _)| *l == c).map(|(b, _, _)| *b))
-            .fold(0, |a, b| a | b)
+        s.chars().filter_map(|c| TABLE.iter().find(|(_, l, _)| *l == c).map(|(b, _, _)| *b)).fold(0, |a, b| a | b)
     }
 }
 
@@ -231,7 +229,19 @@ mod tests {
         assert_eq!(c["token"], "0x768f615c");
         assert_eq!(c["fallback"], false);
         let sf = &c["subflows"][0];
-        for k in ["local", "remote", "flags", "token_loc", "token_rem", "id_loc", "id_rem", "seq", "sfseq", "ssnoff", "maplen"] {
+        for k in [
+            "local",
+            "remote",
+            "flags",
+            "token_loc",
+            "token_rem",
+            "id_loc",
+            "id_rem",
+            "seq",
+            "sfseq",
+            "ssnoff",
+            "maplen",
+        ] {
             assert!(sf.get(k).is_some(), "missing {k}");
         }
         assert_eq!(sf["seq"], 0x127af91ad1b321fbu64);

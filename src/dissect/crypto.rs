@@ -126,14 +126,12 @@ pub fn hmac_keys(version: Version, key1: Key, key2: Key, msg: &[u8]) -> [u8; 32]
     let mut out = [0u8; 32];
     match version {
         Version::V1 => {
-            let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(&k)
-                .expect("HMAC accepts keys of any length");
+            let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(&k).expect("HMAC accepts keys of any length");
             m.update(msg);
             out.copy_from_slice(&m.finalize().into_bytes());
         }
         Version::V0 => {
-            let mut m = <Hmac<Sha1> as KeyInit>::new_from_slice(&k)
-                .expect("HMAC accepts keys of any length");
+            let mut m = <Hmac<Sha1> as KeyInit>::new_from_slice(&k).expect("HMAC accepts keys of any length");
             m.update(msg);
             out[..20].copy_from_slice(&m.finalize().into_bytes());
         }

@@ -193,9 +193,14 @@ pub enum MptcpOption {
     MpTcpRst(MpTcpRst),
     /// Subtype 0xf: opaque; `data` is everything after the length byte
     /// (the subtype nibble included).
-    Experimental { data: RawBytes },
+    Experimental {
+        data: RawBytes,
+    },
     /// A subtype this codec does not know; `data` as for `Experimental`.
-    Unknown { subtype: u8, data: RawBytes },
+    Unknown {
+        subtype: u8,
+        data: RawBytes,
+    },
 }
 
 /// MP_CAPABLE (RFC 8684 §3.1, Figure 4).
@@ -637,11 +642,7 @@ fn emit_mptcp(m: &MptcpOption, w: &mut Writer<'_>) {
             }
         }
         MptcpOption::AddAddr(a) => {
-            let nibble = if a.v0 {
-                if a.addr.is_ipv4() { 4 } else { 6 }
-            } else {
-                a.echo as u8
-            };
+            let nibble = if a.v0 { if a.addr.is_ipv4() { 4 } else { 6 } } else { a.echo as u8 };
             w.u8(st | nibble);
             w.u8(a.addr_id);
             match a.addr {
@@ -719,7 +720,9 @@ impl OptionError {
     pub fn is_framing(&self) -> bool {
         matches!(
             self.reason,
-            OptionErrorReason::MissingLength | OptionErrorReason::LengthTooShort | OptionErrorReason::LengthPastEnd { .. }
+            OptionErrorReason::MissingLength
+                | OptionErrorReason::LengthTooShort
+                | OptionErrorReason::LengthPastEnd { .. }
         )
     }
 }
@@ -736,11 +739,9 @@ impl fmt::Display for OptionError {
             OptionErrorReason::LengthTooShort => {
                 write!(f, "length {} is less than 2", self.len.unwrap_or(0))
             }
-            OptionErrorReason::LengthPastEnd { available } => write!(
-                f,
-                "length {} runs past the end of the options ({available} bytes left)",
-                self.len.unwrap_or(0)
-            ),
+            OptionErrorReason::LengthPastEnd { available } => {
+                write!(f, "length {} runs past the end of the options ({available} bytes left)", self.len.unwrap_or(0))
+            }
             OptionErrorReason::InvalidLength => {
                 write!(f, "length {} is not valid for this option", self.len.unwrap_or(0))
             }
@@ -815,11 +816,7 @@ impl Iterator for Options<'_> {
         }
         if len as usize > rest.len() {
             self.done = true;
-            return Some(Err(fail(
-                Some(len),
-                rest,
-                OptionErrorReason::LengthPastEnd { available: rest.len() },
-            )));
+            return Some(Err(fail(Some(len), rest, OptionErrorReason::LengthPastEnd { available: rest.len() })));
         }
         let whole = &rest[..len as usize];
         self.pos += len as usize;
@@ -894,7 +891,7 @@ fn run<O>(r: IResult<&[u8], O>) -> Result<O, OptionErrorReason> {
     r.map(|(_, o)| o).map_err(|_| OptionErrorReason::InvalidLength)
 }
 
-fn run_keep<'a, O>(r: IResult<&'a [u8], O>) -> Result<(&'a [u8], O), OptionErrorReason> {
+fn run_keep<O>(r: IResult<&[u8], O>) -> Result<(&[u8], O), OptionErrorReason> {
     r.map_err(|_| OptionErrorReason::InvalidLength)
 }
 
@@ -953,9 +950,7 @@ pub fn parse_mptcp(whole: &[u8]) -> Result<MptcpOption, OptionErrorReason> {
             };
             let v0 = nibble == 4 || nibble == 6;
             if v0 && (hmac || (nibble == 4) != v4) {
-                return Err(OptionErrorReason::InvalidValue(
-                    "ADD_ADDR v0: the IP version does not match the length",
-                ));
+                return Err(OptionErrorReason::InvalidValue("ADD_ADDR v0: the IP version does not match the length"));
             }
             MptcpOption::AddAddr(run(add_addr(after, v0, nibble & 0x01 != 0 && !v0, v4, port, hmac))?)
         }
@@ -1008,11 +1003,7 @@ fn mp_capable(i: &[u8], version: u8, len: usize) -> IResult<&[u8], MpCapable> {
 
 fn wire_seq(wide: bool) -> impl Fn(&[u8]) -> IResult<&[u8], WireSeq> {
     move |i| {
-        if wide {
-            be_u64(i).map(|(i, v)| (i, WireSeq::U64(v)))
-        } else {
-            be_u32(i).map(|(i, v)| (i, WireSeq::U32(v)))
-        }
+        if wide { be_u64(i).map(|(i, v)| (i, WireSeq::U64(v))) } else { be_u32(i).map(|(i, v)| (i, WireSeq::U32(v))) }
     }
 }
 
@@ -1059,9 +1050,7 @@ mod tests {
     use super::*;
 
     fn one(bytes: &[u8]) -> ParsedOption {
-        let mut it = parse_options(bytes);
-        let o = it.next().expect("one option");
-        o
+        parse_options(bytes).next().expect("one option")
     }
 
     fn roundtrip(o: TcpOption) {
@@ -1143,10 +1132,7 @@ mod tests {
         assert_eq!(opts.len(), 2);
         assert!(opts[1].unwrap_err().is_framing());
         let opts: Vec<_> = parse_options(&[8, 10, 0, 0]).collect();
-        assert_eq!(
-            opts[0].unwrap_err().reason,
-            OptionErrorReason::LengthPastEnd { available: 4 }
-        );
+        assert_eq!(opts[0].unwrap_err().reason, OptionErrorReason::LengthPastEnd { available: 4 });
         let opts: Vec<_> = parse_options(&[2]).collect();
         assert_eq!(opts[0].unwrap_err().reason, OptionErrorReason::MissingLength);
     }
@@ -1219,9 +1205,7 @@ mod tests {
 
     #[test]
     fn emit_options_pads_with_nops() {
-        let opts = [
-            TcpOption::Mptcp(MptcpOption::MpPrio(MpPrio { backup: true, addr_id: None })),
-        ];
+        let opts = [TcpOption::Mptcp(MptcpOption::MpPrio(MpPrio { backup: true, addr_id: None }))];
         let mut buf = [0u8; 40];
         let n = emit_options(&opts, &mut buf);
         assert_eq!(n, 4);

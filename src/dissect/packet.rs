@@ -166,10 +166,20 @@ impl<'a> TcpSegment<'a> {
 /// Non-TCP traffic, described just enough to print a line about it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Other {
-    Udp { sport: u16, dport: u16, len: u16 },
-    Icmp { v6: bool, type_: u8, code: u8 },
+    Udp {
+        sport: u16,
+        dport: u16,
+        len: u16,
+    },
+    Icmp {
+        v6: bool,
+        type_: u8,
+        code: u8,
+    },
     /// Another IP protocol.
-    Ip { protocol: u8 },
+    Ip {
+        protocol: u8,
+    },
     Arp,
     /// An EtherType we do not decode.
     EtherType(u16),
@@ -180,9 +190,16 @@ pub enum Other {
 pub enum DecodeError {
     UnsupportedLinkType(u32),
     /// The frame ended inside a header.
-    Truncated { layer: &'static str, needed: usize, available: usize },
+    Truncated {
+        layer: &'static str,
+        needed: usize,
+        available: usize,
+    },
     /// A header that does not parse (bad version, bad header length...).
-    Malformed { layer: &'static str, detail: String },
+    Malformed {
+        layer: &'static str,
+        detail: String,
+    },
 }
 
 impl fmt::Display for DecodeError {
@@ -232,15 +249,13 @@ pub fn decode(linktype: u32, frame: &[u8]) -> Packet<'_> {
             let et = u16::from_be_bytes([frame[proto_at], frame[proto_at + 1]]);
             LaxSlicedPacket::from_ether_type(etherparse::EtherType(et), &frame[hdr..])
         }
-        linktype::RAW | linktype::RAW_12 | linktype::RAW_14 | linktype::IPV4 | linktype::IPV6 => {
-            match from_ip(frame) {
-                Ok(s) => s,
-                Err(e) => {
-                    p.error = Some(e);
-                    return p;
-                }
+        linktype::RAW | linktype::RAW_12 | linktype::RAW_14 | linktype::IPV4 | linktype::IPV6 => match from_ip(frame) {
+            Ok(s) => s,
+            Err(e) => {
+                p.error = Some(e);
+                return p;
             }
-        }
+        },
         linktype::NULL | linktype::LOOP => {
             if frame.len() < 4 {
                 p.error = Some(DecodeError::Truncated { layer: "loopback", needed: 4, available: frame.len() });
