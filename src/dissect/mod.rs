@@ -7,3 +7,4 @@ pub mod json;
 pub mod options;
 pub mod packet;
 pub mod summary;
+pub mod tcpdump;

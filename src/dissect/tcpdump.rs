@@ -1,0 +1,1 @@
+//! tcpdump-style text printer (placeholder: filled in by its owner)
