@@ -1,0 +1,2830 @@
+//! One MPTCP connection (RFC 8684) and its subflows.
+//!
+//! Data lives at the connection level in two rings indexed by data sequence
+//! number; subflows carry mappings onto them. This module builds every
+//! segment the connection sends (options through the dissector's codec) and
+//! takes every segment its subflows receive, after [`Tcb`] did the TCP part.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::Rng;
+
+use super::mib::{Counter, Mib};
+use super::ring::{RxRing, TxRing};
+use super::scheduler::{Pick, Scheduler, SubflowView};
+use super::tcp::{TcbParams, TcpState, TxMap, TxSeg};
+use super::time::{Duration, Instant};
+use super::wire::{self, Segment, SegmentRepr, flags};
+use super::{AddrFlags, CloseReason, Config, ConnHandle, Event, FallbackReason, StackError, SubflowInfo};
+use crate::dissect::crypto::{self, Key, Version, add_addr_hmac, join_ack_hmac, join_synack_hmac};
+use crate::dissect::options::{
+    AddAddr, Dss, DssMapping, MpCapable, MpFastclose, MpJoin, MpPrio, MpTcpRst, MptcpOption, RawBytes, RemoveAddr,
+    TcpOption, WireSeq,
+};
+use crate::seq::{DataSeq, SubflowSeq};
+use crate::snapshot::{ConnSnapshot, SubflowSnapshot, subflow_flags, token_hex};
+
+pub(crate) use super::tcp::Tcb;
+
+/// MP_TCPRST reason codes (RFC 8684 §3.6).
+pub mod rst_reason {
+    pub const UNSPECIFIED: u8 = 0;
+    pub const MPTCP_ERROR: u8 = 1;
+    pub const PROHIBITED: u8 = 3;
+    pub const MIDDLEBOX: u8 = 6;
+}
+
+/// A local address and its flags.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LocalAddr {
+    pub id: u8,
+    pub addr: IpAddr,
+    pub flags: AddrFlags,
+}
+
+/// A RST to send after the state is gone (stateless answers, refused
+/// joins, aborted subflows).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RstOut {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub seq: SubflowSeq,
+    pub ack: Option<SubflowSeq>,
+    pub tcprst: Option<u8>,
+    pub fastclose: Option<u64>,
+}
+
+/// What a connection needs from its endpoint while it works.
+pub(crate) struct Ctx<'a> {
+    pub cfg: &'a Config,
+    pub mib: &'a mut Mib,
+    pub events: &'a mut VecDeque<Event>,
+    pub rng: &'a mut ChaCha20Rng,
+    pub tuples: &'a mut std::collections::HashMap<(SocketAddr, SocketAddr), (usize, u32)>,
+    pub rsts: &'a mut VecDeque<RstOut>,
+    pub addrs: &'a [LocalAddr],
+    pub isn_secret: &'a [u8; 16],
+    pub conn_idx: usize,
+    pub tcb_params: TcbParams,
+}
+
+impl Ctx<'_> {
+    /// An RFC 6528 initial sequence number: a 4 µs clock plus a keyed hash
+    /// of the 4-tuple.
+    pub fn isn(&self, now: Instant, local: SocketAddr, remote: SocketAddr) -> SubflowSeq {
+        isn(self.isn_secret, now, local, remote)
+    }
+}
+
+pub(crate) fn isn(secret: &[u8; 16], now: Instant, local: SocketAddr, remote: SocketAddr) -> SubflowSeq {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(secret);
+    for a in [local, remote] {
+        match a.ip() {
+            IpAddr::V4(v) => h.update(v.octets()),
+            IpAddr::V6(v) => h.update(v.octets()),
+        }
+        h.update(a.port().to_be_bytes());
+    }
+    let d = h.finalize();
+    let f = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
+    SubflowSeq(f.wrapping_add((now.as_micros() / 4) as u32))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    Client,
+    Server,
+}
+
+/// A receive mapping (RFC 8684 §3.3.1), subflow sequence absolute.
+#[derive(Clone, Copy, Debug)]
+struct RxMap {
+    ssn: SubflowSeq,
+    dsn: DataSeq,
+    /// Payload bytes covered (DATA_FIN's unit excluded).
+    len: u32,
+    fin: bool,
+    csum: Option<u16>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct JoinState {
+    local_nonce: u32,
+    remote_nonce: u32,
+    /// Initiator: our third ACK must be acknowledged before data flows
+    /// (RFC 8684 §3.2).
+    ack_pending: bool,
+    /// Initiator: the third ACK must be (re)sent.
+    ack_due: bool,
+}
+
+/// Staging of a checksummed mapping until it is complete and verified.
+#[derive(Debug)]
+struct CsumStage {
+    map: RxMap,
+    data: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Subflow {
+    pub id: u32,
+    pub tcb: Tcb,
+    pub local_id: u8,
+    pub remote_id: u8,
+    pub initial: bool,
+    join: Option<JoinState>,
+    pub mpc: bool,
+    pub mpc_requested: bool,
+    pub joined: bool,
+    pub join_requested: bool,
+    pub backup_loc: bool,
+    pub backup_rem: bool,
+    /// May carry data at the MPTCP level.
+    pub ready: bool,
+    pub stale: bool,
+    /// We asked this subflow to close (FIN), or it is being torn down.
+    pub closing: bool,
+    rx_maps: VecDeque<RxMap>,
+    cur_map: Option<RxMap>,
+    redundant: VecDeque<(DataSeq, u32)>,
+    pending_prio: Option<bool>,
+    pub bytes_reinjected: u64,
+    pub data_bytes_sent: u64,
+    pub data_bytes_received: u64,
+    up_reported: bool,
+    pub down: Option<CloseReason>,
+    stage: Option<CsumStage>,
+    /// Bytes of data-acked segments the send ring could not keep (stale subflow).
+    spill: Vec<(DataSeq, Vec<u8>)>,
+}
+
+impl Subflow {
+    fn new(id: u32, tcb: Tcb, initial: bool) -> Subflow {
+        Subflow {
+            id,
+            tcb,
+            local_id: 0,
+            remote_id: 0,
+            initial,
+            join: None,
+            mpc: false,
+            mpc_requested: false,
+            joined: false,
+            join_requested: false,
+            backup_loc: false,
+            backup_rem: false,
+            ready: false,
+            stale: false,
+            closing: false,
+            rx_maps: VecDeque::new(),
+            cur_map: None,
+            redundant: VecDeque::new(),
+            pending_prio: None,
+            bytes_reinjected: 0,
+            data_bytes_sent: 0,
+            data_bytes_received: 0,
+            up_reported: false,
+            down: None,
+            stage: None,
+            spill: Vec::new(),
+        }
+    }
+
+    pub fn info(&self) -> SubflowInfo {
+        SubflowInfo {
+            id: self.id,
+            local: self.tcb.local,
+            remote: self.tcb.remote,
+            local_id: self.local_id,
+            remote_id: self.remote_id,
+            backup: self.backup_loc || self.backup_rem,
+            join: !self.initial,
+        }
+    }
+
+    pub fn alive(&self) -> bool {
+        self.down.is_none() && self.tcb.state != TcpState::Closed
+    }
+}
+
+/// Options of one outgoing segment, within the 40-byte option space.
+#[derive(Clone, Copy)]
+struct OptList {
+    v: [TcpOption; 10],
+    n: usize,
+}
+
+impl OptList {
+    fn new() -> OptList {
+        OptList { v: [TcpOption::Nop; 10], n: 0 }
+    }
+    fn push(&mut self, o: TcpOption) {
+        self.v[self.n] = o;
+        self.n += 1;
+    }
+    fn as_slice(&self) -> &[TcpOption] {
+        &self.v[..self.n]
+    }
+    fn bytes(&self) -> usize {
+        crate::dissect::options::options_len(self.as_slice())
+    }
+    fn timestamps(&mut self, tcb: &Tcb, now: Instant) {
+        if tcb.ts_ok {
+            self.push(TcpOption::Nop);
+            self.push(TcpOption::Nop);
+            self.push(TcpOption::Timestamps { tsval: tcb.tsval(now), tsecr: tcb.ts_recent });
+        }
+    }
+    /// SACK blocks in what room is left (RFC 2018 §3).
+    fn sack(&mut self, tcb: &Tcb) {
+        let used = self.v[..self.n].iter().map(|o| o.buffer_len()).sum::<usize>();
+        let room = 40usize.saturating_sub(used);
+        if room < 2 + 2 + 8 {
+            return;
+        }
+        let max = (room - 4) / 8;
+        if let Some(b) = tcb.sack_blocks(max) {
+            self.push(TcpOption::Nop);
+            self.push(TcpOption::Nop);
+            self.push(TcpOption::Sack(b));
+        }
+    }
+}
+
+/// Where the bytes of an outgoing segment come from.
+#[derive(Clone, Copy)]
+enum Payload {
+    None,
+    /// From the send ring (or a subflow's spill) at this DSN.
+    Data(DataSeq, usize),
+}
+
+/// The MPTCP-level state of a connection.
+#[derive(Debug)]
+pub(crate) struct Mptcp {
+    /// MPTCP attempted or negotiated (false: plain TCP from the start).
+    pub enabled: bool,
+    pub fallback: Option<FallbackReason>,
+    pub local_key: Key,
+    pub remote_key: Option<Key>,
+    pub local_token: u32,
+    pub remote_token: u32,
+    pub remote_idsn: u64,
+    pub csum: bool,
+    /// The peer has our key (client: it sent a DSS; server: it sent the third ACK).
+    pub fully_established: bool,
+    /// MP_CAPABLE was left out of retransmitted SYNs.
+    syn_mpc_dropped: bool,
+    /// A DSS was ever received.
+    dss_seen: bool,
+}
+
+impl Mptcp {
+    pub fn active(&self) -> bool {
+        self.enabled && self.fallback.is_none()
+    }
+}
+
+/// Path-manager state of a connection.
+#[derive(Debug, Default)]
+struct Pm {
+    /// ADD_ADDR to send, and those sent waiting for their echo: (option, next send time, tries).
+    announce: Vec<(AddAddr, Option<Instant>, u32)>,
+    /// Echoes to send.
+    echo: VecDeque<AddAddr>,
+    /// REMOVE_ADDR ids to send.
+    remove: Vec<u8>,
+    /// Addresses the peer announced: (id, address).
+    remote_addrs: Vec<(u8, SocketAddr)>,
+    add_addr_accepted: u8,
+    joins_created: u8,
+    started: bool,
+    signals_sent: u8,
+}
+
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub handle: ConnHandle,
+    pub role: Role,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub listener: Option<SocketAddr>,
+    pub mp: Mptcp,
+    pub subflows: Vec<Subflow>,
+    next_sf_id: u32,
+    tx: TxRing,
+    pub snd_una: DataSeq,
+    pub snd_nxt: DataSeq,
+    /// Right edge of the peer's connection-level window (RFC 8684 §3.3.4).
+    snd_edge: DataSeq,
+    rx: RxRing,
+    /// The first mapping of a client, sent in the MP_CAPABLE data form:
+    /// (start, len, next offset to send).
+    mpc_map: Option<(DataSeq, u32, u32)>,
+    mpc_map_done: bool,
+    /// Data ranges to send again on any subflow.
+    reinject: VecDeque<(DataSeq, u32)>,
+    sched: Box<dyn Scheduler>,
+    views: Vec<SubflowView>,
+    pm: Pm,
+    /// The application closed: DATA_FIN at `tx.tail`.
+    pub app_closed: bool,
+    dfin_due: bool,
+    dfin_rto_at: Option<Instant>,
+    dfin_tries: u32,
+    pub dfin_acked: bool,
+    /// The peer's DATA_FIN (its DSN).
+    peer_fin: Option<DataSeq>,
+    pub peer_fin_done: bool,
+    /// Receive base after a fallback: (subflow seq, DSN).
+    fb_rx: Option<(SubflowSeq, DataSeq)>,
+    persist_at: Option<Instant>,
+    persist_backoff: u32,
+    last_adv_edge: DataSeq,
+    readable_armed: bool,
+    writable_wanted: bool,
+    pub connected_reported: bool,
+    pub closed: Option<CloseReason>,
+    pub released: bool,
+    pub established_at: Option<Instant>,
+    pub retransmits: u64,
+    pub bytes_retrans: u64,
+    pub bytes_reinjected: u64,
+    pub subflows_total: u32,
+    rr: usize,
+    tcb_params: TcbParams,
+    cfg_checksum_offload: bool,
+    mss_local: usize,
+    limits: super::Limits,
+    stale_rtos: u32,
+    max_rtos: u32,
+    syn_retries: u32,
+    mpc_syn_retries: u32,
+    add_addr_timeout: Duration,
+}
+
+fn new_key(rng: &mut ChaCha20Rng, tokens_in_use: &dyn Fn(u32) -> bool) -> (Key, u32, u64) {
+    loop {
+        let k = Key(rng.next_u64());
+        let (t, i) = k.token_idsn(Version::V1);
+        if !tokens_in_use(t.0) && t.0 != 0 {
+            return (k, t.0, i.0);
+        }
+    }
+}
+
+impl Connection {
+    #[allow(clippy::too_many_arguments)]
+    fn base(
+        handle: ConnHandle,
+        role: Role,
+        local: SocketAddr,
+        remote: SocketAddr,
+        cfg: &Config,
+        key: (Key, u32, u64),
+        enabled: bool,
+        params: TcbParams,
+    ) -> Connection {
+        let (local_key, local_token, local_idsn) = key;
+        let start = DataSeq(local_idsn.wrapping_add(1));
+        Connection {
+            handle,
+            role,
+            local,
+            remote,
+            listener: None,
+            mp: Mptcp {
+                enabled,
+                fallback: if cfg.mptcp { None } else { Some(FallbackReason::Disabled) },
+                local_key,
+                remote_key: None,
+                local_token,
+                remote_token: 0,
+                remote_idsn: 0,
+                csum: cfg.checksum,
+                fully_established: false,
+                syn_mpc_dropped: false,
+                dss_seen: false,
+            },
+            subflows: Vec::new(),
+            next_sf_id: 0,
+            tx: TxRing::new(cfg.send_buffer, start),
+            snd_una: start,
+            snd_nxt: start,
+            snd_edge: start,
+            rx: RxRing::new(cfg.recv_buffer, DataSeq(0)),
+            mpc_map: None,
+            mpc_map_done: false,
+            reinject: VecDeque::new(),
+            sched: cfg.scheduler.build(),
+            views: Vec::new(),
+            pm: Pm::default(),
+            app_closed: false,
+            dfin_due: false,
+            dfin_rto_at: None,
+            dfin_tries: 0,
+            dfin_acked: false,
+            peer_fin: None,
+            peer_fin_done: false,
+            fb_rx: None,
+            persist_at: None,
+            persist_backoff: 0,
+            last_adv_edge: DataSeq(0),
+            readable_armed: true,
+            writable_wanted: false,
+            connected_reported: false,
+            closed: None,
+            released: false,
+            established_at: None,
+            retransmits: 0,
+            bytes_retrans: 0,
+            bytes_reinjected: 0,
+            subflows_total: 0,
+            rr: 0,
+            tcb_params: params,
+            cfg_checksum_offload: cfg.offload_checksums,
+            mss_local: params.mss,
+            limits: cfg.limits,
+            stale_rtos: cfg.stale_rtos.max(1),
+            max_rtos: cfg.max_rtos,
+            syn_retries: cfg.syn_retries,
+            mpc_syn_retries: cfg.mpc_syn_retries,
+            add_addr_timeout: cfg.add_addr_timeout,
+        }
+    }
+
+    /// Active open: the initial subflow in SYN-SENT.
+    pub fn connect(
+        handle: ConnHandle,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        ctx: &mut Ctx<'_>,
+        tokens_in_use: &dyn Fn(u32) -> bool,
+    ) -> Connection {
+        let key = new_key(ctx.rng, tokens_in_use);
+        let mut c = Connection::base(handle, Role::Client, local, remote, ctx.cfg, key, ctx.cfg.mptcp, ctx.tcb_params);
+        let iss = ctx.isn(now, local, remote);
+        let ts_off = ctx.rng.next_u32();
+        let tcb = Tcb::client(local, remote, iss, ts_off, &ctx.tcb_params, ctx.cfg.cc.build(ctx.tcb_params.mss), now);
+        let mut sf = Subflow::new(0, tcb, true);
+        sf.mpc_requested = c.mp.enabled;
+        sf.backup_loc = ctx.addrs.iter().any(|a| a.addr == local.ip() && a.flags.backup);
+        c.next_sf_id = 1;
+        c.subflows_total = 1;
+        c.subflows.push(sf);
+        ctx.tuples.insert((local, remote), (ctx.conn_idx, 0));
+        ctx.mib.inc(Counter::TcpActiveOpens);
+        if c.mp.enabled {
+            ctx.mib.inc(Counter::MpCapableSynTx);
+        }
+        c
+    }
+
+    /// Passive open from a SYN (MP_CAPABLE or plain).
+    pub fn accept(
+        handle: ConnHandle,
+        now: Instant,
+        syn: &Segment<'_>,
+        listener: SocketAddr,
+        ctx: &mut Ctx<'_>,
+        tokens_in_use: &dyn Fn(u32) -> bool,
+    ) -> Connection {
+        let mpc = syn.opts.mptcp().find_map(|o| match o {
+            MptcpOption::MpCapable(m) => Some(*m),
+            _ => None,
+        });
+        let key = new_key(ctx.rng, tokens_in_use);
+        // RFC 8684 §3.1: a v1 SYN carries no key; anything else is not v1.
+        let v1 = mpc.is_some_and(|m| m.version == 1 && m.sender_key.is_none());
+        let enabled = ctx.cfg.mptcp && v1;
+        let mut c = Connection::base(handle, Role::Server, syn.dst, syn.src, ctx.cfg, key, enabled, ctx.tcb_params);
+        c.listener = Some(listener);
+        if ctx.cfg.mptcp && !v1 {
+            c.mp.fallback = Some(FallbackReason::NoMpCapableInSyn);
+        }
+        if enabled {
+            ctx.mib.inc(Counter::MpCapableSynRx);
+            if mpc.is_some_and(|m| m.checksum_required()) {
+                c.mp.csum = true;
+            }
+        }
+        let iss = ctx.isn(now, syn.dst, syn.src);
+        let ts_off = ctx.rng.next_u32();
+        let tcb =
+            Tcb::server(syn.dst, syn.src, iss, ts_off, &ctx.tcb_params, ctx.cfg.cc.build(ctx.tcb_params.mss), syn, now);
+        let mut sf = Subflow::new(0, tcb, true);
+        sf.mpc = enabled;
+        sf.backup_loc = ctx.addrs.iter().any(|a| a.addr == syn.dst.ip() && a.flags.backup);
+        c.rx = RxRing::new(ctx.cfg.recv_buffer, DataSeq(0));
+        c.next_sf_id = 1;
+        c.subflows_total = 1;
+        c.subflows.push(sf);
+        ctx.tuples.insert((syn.dst, syn.src), (ctx.conn_idx, 0));
+        ctx.mib.inc(Counter::TcpPassiveOpens);
+        c
+    }
+
+    fn sf_index(&self, id: u32) -> Option<usize> {
+        self.subflows.iter().position(|s| s.id == id)
+    }
+
+    pub fn is_fallback(&self) -> bool {
+        self.mp.fallback.is_some()
+    }
+
+    /// DATA_ACK value we send: in-order data, plus the peer's DATA_FIN once consumed.
+    fn data_ack(&self) -> DataSeq {
+        self.rx.nxt + self.peer_fin_done as u64
+    }
+
+    fn fallback(&mut self, reason: FallbackReason, ctx: &mut Ctx<'_>) {
+        if self.mp.fallback.is_some() {
+            return;
+        }
+        self.mp.fallback = Some(reason);
+        ctx.events.push_back(Event::Fallback { conn: self.handle, reason });
+        if let Some(sf) = self.subflows.first_mut() {
+            sf.ready = sf.tcb.state.synchronized();
+            // Data continues in order from where the subflow stands.
+            self.fb_rx = Some((sf.tcb.rcv_nxt, self.rx.nxt));
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Commands
+    // ------------------------------------------------------------------
+
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, StackError> {
+        if let Some(r) = self.closed {
+            return Err(StackError::Reset(r));
+        }
+        if self.app_closed {
+            return Err(StackError::Closing);
+        }
+        let n = self.tx.write(data);
+        if n < data.len() {
+            self.writable_wanted = true;
+        }
+        Ok(n)
+    }
+
+    pub fn recv(&mut self, out: &mut [u8], ctx: &mut Ctx<'_>) -> Result<Option<usize>, super::RecvError> {
+        let n = self.rx.read(out);
+        if n > 0 {
+            self.maybe_window_update(ctx);
+            if self.rx.readable() == 0 {
+                self.readable_armed = true;
+            }
+            return Ok(Some(n));
+        }
+        self.readable_armed = true;
+        if self.peer_fin_done {
+            return Ok(None);
+        }
+        match self.closed {
+            Some(CloseReason::Normal) => Ok(None),
+            Some(r) => Err(super::RecvError::Reset(r)),
+            None => Err(super::RecvError::Blocked),
+        }
+    }
+
+    pub fn readable(&self) -> usize {
+        self.rx.readable()
+    }
+
+    pub fn send_buffer_free(&self) -> usize {
+        self.tx.free()
+    }
+
+    /// Bytes written by the application and not yet acknowledged at the data level.
+    pub fn unacked(&self) -> u64 {
+        self.tx.tail - self.snd_una
+    }
+
+    /// After a read: announce a window that opened a lot (receiver SWS
+    /// avoidance, RFC 9293 §3.8.6.2.2).
+    fn maybe_window_update(&mut self, _ctx: &mut Ctx<'_>) {
+        let edge = self.rx.read + self.rx.capacity() as u64;
+        let grown = edge.0.saturating_sub(self.last_adv_edge.0) as usize;
+        let adv_left = self.last_adv_edge.0.saturating_sub(self.rx.nxt.0) as usize;
+        if grown >= (self.rx.capacity() / 2).min(4 * self.mss_local) && adv_left < self.rx.capacity() / 2 {
+            if let Some(sf) = self.subflows.iter_mut().find(|s| s.ready && s.alive() && s.tcb.state.synchronized()) {
+                sf.tcb.ack_now = true;
+            }
+        }
+    }
+
+    pub fn close(&mut self) {
+        if self.app_closed || self.closed.is_some() {
+            return;
+        }
+        self.app_closed = true;
+        if self.is_fallback() || !self.mp.enabled {
+            // Plain TCP: the FIN follows the data.
+            if let Some(sf) = self.subflows.first_mut() {
+                sf.closing = true;
+                if sf.tcb.state == TcpState::SynSent {
+                    sf.tcb.reset();
+                } else {
+                    sf.tcb.close();
+                }
+            }
+        }
+    }
+
+    /// MP_FASTCLOSE (RFC 8684 §3.5, "option R": a RST carrying it on every subflow).
+    pub fn abort(&mut self, ctx: &mut Ctx<'_>) {
+        if self.closed.is_some() {
+            return;
+        }
+        let fast = self.mp.active() && self.mp.remote_key.is_some();
+        for i in 0..self.subflows.len() {
+            let sf = &self.subflows[i];
+            if !sf.alive() {
+                continue;
+            }
+            if sf.tcb.state != TcpState::SynSent {
+                ctx.rsts.push_back(RstOut {
+                    src: sf.tcb.local,
+                    dst: sf.tcb.remote,
+                    seq: sf.tcb.seq_for_ack(),
+                    ack: Some(sf.tcb.rcv_nxt),
+                    tcprst: None,
+                    fastclose: if fast { self.mp.remote_key.map(|k| k.0) } else { None },
+                });
+                ctx.mib.inc(Counter::TcpOutRsts);
+                if fast {
+                    ctx.mib.inc(Counter::MpFastcloseTx);
+                }
+            }
+            self.kill_subflow(i, CloseReason::Aborted, ctx, false);
+        }
+        self.finish(CloseReason::Aborted, ctx);
+    }
+
+    fn finish(&mut self, reason: CloseReason, ctx: &mut Ctx<'_>) {
+        if self.closed.is_some() {
+            return;
+        }
+        if self.mp.active() && self.mp.fully_established && self.established_at.is_some() {
+            ctx.mib.dec(Counter::MpCurrEstab);
+        }
+        self.closed = Some(reason);
+        ctx.events.push_back(Event::Closed { conn: self.handle, reason });
+        if !self.connected_reported && self.role == Role::Client {
+            self.connected_reported = true;
+        }
+    }
+
+    /// Tear a subflow down: no more sending, data reinjected, tuple freed.
+    fn kill_subflow(&mut self, i: usize, reason: CloseReason, ctx: &mut Ctx<'_>, reinject: bool) {
+        if reinject {
+            self.reinject_from(i, ctx);
+        }
+        let sf = &mut self.subflows[i];
+        if sf.down.is_some() {
+            return;
+        }
+        sf.down = Some(reason);
+        sf.ready = false;
+        sf.tcb.reset();
+        sf.spill.clear();
+        sf.redundant.clear();
+        ctx.tuples.remove(&(sf.tcb.local, sf.tcb.remote));
+        if sf.up_reported {
+            ctx.events.push_back(Event::SubflowDown { conn: self.handle, subflow: sf.info(), reason });
+        }
+    }
+
+    /// Queue a subflow's unacknowledged data for the other subflows
+    /// (RFC 8684 §3.3.6: data outstanding on a failed subflow is resent).
+    fn reinject_from(&mut self, i: usize, ctx: &mut Ctx<'_>) {
+        let una = self.snd_una;
+        let others = self.subflows.iter().enumerate().any(|(j, s)| j != i && s.ready && s.alive() && !s.stale);
+        if !others || !self.mp.active() {
+            return;
+        }
+        for seg in self.subflows[i].tcb.txq.iter_mut() {
+            if seg.reinjected {
+                continue;
+            }
+            seg.reinjected = true;
+            let end = seg.dsn + seg.len as u64;
+            if end <= una {
+                continue;
+            }
+            let start = seg.dsn.max(una);
+            let len = (end - start) as u32;
+            self.reinject.push_back((start, len));
+            ctx.mib.inc(Counter::MptcpRetrans);
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Input
+    // ------------------------------------------------------------------
+
+    pub fn on_segment(&mut self, now: Instant, sf_id: u32, seg: &Segment<'_>, ctx: &mut Ctx<'_>) {
+        let Some(i) = self.sf_index(sf_id) else { return };
+        {
+            let sf = &mut self.subflows[i];
+            sf.tcb.stats.segs_in += 1;
+            sf.tcb.last_recv = now;
+        }
+        match self.subflows[i].tcb.state {
+            TcpState::SynSent => self.on_syn_sent(now, i, seg, ctx),
+            TcpState::SynReceived => self.on_syn_received(now, i, seg, ctx),
+            TcpState::Closed => {}
+            _ => self.on_synchronized(now, i, seg, ctx),
+        }
+        self.after_input(now, ctx);
+    }
+
+    fn on_syn_sent(&mut self, now: Instant, i: usize, seg: &Segment<'_>, ctx: &mut Ctx<'_>) {
+        let iss = self.subflows[i].tcb.iss;
+        let ack_ok = seg.has(flags::ACK) && seg.ack == iss + 1u32;
+        if seg.has(flags::RST) {
+            if ack_ok {
+                let reason = tcprst_reason(seg);
+                if reason.is_some() {
+                    ctx.mib.inc(Counter::MpRstRx);
+                }
+                if self.subflows[i].initial {
+                    self.kill_subflow(i, CloseReason::Refused, ctx, false);
+                    self.finish(CloseReason::Refused, ctx);
+                } else {
+                    self.kill_subflow(i, CloseReason::Reset { mptcp_reason: reason }, ctx, false);
+                }
+            }
+            return;
+        }
+        if !(seg.has(flags::SYN) && ack_ok) {
+            // RFC 9293 §3.10.7.3: an unacceptable ACK gets a RST.
+            if seg.has(flags::ACK) && !ack_ok {
+                ctx.rsts.push_back(RstOut {
+                    src: seg.dst,
+                    dst: seg.src,
+                    seq: seg.ack,
+                    ack: None,
+                    tcprst: None,
+                    fastclose: None,
+                });
+            }
+            return;
+        }
+        if self.subflows[i].initial {
+            let mpc = seg.opts.mptcp().find_map(|o| match o {
+                MptcpOption::MpCapable(m) => Some(*m),
+                _ => None,
+            });
+            self.subflows[i].tcb.on_synack(now, seg);
+            if self.mp.enabled && self.mp.fallback.is_none() {
+                match mpc {
+                    Some(m) if m.version == 1 && m.sender_key.is_some() && !self.mp.syn_mpc_dropped => {
+                        let k = Key(m.sender_key.unwrap_or(0));
+                        let (t, idsn) = k.token_idsn(Version::V1);
+                        self.mp.remote_key = Some(k);
+                        self.mp.remote_token = t.0;
+                        self.mp.remote_idsn = idsn.0;
+                        self.mp.csum |= m.checksum_required();
+                        self.rx = RxRing::new(self.rx.capacity(), DataSeq(idsn.0.wrapping_add(1)));
+                        self.last_adv_edge = self.rx.nxt;
+                        let sf = &mut self.subflows[i];
+                        sf.mpc = true;
+                        sf.ready = true;
+                        ctx.mib.inc(Counter::MpCapableSynAckRx);
+                    }
+                    _ => {
+                        let reason = if self.mp.syn_mpc_dropped {
+                            FallbackReason::SynRetransmissions
+                        } else {
+                            ctx.mib.inc(Counter::MpCapableFallbackSynAck);
+                            FallbackReason::NoMpCapableInSynAck
+                        };
+                        self.rx = RxRing::new(self.rx.capacity(), DataSeq(0));
+                        self.fallback(reason, ctx);
+                    }
+                }
+            } else {
+                self.rx = RxRing::new(self.rx.capacity(), DataSeq(0));
+                self.fb_rx = Some((self.subflows[i].tcb.rcv_nxt, self.rx.nxt));
+                self.subflows[i].ready = true;
+            }
+            // The peer's SYN/ACK window (never scaled) bounds our first flight.
+            self.snd_edge = self.snd_una + seg.window as u64;
+            self.established_at = Some(now);
+            self.connected_reported = true;
+            let sf = &mut self.subflows[i];
+            sf.up_reported = true;
+            ctx.events.push_back(Event::Connected(self.handle));
+            ctx.events.push_back(Event::SubflowUp { conn: self.handle, subflow: sf.info() });
+            if self.app_closed && self.is_fallback() {
+                let sf = &mut self.subflows[i];
+                sf.tcb.close();
+            }
+            return;
+        }
+        // A join: verify B's HMAC (RFC 8684 §3.2).
+        let synack = seg.opts.mptcp().find_map(|o| match o {
+            MptcpOption::MpJoin(MpJoin::SynAck { backup, addr_id, hmac, nonce }) => {
+                Some((*backup, *addr_id, *hmac, *nonce))
+            }
+            _ => None,
+        });
+        let Some((backup, addr_id, hmac, nonce)) = synack else {
+            // RFC 8684 §3.2: a SYN/ACK without MP_JOIN: close the subflow.
+            self.reset_subflow(i, rst_reason::MPTCP_ERROR, seg, ctx);
+            return;
+        };
+        ctx.mib.inc(Counter::MpJoinSynAckRx);
+        if backup {
+            ctx.mib.inc(Counter::MpJoinSynAckBackupRx);
+        }
+        let (Some(rk), Some(js)) = (self.mp.remote_key, self.subflows[i].join) else { return };
+        let expect = join_synack_hmac(Version::V1, rk, self.mp.local_key, nonce, js.local_nonce);
+        if expect != hmac {
+            ctx.mib.inc(Counter::MpJoinSynAckHmacFailure);
+            self.reset_subflow(i, rst_reason::MPTCP_ERROR, seg, ctx);
+            return;
+        }
+        let sf = &mut self.subflows[i];
+        sf.tcb.on_synack(now, seg);
+        sf.tcb.ack_now = false;
+        sf.remote_id = addr_id;
+        sf.backup_rem = backup;
+        sf.joined = true;
+        if let Some(j) = sf.join.as_mut() {
+            j.remote_nonce = nonce;
+            j.ack_pending = true;
+            j.ack_due = true;
+        }
+    }
+
+    fn on_syn_received(&mut self, now: Instant, i: usize, seg: &Segment<'_>, ctx: &mut Ctx<'_>) {
+        let (iss, irs) = (self.subflows[i].tcb.iss, self.subflows[i].tcb.irs);
+        if seg.has(flags::RST) {
+            if seg.seq == irs + 1u32 || seg.seq == self.subflows[i].tcb.rcv_nxt {
+                let initial = self.subflows[i].initial;
+                self.kill_subflow(i, CloseReason::Reset { mptcp_reason: tcprst_reason(seg) }, ctx, false);
+                if initial {
+                    self.finish(CloseReason::Reset { mptcp_reason: None }, ctx);
+                    self.released = true;
+                }
+            }
+            return;
+        }
+        if seg.has(flags::SYN) {
+            if seg.seq == irs {
+                self.subflows[i].tcb.syn_due = true;
+            }
+            return;
+        }
+        if !seg.has(flags::ACK) {
+            return;
+        }
+        if seg.ack != iss + 1u32 {
+            ctx.rsts.push_back(RstOut {
+                src: seg.dst,
+                dst: seg.src,
+                seq: seg.ack,
+                ack: None,
+                tcprst: None,
+                fastclose: None,
+            });
+            return;
+        }
+        if self.subflows[i].initial {
+            if self.mp.active() {
+                let mpc = seg.opts.mptcp().find_map(|o| match o {
+                    MptcpOption::MpCapable(m) => Some(*m),
+                    _ => None,
+                });
+                match mpc {
+                    Some(m) if m.sender_key.is_some() && m.receiver_key == Some(self.mp.local_key.0) => {
+                        let k = Key(m.sender_key.unwrap_or(0));
+                        self.set_remote_key(k);
+                        self.mp.csum |= m.checksum_required();
+                        ctx.mib.inc(Counter::MpCapableAckRx);
+                        self.subflows[i].ready = true;
+                        self.mp.fully_established = true;
+                        ctx.mib.inc(Counter::MpCurrEstab);
+                        ctx.events.push_back(Event::FullyEstablished(self.handle));
+                    }
+                    _ => {
+                        ctx.mib.inc(Counter::MpCapableFallbackAck);
+                        self.rx = RxRing::new(self.rx.capacity(), DataSeq(0));
+                        self.last_adv_edge = self.rx.nxt;
+                        self.fallback(FallbackReason::NoMpCapableInAck, ctx);
+                    }
+                }
+            } else {
+                self.fb_rx = Some((self.subflows[i].tcb.rcv_nxt, self.rx.nxt));
+                self.subflows[i].ready = true;
+            }
+            self.subflows[i].tcb.on_handshake_ack(now, seg);
+            self.snd_edge = self.snd_una + ((seg.window as u64) << self.subflows[i].tcb.snd_wscale);
+            self.established_at = Some(now);
+            self.connected_reported = true;
+            let listener = self.listener.unwrap_or(self.local);
+            ctx.events.push_back(Event::Accepted { conn: self.handle, listener });
+            let sf = &mut self.subflows[i];
+            sf.up_reported = true;
+            ctx.events.push_back(Event::SubflowUp { conn: self.handle, subflow: sf.info() });
+            if self.mp.fully_established {
+                self.pm_start(now, ctx);
+            }
+            // The segment may carry data (MP_CAPABLE data form) and more.
+            self.on_synchronized(now, i, seg, ctx);
+            return;
+        }
+        // Third ACK of a join: A's HMAC (RFC 8684 §3.2).
+        let hmac = seg.opts.mptcp().find_map(|o| match o {
+            MptcpOption::MpJoin(MpJoin::Ack { hmac }) => Some(*hmac),
+            _ => None,
+        });
+        let (Some(rk), Some(js)) = (self.mp.remote_key, self.subflows[i].join) else { return };
+        let expect = join_ack_hmac(Version::V1, rk, self.mp.local_key, js.remote_nonce, js.local_nonce);
+        if hmac != Some(expect) {
+            ctx.mib.inc(Counter::MpJoinAckHmacFailure);
+            self.reset_subflow(i, rst_reason::PROHIBITED, seg, ctx);
+            // Nothing of it stays.
+            self.subflows.remove(i);
+            return;
+        }
+        ctx.mib.inc(Counter::MpJoinAckRx);
+        let sf = &mut self.subflows[i];
+        sf.tcb.on_handshake_ack(now, seg);
+        sf.ready = true;
+        sf.joined = true;
+        // RFC 8684 §3.2: acknowledge the third ACK at once.
+        sf.tcb.ack_now = true;
+        sf.up_reported = true;
+        ctx.events.push_back(Event::SubflowUp { conn: self.handle, subflow: sf.info() });
+        self.on_synchronized(now, i, seg, ctx);
+    }
+
+    fn set_remote_key(&mut self, k: Key) {
+        let (t, idsn) = k.token_idsn(Version::V1);
+        self.mp.remote_key = Some(k);
+        self.mp.remote_token = t.0;
+        self.mp.remote_idsn = idsn.0;
+        let start = DataSeq(idsn.0.wrapping_add(1));
+        if self.rx.nxt != start && self.rx.readable() == 0 && self.rx.ooo.is_empty() {
+            self.rx = RxRing::new(self.rx.capacity(), start);
+            self.last_adv_edge = start;
+        }
+    }
+
+    /// Send a RST with MP_TCPRST on a subflow and forget it.
+    fn reset_subflow(&mut self, i: usize, reason: u8, seg: &Segment<'_>, ctx: &mut Ctx<'_>) {
+        let (seq, ack) =
+            if seg.has(flags::ACK) { (seg.ack, None) } else { (SubflowSeq(0), Some(seg.seq + seg.seq_len())) };
+        ctx.rsts.push_back(RstOut {
+            src: seg.dst,
+            dst: seg.src,
+            seq,
+            ack,
+            tcprst: if self.mp.active() { Some(reason) } else { None },
+            fastclose: None,
+        });
+        ctx.mib.inc(Counter::TcpOutRsts);
+        if self.mp.active() {
+            ctx.mib.inc(Counter::MpRstTx);
+        }
+        self.kill_subflow(i, CloseReason::LocalReset { mptcp_reason: reason }, ctx, true);
+    }
+
+    /// Reset a synchronized subflow from our side (dead, removed, bad mapping).
+    fn abort_subflow(&mut self, i: usize, reason: u8, close: CloseReason, ctx: &mut Ctx<'_>) {
+        let sf = &self.subflows[i];
+        if !sf.alive() {
+            return;
+        }
+        ctx.rsts.push_back(RstOut {
+            src: sf.tcb.local,
+            dst: sf.tcb.remote,
+            seq: sf.tcb.seq_for_ack(),
+            ack: Some(sf.tcb.rcv_nxt),
+            tcprst: if self.mp.active() { Some(reason) } else { None },
+            fastclose: None,
+        });
+        ctx.mib.inc(Counter::TcpOutRsts);
+        if self.mp.active() {
+            ctx.mib.inc(Counter::MpRstTx);
+        }
+        self.kill_subflow(i, close, ctx, true);
+    }
+
+    fn on_synchronized(&mut self, now: Instant, i: usize, seg: &Segment<'_>, ctx: &mut Ctx<'_>) {
+        let wnd = self.rx_window();
+        // RST (RFC 9293 §3.10.7.4 second; RFC 5961 §3: exact match, else challenge ACK).
+        if seg.has(flags::RST) {
+            let sf = &mut self.subflows[i];
+            if seg.seq == sf.tcb.rcv_nxt || (sf.tcb.state == TcpState::TimeWait) {
+                self.on_rst(i, seg, ctx);
+            } else if sf.tcb.acceptable(seg.seq, 0, wnd) {
+                sf.tcb.ack_now = true;
+            }
+            return;
+        }
+        let seq_len = seg.seq_len();
+        {
+            let sf = &mut self.subflows[i];
+            if sf.tcb.state == TcpState::TimeWait {
+                if seg.has(flags::FIN) {
+                    // A retransmitted FIN: ACK it and restart the 2MSL wait.
+                    sf.tcb.enter_timewait(now);
+                    sf.tcb.ack_now = true;
+                }
+                return;
+            }
+            if !sf.tcb.acceptable(seg.seq, seq_len, wnd) {
+                // RFC 9293: unacceptable, send an ACK (unless RST) and drop.
+                sf.tcb.ack_now = true;
+                return;
+            }
+            if seg.has(flags::SYN) {
+                // RFC 5961 §4: challenge ACK.
+                sf.tcb.ack_now = true;
+                return;
+            }
+            if !seg.has(flags::ACK) {
+                return;
+            }
+            sf.tcb.on_timestamp(seg);
+        }
+        // Join initiator: any ACK from B after our third ACK confirms it.
+        {
+            let sf = &mut self.subflows[i];
+            if let Some(j) = sf.join.as_mut()
+                && j.ack_pending
+            {
+                j.ack_pending = false;
+                j.ack_due = false;
+                sf.ready = true;
+                sf.tcb.rto_at = if sf.tcb.has_outstanding() { sf.tcb.rto_at } else { None };
+                ctx.mib.inc(Counter::MpJoinAckRx);
+                sf.up_reported = true;
+                ctx.events.push_back(Event::SubflowUp { conn: self.handle, subflow: sf.info() });
+            }
+        }
+        let out = self.subflows[i].tcb.on_ack(now, seg);
+        if out.invalid {
+            return;
+        }
+        if out.entered_recovery {
+            ctx.mib.inc(if self.subflows[i].tcb.sack_ok { Counter::TcpSackRecovery } else { Counter::TcpRenoRecovery });
+        }
+        if out.acked > 0 && self.subflows[i].stale {
+            self.subflows[i].stale = false;
+            ctx.mib.inc(Counter::SubflowRecover);
+        }
+        self.subflows[i].tcb.after_ack(now, out.fin_acked);
+        if self.mp.active() {
+            self.on_mptcp_options(now, i, seg, out.acked, ctx);
+            if !self.subflows.get(i).is_some_and(|s| s.alive()) || self.closed.is_some() {
+                return;
+            }
+        } else if out.acked > 0 || self.is_fallback() || !self.mp.enabled {
+            // Plain TCP: the data level follows the subflow.
+            let sf = &self.subflows[i];
+            let una = sf.tcb.txq.front().map_or(self.snd_nxt, |s| s.dsn);
+            if una > self.snd_una {
+                self.snd_una = una;
+            }
+            let edge = self.snd_una + sf.tcb.snd_wnd as u64;
+            if edge > self.snd_edge {
+                self.snd_edge = edge;
+            }
+        }
+        // Payload.
+        let mut all_taken = true;
+        if !seg.payload.is_empty() {
+            all_taken = self.take_payload(now, i, seg, ctx);
+        }
+        if !self.subflows.get(i).is_some_and(|s| s.alive()) {
+            return;
+        }
+        if seg.has(flags::FIN) && all_taken {
+            let fin_seq = seg.seq + seg.payload.len();
+            let sf = &mut self.subflows[i];
+            sf.tcb.on_fin(fin_seq);
+            if sf.tcb.fin_received {
+                if self.mp.active() {
+                    // The peer closes this subflow: close ours too, and
+                    // resend elsewhere what it still held.
+                    if !sf.closing {
+                        sf.closing = true;
+                        sf.ready = false;
+                        sf.tcb.close();
+                        self.reinject_from(i, ctx);
+                    }
+                } else if !self.peer_fin_done {
+                    // Plain TCP: the FIN is the end of the data stream.
+                    self.peer_fin_done = true;
+                    ctx.events.push_back(Event::PeerClosed(self.handle));
+                    ctx.events.push_back(Event::Readable(self.handle));
+                }
+            }
+            self.subflows[i].tcb.after_ack(now, false);
+        }
+        self.subflows[i].tcb.schedule_ack(now);
+    }
+
+    fn on_rst(&mut self, i: usize, seg: &Segment<'_>, ctx: &mut Ctx<'_>) {
+        let reason = tcprst_reason(seg);
+        if reason.is_some() {
+            ctx.mib.inc(Counter::MpRstRx);
+        }
+        let fastclose =
+            seg.opts.mptcp().any(|o| matches!(o, MptcpOption::MpFastclose(f) if f.receiver_key == self.mp.local_key.0));
+        if fastclose && self.mp.active() {
+            ctx.mib.inc(Counter::MpFastcloseRx);
+            self.peer_fastclose(ctx);
+            return;
+        }
+        let close = CloseReason::Reset { mptcp_reason: reason };
+        self.kill_subflow(i, close, ctx, true);
+        let left = self.subflows.iter().any(|s| s.alive());
+        if !left || !self.mp.active() {
+            for j in 0..self.subflows.len() {
+                self.kill_subflow(j, close, ctx, false);
+            }
+            self.finish(close, ctx);
+        }
+    }
+
+    fn peer_fastclose(&mut self, ctx: &mut Ctx<'_>) {
+        // RFC 8684 §3.5: reset every subflow and drop the connection.
+        for j in 0..self.subflows.len() {
+            let sf = &self.subflows[j];
+            if sf.alive() {
+                ctx.rsts.push_back(RstOut {
+                    src: sf.tcb.local,
+                    dst: sf.tcb.remote,
+                    seq: sf.tcb.seq_for_ack(),
+                    ack: Some(sf.tcb.rcv_nxt),
+                    tcprst: None,
+                    fastclose: None,
+                });
+            }
+            self.kill_subflow(j, CloseReason::PeerFastClose, ctx, false);
+        }
+        self.finish(CloseReason::PeerFastClose, ctx);
+    }
+
+    /// The MPTCP options of a segment on a synchronized subflow of an MPTCP connection.
+    fn on_mptcp_options(&mut self, now: Instant, i: usize, seg: &Segment<'_>, acked: usize, ctx: &mut Ctx<'_>) {
+        let mut saw_dss = false;
+        for o in seg.opts.mptcp() {
+            match *o {
+                MptcpOption::Dss(d) => {
+                    saw_dss = true;
+                    if let Some(a) = d.data_ack {
+                        self.on_data_ack(a, seg.window, i, ctx);
+                    }
+                    if let Some(m) = d.mapping {
+                        self.on_mapping(i, m, d.data_fin, ctx);
+                        if !self.subflows[i].alive() || self.is_fallback() {
+                            return;
+                        }
+                    }
+                }
+                MptcpOption::MpCapable(m) => {
+                    // Server: the MP_CAPABLE data form carries the first mapping
+                    // (RFC 8684 §3.1): DSN = IDSN+1, subflow sequence 1.
+                    if self.role == Role::Server
+                        && let Some(len) = m.data_len
+                        && self.subflows[i].initial
+                    {
+                        let map = DssMapping {
+                            dsn: WireSeq::U64(self.mp.remote_idsn.wrapping_add(1)),
+                            ssn: 1,
+                            data_len: len,
+                            checksum: m.checksum,
+                        };
+                        self.on_mapping(i, map, false, ctx);
+                    }
+                }
+                MptcpOption::AddAddr(a) => self.on_add_addr(now, a, ctx),
+                MptcpOption::RemoveAddr(r) => self.on_remove_addr(&r, ctx),
+                MptcpOption::MpPrio(p) => {
+                    ctx.mib.inc(Counter::MpPrioRx);
+                    self.subflows[i].backup_rem = p.backup;
+                }
+                MptcpOption::MpFastclose(f) if f.receiver_key == self.mp.local_key.0 => {
+                    ctx.mib.inc(Counter::MpFastcloseRx);
+                    self.peer_fastclose(ctx);
+                    return;
+                }
+                MptcpOption::MpFail(_) => {
+                    ctx.mib.inc(Counter::MpFailRx);
+                }
+                _ => {}
+            }
+        }
+        if saw_dss {
+            self.mp.dss_seen = true;
+            if !self.mp.fully_established {
+                // Client: the peer's DSS shows it has our key (RFC 8684 §3.1).
+                self.mp.fully_established = true;
+                ctx.mib.inc(Counter::MpCurrEstab);
+                ctx.events.push_back(Event::FullyEstablished(self.handle));
+                self.pm_start(now, ctx);
+            }
+        } else if self.subflows[i].initial
+            && !self.mp.dss_seen
+            && self.subflows.iter().filter(|s| s.alive()).count() == 1
+        {
+            // RFC 8684 §3.7: data, or an acknowledgment of our data, with
+            // no DSS before any DSS was seen: options are being stripped.
+            let data_without_map = !seg.payload.is_empty() && !seg.opts.has_mptcp();
+            let ack_without_dss = acked > 0 && !seg.opts.has_mptcp() && self.role == Role::Client;
+            if data_without_map || ack_without_dss {
+                ctx.mib.inc(Counter::MpCapableDataFallback);
+                if self.rx.nxt == DataSeq(self.mp.remote_idsn.wrapping_add(1)) && self.rx.readable() == 0 {
+                    // Keep the receive DSN space; the subflow continues from here.
+                }
+                self.fallback(FallbackReason::NoDss, ctx);
+                // What was sent counts as acknowledged by the subflow from now on.
+                let sf = &self.subflows[i];
+                let una = sf.tcb.txq.front().map_or(self.snd_nxt, |s| s.dsn);
+                if una > self.snd_una {
+                    self.snd_una = una;
+                }
+                self.snd_edge = self.snd_una + sf.tcb.snd_wnd as u64;
+            }
+        }
+    }
+
+    /// A DATA_ACK (RFC 8684 §3.3.2) and the window it carries (§3.3.4).
+    fn on_data_ack(&mut self, a: WireSeq, window: u16, i: usize, ctx: &mut Ctx<'_>) {
+        let ack = match a {
+            WireSeq::U64(v) => DataSeq(v),
+            WireSeq::U32(v) => DataSeq::extend(v, self.snd_una),
+        };
+        // DATA_FIN takes one unit after the data.
+        let max = self.snd_nxt + (self.app_closed && self.snd_nxt == self.tx.tail) as u64;
+        if ack > max || ack < self.snd_una - (1u64 << 31) {
+            return;
+        }
+        if ack > self.snd_una {
+            self.snd_una = ack.min(self.tx.tail);
+            if self.app_closed && ack == self.tx.tail + 1u64 && !self.dfin_acked {
+                self.dfin_acked = true;
+                self.dfin_due = false;
+                self.dfin_rto_at = None;
+            }
+        }
+        let edge = ack + ((window as u64) << self.subflows[i].tcb.snd_wscale);
+        if edge > self.snd_edge {
+            self.snd_edge = edge;
+        }
+        let _ = ctx;
+    }
+
+    /// A DSS mapping (RFC 8684 §3.3.1): remember it for the subflow's data.
+    fn on_mapping(&mut self, i: usize, m: DssMapping, data_fin: bool, ctx: &mut Ctx<'_>) {
+        let dsn = match m.dsn {
+            WireSeq::U64(v) => DataSeq(v),
+            WireSeq::U32(v) => DataSeq::extend(v, self.rx.nxt),
+        };
+        if m.data_len == 0 && !data_fin {
+            // RFC 8684 §3.7: an infinite mapping.
+            ctx.mib.inc(Counter::InfiniteMapRx);
+            self.fallback(FallbackReason::InfiniteMapping, ctx);
+            return;
+        }
+        if m.ssn == 0 && data_fin && m.data_len == 1 {
+            // DATA_FIN on a segment with no data (RFC 8684 §3.3.3).
+            self.on_peer_data_fin(dsn, ctx);
+            return;
+        }
+        let len = m.data_len as u32 - data_fin as u32;
+        let sf = &mut self.subflows[i];
+        let ssn = sf.tcb.abs_rcv(m.ssn);
+        let map = RxMap { ssn, dsn, len, fin: data_fin, csum: m.checksum };
+        if data_fin {
+            self.peer_fin = Some(dsn + len as u64);
+        }
+        let sf = &mut self.subflows[i];
+        if let Some(existing) = sf.rx_maps.iter().find(|e| e.ssn == ssn) {
+            if existing.dsn != dsn || existing.len != len {
+                ctx.mib.inc(Counter::DssNotMatching);
+                self.abort_subflow(
+                    i,
+                    rst_reason::MPTCP_ERROR,
+                    CloseReason::LocalReset { mptcp_reason: rst_reason::MPTCP_ERROR },
+                    ctx,
+                );
+            }
+            return;
+        }
+        if (ssn + len) <= sf.tcb.rcv_nxt && len > 0 {
+            // Old: all its data has arrived already.
+            if data_fin {
+                let f = dsn + len as u64;
+                self.on_peer_data_fin(f, ctx);
+            }
+            return;
+        }
+        let pos = sf.rx_maps.partition_point(|e| e.ssn < ssn);
+        if sf.rx_maps.len() < 256 {
+            sf.rx_maps.insert(pos, map);
+        }
+        if len == 0 && data_fin {
+            self.on_peer_data_fin(dsn, ctx);
+        }
+    }
+
+    fn on_peer_data_fin(&mut self, dsn: DataSeq, ctx: &mut Ctx<'_>) {
+        if self.peer_fin_done {
+            // A retransmitted DATA_FIN: acknowledge again.
+            if let Some(sf) = self.subflows.iter_mut().find(|s| s.ready && s.alive()) {
+                sf.tcb.ack_now = true;
+            }
+            return;
+        }
+        self.peer_fin = Some(dsn);
+        self.check_peer_fin(ctx);
+    }
+
+    fn check_peer_fin(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(f) = self.peer_fin
+            && !self.peer_fin_done
+            && self.rx.nxt == f
+        {
+            self.peer_fin_done = true;
+            ctx.events.push_back(Event::PeerClosed(self.handle));
+            ctx.events.push_back(Event::Readable(self.handle));
+            self.readable_armed = false;
+            // RFC 8684 §3.3.3: DATA_ACK the DATA_FIN at once.
+            if let Some(sf) = self.subflows.iter_mut().find(|s| s.ready && s.alive() && s.tcb.state.synchronized()) {
+                sf.tcb.ack_now = true;
+            }
+        }
+    }
+
+    /// The receive window we advertise (connection level, RFC 8684 §3.3.4).
+    fn rx_window(&self) -> usize {
+        self.rx.window()
+    }
+
+    /// Place a segment's new payload at the data level. Returns whether all
+    /// of it was taken (so a FIN after it may be processed).
+    fn take_payload(&mut self, now: Instant, i: usize, seg: &Segment<'_>, ctx: &mut Ctx<'_>) -> bool {
+        let wnd = self.rx_window();
+        let Some((off, len)) = self.subflows[i].tcb.rx_span(seg.seq, seg.payload.len(), wnd.max(1) + 65535) else {
+            // Old duplicate: ACK at once (RFC 9293).
+            self.subflows[i].tcb.ack_now = true;
+            return true;
+        };
+        let start = seg.seq + off;
+        let data = &seg.payload[off..off + len];
+        let mut taken = 0usize;
+        if !self.mp.active() {
+            // Plain TCP: DSN follows the subflow sequence from the fallback point.
+            let (bseq, bdsn) = self.fb_rx.unwrap_or((self.subflows[i].tcb.rcv_nxt, self.rx.nxt));
+            let dsn = bdsn + (start.diff(bseq) as i64 as u64);
+            let w = self.rx.write(dsn, data);
+            taken = len - w.beyond;
+        } else if self.mp.csum {
+            taken = self.take_checksummed(i, start, data, ctx);
+        } else {
+            // Walk the mappings that cover [start, start+len).
+            let mut pos = start;
+            let end = start + len;
+            while pos < end {
+                let sf = &self.subflows[i];
+                let Some(m) = sf.rx_maps.iter().find(|m| m.ssn <= pos && pos < m.ssn + m.len).copied() else {
+                    ctx.mib.inc(Counter::DssNoMatchTcp);
+                    break;
+                };
+                let piece_end = end.min(m.ssn + m.len);
+                let k = piece_end - pos;
+                let dsn = m.dsn + (pos - m.ssn) as u64;
+                let d = &data[pos - start..pos - start + k];
+                let w = self.rx.write(dsn, d);
+                if w.duplicate > 0 {
+                    ctx.mib.add(Counter::DuplicateData, 1);
+                }
+                if w.ooo {
+                    ctx.mib.inc(Counter::OfoQueue);
+                }
+                let took = k - w.beyond;
+                taken += took;
+                self.subflows[i].cur_map = Some(m);
+                if took < k {
+                    break;
+                }
+                pos = piece_end;
+            }
+        }
+        if taken > 0 {
+            let sf = &mut self.subflows[i];
+            if !sf.tcb.rx_mark(start, taken) {
+                taken = 0;
+            } else {
+                sf.data_bytes_received += taken as u64;
+                if start != sf.tcb.rcv_nxt - (taken as u32) {
+                    ctx.mib.inc(Counter::TcpOfoQueue);
+                }
+                // Mappings wholly behind rcv_nxt are done.
+                let nxt = sf.tcb.rcv_nxt;
+                while sf.rx_maps.front().is_some_and(|m| m.ssn + m.len <= nxt && m.len > 0) {
+                    let m = sf.rx_maps.pop_front().expect("front exists");
+                    if m.fin {
+                        self.peer_fin = Some(m.dsn + m.len as u64);
+                    }
+                }
+            }
+        }
+        if self.rx.readable() > 0 && self.readable_armed {
+            self.readable_armed = false;
+            ctx.events.push_back(Event::Readable(self.handle));
+        }
+        self.check_peer_fin(ctx);
+        let _ = now;
+        taken == seg.payload.len() - off
+    }
+
+    /// DSS checksums on (RFC 8684 §3.3.1): data is taken in subflow order
+    /// only, staged per mapping, and delivered once the checksum verifies.
+    fn take_checksummed(&mut self, i: usize, start: SubflowSeq, data: &[u8], ctx: &mut Ctx<'_>) -> usize {
+        if start != self.subflows[i].tcb.rcv_nxt {
+            return 0;
+        }
+        let mut pos = start;
+        let end = start + data.len();
+        while pos < end {
+            let sf = &mut self.subflows[i];
+            if sf.stage.as_ref().is_none_or(|s| s.data.len() as u32 == s.map.len) {
+                let Some(m) = sf.rx_maps.iter().find(|m| m.ssn <= pos && pos < m.ssn + m.len).copied() else {
+                    ctx.mib.inc(Counter::DssNoMatchTcp);
+                    break;
+                };
+                if m.ssn != pos {
+                    break;
+                }
+                sf.stage = Some(CsumStage { map: m, data: Vec::with_capacity(m.len as usize) });
+            }
+            let st = sf.stage.as_mut().expect("stage set");
+            let want = (st.map.len as usize - st.data.len()).min(end - pos);
+            let off = pos - start;
+            st.data.extend_from_slice(&data[off..off + want]);
+            pos += want;
+            if st.data.len() as u32 == st.map.len {
+                let st = sf.stage.take().expect("stage set");
+                let m = st.map;
+                let dl = (m.len + m.fin as u32) as u16;
+                let ok = m.csum.is_some_and(|c| {
+                    crypto::dss_checksum_ok(m.dsn.0, m.ssn.0.wrapping_sub(sf.tcb.irs.0), dl, c, &st.data)
+                });
+                if !ok {
+                    ctx.mib.inc(Counter::DataCsumErr);
+                    ctx.mib.inc(Counter::MpFailTx);
+                    // RFC 8684 §3.7: the subflow is reset (MP_TCPRST,
+                    // middlebox interference); its data goes elsewhere.
+                    self.abort_subflow(
+                        i,
+                        rst_reason::MIDDLEBOX,
+                        CloseReason::LocalReset { mptcp_reason: rst_reason::MIDDLEBOX },
+                        ctx,
+                    );
+                    return 0;
+                }
+                let w = self.rx.write(m.dsn, &st.data);
+                if w.duplicate > 0 {
+                    ctx.mib.inc(Counter::DuplicateData);
+                }
+                self.subflows[i].cur_map = Some(m);
+            }
+        }
+        pos - start
+    }
+
+    fn after_input(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
+        self.release_tx(ctx);
+        self.check_close(now, ctx);
+    }
+
+    /// Free send-ring space no subflow needs (RFC 8684 §3.3.2: data may be
+    /// freed once DATA_ACKed; a subflow may still have to resend its bytes).
+    fn release_tx(&mut self, ctx: &mut Ctx<'_>) {
+        let mut to = self.snd_una;
+        for sf in &self.subflows {
+            if sf.alive()
+                && let Some(d) = sf.tcb.lowest_dsn()
+                && d < to
+            {
+                to = to.min(d.max(self.tx.head));
+            }
+        }
+        // A stale subflow must not pin the ring: when the ring is short of
+        // space, copy out what it still needs and let the ring move on.
+        if to < self.snd_una && self.tx.free() < self.tx.capacity() / 4 {
+            let una = self.snd_una;
+            let head = self.tx.head;
+            for sf in self.subflows.iter_mut().filter(|s| s.alive() && s.stale) {
+                for seg in sf.tcb.txq.iter() {
+                    if seg.dsn >= head && seg.dsn < una && !sf.spill.iter().any(|(d, _)| *d == seg.dsn) {
+                        let n = (seg.len as usize).min((self.tx.tail - seg.dsn) as usize);
+                        let mut v = vec![0u8; n];
+                        self.tx.read_at(seg.dsn, &mut v);
+                        sf.spill.push((seg.dsn, v));
+                    }
+                }
+            }
+            to = self.snd_una;
+            for sf in &self.subflows {
+                if sf.alive()
+                    && !sf.stale
+                    && let Some(d) = sf.tcb.lowest_dsn()
+                {
+                    to = to.min(d.max(self.tx.head));
+                }
+            }
+        }
+        let before = self.tx.free();
+        self.tx.release(to);
+        for sf in self.subflows.iter_mut() {
+            let lo = sf.tcb.lowest_dsn();
+            sf.spill.retain(|(d, _)| lo.is_some_and(|l| *d >= l));
+        }
+        if self.writable_wanted && self.tx.free() > before.max(self.tx.capacity() / 8) {
+            self.writable_wanted = false;
+            ctx.events.push_back(Event::Writable(self.handle));
+        }
+    }
+
+    /// Move the data-level close on (RFC 8684 §3.3.3).
+    fn check_close(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
+        if self.closed.is_some() {
+            return;
+        }
+        if self.mp.active() && self.dfin_acked && self.peer_fin_done {
+            // Both DATA_FINs are through: close the subflows.
+            for sf in self.subflows.iter_mut() {
+                if sf.alive() && !sf.closing && sf.tcb.state.synchronized() {
+                    sf.closing = true;
+                    sf.ready = false;
+                    sf.tcb.close();
+                }
+            }
+        }
+        // Subflows that finished their close.
+        for j in 0..self.subflows.len() {
+            let sf = &self.subflows[j];
+            if sf.down.is_none() && sf.tcb.state == TcpState::Closed {
+                let reason = CloseReason::Normal;
+                let sf = &mut self.subflows[j];
+                sf.down = Some(reason);
+                ctx.tuples.remove(&(sf.tcb.local, sf.tcb.remote));
+                if sf.up_reported {
+                    ctx.events.push_back(Event::SubflowDown { conn: self.handle, subflow: sf.info(), reason });
+                }
+            }
+        }
+        let data_done = if self.mp.active() {
+            self.dfin_acked && self.peer_fin_done
+        } else {
+            self.peer_fin_done
+                && self.app_closed
+                && self.subflows.first().is_none_or(|s| s.tcb.fin_seq.is_some_and(|f| s.tcb.snd_una > f))
+        };
+        let subflows_done = self
+            .subflows
+            .iter()
+            .all(|s| matches!(s.tcb.state, TcpState::Closed | TcpState::TimeWait) || s.down.is_some());
+        if data_done && subflows_done {
+            self.finish(CloseReason::Normal, ctx);
+        }
+        let _ = now;
+    }
+
+    // ------------------------------------------------------------------
+    // Path manager
+    // ------------------------------------------------------------------
+
+    /// Fully established: announce `signal` addresses, open `subflow` ones.
+    fn pm_start(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
+        if self.pm.started || !self.mp.active() {
+            return;
+        }
+        self.pm.started = true;
+        let primary = self.local.ip();
+        for a in ctx.addrs {
+            if a.flags.signal && a.addr != primary && a.addr.is_ipv4() == primary.is_ipv4() {
+                let port = a.flags.port;
+                let rk = self.mp.remote_key.unwrap_or_default();
+                let hmac = add_addr_hmac(self.mp.local_key, rk, a.id, a.addr, port);
+                self.pm.announce.push((
+                    AddAddr { v0: false, echo: false, addr_id: a.id, addr: a.addr, port, hmac: Some(hmac) },
+                    Some(now),
+                    0,
+                ));
+            }
+        }
+        if self.role == Role::Client {
+            let subflow_addrs: Vec<LocalAddr> = ctx
+                .addrs
+                .iter()
+                .filter(|a| a.flags.subflow && a.addr != primary && a.addr.is_ipv4() == self.remote.is_ipv4())
+                .copied()
+                .collect();
+            for a in subflow_addrs {
+                if self.pm.joins_created >= self.limits.subflows {
+                    break;
+                }
+                self.open_join(now, a, self.remote, ctx);
+            }
+        }
+    }
+
+    /// Open a subflow with MP_JOIN from `from` to `to` (RFC 8684 §3.2).
+    fn open_join(&mut self, now: Instant, from: LocalAddr, to: SocketAddr, ctx: &mut Ctx<'_>) {
+        let mut port = 0;
+        for _ in 0..64 {
+            let p = 32768 + (ctx.rng.next_u32() % 28232) as u16;
+            if !ctx.tuples.contains_key(&(SocketAddr::new(from.addr, p), to)) {
+                port = p;
+                break;
+            }
+        }
+        if port == 0 {
+            return;
+        }
+        let local = SocketAddr::new(from.addr, port);
+        let iss = ctx.isn(now, local, to);
+        let ts_off = ctx.rng.next_u32();
+        let tcb = Tcb::client(local, to, iss, ts_off, &self.tcb_params, ctx.cfg.cc.build(self.tcb_params.mss), now);
+        let id = self.next_sf_id;
+        self.next_sf_id += 1;
+        let mut sf = Subflow::new(id, tcb, false);
+        sf.local_id = from.id;
+        sf.backup_loc = from.flags.backup;
+        sf.join_requested = true;
+        sf.join =
+            Some(JoinState { local_nonce: ctx.rng.next_u32(), remote_nonce: 0, ack_pending: false, ack_due: false });
+        self.subflows.push(sf);
+        self.subflows_total += 1;
+        self.pm.joins_created += 1;
+        ctx.tuples.insert((local, to), (ctx.conn_idx, id));
+        ctx.mib.inc(Counter::MpJoinSynTx);
+        ctx.mib.inc(Counter::TcpActiveOpens);
+    }
+
+    /// A SYN with MP_JOIN for this connection (we are B, RFC 8684 §3.2).
+    /// Returns false when it is refused (the caller sends the RST).
+    pub fn accept_join(
+        &mut self,
+        now: Instant,
+        syn: &Segment<'_>,
+        join: (bool, u8, u32),
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), u8> {
+        let (backup, addr_id, nonce) = join;
+        let joins = self.subflows.iter().filter(|s| !s.initial && s.alive()).count();
+        if !self.mp.active()
+            || !self.mp.fully_established
+            || self.closed.is_some()
+            || self.app_closed && self.dfin_acked
+        {
+            return Err(rst_reason::MPTCP_ERROR);
+        }
+        if joins >= self.limits.subflows as usize {
+            ctx.mib.inc(Counter::MpJoinRejected);
+            return Err(rst_reason::PROHIBITED);
+        }
+        let iss = ctx.isn(now, syn.dst, syn.src);
+        let ts_off = ctx.rng.next_u32();
+        let tcb = Tcb::server(
+            syn.dst,
+            syn.src,
+            iss,
+            ts_off,
+            &self.tcb_params,
+            ctx.cfg.cc.build(self.tcb_params.mss),
+            syn,
+            now,
+        );
+        let id = self.next_sf_id;
+        self.next_sf_id += 1;
+        let mut sf = Subflow::new(id, tcb, false);
+        let local = ctx.addrs.iter().find(|a| a.addr == syn.dst.ip()).copied();
+        sf.local_id = if syn.dst.ip() == self.local.ip() { 0 } else { local.map_or(0, |a| a.id) };
+        sf.backup_loc = local.is_some_and(|a| a.flags.backup);
+        sf.remote_id = addr_id;
+        sf.backup_rem = backup;
+        sf.joined = true;
+        sf.join = Some(JoinState {
+            local_nonce: ctx.rng.next_u32(),
+            remote_nonce: nonce,
+            ack_pending: false,
+            ack_due: false,
+        });
+        self.subflows.push(sf);
+        self.subflows_total += 1;
+        ctx.tuples.insert((syn.dst, syn.src), (ctx.conn_idx, id));
+        ctx.mib.inc(Counter::TcpPassiveOpens);
+        Ok(())
+    }
+
+    fn on_add_addr(&mut self, now: Instant, a: AddAddr, ctx: &mut Ctx<'_>) {
+        if a.echo {
+            ctx.mib.inc(Counter::EchoAdd);
+            self.pm.announce.retain(|(x, _, _)| !(x.addr_id == a.addr_id && x.addr == a.addr));
+            return;
+        }
+        let rk = self.mp.remote_key.unwrap_or_default();
+        let ok = a.hmac == Some(add_addr_hmac(rk, self.mp.local_key, a.addr_id, a.addr, a.port));
+        if !ok {
+            ctx.mib.inc(Counter::AddAddrDrop);
+            return;
+        }
+        ctx.mib.inc(Counter::AddAddr);
+        if a.port.is_some() {
+            ctx.mib.inc(Counter::PortAdd);
+        }
+        // RFC 8684 §3.4.1: echo it.
+        self.pm.echo.push_back(AddAddr { echo: true, hmac: None, ..a });
+        let port = a.port.unwrap_or(self.remote.port());
+        let addr = SocketAddr::new(a.addr, port);
+        if self.pm.remote_addrs.iter().any(|(id, x)| *id == a.addr_id && *x == addr) {
+            return;
+        }
+        self.pm.remote_addrs.push((a.addr_id, addr));
+        ctx.events.push_back(Event::AddressAnnounced { conn: self.handle, addr_id: a.addr_id, addr });
+        if self.role == Role::Client
+            && self.pm.add_addr_accepted < self.limits.add_addr_accepted
+            && self.pm.joins_created < self.limits.subflows
+            && a.addr.is_ipv4() == self.local.is_ipv4()
+        {
+            self.pm.add_addr_accepted += 1;
+            let from = LocalAddr { id: 0, addr: self.local.ip(), flags: AddrFlags::default() };
+            if !self.subflows.iter().any(|s| s.alive() && s.tcb.remote == addr) {
+                self.open_join(now, from, addr, ctx);
+            }
+        }
+    }
+
+    fn on_remove_addr(&mut self, r: &RemoveAddr, ctx: &mut Ctx<'_>) {
+        for &id in r.addr_ids.iter() {
+            ctx.mib.inc(Counter::RmAddr);
+            self.pm.remote_addrs.retain(|(x, _)| *x != id);
+            ctx.events.push_back(Event::AddressRemoved { conn: self.handle, addr_id: id });
+            for j in 0..self.subflows.len() {
+                let sf = &self.subflows[j];
+                if sf.alive() && sf.remote_id == id && !(sf.initial && id == 0 && self.subflows.len() == 1) {
+                    ctx.mib.inc(Counter::RmSubflow);
+                    self.abort_subflow(j, rst_reason::UNSPECIFIED, CloseReason::AddressRemoved, ctx);
+                }
+            }
+        }
+    }
+
+    /// The local address `addr` (id `id`) goes away.
+    pub fn remove_local_address(&mut self, addr: IpAddr, id: u8, ctx: &mut Ctx<'_>) {
+        if !self.mp.active() {
+            return;
+        }
+        let announced = self.pm.announce.iter().any(|(a, _, _)| a.addr == addr) || self.pm.signals_sent > 0;
+        let users: Vec<usize> = (0..self.subflows.len())
+            .filter(|&j| self.subflows[j].alive() && self.subflows[j].tcb.local.ip() == addr)
+            .collect();
+        self.pm.announce.retain(|(a, _, _)| a.addr != addr);
+        if !users.is_empty() || announced {
+            let rid = if users.iter().any(|&j| self.subflows[j].initial) { 0 } else { id };
+            self.pm.remove.push(rid);
+        }
+        for j in users {
+            ctx.mib.inc(Counter::RmSubflow);
+            self.abort_subflow(j, rst_reason::UNSPECIFIED, CloseReason::AddressRemoved, ctx);
+        }
+    }
+
+    /// MP_PRIO for the subflows on `addr` (RFC 8684 §3.3.8).
+    pub fn set_backup(&mut self, addr: IpAddr, backup: bool) {
+        for sf in self.subflows.iter_mut().filter(|s| s.alive() && s.tcb.local.ip() == addr) {
+            if sf.backup_loc != backup {
+                sf.backup_loc = backup;
+                if self.mp.fallback.is_none() && self.mp.enabled {
+                    sf.pending_prio = Some(backup);
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Timers
+    // ------------------------------------------------------------------
+
+    pub fn next_timeout(&self) -> Option<Instant> {
+        let mut t = [self.dfin_rto_at, self.persist_at].into_iter().flatten().min();
+        for sf in &self.subflows {
+            if sf.down.is_none()
+                && let Some(x) = sf.tcb.next_timeout()
+            {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        }
+        for (_, at, _) in &self.pm.announce {
+            if let Some(x) = at {
+                t = Some(t.map_or(*x, |t| t.min(*x)));
+            }
+        }
+        t
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
+        for j in 0..self.subflows.len() {
+            if self.subflows[j].down.is_some() {
+                continue;
+            }
+            let tcb = &mut self.subflows[j].tcb;
+            if tcb.delack_at.is_some_and(|t| t <= now) {
+                tcb.delack_at = None;
+                tcb.ack_now = true;
+                ctx.mib.inc(Counter::TcpDelayedAcks);
+            }
+            if tcb.timewait_at.is_some_and(|t| t <= now) {
+                tcb.timewait_at = None;
+                tcb.state = TcpState::Closed;
+                ctx.mib.inc(Counter::TcpTimeWaited);
+            }
+            if tcb.rto_at.is_some_and(|t| t <= now) {
+                self.on_subflow_rto(now, j, ctx);
+            }
+        }
+        if self.dfin_rto_at.is_some_and(|t| t <= now) {
+            self.dfin_rto_at = None;
+            if !self.dfin_acked && self.closed.is_none() {
+                self.dfin_due = true;
+                self.dfin_tries += 1;
+            }
+        }
+        if self.persist_at.is_some_and(|t| t <= now) {
+            self.persist_at = None;
+            self.persist_backoff += 1;
+            if let Some(sf) = self.subflows.iter_mut().find(|s| s.ready && s.alive()) {
+                // A window probe: an ACK with an old sequence number makes
+                // the peer answer with its window (RFC 9293 §3.8.6.1).
+                sf.tcb.ack_now = true;
+                ctx.mib.inc(Counter::WinProbe);
+            }
+        }
+        for (_, at, tries) in self.pm.announce.iter_mut() {
+            if at.is_some_and(|t| t <= now) && *tries > 0 {
+                // Not echoed: send it again.
+                *at = Some(now);
+            }
+        }
+        self.after_input(now, ctx);
+    }
+
+    fn on_subflow_rto(&mut self, now: Instant, j: usize, ctx: &mut Ctx<'_>) {
+        let state = self.subflows[j].tcb.state;
+        let initial = self.subflows[j].initial;
+        if matches!(state, TcpState::SynSent | TcpState::SynReceived) {
+            let sf = &mut self.subflows[j];
+            sf.tcb.on_rto(now);
+            if sf.tcb.syn_retries > self.syn_retries {
+                if initial {
+                    self.kill_subflow(j, CloseReason::Timeout, ctx, false);
+                    self.finish(CloseReason::Timeout, ctx);
+                } else {
+                    self.kill_subflow(j, CloseReason::Timeout, ctx, false);
+                }
+                return;
+            }
+            if initial
+                && state == TcpState::SynSent
+                && self.mp.enabled
+                && sf.tcb.syn_retries >= self.mpc_syn_retries
+                && !self.mp.syn_mpc_dropped
+            {
+                // Leave MP_CAPABLE out from now on (a middlebox may drop it).
+                self.mp.syn_mpc_dropped = true;
+                ctx.mib.inc(Counter::MpCapableSynTxDrop);
+            }
+            return;
+        }
+        // The initiator's join third ACK was not acknowledged.
+        if let Some(js) = self.subflows[j].join.as_mut()
+            && js.ack_pending
+        {
+            js.ack_due = true;
+            let tcb = &mut self.subflows[j].tcb;
+            tcb.backoff += 1;
+            tcb.rto_count += 1;
+            tcb.rto_at = Some(now + tcb.rtt.rto() * (1u64 << tcb.backoff.min(6)));
+            if tcb.rto_count > self.max_rtos {
+                self.abort_subflow(j, rst_reason::MPTCP_ERROR, CloseReason::Timeout, ctx);
+            }
+            return;
+        }
+        let fired = self.subflows[j].tcb.on_rto(now);
+        if !fired {
+            return;
+        }
+        ctx.mib.inc(Counter::TcpTimeouts);
+        let sf = &mut self.subflows[j];
+        if sf.tcb.rto_count > self.max_rtos {
+            let alive_others = self.subflows.iter().enumerate().any(|(k, s)| k != j && s.alive());
+            self.abort_subflow(j, rst_reason::UNSPECIFIED, CloseReason::Timeout, ctx);
+            if !alive_others {
+                self.finish(CloseReason::Timeout, ctx);
+            }
+            return;
+        }
+        if sf.tcb.rto_count >= self.stale_rtos && self.mp.active() {
+            let others = self.subflows.iter().enumerate().any(|(k, s)| k != j && s.ready && s.alive() && !s.stale);
+            if others {
+                if !self.subflows[j].stale {
+                    self.subflows[j].stale = true;
+                    ctx.mib.inc(Counter::SubflowStale);
+                }
+                self.reinject_from(j, ctx);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Output
+    // ------------------------------------------------------------------
+
+    /// One segment, if anything is due.
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        ctx: &mut Ctx<'_>,
+    ) -> Option<(usize, SocketAddr, SocketAddr)> {
+        if self.subflows.is_empty() {
+            return None;
+        }
+        self.check_close(now, ctx);
+        let n = self.subflows.len();
+        // 1. Handshakes, retransmissions, FINs.
+        for k in 0..n {
+            let j = (self.rr + k) % n;
+            if let Some(t) = self.poll_control(now, j, buf, ctx) {
+                self.rr = (j + 1) % n;
+                return Some(t);
+            }
+        }
+        // 2. New data, as the scheduler says.
+        if let Some(t) = self.poll_data(now, buf, ctx) {
+            return Some(t);
+        }
+        // 3. ACKs and signals.
+        for k in 0..n {
+            let j = (self.rr + k) % n;
+            if let Some(t) = self.poll_ack(now, j, buf, ctx) {
+                return Some(t);
+            }
+        }
+        self.arm_persist(now);
+        None
+    }
+
+    fn arm_persist(&mut self, now: Instant) {
+        let blocked = self.snd_nxt < self.tx.tail && self.snd_edge <= self.snd_nxt && self.snd_una == self.snd_nxt;
+        if blocked {
+            if self.persist_at.is_none() {
+                let rto = self
+                    .subflows
+                    .iter()
+                    .filter(|s| s.alive())
+                    .map(|s| s.tcb.rtt.rto())
+                    .max()
+                    .unwrap_or(Duration::from_secs(1));
+                self.persist_at = Some(now + rto * (1u64 << self.persist_backoff.min(6)));
+            }
+        } else {
+            self.persist_at = None;
+            self.persist_backoff = 0;
+        }
+    }
+
+    fn poll_control(
+        &mut self,
+        now: Instant,
+        j: usize,
+        buf: &mut [u8],
+        ctx: &mut Ctx<'_>,
+    ) -> Option<(usize, SocketAddr, SocketAddr)> {
+        let sf = &self.subflows[j];
+        if sf.down.is_some() {
+            return None;
+        }
+        let tcb = &sf.tcb;
+        if tcb.syn_due && matches!(tcb.state, TcpState::SynSent | TcpState::SynReceived) {
+            return Some(self.emit_syn(now, j, buf, ctx));
+        }
+        if let Some(js) = sf.join
+            && js.ack_due
+            && js.ack_pending
+        {
+            return Some(self.emit_join_ack(now, j, buf));
+        }
+        if !tcb.state.synchronized() {
+            return None;
+        }
+        if let Some(idx) = tcb.next_retransmit() {
+            return Some(self.emit_retransmit(now, j, idx, buf, ctx));
+        }
+        if tcb.fin_ready() {
+            // Plain TCP: the FIN waits for the data.
+            let data_pending = !self.mp.active() && (self.snd_nxt < self.tx.tail);
+            if !data_pending && tcb.lost_bytes() == 0 {
+                return Some(self.emit_fin(now, j, buf));
+            }
+        }
+        None
+    }
+
+    /// Payload room of a data segment on subflow `j`.
+    fn seg_max(&self, j: usize) -> usize {
+        let sf = &self.subflows[j];
+        let mut opt = if sf.tcb.ts_ok { 12 } else { 0 };
+        if self.mp.active() {
+            opt += 28;
+        }
+        sf.tcb.mss.saturating_sub(opt).max(1)
+    }
+
+    fn build_views(&mut self) {
+        self.views.clear();
+        for (j, sf) in self.subflows.iter().enumerate() {
+            let usable = sf.ready
+                && sf.alive()
+                && !sf.closing
+                && sf.tcb.state.can_send()
+                && !sf.stale
+                && sf.tcb.lost_bytes() == 0;
+            self.views.push(SubflowView {
+                index: j,
+                srtt_us: sf.tcb.rtt.srtt().map(|d| d.as_micros()),
+                room: if usable { sf.tcb.cwnd_room() } else { 0 },
+                backup: sf.backup_loc || sf.backup_rem,
+                usable,
+            });
+        }
+        // With every subflow stale, use them anyway rather than stop.
+        if !self.views.iter().any(|v| v.usable) {
+            for v in self.views.iter_mut() {
+                let sf = &self.subflows[v.index];
+                if sf.ready && sf.alive() && !sf.closing && sf.tcb.state.can_send() && sf.tcb.lost_bytes() == 0 {
+                    v.usable = true;
+                    v.room = sf.tcb.cwnd_room();
+                }
+            }
+        }
+    }
+
+    fn poll_data(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        ctx: &mut Ctx<'_>,
+    ) -> Option<(usize, SocketAddr, SocketAddr)> {
+        if self.closed.is_some() || self.subflows.is_empty() {
+            return None;
+        }
+        if !self.subflows.iter().any(|s| s.ready) {
+            return None;
+        }
+        self.build_views();
+        // The client's first mapping, in the MP_CAPABLE data form.
+        if self.mp.active() && self.role == Role::Client && !self.mp.fully_established {
+            return self.poll_mpc_data(now, buf, ctx);
+        }
+        if let Some((s, len, off)) = self.mpc_map
+            && off < len
+        {
+            let j = 0;
+            if self.views.get(j).is_some_and(|v| v.usable) {
+                let want = ((len - off) as usize).min(self.seg_max(j));
+                if self.views[j].room >= want {
+                    let dsn = s + off as u64;
+                    self.mpc_map = Some((s, len, off + want as u32));
+                    let map = TxMap { dsn: s, ssn: 1, len: len as u16, checksum: self.mpc_checksum(s, len), mpc: true };
+                    return Some(self.emit_new(now, j, dsn, want, Some(map), buf, ctx, false));
+                }
+            }
+            return None;
+        }
+        // Redundant copies owed to particular subflows.
+        for j in 0..self.subflows.len() {
+            if !self.views[j].usable {
+                continue;
+            }
+            while let Some(&(d, l)) = self.subflows[j].redundant.front() {
+                let end = d + l as u64;
+                if end <= self.snd_una {
+                    self.subflows[j].redundant.pop_front();
+                    continue;
+                }
+                let start = d.max(self.snd_una);
+                let want = ((end - start) as usize).min(self.seg_max(j));
+                if self.views[j].room < want {
+                    break;
+                }
+                let rest = (end - (start + want as u64)) as u32;
+                self.subflows[j].redundant.pop_front();
+                if rest > 0 {
+                    self.subflows[j].redundant.push_front((start + want as u64, rest));
+                }
+                return Some(self.emit_new(now, j, start, want, None, buf, ctx, true));
+            }
+        }
+        // Reinjections.
+        while let Some(&(d, l)) = self.reinject.front() {
+            let end = d + l as u64;
+            if end <= self.snd_una || self.mp.fallback.is_some() {
+                self.reinject.pop_front();
+                continue;
+            }
+            let start = d.max(self.snd_una);
+            let pick = self.sched.pick(&self.views);
+            let j = match pick {
+                Pick::One(j) | Pick::Redundant(j) => j,
+                Pick::None => break,
+            };
+            let want = ((end - start) as usize).min(self.seg_max(j));
+            if self.views[j].room < want.min(self.seg_max(j)) {
+                break;
+            }
+            self.reinject.pop_front();
+            let rest = (end - (start + want as u64)) as u32;
+            if rest > 0 {
+                self.reinject.push_front((start + want as u64, rest));
+            }
+            return Some(self.emit_new(now, j, start, want, None, buf, ctx, true));
+        }
+        // New data.
+        let avail = (self.tx.tail - self.snd_nxt) as usize;
+        let wnd = if self.snd_edge > self.snd_nxt { (self.snd_edge - self.snd_nxt) as usize } else { 0 };
+        let can = avail.min(wnd);
+        if can == 0 {
+            return None;
+        }
+        let pick = self.sched.pick(&self.views);
+        let (j, redundant) = match pick {
+            Pick::One(j) => (j, false),
+            Pick::Redundant(j) => (j, true),
+            Pick::None => return None,
+        };
+        let want = can.min(self.seg_max(j));
+        // Sender SWS avoidance: a partial segment only at the end of the data.
+        if self.views[j].room < want {
+            return None;
+        }
+        let dsn = self.snd_nxt;
+        self.snd_nxt += want as u64;
+        if redundant {
+            for k in 0..self.subflows.len() {
+                if k != j && self.views[k].usable {
+                    self.subflows[k].redundant.push_back((dsn, want as u32));
+                }
+            }
+        }
+        Some(self.emit_new(now, j, dsn, want, None, buf, ctx, false))
+    }
+
+    fn mpc_checksum(&self, s: DataSeq, len: u32) -> Option<u16> {
+        if !self.mp.csum {
+            return None;
+        }
+        let mut c = crypto::dss_checksum_start(s.0, 1, len as u16);
+        self.tx.with_slices(s, len as usize, |p| c.add(p));
+        Some(c.finish())
+    }
+
+    /// Client before the peer confirmed our key: only the first mapping,
+    /// in the MP_CAPABLE data form (RFC 8684 §3.1).
+    fn poll_mpc_data(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        ctx: &mut Ctx<'_>,
+    ) -> Option<(usize, SocketAddr, SocketAddr)> {
+        let j = 0;
+        if !self.views.first().is_some_and(|v| v.usable) {
+            return None;
+        }
+        if self.mpc_map.is_none() && !self.mpc_map_done {
+            let avail = (self.tx.tail - self.snd_nxt) as usize;
+            let wnd = if self.snd_edge > self.snd_nxt { (self.snd_edge - self.snd_nxt) as usize } else { 0 };
+            let len = avail.min(wnd).min(65535).min(self.subflows[j].tcb.cc.window());
+            if len == 0 {
+                return None;
+            }
+            self.mpc_map = Some((self.snd_nxt, len as u32, 0));
+            self.mpc_map_done = true;
+            self.snd_nxt += len as u64;
+        }
+        let (s, len, off) = self.mpc_map?;
+        if off >= len {
+            return None;
+        }
+        let want = ((len - off) as usize).min(self.seg_max(j));
+        if self.views[j].room < want {
+            return None;
+        }
+        self.mpc_map = Some((s, len, off + want as u32));
+        let map = TxMap { dsn: s, ssn: 1, len: len as u16, checksum: self.mpc_checksum(s, len), mpc: true };
+        Some(self.emit_new(now, j, s + off as u64, want, Some(map), buf, ctx, false))
+    }
+
+    fn poll_ack(
+        &mut self,
+        now: Instant,
+        j: usize,
+        buf: &mut [u8],
+        ctx: &mut Ctx<'_>,
+    ) -> Option<(usize, SocketAddr, SocketAddr)> {
+        let sf = &self.subflows[j];
+        if sf.down.is_some() || !sf.tcb.state.synchronized() {
+            return None;
+        }
+        let mptcp = self.mp.active();
+        // MP_PRIO on this subflow.
+        if mptcp && sf.pending_prio.is_some() && sf.ready {
+            let b = sf.pending_prio.unwrap_or(false);
+            self.subflows[j].pending_prio = None;
+            ctx.mib.inc(Counter::MpPrioTx);
+            let opt = MptcpOption::MpPrio(MpPrio { backup: b, addr_id: None });
+            return Some(self.emit_ack(now, j, buf, Some(opt), false));
+        }
+        let signal_here = mptcp && sf.ready && self.subflows.iter().position(|s| s.ready && s.alive()) == Some(j);
+        if signal_here {
+            if self.app_closed
+                && !self.dfin_acked
+                && self.snd_nxt == self.tx.tail
+                && (self.dfin_due || self.dfin_rto_at.is_none())
+            {
+                self.dfin_due = false;
+                let rto = self.subflows[j].tcb.rtt.rto();
+                self.dfin_rto_at = Some(now + rto * (1u64 << self.dfin_tries.min(6)));
+                return Some(self.emit_ack(now, j, buf, None, true));
+            }
+            if let Some(e) = self.pm.echo.pop_front() {
+                ctx.mib.inc(Counter::EchoAddTx);
+                return Some(self.emit_signal(now, j, buf, MptcpOption::AddAddr(e)));
+            }
+            if let Some(k) = self.pm.announce.iter().position(|(_, at, _)| at.is_some_and(|t| t <= now)) {
+                let timeout = self.add_addr_timeout;
+                let (a, at, tries) = &mut self.pm.announce[k];
+                let a = *a;
+                *tries += 1;
+                *at = if *tries < 4 { Some(now + timeout) } else { None };
+                self.pm.signals_sent = self.pm.signals_sent.saturating_add(1);
+                ctx.mib.inc(Counter::AddAddrTx);
+                return Some(self.emit_signal(now, j, buf, MptcpOption::AddAddr(a)));
+            }
+            if !self.pm.remove.is_empty() {
+                let ids: Vec<u8> = std::mem::take(&mut self.pm.remove);
+                ctx.mib.inc(Counter::RmAddrTx);
+                let opt = MptcpOption::RemoveAddr(RemoveAddr { addr_ids: RawBytes::new(&ids) });
+                return Some(self.emit_ack(now, j, buf, Some(opt), false));
+            }
+        }
+        let sf = &self.subflows[j];
+        let probe = self.persist_backoff > 0 && sf.tcb.ack_now;
+        if sf.tcb.ack_now {
+            let _ = probe;
+            return Some(self.emit_ack(now, j, buf, None, false));
+        }
+        None
+    }
+
+    // ------------------------------------------------------------------
+    // Segment builders
+    // ------------------------------------------------------------------
+
+    fn window_field(&self, tcb: &Tcb, syn: bool) -> u16 {
+        let w = self.rx_window();
+        if syn { w.min(65535) as u16 } else { (w >> tcb.rcv_wscale).min(65535) as u16 }
+    }
+
+    fn dss_ack(&self) -> Dss {
+        Dss { data_fin: false, data_ack: Some(WireSeq::U64(self.data_ack().0)), mapping: None }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &mut self,
+        now: Instant,
+        j: usize,
+        buf: &mut [u8],
+        seq: SubflowSeq,
+        fl: u8,
+        opts: &OptList,
+        payload: Payload,
+    ) -> (usize, SocketAddr, SocketAddr) {
+        let syn = fl & flags::SYN != 0;
+        let window = self.window_field(&self.subflows[j].tcb, syn);
+        let Connection { subflows, tx, .. } = self;
+        let sf = &mut subflows[j];
+        let ack = if fl & flags::ACK != 0 { sf.tcb.rcv_nxt } else { SubflowSeq(0) };
+        let repr = SegmentRepr {
+            src: sf.tcb.local,
+            dst: sf.tcb.remote,
+            seq,
+            ack,
+            flags: fl,
+            window,
+            options: opts.as_slice(),
+        };
+        let plen = match payload {
+            Payload::None => 0,
+            Payload::Data(_, l) => l,
+        };
+        let spill = &sf.spill;
+        let n = wire::emit(&repr, plen, buf, !self.cfg_checksum_offload, |p| {
+            if let Payload::Data(dsn, _) = payload {
+                if dsn >= tx.head {
+                    tx.read_at(dsn, p);
+                } else if let Some((d, v)) =
+                    spill.iter().find(|(d, v)| *d <= dsn && dsn + p.len() as u64 <= *d + v.len() as u64)
+                {
+                    let off = (dsn - *d) as usize;
+                    p.copy_from_slice(&v[off..off + p.len()]);
+                } else {
+                    // Not held any more: only reachable for data the peer
+                    // already acknowledged at the data level.
+                    p.fill(0);
+                }
+            }
+        });
+        sf.tcb.stats.segs_out += 1;
+        if fl & flags::ACK != 0 {
+            let right = sf.tcb.rcv_nxt + ((window as u32) << if syn { 0 } else { sf.tcb.rcv_wscale });
+            sf.tcb.on_ack_sent(now, right);
+            let adv = self.rx.nxt + ((window as u64) << if syn { 0 } else { self.subflows[j].tcb.rcv_wscale });
+            if adv > self.last_adv_edge {
+                self.last_adv_edge = adv;
+            }
+        }
+        let sf = &self.subflows[j];
+        (n, sf.tcb.local, sf.tcb.remote)
+    }
+
+    fn emit_syn(
+        &mut self,
+        now: Instant,
+        j: usize,
+        buf: &mut [u8],
+        _ctx: &mut Ctx<'_>,
+    ) -> (usize, SocketAddr, SocketAddr) {
+        let sf = &self.subflows[j];
+        let tcb = &sf.tcb;
+        let server = tcb.state == TcpState::SynReceived;
+        let mut o = OptList::new();
+        o.push(TcpOption::Mss(self.mss_local.min(65535) as u16));
+        if tcb.sack_ok {
+            o.push(TcpOption::SackPermitted);
+        }
+        if tcb.ts_ok {
+            o.push(TcpOption::Timestamps { tsval: tcb.tsval(now), tsecr: if server { tcb.ts_recent } else { 0 } });
+        }
+        if !server || tcb.wscale_ok {
+            o.push(TcpOption::Nop);
+            o.push(TcpOption::WindowScale(tcb.rcv_wscale));
+        }
+        let csum_flag = if self.mp.csum { MpCapable::FLAG_CHECKSUM } else { 0 };
+        if sf.initial {
+            if self.mp.active() && (server || !self.mp.syn_mpc_dropped) {
+                let m = MpCapable {
+                    version: 1,
+                    flags: csum_flag | MpCapable::FLAG_HMAC_SHA,
+                    sender_key: if server { Some(self.mp.local_key.0) } else { None },
+                    ..Default::default()
+                };
+                o.push(TcpOption::Mptcp(MptcpOption::MpCapable(m)));
+            }
+        } else if let Some(js) = sf.join {
+            let opt = if server {
+                let rk = self.mp.remote_key.unwrap_or_default();
+                MpJoin::SynAck {
+                    backup: sf.backup_loc,
+                    addr_id: sf.local_id,
+                    hmac: join_synack_hmac(Version::V1, self.mp.local_key, rk, js.local_nonce, js.remote_nonce),
+                    nonce: js.local_nonce,
+                }
+            } else {
+                MpJoin::Syn {
+                    backup: sf.backup_loc,
+                    addr_id: sf.local_id,
+                    token: self.mp.remote_token,
+                    nonce: js.local_nonce,
+                }
+            };
+            o.push(TcpOption::Mptcp(MptcpOption::MpJoin(opt)));
+        }
+        let fl = if server { flags::SYN | flags::ACK } else { flags::SYN };
+        let seq = tcb.iss;
+        let t = self.write(now, j, buf, seq, fl, &o, Payload::None);
+        let tcb = &mut self.subflows[j].tcb;
+        tcb.syn_due = false;
+        if tcb.syn_sent_at.is_none() || tcb.syn_retries > 0 {
+            tcb.syn_sent_at = Some(now);
+        }
+        if tcb.rto_at.is_none() {
+            tcb.rto_at = Some(now + tcb.rtt.rto() * (1u64 << tcb.backoff.min(6)));
+        }
+        t
+    }
+
+    fn emit_join_ack(&mut self, now: Instant, j: usize, buf: &mut [u8]) -> (usize, SocketAddr, SocketAddr) {
+        let sf = &self.subflows[j];
+        let js = sf.join.expect("join state");
+        let rk = self.mp.remote_key.unwrap_or_default();
+        let hmac = join_ack_hmac(Version::V1, self.mp.local_key, rk, js.local_nonce, js.remote_nonce);
+        let mut o = OptList::new();
+        o.timestamps(&sf.tcb, now);
+        o.push(TcpOption::Mptcp(MptcpOption::MpJoin(MpJoin::Ack { hmac })));
+        let seq = sf.tcb.snd_nxt;
+        let t = self.write(now, j, buf, seq, flags::ACK, &o, Payload::None);
+        let sf = &mut self.subflows[j];
+        if let Some(js) = sf.join.as_mut() {
+            js.ack_due = false;
+        }
+        if sf.tcb.rto_at.is_none() {
+            sf.tcb.rto_at = Some(now + sf.tcb.rtt.rto());
+        }
+        t
+    }
+
+    /// The MPTCP option of a data segment.
+    fn data_option(&self, map: &TxMap, data_fin: bool) -> MptcpOption {
+        if map.mpc && !self.mp.fully_established && self.role == Role::Client {
+            MptcpOption::MpCapable(MpCapable {
+                version: 1,
+                flags: if self.mp.csum { MpCapable::FLAG_CHECKSUM } else { 0 } | MpCapable::FLAG_HMAC_SHA,
+                sender_key: Some(self.mp.local_key.0),
+                receiver_key: self.mp.remote_key.map(|k| k.0),
+                data_len: Some(map.len),
+                checksum: map.checksum,
+            })
+        } else {
+            MptcpOption::Dss(Dss {
+                data_fin,
+                data_ack: Some(WireSeq::U64(self.data_ack().0)),
+                mapping: Some(DssMapping {
+                    dsn: WireSeq::U64(map.dsn.0),
+                    ssn: map.ssn,
+                    data_len: map.len,
+                    checksum: map.checksum,
+                }),
+            })
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit_new(
+        &mut self,
+        now: Instant,
+        j: usize,
+        dsn: DataSeq,
+        len: usize,
+        map: Option<TxMap>,
+        buf: &mut [u8],
+        ctx: &mut Ctx<'_>,
+        reinjection: bool,
+    ) -> (usize, SocketAddr, SocketAddr) {
+        let seq = self.subflows[j].tcb.snd_nxt;
+        let mptcp = self.mp.active();
+        let map = map.or_else(|| {
+            mptcp.then(|| {
+                let ssn = self.subflows[j].tcb.rel(seq);
+                let checksum = self.mp.csum.then(|| {
+                    let mut c = crypto::dss_checksum_start(dsn.0, ssn, len as u16);
+                    self.tx.with_slices(dsn, len, |p| c.add(p));
+                    c.finish()
+                });
+                TxMap { dsn, ssn, len: len as u16, checksum, mpc: false }
+            })
+        });
+        let mut o = OptList::new();
+        o.timestamps(&self.subflows[j].tcb, now);
+        if let Some(m) = &map {
+            o.push(TcpOption::Mptcp(self.data_option(m, false)));
+        }
+        debug_assert!(o.bytes() <= 40);
+        let fl = flags::ACK | if dsn + len as u64 == self.tx.tail { flags::PSH } else { 0 };
+        let t = self.write(now, j, buf, seq, fl, &o, Payload::Data(dsn, len));
+        let sf = &mut self.subflows[j];
+        sf.tcb.on_sent_new(now, TxSeg::new(seq, len as u32, dsn, map, now));
+        sf.data_bytes_sent += len as u64;
+        if reinjection {
+            sf.bytes_reinjected += len as u64;
+            self.bytes_reinjected += len as u64;
+        }
+        let _ = ctx;
+        t
+    }
+
+    fn emit_retransmit(
+        &mut self,
+        now: Instant,
+        j: usize,
+        idx: usize,
+        buf: &mut [u8],
+        ctx: &mut Ctx<'_>,
+    ) -> (usize, SocketAddr, SocketAddr) {
+        let seg = self.subflows[j].tcb.txq[idx];
+        let mut o = OptList::new();
+        o.timestamps(&self.subflows[j].tcb, now);
+        if self.mp.active()
+            && let Some(m) = &seg.map
+        {
+            o.push(TcpOption::Mptcp(self.data_option(m, false)));
+        }
+        let t = self.write(now, j, buf, seq_of(&seg), flags::ACK, &o, Payload::Data(seg.dsn, seg.len as usize));
+        self.subflows[j].tcb.on_retransmitted(now, idx);
+        self.retransmits += 1;
+        self.bytes_retrans += seg.len as u64;
+        ctx.mib.inc(Counter::TcpRetransSegs);
+        if self.subflows[j].tcb.in_recovery() {
+            ctx.mib.inc(Counter::TcpFastRetrans);
+        }
+        t
+    }
+
+    fn emit_fin(&mut self, now: Instant, j: usize, buf: &mut [u8]) -> (usize, SocketAddr, SocketAddr) {
+        let mut o = OptList::new();
+        o.timestamps(&self.subflows[j].tcb, now);
+        if self.mp.active() {
+            o.push(TcpOption::Mptcp(MptcpOption::Dss(self.dss_ack())));
+        }
+        let tcb = &self.subflows[j].tcb;
+        let seq = tcb.fin_seq.unwrap_or(tcb.snd_nxt);
+        let t = self.write(now, j, buf, seq, flags::FIN | flags::ACK, &o, Payload::None);
+        self.subflows[j].tcb.on_fin_sent(now);
+        t
+    }
+
+    /// A pure ACK: DSS with DATA_ACK (or the MP_CAPABLE keys while not yet
+    /// confirmed), an extra option, a DATA_FIN, SACK blocks.
+    fn emit_ack(
+        &mut self,
+        now: Instant,
+        j: usize,
+        buf: &mut [u8],
+        extra: Option<MptcpOption>,
+        data_fin: bool,
+    ) -> (usize, SocketAddr, SocketAddr) {
+        let sf = &self.subflows[j];
+        let mut o = OptList::new();
+        o.timestamps(&sf.tcb, now);
+        if self.mp.active() {
+            if sf.initial && self.role == Role::Client && !self.mp.fully_established {
+                o.push(TcpOption::Mptcp(MptcpOption::MpCapable(MpCapable {
+                    version: 1,
+                    flags: if self.mp.csum { MpCapable::FLAG_CHECKSUM } else { 0 } | MpCapable::FLAG_HMAC_SHA,
+                    sender_key: Some(self.mp.local_key.0),
+                    receiver_key: self.mp.remote_key.map(|k| k.0),
+                    data_len: None,
+                    checksum: None,
+                })));
+            } else if sf.ready || sf.initial {
+                let mut d = self.dss_ack();
+                if data_fin {
+                    let fin = self.tx.tail;
+                    d.data_fin = true;
+                    d.mapping = Some(DssMapping {
+                        dsn: WireSeq::U64(fin.0),
+                        ssn: 0,
+                        data_len: 1,
+                        checksum: self.mp.csum.then(|| crypto::dss_checksum(fin.0, 0, 1, &[])),
+                    });
+                }
+                o.push(TcpOption::Mptcp(MptcpOption::Dss(d)));
+            }
+            if let Some(x) = extra {
+                o.push(TcpOption::Mptcp(x));
+            }
+        }
+        o.sack(&self.subflows[j].tcb);
+        let tcb = &self.subflows[j].tcb;
+        // A window probe uses an old sequence number (RFC 9293 §3.8.6.1).
+        let seq = if self.persist_backoff > 0 && self.persist_at.is_none() && self.snd_una == self.snd_nxt {
+            tcb.seq_for_ack() - 1u32
+        } else {
+            tcb.seq_for_ack()
+        };
+        self.write(now, j, buf, seq, flags::ACK, &o, Payload::None)
+    }
+
+    /// ADD_ADDR (and its echo) on an ACK of its own, as Linux sends them.
+    fn emit_signal(
+        &mut self,
+        now: Instant,
+        j: usize,
+        buf: &mut [u8],
+        opt: MptcpOption,
+    ) -> (usize, SocketAddr, SocketAddr) {
+        let mut o = OptList::new();
+        o.timestamps(&self.subflows[j].tcb, now);
+        o.push(TcpOption::Mptcp(opt));
+        let seq = self.subflows[j].tcb.seq_for_ack();
+        self.write(now, j, buf, seq, flags::ACK, &o, Payload::None)
+    }
+
+    // ------------------------------------------------------------------
+    // Stats
+    // ------------------------------------------------------------------
+
+    pub fn state_name(&self) -> &'static str {
+        if let Some(r) = self.closed {
+            let _ = r;
+            return "CLOSED";
+        }
+        let Some(sf) = self.subflows.first() else { return "CLOSED" };
+        match sf.tcb.state {
+            TcpState::SynSent => return "SYN-SENT",
+            TcpState::SynReceived if !self.connected_reported => return "SYN-RECV",
+            _ => {}
+        }
+        let fin_sent = self.app_closed;
+        match (fin_sent, self.dfin_acked, self.peer_fin_done) {
+            (false, _, false) => "ESTAB",
+            (false, _, true) => "CLOSE-WAIT",
+            (true, false, false) => "FIN-WAIT-1",
+            (true, true, false) => "FIN-WAIT-2",
+            (true, false, true) => "LAST-ACK",
+            (true, true, true) => "TIME-WAIT",
+        }
+    }
+
+    pub fn subflow_snapshot(&self, sf: &Subflow) -> SubflowSnapshot {
+        let mut bits = 0;
+        if sf.mpc {
+            bits |= subflow_flags::MCAP_REM;
+        }
+        if sf.mpc_requested && self.mp.enabled && sf.initial {
+            bits |= subflow_flags::MCAP_LOC;
+        }
+        if sf.joined {
+            bits |= subflow_flags::JOIN_REM;
+        }
+        if sf.join_requested {
+            bits |= subflow_flags::JOIN_LOC;
+        }
+        if sf.backup_rem {
+            bits |= subflow_flags::BKUP_REM;
+        }
+        if sf.backup_loc {
+            bits |= subflow_flags::BKUP_LOC;
+        }
+        if self.mp.active() && self.mp.fully_established && sf.ready {
+            bits |= subflow_flags::FULLY_ESTABLISHED;
+        }
+        if sf.tcb.state.synchronized() && sf.down.is_none() {
+            bits |= subflow_flags::CONNECTED;
+        }
+        let (seq, sfseq, maplen) = match sf.cur_map {
+            Some(m) => (m.dsn.0, m.ssn.0.wrapping_sub(sf.tcb.irs.0), m.len),
+            None => (self.rx.nxt.0, 0, 0),
+        };
+        if sf.cur_map.is_some_and(|m| sf.tcb.rcv_nxt < m.ssn + m.len) {
+            bits |= subflow_flags::MAPVALID;
+        }
+        let st = &sf.tcb.stats;
+        SubflowSnapshot {
+            local: fmt_addr(sf.tcb.local),
+            remote: fmt_addr(sf.tcb.remote),
+            state: Some(match sf.down {
+                Some(_) if sf.tcb.state != TcpState::TimeWait => "CLOSED".to_string(),
+                _ => sf.tcb.state.ss_name().to_string(),
+            }),
+            flags: subflow_flags::letters(bits),
+            token_loc: token_hex(if self.mp.enabled { self.mp.local_token } else { 0 }),
+            token_rem: token_hex(if self.mp.enabled { self.mp.remote_token } else { 0 }),
+            id_loc: sf.local_id,
+            id_rem: sf.remote_id,
+            seq,
+            sfseq,
+            ssnoff: sf.tcb.irs.0,
+            maplen,
+            relwrite_seq: None,
+            backup: sf.backup_loc || sf.backup_rem,
+            cwnd: Some((sf.tcb.cc.window() / sf.tcb.mss.max(1)) as u32),
+            ssthresh: (sf.tcb.cc.ssthresh() != usize::MAX).then(|| (sf.tcb.cc.ssthresh() / sf.tcb.mss.max(1)) as u32),
+            rtt_us: sf.tcb.rtt.srtt().map(|d| d.as_micros().min(u32::MAX as u64) as u32),
+            rttvar_us: sf.tcb.rtt.srtt().map(|_| sf.tcb.rtt.rttvar().as_micros().min(u32::MAX as u64) as u32),
+            mss: Some(sf.tcb.mss as u32),
+            bytes_sent: Some(st.bytes_sent + st.bytes_retrans),
+            bytes_received: Some(st.bytes_received),
+            bytes_acked: Some(st.bytes_acked),
+            bytes_retrans: Some(st.bytes_retrans),
+            retransmits: Some(st.retransmits),
+            bytes_reinjected: Some(sf.bytes_reinjected),
+            id: Some(sf.id as u64),
+        }
+    }
+
+    pub fn snapshot(&self, now: Instant) -> ConnSnapshot {
+        let mut retrans = 0;
+        let mut bytes_retrans = 0;
+        let mut sent = 0;
+        let mut recv = 0;
+        let mut acked = 0;
+        let mut last_send = Instant::ZERO;
+        let mut last_recv = Instant::ZERO;
+        for sf in &self.subflows {
+            retrans += sf.tcb.stats.retransmits;
+            bytes_retrans += sf.tcb.stats.bytes_retrans;
+            sent += sf.data_bytes_sent;
+            recv += sf.data_bytes_received;
+            acked += sf.tcb.stats.bytes_acked;
+            last_send = last_send.max(sf.tcb.last_send);
+            last_recv = last_recv.max(sf.tcb.last_recv);
+        }
+        let ms = |t: Instant| ((now - t).as_millis()).min(u32::MAX as u64) as u32;
+        ConnSnapshot {
+            source: "embedded".into(),
+            token: self.mp.enabled.then(|| token_hex(self.mp.local_token)),
+            remote_token: (self.mp.remote_key.is_some()).then(|| token_hex(self.mp.remote_token)),
+            local: fmt_addr(self.local),
+            remote: fmt_addr(self.remote),
+            state: self.state_name().to_string(),
+            fallback: self.mp.fallback.is_some(),
+            fallback_reason: self.mp.fallback.map(|r| r.describe().to_string()),
+            remote_key: self.mp.remote_key.is_some(),
+            csum_enabled: Some(self.mp.csum && self.mp.active()),
+            subflows_max: Some(self.limits.subflows),
+            add_addr_signal: Some(self.pm.signals_sent),
+            add_addr_accepted: Some(self.pm.add_addr_accepted),
+            add_addr_signal_max: None,
+            add_addr_accepted_max: Some(self.limits.add_addr_accepted),
+            local_addr_used: None,
+            local_addr_max: None,
+            subflows_total: Some(self.subflows_total),
+            write_seq: Some(self.tx.tail.0),
+            snd_una: Some(self.snd_una.0),
+            rcv_nxt: Some(self.data_ack().0),
+            retransmits: Some(retrans),
+            bytes_retrans: Some(bytes_retrans),
+            bytes_sent: Some(sent),
+            bytes_received: Some(recv),
+            bytes_acked: Some(acked.min(self.snd_una - self.tx.head + self.tx.len() as u64).max(acked)),
+            bytes_reinjected: Some(self.bytes_reinjected),
+            last_data_sent_ms: Some(ms(last_send)),
+            last_data_recv_ms: Some(ms(last_recv)),
+            last_ack_recv_ms: Some(ms(last_recv)),
+            id: Some(self.handle.id()),
+            subflows: self.subflows.iter().map(|s| self.subflow_snapshot(s)).collect(),
+        }
+    }
+
+    /// Whether everything is over: closed and every subflow past TIME-WAIT.
+    pub fn finished(&self) -> bool {
+        self.closed.is_some()
+            && self
+                .subflows
+                .iter()
+                .all(|s| s.tcb.state == TcpState::Closed || s.down.is_some() && s.tcb.timewait_at.is_none())
+    }
+}
+
+fn seq_of(s: &TxSeg) -> SubflowSeq {
+    s.seq
+}
+
+fn tcprst_reason(seg: &Segment<'_>) -> Option<u8> {
+    seg.opts.mptcp().find_map(|o| match o {
+        MptcpOption::MpTcpRst(r) => Some(r.reason),
+        _ => None,
+    })
+}
+
+/// "ADDR:PORT", IPv6 as "[ADDR]:PORT" (the snapshot contract).
+pub(crate) fn fmt_addr(a: SocketAddr) -> String {
+    a.to_string()
+}
+
+/// Write a RST (RFC 9293 §3.10.7.1) with optional MP_TCPRST / MP_FASTCLOSE.
+pub(crate) fn emit_rst(r: &RstOut, buf: &mut [u8], checksum: bool) -> usize {
+    let mut o = OptList::new();
+    if let Some(reason) = r.tcprst {
+        o.push(TcpOption::Mptcp(MptcpOption::MpTcpRst(MpTcpRst { flags: 0, reason })));
+    }
+    if let Some(k) = r.fastclose {
+        o.push(TcpOption::Mptcp(MptcpOption::MpFastclose(MpFastclose { receiver_key: k })));
+    }
+    let (fl, ack) = match r.ack {
+        Some(a) => (flags::RST | flags::ACK, a),
+        None => (flags::RST, SubflowSeq(0)),
+    };
+    let repr = SegmentRepr { src: r.src, dst: r.dst, seq: r.seq, ack, flags: fl, window: 0, options: o.as_slice() };
+    wire::emit(&repr, 0, buf, checksum, |_| {})
+}

@@ -1,0 +1,536 @@
+//! The endpoint: demultiplexes packets to connections by 4-tuple (and SYNs
+//! with MP_JOIN by token, RFC 8684 §3.2), answers SYNs on listeners, owns the
+//! local addresses, the event queue and the MIB counters.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+
+use super::conn::{Connection, Ctx, LocalAddr, RstOut, emit_rst, rst_reason};
+use super::mib::{Counter, Mib};
+use super::tcp::TcbParams;
+use super::time::Instant;
+use super::wire::{self, Segment, WireError, flags};
+use super::{AddrFlags, Config, ConnHandle, Event, FallbackReason, RecvError, StackError, SubflowInfo};
+use crate::dissect::options::{MpJoin, MptcpOption};
+use crate::snapshot::{ConnSnapshot, Snapshot};
+
+/// A packet `poll_transmit` wrote: `buf[..len]`, from `src` to `dst`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub len: usize,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+}
+
+/// What the application may ask about a connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// MPTCP negotiated (false: plain TCP, see `fallback`).
+    pub mptcp: bool,
+    pub fallback: Option<FallbackReason>,
+    pub fully_established: bool,
+    pub local_token: u32,
+    pub remote_token: u32,
+    pub checksums: bool,
+    /// Subflows alive now.
+    pub subflows: Vec<SubflowInfo>,
+    pub state: &'static str,
+}
+
+/// A sans-IO MPTCP endpoint. See the call order in [`crate::stack`].
+pub struct Endpoint {
+    cfg: Config,
+    rng: ChaCha20Rng,
+    isn_secret: [u8; 16],
+    conns: Vec<Option<Connection>>,
+    gens: Vec<u32>,
+    free: Vec<usize>,
+    tuples: HashMap<(SocketAddr, SocketAddr), (usize, u32)>,
+    tokens: HashMap<u32, usize>,
+    listeners: Vec<SocketAddr>,
+    addrs: Vec<LocalAddr>,
+    next_addr_id: u8,
+    events: VecDeque<Event>,
+    rsts: VecDeque<RstOut>,
+    mib: Mib,
+    rr: usize,
+}
+
+impl Endpoint {
+    /// A new endpoint; `seed` drives every random choice (keys, nonces,
+    /// ISN secret, ports), so the same inputs give the same outputs.
+    pub fn new(cfg: Config, seed: u64) -> Endpoint {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut isn_secret = [0u8; 16];
+        rng.fill_bytes(&mut isn_secret);
+        Endpoint {
+            cfg,
+            rng,
+            isn_secret,
+            conns: Vec::new(),
+            gens: Vec::new(),
+            free: Vec::new(),
+            tuples: HashMap::new(),
+            tokens: HashMap::new(),
+            listeners: Vec::new(),
+            addrs: Vec::new(),
+            next_addr_id: 1,
+            events: VecDeque::new(),
+            rsts: VecDeque::new(),
+            mib: Mib::default(),
+            rr: 0,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    fn params(&self, v6: bool) -> TcbParams {
+        let ip = if v6 { 60 } else { 40 };
+        let mut wscale = 0u8;
+        while (self.cfg.recv_buffer >> wscale) > 65535 && wscale < 14 {
+            wscale += 1;
+        }
+        TcbParams {
+            mss: self.cfg.mtu.saturating_sub(ip).clamp(64, 65535),
+            rcv_wscale: wscale,
+            sack: self.cfg.sack,
+            timestamps: self.cfg.timestamps,
+            initial_rto: self.cfg.initial_rto,
+            min_rto: self.cfg.min_rto,
+            max_rto: self.cfg.max_rto,
+            delack: self.cfg.delayed_ack,
+            msl: self.cfg.msl,
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Addresses and listeners
+    // ------------------------------------------------------------------
+
+    /// Add a local address (the first one added is the primary). Returns its
+    /// address ID (RFC 8684 §3.4.1; the initial subflow always uses ID 0).
+    pub fn add_address(&mut self, addr: IpAddr, flags: AddrFlags) -> Result<u8, StackError> {
+        if let Some(a) = self.addrs.iter_mut().find(|a| a.addr == addr) {
+            a.flags = flags;
+            return Ok(a.id);
+        }
+        if self.next_addr_id == u8::MAX {
+            return Err(StackError::TooManyAddresses);
+        }
+        let id = self.next_addr_id;
+        self.next_addr_id += 1;
+        self.addrs.push(LocalAddr { id, addr, flags });
+        Ok(id)
+    }
+
+    /// Remove a local address: its subflows are reset and REMOVE_ADDR sent.
+    pub fn remove_address(&mut self, addr: IpAddr) -> Result<(), StackError> {
+        let Some(pos) = self.addrs.iter().position(|a| a.addr == addr) else {
+            return Err(StackError::UnknownAddress(addr));
+        };
+        let a = self.addrs.remove(pos);
+        for i in 0..self.conns.len() {
+            self.with_conn(i, |c, ctx| c.remove_local_address(addr, a.id, ctx));
+        }
+        Ok(())
+    }
+
+    /// Mark subflows on `addr` as backup (or not); MP_PRIO tells the peer.
+    pub fn set_backup(&mut self, addr: IpAddr, backup: bool) -> Result<(), StackError> {
+        let Some(a) = self.addrs.iter_mut().find(|a| a.addr == addr) else {
+            return Err(StackError::UnknownAddress(addr));
+        };
+        a.flags.backup = backup;
+        for c in self.conns.iter_mut().flatten() {
+            c.set_backup(addr, backup);
+        }
+        Ok(())
+    }
+
+    pub fn addresses(&self) -> impl Iterator<Item = (u8, IpAddr, AddrFlags)> + '_ {
+        self.addrs.iter().map(|a| (a.id, a.addr, a.flags))
+    }
+
+    /// Accept connections on `addr` (an unspecified IP accepts on any).
+    pub fn listen(&mut self, addr: SocketAddr) -> Result<(), StackError> {
+        if self.listeners.contains(&addr) {
+            return Err(StackError::AddrInUse(addr));
+        }
+        self.listeners.push(addr);
+        Ok(())
+    }
+
+    fn listener_for(&self, dst: SocketAddr) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|l| {
+                l.port() == dst.port()
+                    && (l.ip() == dst.ip() || (l.ip().is_unspecified() && l.is_ipv4() == dst.is_ipv4()))
+            })
+            .copied()
+    }
+
+    // ------------------------------------------------------------------
+    // Connections
+    // ------------------------------------------------------------------
+
+    fn alloc(&mut self) -> (usize, ConnHandle) {
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.conns.push(None);
+                self.gens.push(0);
+                self.conns.len() - 1
+            }
+        };
+        self.gens[idx] = self.gens[idx].wrapping_add(1);
+        (idx, ConnHandle { idx: idx as u32, generation: self.gens[idx] })
+    }
+
+    fn idx(&self, h: ConnHandle) -> Option<usize> {
+        let i = h.idx as usize;
+        (self.gens.get(i) == Some(&h.generation)
+            && self.conns.get(i).is_some_and(|c| c.as_ref().is_some_and(|c| !c.released)))
+        .then_some(i)
+    }
+
+    fn with_conn<R>(&mut self, idx: usize, f: impl FnOnce(&mut Connection, &mut Ctx<'_>) -> R) -> Option<R> {
+        let v6 = self.conns.get(idx)?.as_ref()?.local.is_ipv6();
+        let tcb_params = self.params(v6);
+        let Endpoint { cfg, mib, events, rng, tuples, rsts, addrs, isn_secret, conns, .. } = self;
+        let conn = conns.get_mut(idx)?.as_mut()?;
+        let mut ctx = Ctx { cfg, mib, events, rng, tuples, rsts, addrs, isn_secret, conn_idx: idx, tcb_params };
+        Some(f(conn, &mut ctx))
+    }
+
+    /// Open a connection to `remote` (SYN with MP_CAPABLE queued). Without
+    /// `local`, the first local address of the same family and a random port.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local: Option<SocketAddr>,
+        remote: SocketAddr,
+    ) -> Result<ConnHandle, StackError> {
+        let ip = match local {
+            Some(l) if !l.ip().is_unspecified() => l.ip(),
+            _ => self
+                .addrs
+                .iter()
+                .find(|a| a.addr.is_ipv4() == remote.is_ipv4())
+                .map(|a| a.addr)
+                .ok_or(StackError::NoLocalAddress(remote))?,
+        };
+        let port = match local.map(|l| l.port()) {
+            Some(p) if p != 0 => {
+                if self.tuples.contains_key(&(SocketAddr::new(ip, p), remote)) {
+                    return Err(StackError::AddrInUse(SocketAddr::new(ip, p)));
+                }
+                p
+            }
+            _ => {
+                let mut found = None;
+                for _ in 0..256 {
+                    let p = 32768 + (self.rng.next_u32() % 28232) as u16;
+                    if !self.tuples.contains_key(&(SocketAddr::new(ip, p), remote)) {
+                        found = Some(p);
+                        break;
+                    }
+                }
+                found.ok_or(StackError::NoPorts)?
+            }
+        };
+        let local = SocketAddr::new(ip, port);
+        let (idx, h) = self.alloc();
+        let tcb_params = self.params(local.is_ipv6());
+        let Endpoint { cfg, mib, events, rng, tuples, rsts, addrs, isn_secret, tokens, .. } = self;
+        let mut ctx = Ctx { cfg, mib, events, rng, tuples, rsts, addrs, isn_secret, conn_idx: idx, tcb_params };
+        let used = |t: u32| tokens.contains_key(&t);
+        let c = Connection::connect(h, now, local, remote, &mut ctx, &used);
+        self.tokens.insert(c.mp.local_token, idx);
+        self.conns[idx] = Some(c);
+        Ok(h)
+    }
+
+    /// Queue data; returns the bytes taken (0 when the send buffer is full:
+    /// wait for [`Event::Writable`]).
+    pub fn send(&mut self, h: ConnHandle, data: &[u8]) -> Result<usize, StackError> {
+        let i = self.idx(h).ok_or(StackError::InvalidHandle)?;
+        self.conns[i].as_mut().expect("checked").send(data)
+    }
+
+    /// Read data: `Ok(Some(n))`, `Ok(None)` at the end of the stream,
+    /// `Err(Blocked)` when nothing is there yet.
+    pub fn recv(&mut self, h: ConnHandle, buf: &mut [u8]) -> Result<Option<usize>, RecvError> {
+        let i = self.idx(h).ok_or(RecvError::InvalidHandle)?;
+        self.with_conn(i, |c, ctx| c.recv(buf, ctx)).unwrap_or(Err(RecvError::InvalidHandle))
+    }
+
+    /// Bytes ready to read.
+    pub fn readable(&self, h: ConnHandle) -> usize {
+        self.idx(h).and_then(|i| self.conns[i].as_ref()).map_or(0, |c| c.readable())
+    }
+
+    /// Free space in the send buffer.
+    pub fn send_capacity(&self, h: ConnHandle) -> usize {
+        self.idx(h).and_then(|i| self.conns[i].as_ref()).map_or(0, |c| c.send_buffer_free())
+    }
+
+    /// Bytes sent by the application and not yet acknowledged by the peer.
+    pub fn unacked(&self, h: ConnHandle) -> u64 {
+        self.idx(h).and_then(|i| self.conns[i].as_ref()).map_or(0, |c| c.unacked())
+    }
+
+    /// End our side of the stream: DATA_FIN after the data (RFC 8684 §3.3.3).
+    pub fn close(&mut self, h: ConnHandle) -> Result<(), StackError> {
+        let i = self.idx(h).ok_or(StackError::InvalidHandle)?;
+        self.conns[i].as_mut().expect("checked").close();
+        Ok(())
+    }
+
+    /// Abort with MP_FASTCLOSE (RFC 8684 §3.5), or RST after a fallback.
+    pub fn abort(&mut self, h: ConnHandle) -> Result<(), StackError> {
+        let i = self.idx(h).ok_or(StackError::InvalidHandle)?;
+        self.with_conn(i, |c, ctx| c.abort(ctx));
+        Ok(())
+    }
+
+    /// The application is done with `h`; the connection lingers only for its
+    /// close (TIME-WAIT) and then disappears.
+    pub fn release(&mut self, h: ConnHandle) {
+        if let Some(i) = self.idx(h) {
+            if let Some(c) = self.conns[i].as_mut() {
+                c.released = true;
+            }
+            self.reap(i);
+        }
+    }
+
+    fn reap(&mut self, i: usize) {
+        let done = self.conns[i].as_ref().is_some_and(|c| c.released && c.finished());
+        if done {
+            let c = self.conns[i].take().expect("present");
+            self.tokens.remove(&c.mp.local_token);
+            self.tuples.retain(|_, v| v.0 != i);
+            self.free.push(i);
+        }
+    }
+
+    pub fn info(&self, h: ConnHandle) -> Option<ConnInfo> {
+        let c = self.conns.get(self.idx(h)?)?.as_ref()?;
+        Some(ConnInfo {
+            local: c.local,
+            remote: c.remote,
+            mptcp: c.mp.active(),
+            fallback: c.mp.fallback,
+            fully_established: c.mp.fully_established,
+            local_token: c.mp.local_token,
+            remote_token: c.mp.remote_token,
+            checksums: c.mp.csum && c.mp.active(),
+            subflows: c.subflows.iter().filter(|s| s.alive()).map(|s| s.info()).collect(),
+            state: c.state_name(),
+        })
+    }
+
+    /// Connection handles not yet released.
+    pub fn connections(&self) -> Vec<ConnHandle> {
+        self.conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                c.as_ref().filter(|c| !c.released).map(|_| ConnHandle { idx: i as u32, generation: self.gens[i] })
+            })
+            .collect()
+    }
+
+    // ------------------------------------------------------------------
+    // Input
+    // ------------------------------------------------------------------
+
+    /// Take one IP packet.
+    pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        let seg = match wire::parse(packet, !self.cfg.offload_checksums) {
+            Ok(s) => s,
+            Err(WireError::BadTcpChecksum | WireError::BadIpChecksum) => {
+                self.mib.inc(Counter::TcpInCsumErrors);
+                self.mib.inc(Counter::TcpInErrs);
+                return;
+            }
+            Err(_) => {
+                self.mib.inc(Counter::TcpInErrs);
+                return;
+            }
+        };
+        if let Some(&(ci, sid)) = self.tuples.get(&(seg.dst, seg.src)) {
+            self.with_conn(ci, |c, ctx| c.on_segment(now, sid, &seg, ctx));
+            self.reap(ci);
+            return;
+        }
+        if seg.has(flags::RST) {
+            return;
+        }
+        if seg.has(flags::SYN) && !seg.has(flags::ACK) {
+            let join = seg.opts.mptcp().find_map(|o| match o {
+                MptcpOption::MpJoin(MpJoin::Syn { backup, addr_id, token, nonce }) => {
+                    Some((*backup, *addr_id, *token, *nonce))
+                }
+                _ => None,
+            });
+            if let Some((backup, addr_id, token, nonce)) = join {
+                self.on_join_syn(now, &seg, (backup, addr_id, token, nonce));
+                return;
+            }
+            if let Some(l) = self.listener_for(seg.dst) {
+                self.on_syn(now, &seg, l);
+                return;
+            }
+        }
+        self.reply_rst(&seg, None);
+    }
+
+    /// RFC 9293 §3.10.7.1: a RST for a segment no connection owns.
+    fn reply_rst(&mut self, seg: &Segment<'_>, tcprst: Option<u8>) {
+        let r = if seg.has(flags::ACK) {
+            RstOut { src: seg.dst, dst: seg.src, seq: seg.ack, ack: None, tcprst, fastclose: None }
+        } else {
+            RstOut {
+                src: seg.dst,
+                dst: seg.src,
+                seq: crate::seq::SubflowSeq(0),
+                ack: Some(seg.seq + seg.seq_len()),
+                tcprst,
+                fastclose: None,
+            }
+        };
+        self.mib.inc(Counter::TcpOutRsts);
+        if tcprst.is_some() {
+            self.mib.inc(Counter::MpRstTx);
+        }
+        self.rsts.push_back(r);
+    }
+
+    fn on_syn(&mut self, now: Instant, seg: &Segment<'_>, listener: SocketAddr) {
+        let (idx, h) = self.alloc();
+        let tcb_params = self.params(seg.dst.is_ipv6());
+        let Endpoint { cfg, mib, events, rng, tuples, rsts, addrs, isn_secret, tokens, .. } = self;
+        let mut ctx = Ctx { cfg, mib, events, rng, tuples, rsts, addrs, isn_secret, conn_idx: idx, tcb_params };
+        let used = |t: u32| tokens.contains_key(&t);
+        let c = Connection::accept(h, now, seg, listener, &mut ctx, &used);
+        self.tokens.insert(c.mp.local_token, idx);
+        self.conns[idx] = Some(c);
+    }
+
+    /// A SYN with MP_JOIN: find the connection by token (RFC 8684 §3.2);
+    /// refuse with RST + MP_TCPRST, keeping no state, when it cannot join.
+    fn on_join_syn(&mut self, now: Instant, seg: &Segment<'_>, join: (bool, u8, u32, u32)) {
+        let (backup, addr_id, token, nonce) = join;
+        self.mib.inc(Counter::MpJoinSynRx);
+        if backup {
+            self.mib.inc(Counter::MpJoinSynBackupRx);
+        }
+        let Some(&ci) = self.tokens.get(&token) else {
+            self.mib.inc(Counter::MpJoinNoTokenFound);
+            self.reply_rst(seg, Some(rst_reason::MPTCP_ERROR));
+            return;
+        };
+        let port_ok = self.conns[ci].as_ref().is_some_and(|c| c.local.port() == seg.dst.port())
+            || self.addrs.iter().any(|a| a.flags.port == Some(seg.dst.port()))
+            || self.listener_for(seg.dst).is_some();
+        if !port_ok {
+            self.reply_rst(seg, Some(rst_reason::MPTCP_ERROR));
+            return;
+        }
+        match self.with_conn(ci, |c, ctx| c.accept_join(now, seg, (backup, addr_id, nonce), ctx)) {
+            Some(Ok(())) => {}
+            Some(Err(reason)) => self.reply_rst(seg, Some(reason)),
+            None => self.reply_rst(seg, Some(rst_reason::MPTCP_ERROR)),
+        }
+    }
+
+    /// Act on the timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for i in 0..self.conns.len() {
+            let due = self.conns[i].as_ref().and_then(|c| c.next_timeout()).is_some_and(|t| t <= now);
+            if due {
+                self.with_conn(i, |c, ctx| c.handle_timeout(now, ctx));
+                self.reap(i);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Output
+    // ------------------------------------------------------------------
+
+    /// The next packet to send, written into `buf` (at least `Config::mtu` bytes).
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if let Some(t) = self.pop_rst(buf) {
+            return Some(t);
+        }
+        let n = self.conns.len();
+        for k in 0..n {
+            let i = (self.rr + k) % n;
+            if let Some(Some((len, src, dst))) = self.with_conn(i, |c, ctx| c.poll_transmit(now, buf, ctx)) {
+                self.rr = i;
+                return Some(Transmit { len, src, dst });
+            }
+            // Nothing from this one: let the next have the first turn.
+            if k == 0 {
+                self.rr = (i + 1) % n.max(1);
+            }
+        }
+        self.pop_rst(buf)
+    }
+
+    fn pop_rst(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        let r = self.rsts.pop_front()?;
+        let len = emit_rst(&r, buf, !self.cfg.offload_checksums);
+        Some(Transmit { len, src: r.src, dst: r.dst })
+    }
+
+    /// The next time `handle_timeout` has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.conns.iter().flatten().filter_map(|c| c.next_timeout()).min()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ------------------------------------------------------------------
+    // Stats
+    // ------------------------------------------------------------------
+
+    pub fn mib(&self) -> &Mib {
+        &self.mib
+    }
+
+    /// Every connection not yet released (closed ones included), with the MIB.
+    pub fn snapshot(&self, now: Instant) -> Snapshot {
+        let mut s = Snapshot {
+            connections: self.conns.iter().flatten().filter(|c| !c.released).map(|c| c.snapshot(now)).collect(),
+            mib: self.mib.to_map(),
+        };
+        for l in &self.listeners {
+            s.connections.push(ConnSnapshot {
+                source: "embedded".into(),
+                local: l.to_string(),
+                remote: if l.is_ipv4() { "0.0.0.0:*".into() } else { "[::]:*".into() },
+                state: "LISTEN".into(),
+                ..Default::default()
+            });
+        }
+        s
+    }
+
+    /// One connection's snapshot.
+    pub fn conn_snapshot(&self, h: ConnHandle, now: Instant) -> Option<ConnSnapshot> {
+        Some(self.conns.get(self.idx(h)?)?.as_ref()?.snapshot(now))
+    }
+}

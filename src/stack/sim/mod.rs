@@ -1,0 +1,383 @@
+//! The simulated network: a client and a server endpoint joined by one or
+//! more paths, each a pair of links (one per direction) with delay, rate,
+//! a drop-tail queue, loss, reordering, duplication, corruption, option
+//! stripping and down intervals. Everything is seeded; virtual time jumps
+//! from one event to the next (after smoltcp's `tests/netsim.rs`).
+//!
+//! Path `i` joins client address `10.0.{i+1}.1` and server address
+//! `10.0.{i+1}.2`; a packet takes the path of its client-side address, as
+//! source routing on a multihomed host does. A pcap tap records what the
+//! client's interfaces see: what it sends, when it sends it, and what it
+//! receives, when it arrives.
+
+pub mod pcap;
+pub mod spec;
+mod transfer;
+
+pub use spec::{PathSpec, SpecError};
+pub use transfer::Transfer;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+
+use super::time::{Duration, Instant};
+use super::{AddrFlags, Config, Endpoint};
+
+/// Host indices.
+pub const CLIENT: usize = 0;
+pub const SERVER: usize = 1;
+
+/// The port the simulated server listens on.
+pub const SERVER_PORT: u16 = 5000;
+
+/// Counters of one link direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub queue_drops: u64,
+    pub down_drops: u64,
+    pub duplicated: u64,
+    pub corrupted: u64,
+    pub reordered: u64,
+    pub stripped: u64,
+}
+
+#[derive(Debug)]
+struct Link {
+    busy_until: Instant,
+    /// Departure times of packets still queued.
+    queue: VecDeque<Instant>,
+    stats: LinkStats,
+}
+
+impl Link {
+    fn new() -> Link {
+        Link { busy_until: Instant::ZERO, queue: VecDeque::new(), stats: LinkStats::default() }
+    }
+}
+
+/// One path: its spec, the client and server addresses, two links.
+#[derive(Debug)]
+pub struct Path {
+    pub spec: PathSpec,
+    pub client: IpAddr,
+    pub server: IpAddr,
+    /// Client to server, server to client.
+    links: [Link; 2],
+}
+
+impl Path {
+    pub fn stats(&self, dir: usize) -> LinkStats {
+        self.links[dir].stats
+    }
+}
+
+struct InFlight {
+    at: Instant,
+    seq: u64,
+    host: usize,
+    buf: Vec<u8>,
+}
+
+impl PartialEq for InFlight {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for InFlight {}
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, o: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for InFlight {
+    fn cmp(&self, o: &Self) -> core::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+/// What a simulation runs: the application on both hosts.
+pub trait App {
+    /// Called after every batch of input: read events, send, receive.
+    fn step(&mut self, now: Instant, hosts: &mut [Endpoint; 2]) -> io::Result<()>;
+    /// Nothing more to do.
+    fn done(&self) -> bool;
+}
+
+/// How to build a simulation.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub paths: Vec<PathSpec>,
+    pub client: Config,
+    pub server: Config,
+    pub seed: u64,
+    /// Client addresses after the first open subflows (`subflow` flag).
+    pub client_subflows: bool,
+    /// Server addresses after the first are announced (`signal` flag).
+    pub server_signal: bool,
+}
+
+impl SimConfig {
+    /// Two clean paths, default stack configuration.
+    pub fn new(paths: Vec<PathSpec>, seed: u64) -> SimConfig {
+        SimConfig {
+            paths,
+            client: Config::default(),
+            server: Config::default(),
+            seed,
+            client_subflows: true,
+            server_signal: false,
+        }
+    }
+    /// Set the same configuration on both hosts.
+    pub fn both(mut self, f: impl Fn(&mut Config)) -> SimConfig {
+        f(&mut self.client);
+        f(&mut self.server);
+        self
+    }
+}
+
+/// The simulated network and its two hosts.
+pub struct Sim {
+    pub now: Instant,
+    pub hosts: [Endpoint; 2],
+    pub paths: Vec<Path>,
+    queue: BinaryHeap<Reverse<InFlight>>,
+    seq: u64,
+    pool: Vec<Vec<u8>>,
+    rng: ChaCha20Rng,
+    mtu: usize,
+    tap: Option<pcap::PcapWriter<Box<dyn Write>>>,
+    checksums: bool,
+    /// Packets no path could carry.
+    pub unrouted: u64,
+}
+
+impl Sim {
+    pub fn new(cfg: SimConfig) -> Sim {
+        assert!(!cfg.paths.is_empty(), "a simulation needs at least one path");
+        let mut client = Endpoint::new(cfg.client.clone(), cfg.seed ^ 0x636c_6965_6e74);
+        let mut server = Endpoint::new(cfg.server.clone(), cfg.seed ^ 0x7365_7276_6572);
+        let mut paths = Vec::new();
+        for (i, spec) in cfg.paths.iter().enumerate() {
+            let c = IpAddr::V4(Ipv4Addr::new(10, 0, i as u8 + 1, 1));
+            let s = IpAddr::V4(Ipv4Addr::new(10, 0, i as u8 + 1, 2));
+            let cf = AddrFlags { subflow: i > 0 && cfg.client_subflows, ..Default::default() };
+            let sf = AddrFlags { signal: i > 0 && cfg.server_signal, ..Default::default() };
+            client.add_address(c, cf).expect("fresh endpoint");
+            server.add_address(s, sf).expect("fresh endpoint");
+            paths.push(Path { spec: spec.clone(), client: c, server: s, links: [Link::new(), Link::new()] });
+        }
+        server.listen(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), SERVER_PORT)).expect("fresh endpoint");
+        let mtu = cfg.client.mtu.max(cfg.server.mtu);
+        Sim {
+            now: Instant::ZERO,
+            hosts: [client, server],
+            paths,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            pool: Vec::new(),
+            rng: ChaCha20Rng::seed_from_u64(cfg.seed),
+            mtu,
+            tap: None,
+            checksums: !(cfg.client.offload_checksums || cfg.server.offload_checksums),
+            unrouted: 0,
+        }
+    }
+
+    /// The server's address on path 0, where clients connect.
+    pub fn server_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.paths[0].server, SERVER_PORT)
+    }
+
+    /// Record what the client sees into a pcap stream.
+    pub fn set_tap(&mut self, out: Box<dyn Write>) -> io::Result<()> {
+        self.tap = Some(pcap::PcapWriter::new(out)?);
+        Ok(())
+    }
+
+    pub fn flush_tap(&mut self) -> io::Result<()> {
+        if let Some(t) = self.tap.as_mut() {
+            t.flush()?;
+        }
+        Ok(())
+    }
+
+    fn path_of(&self, from: usize, src: SocketAddr, dst: SocketAddr) -> Option<usize> {
+        let client_side = if from == CLIENT { src.ip() } else { dst.ip() };
+        self.paths.iter().position(|p| p.client == client_side)
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.rng.next_u64() as f64 / u64::MAX as f64) < p
+    }
+
+    /// Put a packet on the network.
+    fn send(&mut self, from: usize, mut buf: Vec<u8>, src: SocketAddr, dst: SocketAddr) {
+        let Some(pi) = self.path_of(from, src, dst) else {
+            self.unrouted += 1;
+            self.pool.push(buf);
+            return;
+        };
+        let now = self.now;
+        if from == CLIENT
+            && let Some(t) = self.tap.as_mut()
+        {
+            let _ = t.write(now, &buf);
+        }
+        let dir = if from == CLIENT { 0 } else { 1 };
+        let to = 1 - from;
+        let spec = self.paths[pi].spec.clone();
+        let link = &mut self.paths[pi].links[dir];
+        link.stats.packets += 1;
+        link.stats.bytes += buf.len() as u64;
+        if spec.is_down(now) {
+            link.stats.down_drops += 1;
+            self.pool.push(buf);
+            return;
+        }
+        // Drop-tail queue, then serialization at the link rate.
+        while link.queue.front().is_some_and(|&d| d <= now) {
+            link.queue.pop_front();
+        }
+        let depart = match spec.rate_bps {
+            Some(rate) => {
+                if link.queue.len() >= spec.queue {
+                    link.stats.queue_drops += 1;
+                    self.pool.push(buf);
+                    return;
+                }
+                let tx = Duration::from_micros((buf.len() as u64 * 8 * 1_000_000).div_ceil(rate));
+                let d = link.busy_until.max(now) + tx;
+                link.busy_until = d;
+                link.queue.push_back(d);
+                d
+            }
+            None => now,
+        };
+        if self.chance(spec.loss) {
+            self.paths[pi].links[dir].stats.lost += 1;
+            self.pool.push(buf);
+            return;
+        }
+        if spec.strip_options && super::wire::strip_mptcp_options(&mut buf, self.checksums) {
+            self.paths[pi].links[dir].stats.stripped += 1;
+        }
+        if self.chance(spec.corrupt) && !buf.is_empty() {
+            let i = (self.rng.next_u64() % buf.len() as u64) as usize;
+            buf[i] ^= 1 << (self.rng.next_u32() % 8);
+            self.paths[pi].links[dir].stats.corrupted += 1;
+        }
+        let mut at = depart + spec.delay;
+        if self.chance(spec.reorder) {
+            at += spec.reorder_gap.unwrap_or(Duration::from_micros((spec.delay.as_micros() / 2).max(1000)));
+            self.paths[pi].links[dir].stats.reordered += 1;
+        }
+        if self.chance(spec.dup) {
+            let mut copy = self.pool.pop().unwrap_or_default();
+            copy.clear();
+            copy.extend_from_slice(&buf);
+            self.paths[pi].links[dir].stats.duplicated += 1;
+            self.seq += 1;
+            self.queue.push(Reverse(InFlight {
+                at: at + Duration::from_micros(1),
+                seq: self.seq,
+                host: to,
+                buf: copy,
+            }));
+        }
+        self.seq += 1;
+        self.paths[pi].links[dir].stats.delivered += 1;
+        self.queue.push(Reverse(InFlight { at, seq: self.seq, host: to, buf }));
+    }
+
+    /// Drain both hosts' output onto the links.
+    pub fn flush(&mut self) {
+        for h in 0..2 {
+            loop {
+                let mut buf = self.pool.pop().unwrap_or_default();
+                if buf.len() < self.mtu {
+                    buf.resize(self.mtu, 0);
+                }
+                match self.hosts[h].poll_transmit(self.now, &mut buf[..self.mtu]) {
+                    Some(t) => {
+                        buf.truncate(t.len);
+                        self.send(h, buf, t.src, t.dst);
+                    }
+                    None => {
+                        self.pool.push(buf);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next event time (a delivery or a timer).
+    pub fn next_event(&self) -> Option<Instant> {
+        let d = self.queue.peek().map(|r| r.0.at);
+        [d, self.hosts[0].poll_timeout(), self.hosts[1].poll_timeout()].into_iter().flatten().min()
+    }
+
+    /// Jump to `t` and process what is due then.
+    pub fn advance_to(&mut self, t: Instant) {
+        if t > self.now {
+            self.now = t;
+        }
+        while self.queue.peek().is_some_and(|r| r.0.at <= self.now) {
+            let Reverse(p) = self.queue.pop().expect("peeked");
+            if p.host == CLIENT
+                && let Some(tap) = self.tap.as_mut()
+            {
+                let _ = tap.write(self.now, &p.buf);
+            }
+            self.hosts[p.host].handle_packet(self.now, &p.buf);
+            self.pool.push(p.buf);
+        }
+        for h in 0..2 {
+            if self.hosts[h].poll_timeout().is_some_and(|x| x <= self.now) {
+                self.hosts[h].handle_timeout(self.now);
+            }
+        }
+    }
+
+    /// Run `app` until it is done, nothing more can happen, or `limit`.
+    /// Returns whether the app finished.
+    pub fn run(&mut self, app: &mut dyn App, limit: Instant) -> io::Result<bool> {
+        loop {
+            app.step(self.now, &mut self.hosts)?;
+            self.flush();
+            if app.done() {
+                return Ok(true);
+            }
+            match self.next_event() {
+                Some(t) if t <= limit => self.advance_to(t),
+                _ => return Ok(false),
+            }
+        }
+    }
+
+    /// Run without an application until `limit` or quiet.
+    pub fn run_until(&mut self, limit: Instant) {
+        loop {
+            self.flush();
+            match self.next_event() {
+                Some(t) if t <= limit => self.advance_to(t),
+                _ => {
+                    if limit > self.now && limit != Instant::from_micros(u64::MAX) {
+                        self.now = limit;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! A bulk transfer across the simulation: the client connects, writes its
+//! input and closes (DATA_FIN); the server reads everything to its output
+//! and closes when it sees the end.
+
+use std::io::{self, Read, Write};
+
+use super::{App, CLIENT, SERVER};
+use crate::stack::time::{Duration, Instant};
+use crate::stack::{ConnHandle, Endpoint, Event, RecvError};
+
+pub struct Transfer<'a> {
+    input: &'a mut dyn Read,
+    output: &'a mut dyn Write,
+    buf: Vec<u8>,
+    pending: std::ops::Range<usize>,
+    input_done: bool,
+    pub client: Option<ConnHandle>,
+    pub server: Option<ConnHandle>,
+    /// Bytes taken by the client stack.
+    pub sent: u64,
+    /// Bytes read from the server stack.
+    pub received: u64,
+    pub client_closed: bool,
+    pub server_eof: bool,
+    server_close_sent: bool,
+    pub client_done: bool,
+    pub server_done: bool,
+    /// When the last byte arrived.
+    pub done_at: Option<Instant>,
+    pub events: Vec<(Instant, usize, Event)>,
+    /// (time, bytes received so far), one sample per `sample_every`.
+    pub timeline: Vec<(Instant, u64)>,
+    pub sample_every: Duration,
+    next_sample: Instant,
+    started: bool,
+    pub error: Option<String>,
+}
+
+impl<'a> Transfer<'a> {
+    pub fn new(input: &'a mut dyn Read, output: &'a mut dyn Write) -> Transfer<'a> {
+        Transfer {
+            input,
+            output,
+            buf: vec![0; 1 << 20],
+            pending: 0..0,
+            input_done: false,
+            client: None,
+            server: None,
+            sent: 0,
+            received: 0,
+            client_closed: false,
+            server_eof: false,
+            server_close_sent: false,
+            client_done: false,
+            server_done: false,
+            done_at: None,
+            events: Vec::new(),
+            timeline: Vec::new(),
+            sample_every: Duration::from_millis(100),
+            next_sample: Instant::ZERO,
+            started: false,
+            error: None,
+        }
+    }
+
+    /// Connect the client to `server` now (call before running).
+    pub fn start(
+        &mut self,
+        now: Instant,
+        hosts: &mut [Endpoint; 2],
+        server: std::net::SocketAddr,
+    ) -> Result<(), crate::stack::StackError> {
+        self.client = Some(hosts[CLIENT].connect(now, None, server)?);
+        self.started = true;
+        Ok(())
+    }
+
+    fn pump_input(&mut self, ep: &mut Endpoint) -> io::Result<()> {
+        let Some(h) = self.client else { return Ok(()) };
+        if self.client_closed {
+            return Ok(());
+        }
+        loop {
+            if self.pending.is_empty() {
+                if self.input_done {
+                    break;
+                }
+                let n = self.input.read(&mut self.buf)?;
+                if n == 0 {
+                    self.input_done = true;
+                    break;
+                }
+                self.pending = 0..n;
+            }
+            match ep.send(h, &self.buf[self.pending.clone()]) {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    self.pending.start += n;
+                    self.sent += n as u64;
+                }
+                Err(e) => {
+                    self.error = Some(e.to_string());
+                    return Ok(());
+                }
+            }
+        }
+        if self.input_done && self.pending.is_empty() {
+            let _ = ep.close(h);
+            self.client_closed = true;
+        }
+        Ok(())
+    }
+
+    fn drain_output(&mut self, now: Instant, ep: &mut Endpoint) -> io::Result<()> {
+        let Some(h) = self.server else { return Ok(()) };
+        loop {
+            match ep.recv(h, &mut self.buf) {
+                Ok(Some(n)) => {
+                    self.output.write_all(&self.buf[..n])?;
+                    self.received += n as u64;
+                    self.done_at = Some(now);
+                }
+                Ok(None) => {
+                    self.server_eof = true;
+                    if !self.server_close_sent {
+                        self.server_close_sent = true;
+                        let _ = ep.close(h);
+                    }
+                    break;
+                }
+                Err(RecvError::Blocked) => break,
+                Err(e) => {
+                    self.error = Some(e.to_string());
+                    self.server_done = true;
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl App for Transfer<'_> {
+    fn step(&mut self, now: Instant, hosts: &mut [Endpoint; 2]) -> io::Result<()> {
+        for (h, ep) in hosts.iter_mut().enumerate() {
+            while let Some(ev) = ep.poll_event() {
+                match &ev {
+                    Event::Accepted { conn, .. } if h == SERVER && self.server.is_none() => self.server = Some(*conn),
+                    Event::Closed { conn, reason } => {
+                        if h == CLIENT && Some(*conn) == self.client {
+                            self.client_done = true;
+                            if *reason != crate::stack::CloseReason::Normal && self.error.is_none() {
+                                self.error = Some(format!("client connection: {reason}"));
+                            }
+                        }
+                        if h == SERVER && Some(*conn) == self.server {
+                            self.server_done = true;
+                        }
+                    }
+                    _ => {}
+                }
+                self.events.push((now, h, ev));
+            }
+        }
+        let [c, s] = hosts;
+        self.pump_input(c)?;
+        self.drain_output(now, s)?;
+        while now >= self.next_sample {
+            self.timeline.push((self.next_sample, self.received));
+            self.next_sample += self.sample_every;
+        }
+        Ok(())
+    }
+
+    fn done(&self) -> bool {
+        self.client_done && (self.server_done || self.server_eof || self.error.is_some())
+    }
+}

@@ -1,0 +1,1208 @@
+//! The TCP engine of one subflow (RFC 9293): the state machine, sequence
+//! variables, RTT estimation and the retransmission timer (RFC 6298),
+//! loss detection with duplicate ACKs and SACK (RFC 5681, RFC 6582,
+//! RFC 6675), delayed ACKs (RFC 9293 §3.8.6.3), timestamps (RFC 7323) and
+//! the close states including TIME-WAIT.
+//!
+//! The engine holds no payload: each segment it has sent is a [`TxSeg`] that
+//! says which data sequence numbers (DSN) it carried, and the connection
+//! reads those bytes from its send ring when it must send them again. The
+//! connection drives it: it builds every outgoing segment and hands every
+//! incoming one here for the TCP part.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use super::cc::Controller;
+use super::ring::RangeSet;
+use super::time::{Duration, Instant};
+use crate::dissect::options::SackBlocks;
+use crate::seq::{DataSeq, SubflowSeq};
+
+/// TCP states (RFC 9293 §3.3.2). LISTEN lives in the endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpState {
+    SynSent,
+    SynReceived,
+    Established,
+    FinWait1,
+    FinWait2,
+    CloseWait,
+    Closing,
+    LastAck,
+    TimeWait,
+    Closed,
+}
+
+impl TcpState {
+    /// The name `ss` prints.
+    pub fn ss_name(self) -> &'static str {
+        match self {
+            TcpState::SynSent => "SYN-SENT",
+            TcpState::SynReceived => "SYN-RECV",
+            TcpState::Established => "ESTAB",
+            TcpState::FinWait1 => "FIN-WAIT-1",
+            TcpState::FinWait2 => "FIN-WAIT-2",
+            TcpState::CloseWait => "CLOSE-WAIT",
+            TcpState::Closing => "CLOSING",
+            TcpState::LastAck => "LAST-ACK",
+            TcpState::TimeWait => "TIME-WAIT",
+            TcpState::Closed => "CLOSED",
+        }
+    }
+    /// The handshake is complete and the connection not yet closed.
+    pub fn synchronized(self) -> bool {
+        !matches!(self, TcpState::SynSent | TcpState::SynReceived | TcpState::Closed)
+    }
+    /// We may still send data.
+    pub fn can_send(self) -> bool {
+        matches!(self, TcpState::Established | TcpState::CloseWait)
+    }
+}
+
+/// RTT estimator and RTO (RFC 6298 §2), microsecond resolution.
+#[derive(Clone, Copy, Debug)]
+pub struct RttEstimator {
+    srtt: Option<Duration>,
+    rttvar: Duration,
+    min_rto: Duration,
+    max_rto: Duration,
+    initial_rto: Duration,
+    latest: Duration,
+    min_rtt: Option<Duration>,
+}
+
+impl RttEstimator {
+    pub fn new(initial_rto: Duration, min_rto: Duration, max_rto: Duration) -> Self {
+        RttEstimator {
+            srtt: None,
+            rttvar: Duration::ZERO,
+            min_rto,
+            max_rto,
+            initial_rto,
+            latest: Duration::ZERO,
+            min_rtt: None,
+        }
+    }
+    /// Feed one measurement (RFC 6298 §2.2, §2.3 with alpha 1/8, beta 1/4).
+    pub fn sample(&mut self, r: Duration) {
+        let r = r.max(Duration::from_micros(1));
+        self.latest = r;
+        self.min_rtt = Some(self.min_rtt.map_or(r, |m| m.min(r)));
+        match self.srtt {
+            None => {
+                self.srtt = Some(r);
+                self.rttvar = Duration::from_micros(r.as_micros() / 2);
+            }
+            Some(s) => {
+                let diff = s.as_micros().abs_diff(r.as_micros());
+                self.rttvar = Duration::from_micros((3 * self.rttvar.as_micros() + diff) / 4);
+                self.srtt = Some(Duration::from_micros((7 * s.as_micros() + r.as_micros()) / 8));
+            }
+        }
+    }
+    pub fn srtt(&self) -> Option<Duration> {
+        self.srtt
+    }
+    pub fn rttvar(&self) -> Duration {
+        self.rttvar
+    }
+    pub fn min_rtt(&self) -> Option<Duration> {
+        self.min_rtt
+    }
+    /// RTO = SRTT + max(G, 4*RTTVAR), clamped (RFC 6298 §2.4, §2.5; the
+    /// lower bound is configurable, Linux uses 200 ms).
+    pub fn rto(&self) -> Duration {
+        match self.srtt {
+            None => self.initial_rto,
+            Some(s) => (s + (self.rttvar * 4).max(Duration::from_millis(1))).max(self.min_rto).min(self.max_rto),
+        }
+    }
+    pub fn max_rto(&self) -> Duration {
+        self.max_rto
+    }
+}
+
+/// The mapping a segment belongs to (RFC 8684 §3.3.1): sent again unchanged
+/// on every retransmission of any byte of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxMap {
+    pub dsn: DataSeq,
+    /// Relative subflow sequence number (to the ISN).
+    pub ssn: u32,
+    pub len: u16,
+    pub checksum: Option<u16>,
+    /// Sent in the MP_CAPABLE data form (RFC 8684 §3.1, the 22/24-byte option).
+    pub mpc: bool,
+}
+
+/// One segment on the retransmission queue, also the SACK scoreboard entry.
+#[derive(Clone, Copy, Debug)]
+pub struct TxSeg {
+    pub seq: SubflowSeq,
+    pub len: u32,
+    /// DSN of the first byte.
+    pub dsn: DataSeq,
+    pub map: Option<TxMap>,
+    /// When it was last sent.
+    pub sent_at: Instant,
+    /// Times sent (1 = never retransmitted).
+    pub xmit: u16,
+    pub sacked: bool,
+    /// Deemed lost and not retransmitted since.
+    pub lost: bool,
+    /// Recovery episode of the last retransmission.
+    epoch: u32,
+    /// Already queued for reinjection on another subflow.
+    pub reinjected: bool,
+}
+
+impl TxSeg {
+    pub fn new(seq: SubflowSeq, len: u32, dsn: DataSeq, map: Option<TxMap>, now: Instant) -> TxSeg {
+        TxSeg { seq, len, dsn, map, sent_at: now, xmit: 1, sacked: false, lost: false, epoch: 0, reinjected: false }
+    }
+    pub fn end(&self) -> SubflowSeq {
+        self.seq + self.len
+    }
+}
+
+/// What an incoming ACK did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AckOutcome {
+    /// Payload bytes newly cumulatively acknowledged.
+    pub acked: usize,
+    /// The ACK acknowledged something not yet sent: answer with an ACK, drop.
+    pub invalid: bool,
+    pub syn_acked: bool,
+    pub fin_acked: bool,
+    /// A fast-recovery episode started with this ACK.
+    pub entered_recovery: bool,
+    pub dupack: bool,
+}
+
+/// Per-subflow TCP counters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TcpStats {
+    pub segs_out: u64,
+    pub segs_in: u64,
+    pub bytes_sent: u64,
+    pub bytes_retrans: u64,
+    pub retransmits: u64,
+    pub bytes_acked: u64,
+    pub bytes_received: u64,
+    pub timeouts: u64,
+    pub fast_recoveries: u64,
+}
+
+/// The transmission control block.
+#[derive(Debug)]
+pub struct Tcb {
+    pub state: TcpState,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    // Send sequence space (RFC 9293 §3.3.1).
+    pub iss: SubflowSeq,
+    pub snd_una: SubflowSeq,
+    /// Highest sequence sent + 1 (retransmissions do not move it).
+    pub snd_nxt: SubflowSeq,
+    pub snd_wnd: u32,
+    snd_wl1: SubflowSeq,
+    snd_wl2: SubflowSeq,
+    /// The peer's window scale shift (0 if not negotiated).
+    pub snd_wscale: u8,
+    /// Our window scale shift as announced in our SYN.
+    pub rcv_wscale: u8,
+    pub wscale_ok: bool,
+    /// Maximum segment payload without options (the peer's MSS, capped by ours).
+    pub mss: usize,
+    pub sack_ok: bool,
+    pub ts_ok: bool,
+    pub ts_recent: u32,
+    ts_offset: u32,
+    // Receive sequence space.
+    pub irs: SubflowSeq,
+    pub rcv_nxt: SubflowSeq,
+    pub ooo: RangeSet<SubflowSeq>,
+    /// Most recently received out-of-order block (first SACK block, RFC 2018 §4).
+    last_ooo: Option<(SubflowSeq, SubflowSeq)>,
+    /// The peer's FIN, when it arrived before all data.
+    fin_pending: Option<SubflowSeq>,
+    pub fin_received: bool,
+    /// Right edge of the window last advertised.
+    pub rcv_adv: SubflowSeq,
+    // Transmission.
+    pub txq: VecDeque<TxSeg>,
+    sacked_bytes: usize,
+    lost_bytes: usize,
+    /// We must send a FIN after the data (close requested).
+    pub fin_queued: bool,
+    /// Sequence number our FIN took, once sent.
+    pub fin_seq: Option<SubflowSeq>,
+    /// The FIN must be (re)sent.
+    pub fin_due: bool,
+    /// The SYN (or SYN/ACK) must be (re)sent.
+    pub syn_due: bool,
+    pub syn_sent_at: Option<Instant>,
+    pub syn_retries: u32,
+    pub rtt: RttEstimator,
+    pub cc: Box<dyn Controller>,
+    in_recovery: bool,
+    recover: SubflowSeq,
+    recover_set: bool,
+    epoch: u32,
+    pub dupacks: u32,
+    /// The first retransmission of a recovery goes regardless of cwnd.
+    retx_now: bool,
+    /// RTO backoff exponent.
+    pub backoff: u32,
+    /// Consecutive RTOs without progress.
+    pub rto_count: u32,
+    // Timers.
+    pub rto_at: Option<Instant>,
+    pub delack_at: Option<Instant>,
+    pub timewait_at: Option<Instant>,
+    /// An ACK must go out now.
+    pub ack_now: bool,
+    /// Full segments received since our last ACK.
+    unacked_segs: u32,
+    delack: Duration,
+    msl: Duration,
+    pub stats: TcpStats,
+    pub last_recv: Instant,
+    pub last_send: Instant,
+}
+
+/// Parameters a TCB is created with.
+#[derive(Clone, Copy, Debug)]
+pub struct TcbParams {
+    pub mss: usize,
+    pub rcv_wscale: u8,
+    pub sack: bool,
+    pub timestamps: bool,
+    pub initial_rto: Duration,
+    pub min_rto: Duration,
+    pub max_rto: Duration,
+    pub delack: Duration,
+    pub msl: Duration,
+}
+
+impl Tcb {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss: SubflowSeq,
+        ts_offset: u32,
+        p: &TcbParams,
+        cc: Box<dyn Controller>,
+        state: TcpState,
+        now: Instant,
+    ) -> Tcb {
+        Tcb {
+            state,
+            local,
+            remote,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss + 1u32,
+            snd_wnd: 0,
+            snd_wl1: SubflowSeq(0),
+            snd_wl2: SubflowSeq(0),
+            snd_wscale: 0,
+            rcv_wscale: p.rcv_wscale,
+            wscale_ok: false,
+            mss: p.mss,
+            sack_ok: p.sack,
+            ts_ok: p.timestamps,
+            ts_recent: 0,
+            ts_offset,
+            irs: SubflowSeq(0),
+            rcv_nxt: SubflowSeq(0),
+            ooo: RangeSet::new(32),
+            last_ooo: None,
+            fin_pending: None,
+            fin_received: false,
+            rcv_adv: SubflowSeq(0),
+            txq: VecDeque::new(),
+            sacked_bytes: 0,
+            lost_bytes: 0,
+            fin_queued: false,
+            fin_seq: None,
+            fin_due: false,
+            syn_due: true,
+            syn_sent_at: None,
+            syn_retries: 0,
+            rtt: RttEstimator::new(p.initial_rto, p.min_rto, p.max_rto),
+            cc,
+            in_recovery: false,
+            recover: iss,
+            recover_set: false,
+            epoch: 0,
+            dupacks: 0,
+            retx_now: false,
+            backoff: 0,
+            rto_count: 0,
+            rto_at: None,
+            delack_at: None,
+            timewait_at: None,
+            ack_now: false,
+            unacked_segs: 0,
+            delack: p.delack,
+            msl: p.msl,
+            stats: TcpStats::default(),
+            last_recv: now,
+            last_send: now,
+        }
+    }
+
+    /// Active open: SYN-SENT, the SYN to be sent.
+    pub fn client(
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss: SubflowSeq,
+        ts_offset: u32,
+        p: &TcbParams,
+        cc: Box<dyn Controller>,
+        now: Instant,
+    ) -> Tcb {
+        Tcb::new(local, remote, iss, ts_offset, p, cc, TcpState::SynSent, now)
+    }
+
+    /// Passive open from a SYN: SYN-RECEIVED, the SYN/ACK to be sent.
+    #[allow(clippy::too_many_arguments)]
+    pub fn server(
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss: SubflowSeq,
+        ts_offset: u32,
+        p: &TcbParams,
+        cc: Box<dyn Controller>,
+        syn: &super::wire::Segment<'_>,
+        now: Instant,
+    ) -> Tcb {
+        let mut t = Tcb::new(local, remote, iss, ts_offset, p, cc, TcpState::SynReceived, now);
+        t.take_syn_options(syn);
+        t.irs = syn.seq;
+        t.rcv_nxt = syn.seq + 1u32;
+        t.snd_wnd = syn.window as u32;
+        t.snd_wl1 = syn.seq;
+        t.snd_wl2 = iss;
+        t
+    }
+
+    /// Negotiate from the peer's SYN or SYN/ACK options (RFC 7323 §2.2, §3.2;
+    /// RFC 2018 §2; RFC 9293 §3.7.1).
+    fn take_syn_options(&mut self, syn: &super::wire::Segment<'_>) {
+        let o = &syn.opts;
+        self.mss = self.mss.min(o.mss.map_or(536, |m| m as usize)).max(64);
+        match o.wscale {
+            Some(s) => {
+                self.wscale_ok = true;
+                self.snd_wscale = s.min(14);
+            }
+            None => {
+                self.wscale_ok = false;
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+            }
+        }
+        self.sack_ok &= o.sack_permitted;
+        match o.timestamps {
+            Some((tsval, _)) if self.ts_ok => self.ts_recent = tsval,
+            _ => self.ts_ok = false,
+        }
+        self.cc.set_mss(self.mss);
+    }
+
+    /// The SYN/ACK arrived in SYN-SENT and acknowledges our SYN.
+    pub fn on_synack(&mut self, now: Instant, seg: &super::wire::Segment<'_>) {
+        self.take_syn_options(seg);
+        self.irs = seg.seq;
+        self.rcv_nxt = seg.seq + 1u32;
+        self.snd_una = seg.ack;
+        self.snd_wnd = seg.window as u32; // never scaled in a SYN (RFC 7323 §2.2)
+        self.snd_wl1 = seg.seq;
+        self.snd_wl2 = seg.ack;
+        self.syn_due = false;
+        if let Some(t) = self.syn_sent_at
+            && self.syn_retries == 0
+        {
+            self.rtt.sample(now - t);
+        }
+        self.rto_at = None;
+        self.backoff = 0;
+        self.state = TcpState::Established;
+        self.ack_now = true;
+    }
+
+    /// Our SYN/ACK was acknowledged in SYN-RECEIVED.
+    pub fn on_handshake_ack(&mut self, now: Instant, seg: &super::wire::Segment<'_>) {
+        self.snd_una = seg.ack;
+        self.snd_wnd = (seg.window as u32) << self.snd_wscale;
+        self.snd_wl1 = seg.seq;
+        self.snd_wl2 = seg.ack;
+        self.syn_due = false;
+        if let Some(t) = self.syn_sent_at
+            && self.syn_retries == 0
+        {
+            self.rtt.sample(now - t);
+        }
+        self.rto_at = None;
+        self.backoff = 0;
+        self.state = TcpState::Established;
+    }
+
+    /// TSval to send: milliseconds plus a random per-subflow offset (RFC 7323 §5.4).
+    pub fn tsval(&self, now: Instant) -> u32 {
+        (now.as_millis() as u32).wrapping_add(self.ts_offset)
+    }
+
+    /// Relative sequence number (the DSS subflow sequence, RFC 8684 §3.3.1).
+    pub fn rel(&self, seq: SubflowSeq) -> u32 {
+        seq.0.wrapping_sub(self.iss.0)
+    }
+    /// Absolute receive sequence from a peer's relative one.
+    pub fn abs_rcv(&self, rel: u32) -> SubflowSeq {
+        SubflowSeq(self.irs.0.wrapping_add(rel))
+    }
+
+    /// RFC 6675 pipe: bytes believed in flight.
+    pub fn pipe(&self) -> usize {
+        let out = self.snd_nxt - self.snd_una;
+        out.saturating_sub(self.sacked_bytes + self.lost_bytes)
+    }
+    /// Bytes outstanding (sent and not cumulatively acked), SYN/FIN excluded.
+    pub fn outstanding(&self) -> usize {
+        self.txq.iter().map(|s| s.len as usize).sum()
+    }
+    pub fn has_outstanding(&self) -> bool {
+        !self.txq.is_empty() || (self.fin_seq.is_some() && self.snd_una <= self.fin_seq.unwrap_or(self.snd_una))
+    }
+    /// Room the congestion window leaves.
+    pub fn cwnd_room(&self) -> usize {
+        self.cc.window().saturating_sub(self.pipe())
+    }
+    pub fn in_recovery(&self) -> bool {
+        self.in_recovery
+    }
+    pub fn lost_bytes(&self) -> usize {
+        self.lost_bytes
+    }
+
+    /// Record a newly sent segment (new data).
+    pub fn on_sent_new(&mut self, now: Instant, seg: TxSeg) {
+        debug_assert_eq!(seg.seq, self.snd_nxt);
+        self.snd_nxt += seg.len;
+        self.stats.bytes_sent += seg.len as u64;
+        self.txq.push_back(seg);
+        if self.rto_at.is_none() {
+            self.rto_at = Some(now + self.current_rto());
+        }
+        self.last_send = now;
+    }
+
+    fn current_rto(&self) -> Duration {
+        let r = self.rtt.rto();
+        Duration::from_micros(r.as_micros().saturating_mul(1u64 << self.backoff.min(16))).min(self.rtt.max_rto())
+    }
+
+    /// The first segment deemed lost, if the window lets it go.
+    pub fn next_retransmit(&self) -> Option<usize> {
+        if self.lost_bytes == 0 {
+            return None;
+        }
+        let idx = self.txq.iter().position(|s| s.lost)?;
+        // RFC 6675 §5 (C.1): pipe + the segment must fit cwnd; a first
+        // retransmission on entering recovery always goes (RFC 5681 §3.2 (4)).
+        if self.retx_now || self.pipe() + self.txq[idx].len as usize <= self.cc.window() || self.pipe() == 0 {
+            Some(idx)
+        } else {
+            None
+        }
+    }
+
+    /// Record the retransmission of `txq[idx]`.
+    pub fn on_retransmitted(&mut self, now: Instant, idx: usize) {
+        let epoch = self.epoch;
+        let s = &mut self.txq[idx];
+        if s.lost {
+            s.lost = false;
+            self.lost_bytes -= s.len as usize;
+        }
+        s.xmit = s.xmit.saturating_add(1);
+        s.sent_at = now;
+        self.retx_now = false;
+        s.epoch = epoch;
+        self.stats.retransmits += 1;
+        self.stats.bytes_retrans += s.len as u64;
+        if self.rto_at.is_none() {
+            self.rto_at = Some(now + self.current_rto());
+        }
+        self.last_send = now;
+    }
+
+    /// Process the ACK field, window and SACK blocks of a segment in a
+    /// synchronized state (RFC 9293 §3.10.7.4 "fifth, check the ACK field").
+    pub fn on_ack(&mut self, now: Instant, seg: &super::wire::Segment<'_>) -> AckOutcome {
+        let mut out = AckOutcome::default();
+        let ack = seg.ack;
+        if ack > self.snd_nxt {
+            out.invalid = true;
+            self.ack_now = true;
+            return out;
+        }
+        let in_flight = self.pipe();
+        // Window update (RFC 9293 §3.10.7.4: SND.WL1/WL2).
+        let wnd = (seg.window as u32) << self.snd_wscale;
+        let old_wnd = self.snd_wnd;
+        if self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= ack) {
+            self.snd_wnd = wnd;
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = ack;
+        }
+        if ack > self.snd_una {
+            let mut sample = None;
+            while let Some(front) = self.txq.front_mut() {
+                if front.end() <= ack {
+                    let s = self.txq.pop_front().expect("front exists");
+                    if s.sacked {
+                        self.sacked_bytes -= s.len as usize;
+                    }
+                    if s.lost {
+                        self.lost_bytes -= s.len as usize;
+                    }
+                    if s.xmit == 1 {
+                        sample = Some(s.sent_at);
+                    }
+                    out.acked += s.len as usize;
+                } else if front.seq < ack {
+                    // Partial ACK of a segment: trim it.
+                    let k = ack - front.seq;
+                    let k32 = k as u32;
+                    if front.sacked {
+                        self.sacked_bytes -= k;
+                    }
+                    if front.lost {
+                        self.lost_bytes -= k;
+                    }
+                    front.seq = ack;
+                    front.len -= k32;
+                    front.dsn += k as u64;
+                    out.acked += k;
+                    break;
+                } else {
+                    break;
+                }
+            }
+            if let Some(f) = self.fin_seq
+                && ack == f + 1u32
+            {
+                out.fin_acked = true;
+                self.fin_due = false;
+            }
+            self.snd_una = ack;
+            self.dupacks = 0;
+            self.backoff = 0;
+            self.rto_count = 0;
+            if let Some(t) = sample {
+                self.rtt.sample(now - t);
+            }
+            self.stats.bytes_acked += out.acked as u64;
+            // RFC 6298 §5.2, §5.3.
+            self.rto_at = if self.has_outstanding() { Some(now + self.current_rto()) } else { None };
+            if self.in_recovery {
+                if ack >= self.recover {
+                    self.in_recovery = false;
+                    self.cc.on_recovery_end(now);
+                } else if !self.sack_ok {
+                    // RFC 6582 §3.2 (5): a partial ACK; retransmit the next.
+                    self.mark_head_lost();
+                }
+            } else if out.acked > 0 {
+                let srtt = self.rtt.srtt();
+                self.cc.on_ack(now, out.acked, srtt, in_flight);
+            }
+        } else if ack == self.snd_una
+            && seg.payload.is_empty()
+            && !seg.has(super::wire::flags::FIN)
+            && wnd == old_wnd
+            && !self.txq.is_empty()
+        {
+            // RFC 5681 §2 duplicate ACK.
+            self.dupacks += 1;
+            out.dupack = true;
+        }
+        let mut sack_changed = false;
+        if self.sack_ok
+            && let Some(blocks) = seg.opts.sack
+        {
+            sack_changed = self.apply_sack(&blocks);
+        }
+        if !self.in_recovery && !self.txq.is_empty() {
+            let trigger = self.dupacks >= 3 || (self.sack_ok && self.head_is_lost());
+            // RFC 6582 §3.2 (2): no new recovery before `recover` is passed.
+            let allowed = !self.recover_set || self.snd_una > self.recover || self.snd_una == self.recover;
+            if trigger && allowed {
+                self.in_recovery = true;
+                self.recover = self.snd_nxt;
+                self.recover_set = true;
+                self.epoch += 1;
+                self.cc.on_congestion(now, in_flight);
+                self.stats.fast_recoveries += 1;
+                out.entered_recovery = true;
+                if self.sack_ok {
+                    self.mark_lost_sack();
+                }
+                // Always retransmit the head at once (RFC 5681 §3.2 (4)).
+                self.mark_head_lost();
+                self.retx_now = true;
+            }
+        } else if self.in_recovery && sack_changed {
+            self.mark_lost_sack();
+        }
+        out
+    }
+
+    fn mark_head_lost(&mut self) {
+        let epoch = self.epoch;
+        if let Some(s) = self.txq.front_mut()
+            && !s.sacked
+            && !s.lost
+            && (s.epoch != epoch || s.xmit == 1)
+        {
+            s.lost = true;
+            self.lost_bytes += s.len as usize;
+        }
+    }
+
+    /// Whether the first unacknowledged segment is lost by RFC 6675's
+    /// IsLost: DupThresh (3) SACKed segments above it, or more than
+    /// (DupThresh-1)*SMSS SACKed bytes.
+    fn head_is_lost(&self) -> bool {
+        if self.sacked_bytes == 0 {
+            return false;
+        }
+        let mut n = 0;
+        for s in self.txq.iter().skip(1) {
+            if s.sacked {
+                n += 1;
+                if n >= 3 {
+                    return true;
+                }
+            }
+        }
+        self.sacked_bytes > 2 * self.mss
+    }
+
+    /// Mark every segment IsLost says is lost (RFC 6675 §5 step 4 and the
+    /// Update() of §4).
+    fn mark_lost_sack(&mut self) {
+        let epoch = self.epoch;
+        let mss = self.mss;
+        let mut sacked_above = 0usize;
+        let mut sacked_segs = 0u32;
+        let mut added = 0usize;
+        for s in self.txq.iter_mut().rev() {
+            if s.sacked {
+                sacked_above += s.len as usize;
+                sacked_segs += 1;
+                continue;
+            }
+            if !s.lost && s.epoch != epoch && (sacked_segs >= 3 || sacked_above > 2 * mss) {
+                s.lost = true;
+                added += s.len as usize;
+            }
+        }
+        self.lost_bytes += added;
+    }
+
+    /// Mark segments the peer SACKed (RFC 2018 §3). Returns whether anything changed.
+    fn apply_sack(&mut self, blocks: &SackBlocks) -> bool {
+        let mut changed = false;
+        for &(l, r) in blocks.as_slice() {
+            let (l, r) = (SubflowSeq(l), SubflowSeq(r));
+            if r <= self.snd_una || l >= self.snd_nxt || r <= l {
+                continue;
+            }
+            let start = self.txq.partition_point(|s| s.end() <= l);
+            for s in self.txq.iter_mut().skip(start) {
+                if s.seq >= r {
+                    break;
+                }
+                if s.seq >= l && s.end() <= r && !s.sacked {
+                    s.sacked = true;
+                    self.sacked_bytes += s.len as usize;
+                    if s.lost {
+                        s.lost = false;
+                        self.lost_bytes -= s.len as usize;
+                    }
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+
+    /// The retransmission timer fired (RFC 6298 §5.4-5.6, RFC 5681 §3.1,
+    /// RFC 6675 §5.1). Returns false when nothing was outstanding.
+    pub fn on_rto(&mut self, now: Instant) -> bool {
+        self.rto_at = None;
+        match self.state {
+            TcpState::SynSent | TcpState::SynReceived => {
+                self.syn_due = true;
+                self.syn_retries += 1;
+                self.backoff += 1;
+                self.rto_count += 1;
+                self.stats.timeouts += 1;
+                self.rto_at = Some(now + self.current_rto());
+                return true;
+            }
+            TcpState::Closed | TcpState::TimeWait => return false,
+            _ => {}
+        }
+        if !self.has_outstanding() {
+            return false;
+        }
+        self.stats.timeouts += 1;
+        let in_flight = self.pipe();
+        self.cc.on_rto(now, in_flight);
+        self.epoch += 1;
+        self.in_recovery = false;
+        self.recover = self.snd_nxt;
+        self.recover_set = true;
+        self.dupacks = 0;
+        let mut added = 0;
+        for s in self.txq.iter_mut() {
+            if !s.sacked && !s.lost {
+                s.lost = true;
+                added += s.len as usize;
+            }
+        }
+        self.lost_bytes += added;
+        if self.txq.is_empty() && self.fin_seq.is_some() {
+            self.fin_due = true;
+        }
+        self.backoff += 1;
+        self.rto_count += 1;
+        self.rto_at = Some(now + self.current_rto());
+        true
+    }
+
+    /// The part of a segment's payload that is new and inside the window we
+    /// advertised: `(offset into payload, length)`.
+    pub fn rx_span(&self, seq: SubflowSeq, len: usize, wnd: usize) -> Option<(usize, usize)> {
+        let end = seq + len;
+        if end <= self.rcv_nxt {
+            return None;
+        }
+        let start = seq.max(self.rcv_nxt);
+        let limit = self.rcv_nxt + (wnd.max(1) as u32);
+        let end = end.min(limit);
+        if end <= start {
+            return None;
+        }
+        Some((start - seq, end - start))
+    }
+
+    /// Whether a segment is acceptable (RFC 9293 §3.10.7.4 "first, check
+    /// sequence number"), given the current receive window.
+    pub fn acceptable(&self, seq: SubflowSeq, seq_len: usize, wnd: usize) -> bool {
+        let wnd = wnd as u32;
+        let in_wnd = |s: SubflowSeq| s >= self.rcv_nxt && s < self.rcv_nxt + wnd.max(1);
+        if seq_len == 0 {
+            if wnd == 0 { seq == self.rcv_nxt } else { in_wnd(seq) || seq == self.rcv_nxt }
+        } else if wnd == 0 {
+            false
+        } else {
+            in_wnd(seq)
+                || in_wnd(seq + (seq_len as u32 - 1))
+                || (seq < self.rcv_nxt && seq + seq_len as u32 > self.rcv_nxt)
+        }
+    }
+
+    /// Bytes `[start, start+len)` were taken by the connection. Returns
+    /// false when they could not be recorded (too many holes).
+    pub fn rx_mark(&mut self, start: SubflowSeq, len: usize) -> bool {
+        if len == 0 {
+            return true;
+        }
+        let end = start + len;
+        if start == self.rcv_nxt {
+            self.rcv_nxt = end;
+            let had_holes = !self.ooo.is_empty();
+            while let Some(e) = self.ooo.pop_contiguous(self.rcv_nxt) {
+                self.rcv_nxt = self.rcv_nxt.max(e);
+            }
+            self.stats.bytes_received += len as u64;
+            if had_holes {
+                // Filling a hole: ACK at once (RFC 5681 §4.2).
+                self.ack_now = true;
+            } else {
+                self.unacked_segs += 1;
+            }
+            self.check_fin_pending();
+            true
+        } else {
+            if !self.ooo.insert(start, end) {
+                return false;
+            }
+            self.last_ooo = Some((start, end));
+            self.stats.bytes_received += len as u64;
+            // Out of order: ACK at once with SACK (RFC 5681 §4.2).
+            self.ack_now = true;
+            true
+        }
+    }
+
+    /// Schedule the ACK for received data: at once after two full segments,
+    /// else after the delayed-ACK timeout (RFC 9293 §3.8.6.3, RFC 5681 §4.2).
+    pub fn schedule_ack(&mut self, now: Instant) {
+        if self.unacked_segs >= 2 {
+            self.ack_now = true;
+        } else if self.unacked_segs > 0 && self.delack_at.is_none() {
+            self.delack_at = Some(now + self.delack);
+        }
+    }
+
+    /// The peer's FIN at `seq` (after the payload).
+    pub fn on_fin(&mut self, fin_seq: SubflowSeq) {
+        if self.fin_received {
+            self.ack_now = true;
+            return;
+        }
+        self.fin_pending = Some(fin_seq);
+        self.check_fin_pending();
+        self.ack_now = true;
+    }
+
+    fn check_fin_pending(&mut self) {
+        if let Some(f) = self.fin_pending
+            && f == self.rcv_nxt
+        {
+            self.fin_pending = None;
+            self.fin_received = true;
+            self.rcv_nxt += 1u32;
+            self.ack_now = true;
+            self.state = match self.state {
+                TcpState::Established => TcpState::CloseWait,
+                TcpState::FinWait1 => TcpState::Closing,
+                TcpState::FinWait2 => TcpState::TimeWait,
+                s => s,
+            };
+        }
+    }
+
+    /// After an ACK: move the close states on (RFC 9293 §3.10.7.4).
+    pub fn after_ack(&mut self, now: Instant, fin_acked: bool) {
+        if fin_acked {
+            self.state = match self.state {
+                TcpState::FinWait1 => TcpState::FinWait2,
+                TcpState::Closing => TcpState::TimeWait,
+                TcpState::LastAck => TcpState::Closed,
+                s => s,
+            };
+        }
+        if self.state == TcpState::TimeWait && self.timewait_at.is_none() {
+            self.enter_timewait(now);
+        }
+        if self.state == TcpState::Closed {
+            self.clear_timers();
+        }
+    }
+
+    /// TIME-WAIT for 2*MSL (RFC 9293 §3.6.1); restarted by a retransmitted FIN.
+    pub fn enter_timewait(&mut self, now: Instant) {
+        self.state = TcpState::TimeWait;
+        self.rto_at = None;
+        self.timewait_at = Some(now + self.msl * 2);
+    }
+
+    /// Request a FIN after all data (application close of this subflow).
+    pub fn close(&mut self) {
+        match self.state {
+            TcpState::Established | TcpState::SynReceived => {
+                self.fin_queued = true;
+                self.state = TcpState::FinWait1;
+            }
+            TcpState::CloseWait => {
+                self.fin_queued = true;
+                self.state = TcpState::LastAck;
+            }
+            TcpState::SynSent => self.state = TcpState::Closed,
+            _ => {}
+        }
+    }
+
+    /// Whether the FIN should be sent now.
+    pub fn fin_ready(&self) -> bool {
+        (self.fin_queued && self.fin_seq.is_none()) || self.fin_due
+    }
+
+    /// Record our FIN as sent.
+    pub fn on_fin_sent(&mut self, now: Instant) {
+        if self.fin_seq.is_none() {
+            self.fin_seq = Some(self.snd_nxt);
+            self.snd_nxt += 1u32;
+        } else {
+            self.stats.retransmits += 1;
+        }
+        self.fin_due = false;
+        if self.rto_at.is_none() {
+            self.rto_at = Some(now + self.current_rto());
+        }
+    }
+
+    /// The sequence number to put in a segment carrying no new data.
+    pub fn seq_for_ack(&self) -> SubflowSeq {
+        match self.fin_seq {
+            Some(f) if self.snd_una <= f => f + 1u32,
+            _ => self.snd_nxt,
+        }
+    }
+
+    /// An ACK went out: clear the ACK debt.
+    pub fn on_ack_sent(&mut self, now: Instant, wnd_right: SubflowSeq) {
+        self.ack_now = false;
+        self.delack_at = None;
+        self.unacked_segs = 0;
+        self.rcv_adv = wnd_right.max(self.rcv_adv);
+        self.last_send = now;
+    }
+
+    /// SACK blocks to send (RFC 2018 §4): the most recent first.
+    pub fn sack_blocks(&self, max: usize) -> Option<SackBlocks> {
+        if !self.sack_ok || self.ooo.is_empty() || max == 0 {
+            return None;
+        }
+        let mut v: [(u32, u32); 4] = [(0, 0); 4];
+        let mut n = 0;
+        if let Some((s, e)) = self.last_ooo
+            && let Some(r) = self.ooo.iter().find(|r| r.0 <= s && r.1 >= e)
+        {
+            v[0] = (r.0.0, r.1.0);
+            n = 1;
+        }
+        for r in self.ooo.iter() {
+            if n >= max.min(4) {
+                break;
+            }
+            if n > 0 && v[0] == (r.0.0, r.1.0) {
+                continue;
+            }
+            v[n] = (r.0.0, r.1.0);
+            n += 1;
+        }
+        Some(SackBlocks::new(&v[..n.min(max)]))
+    }
+
+    /// Timestamp handling of an incoming segment (RFC 7323 §4.3): remember
+    /// TSval when the segment covers our last ACK point.
+    pub fn on_timestamp(&mut self, seg: &super::wire::Segment<'_>) {
+        if !self.ts_ok {
+            return;
+        }
+        if let Some((tsval, _)) = seg.opts.timestamps
+            && seg.seq <= self.rcv_nxt
+            && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0
+        {
+            self.ts_recent = tsval;
+        }
+    }
+
+    pub fn clear_timers(&mut self) {
+        self.rto_at = None;
+        self.delack_at = None;
+    }
+
+    /// The earliest timer.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        [self.rto_at, self.delack_at, self.timewait_at].into_iter().flatten().min()
+    }
+
+    /// Abort: CLOSED, nothing more to send.
+    pub fn reset(&mut self) {
+        self.state = TcpState::Closed;
+        self.clear_timers();
+        self.timewait_at = None;
+        self.syn_due = false;
+        self.fin_due = false;
+        self.ack_now = false;
+        self.txq.clear();
+        self.sacked_bytes = 0;
+        self.lost_bytes = 0;
+    }
+
+    /// Lowest DSN still on the retransmission queue.
+    pub fn lowest_dsn(&self) -> Option<DataSeq> {
+        self.txq.iter().map(|s| s.dsn).reduce(DataSeq::min)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::cc::NewReno;
+    use crate::stack::wire::{SegOptions, Segment, flags};
+
+    fn params() -> TcbParams {
+        TcbParams {
+            mss: 1000,
+            rcv_wscale: 7,
+            sack: true,
+            timestamps: true,
+            initial_rto: Duration::from_secs(1),
+            min_rto: Duration::from_millis(200),
+            max_rto: Duration::from_secs(60),
+            delack: Duration::from_millis(40),
+            msl: Duration::from_secs(30),
+        }
+    }
+
+    fn seg(seq: u32, ack: u32, fl: u8, payload: &[u8]) -> Segment<'_> {
+        Segment {
+            src: "10.0.0.2:80".parse().unwrap(),
+            dst: "10.0.0.1:1000".parse().unwrap(),
+            seq: SubflowSeq(seq),
+            ack: SubflowSeq(ack),
+            flags: fl,
+            window: 1000,
+            opts: SegOptions::default(),
+            payload,
+        }
+    }
+
+    fn established() -> Tcb {
+        let p = params();
+        let mut t = Tcb::client(
+            "10.0.0.1:1000".parse().unwrap(),
+            "10.0.0.2:80".parse().unwrap(),
+            SubflowSeq(100),
+            0,
+            &p,
+            Box::new(NewReno::new(1000)),
+            Instant::ZERO,
+        );
+        t.syn_sent_at = Some(Instant::ZERO);
+        let mut s = seg(5000, 101, flags::SYN | flags::ACK, &[]);
+        s.opts.mss = Some(1000);
+        s.opts.sack_permitted = true;
+        s.opts.wscale = Some(0);
+        t.on_synack(Instant::from_millis(100), &s);
+        t
+    }
+
+    fn send(t: &mut Tcb, now: Instant, n: usize) {
+        for _ in 0..n {
+            let seq = t.snd_nxt;
+            let dsn = DataSeq(seq.0 as u64);
+            t.on_sent_new(now, TxSeg::new(seq, 1000, dsn, None, now));
+        }
+    }
+
+    #[test]
+    fn handshake_samples_rtt() {
+        let t = established();
+        assert_eq!(t.state, TcpState::Established);
+        assert_eq!(t.rtt.srtt(), Some(Duration::from_millis(100)));
+        assert_eq!(t.rcv_nxt, SubflowSeq(5001));
+        assert!(t.sack_ok && !t.ts_ok);
+    }
+
+    #[test]
+    fn rto_fires_and_backs_off() {
+        let mut t = established();
+        let now = Instant::from_millis(200);
+        send(&mut t, now, 1);
+        // RTO = srtt + 4*rttvar = 100 + 200 = 300 ms.
+        assert_eq!(t.rto_at, Some(now + Duration::from_millis(300)));
+        assert!(t.on_rto(Instant::from_millis(500)));
+        assert_eq!(t.next_retransmit(), Some(0));
+        assert_eq!(t.cc.window(), 1000);
+        t.on_retransmitted(Instant::from_millis(500), 0);
+        // Backed off: 600 ms.
+        assert_eq!(t.rto_at, Some(Instant::from_millis(1100)));
+        assert!(t.next_retransmit().is_none());
+        let a = seg(5001, 1101, flags::ACK, &[]);
+        let o = t.on_ack(Instant::from_millis(600), &a);
+        assert_eq!(o.acked, 1000);
+        assert!(t.rto_at.is_none());
+        assert_eq!(t.backoff, 0);
+    }
+
+    #[test]
+    fn three_dupacks_start_recovery() {
+        let mut t = established();
+        let now = Instant::from_millis(200);
+        send(&mut t, now, 6);
+        let mut s = seg(5001, 101, flags::ACK, &[]);
+        for i in 0..3 {
+            let o = t.on_ack(now, &s);
+            assert!(o.dupack);
+            assert_eq!(o.entered_recovery, i == 2);
+        }
+        assert!(t.in_recovery());
+        assert_eq!(t.next_retransmit(), Some(0));
+        t.on_retransmitted(now, 0);
+        // A full ACK ends recovery.
+        s.ack = t.snd_nxt;
+        let o = t.on_ack(now, &s);
+        assert_eq!(o.acked, 6000);
+        assert!(!t.in_recovery());
+    }
+
+    #[test]
+    fn sack_marks_lost_segments() {
+        let mut t = established();
+        let now = Instant::from_millis(200);
+        send(&mut t, now, 8);
+        // Segments 0 and 2 lost; 1, 3, 4, 5 SACKed.
+        let mut s = seg(5001, 101, flags::ACK, &[]);
+        s.opts.sack = Some(SackBlocks::new(&[(1101, 2101), (3101, 6101)]));
+        let o = t.on_ack(now, &s);
+        assert!(o.entered_recovery);
+        assert!(t.txq[0].lost && t.txq[2].lost && !t.txq[1].lost);
+        assert_eq!(t.lost_bytes(), 2000);
+        assert_eq!(t.pipe(), 8000 - 4000 - 2000);
+    }
+
+    #[test]
+    fn receive_reorders_and_acks() {
+        let mut t = established();
+        let now = Instant::from_millis(200);
+        assert!(t.rx_mark(SubflowSeq(6001), 1000));
+        assert!(t.ack_now);
+        assert_eq!(t.sack_blocks(4).unwrap().as_slice(), &[(6001, 7001)]);
+        t.on_ack_sent(now, SubflowSeq(9000));
+        assert!(t.rx_mark(SubflowSeq(5001), 1000));
+        assert_eq!(t.rcv_nxt, SubflowSeq(7001));
+        assert!(t.ack_now);
+        // In-order data: the second segment forces the ACK.
+        t.on_ack_sent(now, SubflowSeq(9000));
+        t.rx_mark(SubflowSeq(7001), 1000);
+        t.schedule_ack(now);
+        assert!(!t.ack_now);
+        assert_eq!(t.delack_at, Some(now + Duration::from_millis(40)));
+        t.rx_mark(SubflowSeq(8001), 1000);
+        t.schedule_ack(now);
+        assert!(t.ack_now);
+    }
+
+    #[test]
+    fn close_states_reach_timewait() {
+        let mut t = established();
+        let now = Instant::from_millis(200);
+        t.close();
+        assert_eq!(t.state, TcpState::FinWait1);
+        assert!(t.fin_ready());
+        t.on_fin_sent(now);
+        let a = seg(5001, 102, flags::ACK, &[]);
+        let o = t.on_ack(now, &a);
+        assert!(o.fin_acked);
+        t.after_ack(now, o.fin_acked);
+        assert_eq!(t.state, TcpState::FinWait2);
+        t.on_fin(SubflowSeq(5001));
+        assert_eq!(t.state, TcpState::TimeWait);
+        t.after_ack(now, false);
+        assert_eq!(t.timewait_at, Some(now + Duration::from_secs(60)));
+    }
+}

@@ -1,0 +1,506 @@
+//! IP and TCP framing for the stack: parse a whole IPv4/IPv6 packet into a
+//! [`Segment`], and write one from a [`SegmentRepr`]. TCP options go through
+//! the dissector's codec ([`crate::dissect::options`]): one codec for the
+//! decoder and the stack.
+//!
+//! After smoltcp's `wire`: offsets live in the `field` modules, parsing checks
+//! every length before reading, and the IP/TCP checksums (RFC 791, RFC 8200
+//! §8.1, RFC 9293 §3.1) are computed and verified unless offloaded.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use crate::dissect::crypto::InternetChecksum;
+use crate::dissect::options::{MptcpOption, SackBlocks, TcpOption, emit_options, parse_options};
+use crate::seq::SubflowSeq;
+
+/// TCP flag bits (RFC 9293 §3.1).
+pub mod flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+}
+
+mod field {
+    pub mod ipv4 {
+        pub const VER_IHL: usize = 0;
+        pub const TOTAL_LEN: core::ops::Range<usize> = 2..4;
+        pub const FRAG: core::ops::Range<usize> = 6..8;
+        pub const TTL: usize = 8;
+        pub const PROTO: usize = 9;
+        pub const CHECKSUM: core::ops::Range<usize> = 10..12;
+        pub const SRC: core::ops::Range<usize> = 12..16;
+        pub const DST: core::ops::Range<usize> = 16..20;
+        pub const HEADER_LEN: usize = 20;
+    }
+    pub mod ipv6 {
+        pub const PAYLOAD_LEN: core::ops::Range<usize> = 4..6;
+        pub const NEXT_HEADER: usize = 6;
+        pub const HOP_LIMIT: usize = 7;
+        pub const SRC: core::ops::Range<usize> = 8..24;
+        pub const DST: core::ops::Range<usize> = 24..40;
+        pub const HEADER_LEN: usize = 40;
+    }
+    pub mod tcp {
+        pub const SRC_PORT: core::ops::Range<usize> = 0..2;
+        pub const DST_PORT: core::ops::Range<usize> = 2..4;
+        pub const SEQ: core::ops::Range<usize> = 4..8;
+        pub const ACK: core::ops::Range<usize> = 8..12;
+        pub const DATA_OFF: usize = 12;
+        pub const FLAGS: usize = 13;
+        pub const WINDOW: core::ops::Range<usize> = 14..16;
+        pub const CHECKSUM: core::ops::Range<usize> = 16..18;
+        pub const HEADER_LEN: usize = 20;
+    }
+}
+
+const PROTO_TCP: u8 = 6;
+
+/// Why a packet could not be taken as a TCP segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("packet too short: {len} bytes, need {need}")]
+    Truncated { len: usize, need: usize },
+    #[error("not IPv4 or IPv6 (version nibble {0})")]
+    BadVersion(u8),
+    #[error("IP protocol {0} is not TCP")]
+    NotTcp(u8),
+    #[error("IP fragment (not reassembled)")]
+    Fragment,
+    #[error("bad IPv4 header checksum")]
+    BadIpChecksum,
+    #[error("bad TCP checksum")]
+    BadTcpChecksum,
+    #[error("TCP data offset {0} words is invalid")]
+    BadDataOffset(u8),
+}
+
+/// Up to this many MPTCP options are kept from one segment (DSS, ADD_ADDR,
+/// MP_PRIO... a 40-byte option space holds at most a handful).
+pub const MAX_MPTCP_OPTS: usize = 4;
+
+/// The TCP options of a segment, already interpreted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SegOptions {
+    pub mss: Option<u16>,
+    pub wscale: Option<u8>,
+    pub sack_permitted: bool,
+    /// (TSval, TSecr)
+    pub timestamps: Option<(u32, u32)>,
+    pub sack: Option<SackBlocks>,
+    mptcp: [Option<MptcpOption>; MAX_MPTCP_OPTS],
+    /// An MPTCP option that failed to parse was present.
+    pub mptcp_malformed: bool,
+}
+
+impl SegOptions {
+    pub fn mptcp(&self) -> impl Iterator<Item = &MptcpOption> {
+        self.mptcp.iter().flatten()
+    }
+    pub fn has_mptcp(&self) -> bool {
+        self.mptcp[0].is_some()
+    }
+    pub fn push_mptcp(&mut self, o: MptcpOption) {
+        if let Some(slot) = self.mptcp.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(o);
+        }
+    }
+}
+
+/// A parsed TCP segment, borrowing its payload from the packet.
+#[derive(Clone, Copy, Debug)]
+pub struct Segment<'a> {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub seq: SubflowSeq,
+    pub ack: SubflowSeq,
+    pub flags: u8,
+    pub window: u16,
+    pub opts: SegOptions,
+    pub payload: &'a [u8],
+}
+
+impl Segment<'_> {
+    pub fn has(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+    /// Sequence space the segment takes: payload plus SYN and FIN.
+    pub fn seq_len(&self) -> usize {
+        self.payload.len() + self.has(flags::SYN) as usize + self.has(flags::FIN) as usize
+    }
+}
+
+fn be16(b: &[u8]) -> u16 {
+    u16::from_be_bytes([b[0], b[1]])
+}
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Parse an IPv4 or IPv6 packet carrying TCP. With `verify` the IPv4 header
+/// checksum and the TCP checksum are checked.
+pub fn parse(packet: &[u8], verify: bool) -> Result<Segment<'_>, WireError> {
+    if packet.is_empty() {
+        return Err(WireError::Truncated { len: 0, need: 1 });
+    }
+    let (src, dst, tcp) = match packet[0] >> 4 {
+        4 => {
+            use field::ipv4 as f;
+            if packet.len() < f::HEADER_LEN {
+                return Err(WireError::Truncated { len: packet.len(), need: f::HEADER_LEN });
+            }
+            let ihl = (packet[f::VER_IHL] & 0xf) as usize * 4;
+            let total = be16(&packet[f::TOTAL_LEN]) as usize;
+            if ihl < f::HEADER_LEN || total < ihl || packet.len() < total {
+                return Err(WireError::Truncated { len: packet.len(), need: total.max(ihl).max(f::HEADER_LEN) });
+            }
+            // More-fragments flag or a non-zero offset (RFC 791 §3.1).
+            if be16(&packet[f::FRAG]) & 0x3fff != 0 {
+                return Err(WireError::Fragment);
+            }
+            if packet[f::PROTO] != PROTO_TCP {
+                return Err(WireError::NotTcp(packet[f::PROTO]));
+            }
+            if verify {
+                let mut c = InternetChecksum::new();
+                c.add(&packet[..ihl]);
+                if c.folded() != 0xffff {
+                    return Err(WireError::BadIpChecksum);
+                }
+            }
+            let s: [u8; 4] = packet[f::SRC].try_into().expect("4 bytes");
+            let d: [u8; 4] = packet[f::DST].try_into().expect("4 bytes");
+            (IpAddr::V4(Ipv4Addr::from(s)), IpAddr::V4(Ipv4Addr::from(d)), &packet[ihl..total])
+        }
+        6 => {
+            use field::ipv6 as f;
+            if packet.len() < f::HEADER_LEN {
+                return Err(WireError::Truncated { len: packet.len(), need: f::HEADER_LEN });
+            }
+            let plen = be16(&packet[f::PAYLOAD_LEN]) as usize;
+            let end = f::HEADER_LEN + plen;
+            if packet.len() < end {
+                return Err(WireError::Truncated { len: packet.len(), need: end });
+            }
+            // Walk the extension headers we may meet (RFC 8200 §4).
+            let mut next = packet[f::NEXT_HEADER];
+            let mut off = f::HEADER_LEN;
+            loop {
+                match next {
+                    PROTO_TCP => break,
+                    0 | 43 | 60 => {
+                        if off + 8 > end {
+                            return Err(WireError::Truncated { len: end, need: off + 8 });
+                        }
+                        next = packet[off];
+                        off += (packet[off + 1] as usize + 1) * 8;
+                        if off > end {
+                            return Err(WireError::Truncated { len: end, need: off });
+                        }
+                    }
+                    44 => return Err(WireError::Fragment),
+                    other => return Err(WireError::NotTcp(other)),
+                }
+            }
+            let s: [u8; 16] = packet[f::SRC].try_into().expect("16 bytes");
+            let d: [u8; 16] = packet[f::DST].try_into().expect("16 bytes");
+            (IpAddr::V6(Ipv6Addr::from(s)), IpAddr::V6(Ipv6Addr::from(d)), &packet[off..end])
+        }
+        v => return Err(WireError::BadVersion(v)),
+    };
+    use field::tcp as t;
+    if tcp.len() < t::HEADER_LEN {
+        return Err(WireError::Truncated { len: tcp.len(), need: t::HEADER_LEN });
+    }
+    let doff = tcp[t::DATA_OFF] >> 4;
+    let hlen = doff as usize * 4;
+    if hlen < t::HEADER_LEN || hlen > tcp.len() {
+        return Err(WireError::BadDataOffset(doff));
+    }
+    if verify && pseudo_sum(src, dst, tcp.len()).add_then(tcp).folded() != 0xffff {
+        return Err(WireError::BadTcpChecksum);
+    }
+    let mut opts = SegOptions::default();
+    for o in parse_options(&tcp[t::HEADER_LEN..hlen]) {
+        match o {
+            Ok(TcpOption::Mss(m)) => opts.mss = Some(m),
+            Ok(TcpOption::WindowScale(w)) => opts.wscale = Some(w),
+            Ok(TcpOption::SackPermitted) => opts.sack_permitted = true,
+            Ok(TcpOption::Timestamps { tsval, tsecr }) => opts.timestamps = Some((tsval, tsecr)),
+            Ok(TcpOption::Sack(s)) => opts.sack = Some(s),
+            Ok(TcpOption::Mptcp(m)) => opts.push_mptcp(m),
+            Ok(_) => {}
+            Err(e) => {
+                if e.kind == crate::dissect::options::kind::MPTCP {
+                    opts.mptcp_malformed = true;
+                }
+            }
+        }
+    }
+    Ok(Segment {
+        src: SocketAddr::new(src, be16(&tcp[t::SRC_PORT])),
+        dst: SocketAddr::new(dst, be16(&tcp[t::DST_PORT])),
+        seq: SubflowSeq(be32(&tcp[t::SEQ])),
+        ack: SubflowSeq(be32(&tcp[t::ACK])),
+        flags: tcp[t::FLAGS],
+        window: be16(&tcp[t::WINDOW]),
+        opts,
+        payload: &tcp[hlen..],
+    })
+}
+
+trait AddThen {
+    fn add_then(self, data: &[u8]) -> Self;
+}
+impl AddThen for InternetChecksum {
+    fn add_then(mut self, data: &[u8]) -> Self {
+        self.add(data);
+        self
+    }
+}
+
+/// The TCP pseudo-header sum (RFC 9293 §3.1; RFC 8200 §8.1 for IPv6).
+fn pseudo_sum(src: IpAddr, dst: IpAddr, tcp_len: usize) -> InternetChecksum {
+    let mut c = InternetChecksum::new();
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            c.add(&s.octets());
+            c.add(&d.octets());
+            c.add(&[0, PROTO_TCP]);
+            c.add(&(tcp_len as u16).to_be_bytes());
+        }
+        _ => {
+            c.add(&v6(src).octets());
+            c.add(&v6(dst).octets());
+            c.add(&(tcp_len as u32).to_be_bytes());
+            c.add(&[0, 0, 0, PROTO_TCP]);
+        }
+    }
+    c
+}
+
+fn v6(a: IpAddr) -> Ipv6Addr {
+    match a {
+        IpAddr::V4(a) => a.to_ipv6_mapped(),
+        IpAddr::V6(a) => a,
+    }
+}
+
+/// What to put in an outgoing segment's headers.
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentRepr<'o> {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub seq: SubflowSeq,
+    pub ack: SubflowSeq,
+    pub flags: u8,
+    pub window: u16,
+    pub options: &'o [TcpOption],
+}
+
+/// IP + TCP header bytes for this address family and options.
+pub fn header_len(src: SocketAddr, options: &[TcpOption]) -> usize {
+    ip_header_len(src) + field::tcp::HEADER_LEN + crate::dissect::options::options_len(options)
+}
+
+pub fn ip_header_len(addr: SocketAddr) -> usize {
+    if addr.is_ipv4() { field::ipv4::HEADER_LEN } else { field::ipv6::HEADER_LEN }
+}
+
+/// Write a packet: IP header, TCP header with `repr.options`, then
+/// `payload_len` bytes that `fill` writes into the slice it is given. With
+/// `checksum` the IP and TCP checksums are computed; without (offload) they
+/// are left zero. Returns the packet length.
+///
+/// # Panics
+/// If `buf` is too short (the caller sizes it from [`header_len`]), or if the
+/// two addresses are of different families.
+pub fn emit(
+    repr: &SegmentRepr<'_>,
+    payload_len: usize,
+    buf: &mut [u8],
+    checksum: bool,
+    fill: impl FnOnce(&mut [u8]),
+) -> usize {
+    let iph = ip_header_len(repr.src);
+    let opt_len = crate::dissect::options::options_len(repr.options);
+    let tcp_hlen = field::tcp::HEADER_LEN + opt_len;
+    let tcp_len = tcp_hlen + payload_len;
+    let total = iph + tcp_len;
+    let buf = &mut buf[..total];
+    match (repr.src.ip(), repr.dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            use field::ipv4 as f;
+            let h = &mut buf[..f::HEADER_LEN];
+            h[f::VER_IHL] = 0x45;
+            h[1] = 0;
+            h[f::TOTAL_LEN].copy_from_slice(&(total as u16).to_be_bytes());
+            h[4..6].copy_from_slice(&[0, 0]);
+            h[f::FRAG].copy_from_slice(&0x4000u16.to_be_bytes()); // DF
+            h[f::TTL] = 64;
+            h[f::PROTO] = PROTO_TCP;
+            h[f::CHECKSUM].copy_from_slice(&[0, 0]);
+            h[f::SRC].copy_from_slice(&s.octets());
+            h[f::DST].copy_from_slice(&d.octets());
+            if checksum {
+                let mut c = InternetChecksum::new();
+                c.add(h);
+                let v = c.finish();
+                h[f::CHECKSUM].copy_from_slice(&v.to_be_bytes());
+            }
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            use field::ipv6 as f;
+            let h = &mut buf[..f::HEADER_LEN];
+            h[..4].copy_from_slice(&[0x60, 0, 0, 0]);
+            h[f::PAYLOAD_LEN].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+            h[f::NEXT_HEADER] = PROTO_TCP;
+            h[f::HOP_LIMIT] = 64;
+            h[f::SRC].copy_from_slice(&s.octets());
+            h[f::DST].copy_from_slice(&d.octets());
+        }
+        _ => panic!("address families differ: {} -> {}", repr.src, repr.dst),
+    }
+    let tcp = &mut buf[iph..];
+    {
+        use field::tcp as t;
+        tcp[t::SRC_PORT].copy_from_slice(&repr.src.port().to_be_bytes());
+        tcp[t::DST_PORT].copy_from_slice(&repr.dst.port().to_be_bytes());
+        tcp[t::SEQ].copy_from_slice(&repr.seq.0.to_be_bytes());
+        tcp[t::ACK].copy_from_slice(&repr.ack.0.to_be_bytes());
+        tcp[t::DATA_OFF] = ((tcp_hlen / 4) as u8) << 4;
+        tcp[t::FLAGS] = repr.flags;
+        tcp[t::WINDOW].copy_from_slice(&repr.window.to_be_bytes());
+        tcp[t::CHECKSUM].copy_from_slice(&[0, 0]);
+        tcp[18..20].copy_from_slice(&[0, 0]);
+        let n = emit_options(repr.options, &mut tcp[t::HEADER_LEN..tcp_hlen]);
+        debug_assert_eq!(n, opt_len);
+    }
+    fill(&mut tcp[tcp_hlen..]);
+    if checksum {
+        let v = pseudo_sum(repr.src.ip(), repr.dst.ip(), tcp_len).add_then(tcp).finish();
+        tcp[field::tcp::CHECKSUM].copy_from_slice(&v.to_be_bytes());
+    }
+    total
+}
+
+/// Where the TCP header starts in a packet this module wrote or accepted
+/// (used by the simulator's option stripper and corruption).
+pub fn tcp_offset(packet: &[u8]) -> Option<usize> {
+    match packet.first()? >> 4 {
+        4 => Some((packet[0] & 0xf) as usize * 4),
+        6 => Some(field::ipv6::HEADER_LEN),
+        _ => None,
+    }
+}
+
+/// Replace every MPTCP option (kind 30) of a packet by NOPs, as an
+/// option-stripping middlebox does, and fix the TCP checksum if it was set.
+/// Returns true when something was stripped.
+pub fn strip_mptcp_options(packet: &mut [u8], checksum: bool) -> bool {
+    let Ok(seg) = parse(packet, false) else { return false };
+    if !seg.opts.has_mptcp() && !seg.opts.mptcp_malformed {
+        return false;
+    }
+    let (src, dst) = (seg.src.ip(), seg.dst.ip());
+    let Some(off) = tcp_offset(packet) else { return false };
+    let hlen = (packet[off + field::tcp::DATA_OFF] >> 4) as usize * 4;
+    let opts = &mut packet[off + 20..off + hlen];
+    let mut i = 0;
+    let mut stripped = false;
+    while i < opts.len() {
+        match opts[i] {
+            0 => break,
+            1 => i += 1,
+            k => {
+                let Some(&l) = opts.get(i + 1) else { break };
+                let l = l as usize;
+                if l < 2 || i + l > opts.len() {
+                    break;
+                }
+                if k == crate::dissect::options::kind::MPTCP {
+                    opts[i..i + l].fill(1);
+                    stripped = true;
+                }
+                i += l;
+            }
+        }
+    }
+    if stripped && checksum {
+        let tcp_len = packet.len() - off;
+        packet[off + 16..off + 18].copy_from_slice(&[0, 0]);
+        let v = pseudo_sum(src, dst, tcp_len).add_then(&packet[off..]).finish();
+        packet[off + 16..off + 18].copy_from_slice(&v.to_be_bytes());
+    }
+    stripped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dissect::options::{Dss, DssMapping, WireSeq};
+
+    fn roundtrip(src: &str, dst: &str) {
+        let dss = TcpOption::Mptcp(MptcpOption::Dss(Dss {
+            data_fin: false,
+            data_ack: Some(WireSeq::U64(77)),
+            mapping: Some(DssMapping { dsn: WireSeq::U64(1000), ssn: 1, data_len: 5, checksum: None }),
+        }));
+        let opts = [TcpOption::Timestamps { tsval: 1, tsecr: 2 }, dss];
+        let repr = SegmentRepr {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            seq: SubflowSeq(100),
+            ack: SubflowSeq(200),
+            flags: flags::ACK | flags::PSH,
+            window: 512,
+            options: &opts,
+        };
+        let mut buf = [0u8; 200];
+        let n = emit(&repr, 5, &mut buf, true, |p| p.copy_from_slice(b"hello"));
+        assert_eq!(n, header_len(repr.src, &opts) + 5);
+        let s = parse(&buf[..n], true).unwrap();
+        assert_eq!(s.src, repr.src);
+        assert_eq!(s.dst, repr.dst);
+        assert_eq!(s.seq, SubflowSeq(100));
+        assert_eq!(s.ack, SubflowSeq(200));
+        assert_eq!(s.window, 512);
+        assert_eq!(s.payload, b"hello");
+        assert_eq!(s.opts.timestamps, Some((1, 2)));
+        assert_eq!(s.opts.mptcp().count(), 1);
+        // Cross-check with the dissector's etherparse-based decoder.
+        let p = crate::dissect::packet::decode(crate::dissect::packet::linktype::RAW, &buf[..n]);
+        assert!(p.error.is_none(), "{:?}", p.error);
+        // A flipped payload bit fails the TCP checksum.
+        buf[n - 1] ^= 1;
+        assert_eq!(parse(&buf[..n], true).unwrap_err(), WireError::BadTcpChecksum);
+        assert!(parse(&buf[..n], false).is_ok());
+        buf[n - 1] ^= 1;
+        // Stripping keeps a valid checksum and removes the DSS.
+        assert!(strip_mptcp_options(&mut buf[..n], true));
+        let s = parse(&buf[..n], true).unwrap();
+        assert!(!s.opts.has_mptcp());
+        assert_eq!(s.opts.timestamps, Some((1, 2)));
+    }
+
+    #[test]
+    fn v4_roundtrip() {
+        roundtrip("10.0.0.1:1000", "10.0.0.2:80");
+    }
+
+    #[test]
+    fn v6_roundtrip() {
+        roundtrip("[fd00::1]:1000", "[fd00::2]:80");
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for len in 0..64 {
+            let b: Vec<u8> = (0..len).map(|i| (i * 37 + 0x45) as u8).collect();
+            let _ = parse(&b, true);
+            let _ = parse(&b, false);
+        }
+        assert_eq!(parse(&[0x45], false).unwrap_err(), WireError::Truncated { len: 1, need: 20 });
+    }
+}
