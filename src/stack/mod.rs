@@ -1,1 +1,2 @@
 //! The embedded MPTCP stack, sans-IO (RFC 8684 over RFC 9293 TCP).
+pub mod driver;
