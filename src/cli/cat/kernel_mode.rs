@@ -76,11 +76,14 @@ pub fn run(args: &CatArgs, target: Target, term: &Termination) -> anyhow::Result
             s.add_conn(stream, true)?;
         }
         Target::Listen { addr, port } => {
-            let ip = match (&addr, args.local.first()) {
-                (Some(a), _) => resolve(a, port, args.ipv4, args.ipv6)?[0].ip(),
-                (None, Some(l)) => l.addr,
-                (None, None) if args.ipv6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-                (None, None) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            // Without an explicit ADDR the server listens on the wildcard
+            // address, even with --local: MP_JOINs towards the addresses it
+            // announces (ADD_ADDR) must find the listener too.
+            let v6 = args.ipv6 || args.local.first().is_some_and(|l| l.addr.is_ipv6());
+            let ip = match &addr {
+                Some(a) => resolve(a, port, args.ipv4, args.ipv6)?[0].ip(),
+                None if v6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             };
             let listener = kernel::listen(SocketAddr::new(ip, port), 64, &opts)?;
             listener.set_nonblocking(true).context("listener: O_NONBLOCK")?;
@@ -160,11 +163,22 @@ impl Monitor {
     }
 
     fn update(&mut self, info: FullInfo, verbose: u8) {
-        self.token = info.info.token;
-        let ids: Vec<u32> = info.subflows.iter().map(|s| s.id).collect();
-        for sf in &info.subflows {
+        if info.info.token != 0 {
+            self.token = info.info.token;
+        }
+        // Once the connection is closed the kernel may list a detached first
+        // subflow with id 0 and no peer port: not a subflow of the connection.
+        let subflows: Vec<&SubflowInfo> =
+            info.subflows.iter().filter(|s| s.id != 0 && s.remote.is_some_and(|r| r.port() != 0)).collect();
+        let ids: Vec<u32> = subflows.iter().map(|s| s.id).collect();
+        for sf in subflows {
             match self.live.get_mut(&sf.id) {
-                Some(old) => *old = sf.clone(),
+                Some(old) => {
+                    // Counters only grow; a closing socket reports zeros.
+                    if sf.tcp.bytes_sent >= old.tcp.bytes_sent && sf.tcp.bytes_received >= old.tcp.bytes_received {
+                        *old = sf.clone();
+                    }
+                }
                 None => {
                     if verbose > 0 {
                         note(format!("{}subflow #{} open: {}", self.tag, sf.id, fmt_pair(sf)));
@@ -440,7 +454,7 @@ impl<'a> Session<'a> {
                     }
                 }
             }
-            if self.conns.is_empty() && self.listener.is_none() {
+            if self.conns.is_empty() && (self.listener.is_none() || (!self.args.keep_open && self.served > 0)) {
                 self.log.flush().context("writing the -o/-x log")?;
                 return Ok(());
             }
@@ -450,10 +464,17 @@ impl<'a> Session<'a> {
     fn accept_ready(&mut self) -> anyhow::Result<()> {
         let Some(l) = &self.listener else { return Ok(()) };
         match l.accept() {
-            Ok((stream, _)) => {
-                if !self.args.keep_open {
-                    // ncat: without -k, one client and no more.
-                    self.listener = None;
+            Ok((stream, peer)) => {
+                if !self.args.keep_open && self.served > 0 {
+                    // ncat: without -k, one client and no more. The listening
+                    // socket stays open while that client is served, because
+                    // the kernel accepts MP_JOIN subflows (RFC 8684 §3.2)
+                    // through it; later clients are turned away.
+                    if self.args.verbose > 0 {
+                        note(format!("turned away {} (already serving a client; -k serves several)", unmap(peer)));
+                    }
+                    let _ = kernel::set_abortive_close(stream.as_raw_fd());
+                    return Ok(());
                 }
                 if let Err(e) = self.add_conn(stream, false) {
                     if self.args.keep_open {
@@ -543,11 +564,19 @@ impl<'a> Session<'a> {
                 }
             }
             c.tx_closed = true;
+            if let Some(m) = &mut c.monitor {
+                m.poll(c.stream.as_raw_fd(), args.verbose, true);
+            }
         }
         // Receive.
         if fd.readable() && !c.rx_eof {
             match (&c.stream).read(&mut self.buf) {
-                Ok(0) => c.rx_eof = true,
+                Ok(0) => {
+                    c.rx_eof = true;
+                    if let Some(m) = &mut c.monitor {
+                        m.poll(c.stream.as_raw_fd(), args.verbose, true);
+                    }
+                }
                 Ok(n) => {
                     c.received += n as u64;
                     c.last_activity = Instant::now();
