@@ -8,13 +8,12 @@ mod common;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{NetNs, assert_mib_clean, bin, pseudo_random_bytes, require_interop};
 use sha2::{Digest, Sha256};
 
-const CLI: &str = "10.0.1.1";
 const SRV: &str = "10.0.1.2";
 
 /// Client and server namespaces joined by one veth pair (10.0.1.0/24), or
