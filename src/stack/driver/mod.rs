@@ -17,3 +17,4 @@ pub mod netlink;
 pub mod pm;
 pub mod signals;
 pub mod sys;
+pub mod tun;
