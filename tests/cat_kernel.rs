@@ -243,6 +243,8 @@ fn two_subflows_through_endpoints() {
         let dev = format!("mc{l}{}", std::process::id() % 10000);
         p.cli.sh(&format!("tc qdisc add dev {dev} root tbf rate 100mbit burst 64kb latency 100ms"));
     }
+    // An ADD_ADDR the client could not use yet is sent again after 1s, not 120s.
+    p.srv.sh("sysctl -qw net.mptcp.add_addr_timeout=1");
     let data = pseudo_random_bytes(20 << 20, 5);
     let input = p.file("in.bin", &data);
     let out = p.path("out.bin");
@@ -284,12 +286,16 @@ fn two_subflows_through_endpoints() {
     });
     stdin.write_all(&data[..1 << 20]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = String::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(l) if l.contains("subflow #2 open") => break,
-            Ok(_) => {}
-            Err(_) => panic!("the client never reported a second subflow"),
+            Ok(l) => seen.push_str(&(l + "\n")),
+            Err(_) => {
+                let _ = cli.kill();
+                panic!("the client never reported a second subflow: {seen}\nserver: {}", p.srv.mptcp_mib().len())
+            }
         }
     }
     stdin.write_all(&data[1 << 20..]).unwrap();
@@ -305,6 +311,11 @@ fn two_subflows_through_endpoints() {
     assert!(ce.contains("path-manager limits: subflows 2, add_addr_accepted 1"), "{ce}");
     assert!(ce.contains("subflow #2 open: 10.0.2.1:"), "second subflow not reported: {ce}");
     assert!(se.contains("subflow #2 open: 10.0.2.2:5004 -> 10.0.2.1:"), "server did not see the join: {se}");
+    // Address ids from sock_diag: the announced endpoint is id 1 on the server.
+    let line = |e: &str, pat: &str| e.lines().find(|l| l.contains(pat)).unwrap_or_default().to_string();
+    assert!(line(&ce, "subflow #2 open").contains("remote 1;"), "{ce}");
+    assert!(line(&se, "subflow #2 open").contains("(address ids local 1,"), "{se}");
+    assert!(line(&se, "subflow #1 open").contains("(address ids local 0, remote 0;"), "{se}");
     // Both subflows carried data.
     for line in ce.lines().filter(|l| l.contains("subflow #") && l.contains(": sent ")) {
         let sent: u64 = line.split(": sent ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();

@@ -154,6 +154,22 @@ fn fmt_pair(s: &SubflowInfo) -> String {
     format!("{} -> {}", a(s.local), a(s.remote))
 }
 
+/// " (address ids local 1, remote 0; flags Jjec)" from sock_diag, when it answers.
+fn ulp_note(sf: &SubflowInfo) -> String {
+    match (sf.local, sf.remote) {
+        (Some(l), Some(r)) => match kernel::subflow_ulp(l, r) {
+            Some(u) => format!(
+                " (address ids local {}, remote {}; flags {})",
+                u.id_loc,
+                u.id_rem,
+                crate::snapshot::subflow_flags::letters(u.flags)
+            ),
+            None => String::new(),
+        },
+        _ => String::new(),
+    }
+}
+
 impl Monitor {
     fn new(tag: String, info: FullInfo, verbose: u8) -> Monitor {
         let mut m =
@@ -181,7 +197,7 @@ impl Monitor {
                 }
                 None => {
                     if verbose > 0 {
-                        note(format!("{}subflow #{} open: {}", self.tag, sf.id, fmt_pair(sf)));
+                        note(format!("{}subflow #{} open: {}{}", self.tag, sf.id, fmt_pair(sf), ulp_note(sf)));
                     }
                     self.live.insert(sf.id, sf.clone());
                 }
@@ -199,7 +215,7 @@ impl Monitor {
     }
 
     fn poll(&mut self, fd: i32, verbose: u8, force: bool) {
-        if !force && self.last_poll.elapsed() < MONITOR_EVERY {
+        if !force && self.last_poll.elapsed() < Duration::from_millis(5) {
             return;
         }
         self.last_poll = Instant::now();
@@ -415,7 +431,9 @@ impl<'a> Session<'a> {
                     shorten(Duration::from_millis(20));
                 }
                 if c.monitor.is_some() && self.args.verbose > 0 {
-                    shorten(MONITOR_EVERY);
+                    // Closely while the connection ends, so the per-subflow
+                    // byte counts at exit are the final ones.
+                    shorten(if c.tx_closed || c.rx_eof { Duration::from_millis(5) } else { MONITOR_EVERY });
                 }
                 if self.args.abort && self.stdin_eof && c.pending() == 0 {
                     shorten(Duration::from_millis(10));
@@ -517,7 +535,9 @@ impl<'a> Session<'a> {
         let stdin_tty = self.stdin_tty;
         let c = &mut self.conns[k];
         if let Some(m) = &mut c.monitor {
-            m.poll(c.stream.as_raw_fd(), args.verbose, false);
+            if c.tx_closed || c.rx_eof || m.last_poll.elapsed() >= MONITOR_EVERY {
+                m.poll(c.stream.as_raw_fd(), args.verbose, false);
+            }
         }
         if let Some(child) = &mut c.child {
             return Ok(match child.try_wait() {

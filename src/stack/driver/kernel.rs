@@ -555,6 +555,69 @@ pub fn snapshot(fd: RawFd) -> io::Result<Option<FullInfo>> {
     }
 }
 
+/// What sock_diag knows about one subflow (its MPTCP ULP info,
+/// MPTCP_SUBFLOW_ATTR_*): the address ids and ss's flag bits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SubflowUlp {
+    pub id_loc: u8,
+    pub id_rem: u8,
+    pub flags: u32,
+    pub token_loc: u32,
+    pub token_rem: u32,
+}
+
+/// Look up the TCP subflow `local` -> `remote` with an exact sock_diag
+/// request (NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY) and read its MPTCP ULP
+/// info. `None` if the socket is gone or carries no MPTCP info. Needs
+/// CAP_NET_ADMIN for the ULP attribute.
+pub fn subflow_ulp(local: SocketAddr, remote: SocketAddr) -> Option<SubflowUlp> {
+    use super::netlink::{self, Msg, NLM_F_REQUEST};
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const INET_DIAG_ULP_INFO: u16 = 19;
+    const INET_ULP_INFO_MPTCP: u16 = 3;
+    if local.is_ipv4() != remote.is_ipv4() {
+        return None;
+    }
+    let mut sock = netlink::Socket::open(libc::NETLINK_SOCK_DIAG).ok()?;
+    let mut m = Msg::new(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST);
+    // struct inet_diag_req_v2: family, protocol, ext, pad, states, then
+    // struct inet_diag_sockid: sport, dport (big-endian), src[16], dst[16],
+    // if, cookie[2] (INET_DIAG_NOCOOKIE).
+    let mut req = [0u8; 56];
+    req[0] = if local.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 } as u8;
+    req[1] = libc::IPPROTO_TCP as u8;
+    // ext: INET_DIAG_INFO, which also turns on the ULP attribute.
+    req[2] = 1 << (2 - 1);
+    req[4..8].copy_from_slice(&u32::MAX.to_ne_bytes());
+    req[8..10].copy_from_slice(&local.port().to_be_bytes());
+    req[10..12].copy_from_slice(&remote.port().to_be_bytes());
+    let put = |b: &mut [u8], a: &SocketAddr| match a.ip() {
+        std::net::IpAddr::V4(v) => b[..4].copy_from_slice(&v.octets()),
+        std::net::IpAddr::V6(v) => b[..16].copy_from_slice(&v.octets()),
+    };
+    put(&mut req[12..28], &local);
+    put(&mut req[28..44], &remote);
+    req[48..56].copy_from_slice(&[0xff; 8]);
+    m.bytes(&req);
+    let replies = sock.request(&mut m).ok()?;
+    // struct inet_diag_msg is 72 bytes; attributes follow.
+    let body = replies.first()?.get(72..)?;
+    let (_, ulp) = netlink::attrs(body).find(|(t, _)| *t == INET_DIAG_ULP_INFO)?;
+    let (_, mp) = netlink::attrs(ulp).find(|(t, _)| *t == INET_ULP_INFO_MPTCP)?;
+    let mut u = SubflowUlp::default();
+    for (ty, p) in netlink::attrs(mp) {
+        match ty {
+            1 => u.token_rem = netlink::attr_u32(p).unwrap_or(0),
+            2 => u.token_loc = netlink::attr_u32(p).unwrap_or(0),
+            8 => u.flags = netlink::attr_u32(p).unwrap_or(0),
+            9 => u.id_rem = netlink::attr_u8(p).unwrap_or(0),
+            10 => u.id_loc = netlink::attr_u8(p).unwrap_or(0),
+            _ => {}
+        }
+    }
+    Some(u)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,8 +12,10 @@
 //! - [`signals`]: SIGINT/SIGTERM/SIGHUP as a pollable fd, so every loop ends
 //!   cleanly and destructors undo what was set up.
 //! - [`sys`]: the shared libc wrappers.
+pub mod control_server;
 pub mod kernel;
 pub mod netlink;
+pub mod pcap_tap;
 pub mod pm;
 pub mod signals;
 pub mod sys;
