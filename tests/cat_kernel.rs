@@ -72,20 +72,34 @@ fn start(
     c.spawn().expect("spawn")
 }
 
-/// Wait for a child with a deadline; kill it and fail if it overruns.
+/// Wait for a child with a deadline, draining its piped output meanwhile;
+/// kill it and fail if it overruns.
 fn finish(mut child: Child, what: &str, secs: u64) -> Output {
+    fn drain(r: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut v);
+            }
+            v
+        })
+    }
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
     let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("output");
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            let o = child.wait_with_output().expect("output");
-            panic!("{what} did not finish within {secs}s; stderr: {}", String::from_utf8_lossy(&o.stderr));
+            let _ = child.wait();
+            let e = err.join().unwrap_or_default();
+            panic!("{what} did not finish within {secs}s; stderr: {}", String::from_utf8_lossy(&e));
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
+    Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }
 }
 
 fn stderr(o: &Output) -> String {
@@ -246,7 +260,6 @@ fn two_subflows_through_endpoints() {
     // An ADD_ADDR the client could not use yet is sent again after 1s, not 120s.
     p.srv.sh("sysctl -qw net.mptcp.add_addr_timeout=1");
     let data = pseudo_random_bytes(20 << 20, 5);
-    let input = p.file("in.bin", &data);
     let out = p.path("out.bin");
     // The server announces its second address (a `signal` endpoint made from
     // --local); the client accepts one ADD_ADDR (--limits 2,1) and joins.
@@ -261,7 +274,6 @@ fn two_subflows_through_endpoints() {
     // Standard input is fed in two parts: the rest only once the client has
     // reported the second subflow open, so that it carries data whatever the
     // machine's load (the join follows the ADD_ADDR by a few round trips).
-    let _ = input;
     let mut cli = p
         .cli
         .cmd(cat())
@@ -489,4 +501,75 @@ fn exec_logs_and_abort() {
     let rx = p.srv.mptcp_mib().get("MPTcpExtMPFastcloseRx").copied().unwrap_or(0);
     assert!(tx >= 1 && rx >= 1, "no MP_FASTCLOSE exchanged (tx {tx}, rx {rx})");
     let _ = std::io::stderr().flush();
+}
+
+#[test]
+fn source_options_idle_timeout_cc_scheduler() {
+    require_interop(&["python3"]);
+    let p = pair("kopt", 1);
+    let input = p.file("in.txt", b"some bytes\n");
+    // -s/-p choose the source; --cc and --scheduler are applied.
+    let out = p.path("out.txt");
+    let srv = start(&p.srv, cat(), &["-v", "-l", SRV, "5040"], None, Some(&out));
+    wait_listen(&p.srv, 5040);
+    let co = finish(
+        start(
+            &p.cli,
+            cat(),
+            &["-s", "10.0.1.1", "-p", "40555", "--cc", "reno", "--scheduler", "default", SRV, "5040"],
+            Some(&input),
+            None,
+        ),
+        "client",
+        30,
+    );
+    let so = finish(srv, "server", 30);
+    assert!(co.status.success(), "{}", stderr(&co));
+    assert!(stderr(&so).contains("connection from 10.0.1.1:40555"), "{}", stderr(&so));
+    assert_eq!(std::fs::read(&out).unwrap(), b"some bytes\n");
+    // Bad names are one-line errors.
+    let run = |args: &[&str]| finish(start(&p.cli, cat(), args, Some(&input), None), "mptcp-cat", 30);
+    one_line_failure(&run(&["--cc", "nosuchcc", SRV, "5040"]), "congestion control \"nosuchcc\" is not available");
+    one_line_failure(&run(&["--scheduler", "nosuchsched", SRV, "5040"]), "the kernel offers only: default");
+    // -i: a silent peer that never closes ends in an idle timeout.
+    let never = p.file("never.py", b"import socket,time\nl=socket.socket(socket.AF_INET,socket.SOCK_STREAM,262)\nl.bind(('10.0.1.2',5041));l.listen()\nc,_=l.accept();time.sleep(30)\n");
+    let silent = start(&p.srv, "python3", &[never.to_str().unwrap()], None, None);
+    wait_listen(&p.srv, 5041);
+    let t0 = Instant::now();
+    one_line_failure(
+        &run(&["--recv-only", "-i", "300ms", SRV, "5041"]),
+        "idle timeout: nothing sent or received for 300ms",
+    );
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    let mut silent = silent;
+    let _ = silent.kill();
+    let _ = silent.wait();
+}
+
+#[test]
+fn send_only_and_recv_only() {
+    require_interop(&["python3"]);
+    let p = pair("ksr", 1);
+    let up = pseudo_random_bytes(2 << 20, 8);
+    let down = pseudo_random_bytes(1 << 20, 9);
+    let (up_f, down_f) = (p.file("up.bin", &up), p.file("down.bin", &down));
+    let peer = py(&p);
+    // --send-only: what the server sends back is not written to stdout.
+    // (A short reply: the client is gone once its input is sent.)
+    let reply_f = p.file("reply.txt", b"thanks\n");
+    let srv = start(&p.srv, "python3", &[&peer, "server", "262", SRV, "5050", reply_f.to_str().unwrap()], None, None);
+    wait_listen(&p.srv, 5050);
+    let co = finish(start(&p.cli, cat(), &["--send-only", SRV, "5050"], Some(&up_f), None), "client", 30);
+    let so = finish(srv, "server", 30);
+    assert!(co.status.success(), "{}", stderr(&co));
+    assert!(co.stdout.is_empty());
+    assert_eq!(String::from_utf8_lossy(&so.stdout).trim(), sha(&up));
+    // --recv-only: stdin is not sent (the server gets nothing), the reply arrives.
+    let srv = start(&p.srv, cat(), &["-l", SRV, "5051"], Some(&down_f), None);
+    wait_listen(&p.srv, 5051);
+    let co = finish(start(&p.cli, cat(), &["--recv-only", SRV, "5051"], Some(&up_f), None), "client", 30);
+    let so = finish(srv, "server", 30);
+    let _ = so;
+    assert!(co.status.success(), "{}", stderr(&co));
+    assert_eq!(sha(&co.stdout), sha(&down));
 }

@@ -63,10 +63,7 @@ pub enum KernelError {
     Interrupted,
     #[error("{op}: {}", os_text(err))]
     Io { op: &'static str, err: io::Error },
-    #[error(
-        "congestion control {name:?} is not available: {} (see /proc/sys/net/ipv4/tcp_available_congestion_control)",
-        os_text(err)
-    )]
+    #[error("congestion control {name:?} is not available: {}", os_text(err))]
     CongestionControl { name: String, err: io::Error },
 }
 
@@ -122,6 +119,17 @@ pub fn mptcp_socket(v6: bool) -> Result<OwnedFd, KernelError> {
 
 fn apply_common(fd: RawFd, opts: &SocketOptions) -> Result<(), KernelError> {
     if let Some(cc) = &opts.congestion {
+        // An MPTCP socket stores the name and applies it to subflows as they
+        // are created, failing silently for an unknown one: check first.
+        const AVAILABLE: &str = "/proc/sys/net/ipv4/tcp_available_congestion_control";
+        if let Ok(list) = std::fs::read_to_string(AVAILABLE) {
+            if !list.split_whitespace().any(|n| n == cc) {
+                return Err(KernelError::CongestionControl {
+                    name: cc.clone(),
+                    err: io::Error::other(format!("the kernel offers {} (modprobe tcp_{cc}?)", list.trim())),
+                });
+            }
+        }
         sys::setsockopt_bytes(fd, libc::IPPROTO_TCP, libc::TCP_CONGESTION, cc.as_bytes())
             .map_err(|err| KernelError::CongestionControl { name: cc.clone(), err })?;
     }
