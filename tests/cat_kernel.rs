@@ -306,7 +306,14 @@ fn two_subflows_through_endpoints() {
             Ok(l) => seen.push_str(&(l + "\n")),
             Err(_) => {
                 let _ = cli.kill();
-                panic!("the client never reported a second subflow: {seen}\nserver: {}", p.srv.mptcp_mib().len())
+                let nz = |m: std::collections::BTreeMap<String, u64>| {
+                    m.into_iter().filter(|(_, v)| *v != 0).map(|(k, v)| format!("{k}={v} ")).collect::<String>()
+                };
+                panic!(
+                    "the client never reported a second subflow: {seen}\nclient MIB: {}\nserver MIB: {}",
+                    nz(p.cli.mptcp_mib()),
+                    nz(p.srv.mptcp_mib())
+                )
             }
         }
     }
@@ -572,4 +579,35 @@ fn send_only_and_recv_only() {
     let _ = so;
     assert!(co.status.success(), "{}", stderr(&co));
     assert_eq!(sha(&co.stdout), sha(&down));
+}
+
+#[test]
+fn fastopen_carries_data_in_the_syn() {
+    require_interop(&[]);
+    let p = pair("ktfo", 1);
+    for ns in [&p.cli, &p.srv] {
+        ns.sh("sysctl -qw net.ipv4.tcp_fastopen=3");
+    }
+    let input = p.file("in.txt", b"hello over TFO\n");
+    let out = p.path("out.txt");
+    let srv = start(&p.srv, cat(), &["-l", "-k", "--fastopen", "-o", out.to_str().unwrap(), SRV, "5070"], None, None);
+    wait_listen(&p.srv, 5070);
+    // The first connection fetches a cookie, the next ones use it.
+    for _ in 0..3 {
+        let co = finish(
+            start(&p.cli, cat(), &["--fastopen", "--require-mptcp", SRV, "5070"], Some(&input), None),
+            "client",
+            30,
+        );
+        assert!(co.status.success(), "{}", stderr(&co));
+    }
+    let tfo = p.cli.nstat().get("TcpExtTCPFastOpenActive").copied().unwrap_or(0);
+    assert!(tfo >= 1, "no connection used TCP Fast Open");
+    // SIGTERM: the server ends cleanly and flushes its -o log.
+    // SAFETY: kill(2) on the child we started.
+    unsafe { libc::kill(srv.id() as i32, libc::SIGTERM) };
+    let so = finish(srv, "server", 10);
+    assert_eq!(so.status.code(), Some(128 + libc::SIGTERM), "{}", stderr(&so));
+    assert_eq!(std::fs::read(&out).unwrap(), b"hello over TFO\n".repeat(3));
+    assert_mib_clean(&p.srv.mptcp_mib());
 }

@@ -72,8 +72,8 @@ pub fn run(args: &CatArgs, target: Target, term: &Termination) -> anyhow::Result
     match target {
         Target::Connect { host, port } => {
             let remotes = resolve(&host, port, args.ipv4, args.ipv6)?;
-            let stream = connect_any(args, &remotes, &opts, term)?;
-            s.add_conn(stream, true)?;
+            let (stream, remote) = connect_any(args, &remotes, &opts, term)?;
+            s.add_conn(stream, true, Some(remote))?;
         }
         Target::Listen { addr, port } => {
             // Without an explicit ADDR the server listens on the wildcard
@@ -102,7 +102,7 @@ fn connect_any(
     remotes: &[SocketAddr],
     opts: &SocketOptions,
     term: &Termination,
-) -> anyhow::Result<TcpStream> {
+) -> anyhow::Result<(TcpStream, SocketAddr)> {
     let mut last: Option<KernelError> = None;
     for remote in remotes {
         let src_ip = args.source.or_else(|| args.local.first().map(|l| l.addr));
@@ -122,7 +122,7 @@ fn connect_any(
             }
         };
         match kernel::connect(*remote, local, opts, args.connect_timeout, Some(term.fd())) {
-            Ok(s) => return Ok(s),
+            Ok(s) => return Ok((s, *remote)),
             Err(e @ (KernelError::MptcpDisabled | KernelError::MptcpUnsupported | KernelError::Interrupted)) => {
                 return Err(e.into());
             }
@@ -259,6 +259,9 @@ struct Conn {
     stream: TcpStream,
     local: SocketAddr,
     peer: SocketAddr,
+    client: bool,
+    /// The handshake result was reported (deferred with TCP Fast Open).
+    negotiated: bool,
     tx: Vec<u8>,
     tx_off: usize,
     rx_eof: bool,
@@ -322,48 +325,24 @@ impl<'a> Session<'a> {
     }
 
     /// Take a freshly connected or accepted stream into the session.
-    fn add_conn(&mut self, stream: TcpStream, client: bool) -> anyhow::Result<()> {
-        let fd = stream.as_raw_fd();
-        let local = unmap(stream.local_addr().context("getsockname")?);
-        let peer = unmap(stream.peer_addr().context("getpeername")?);
+    fn add_conn(&mut self, stream: TcpStream, client: bool, remote: Option<SocketAddr>) -> anyhow::Result<()> {
         let args = self.args;
-        let tag = if args.keep_open { format!("[{peer}] ") } else { String::new() };
+        let local = unmap(stream.local_addr().context("getsockname")?);
+        // With TCP Fast Open the SYN leaves with the first data: until then
+        // the socket has no peer and nothing is negotiated yet.
+        let (peer, deferred) = match (stream.peer_addr(), remote) {
+            (Ok(p), _) => (unmap(p), false),
+            (Err(e), Some(r)) if e.raw_os_error() == Some(libc::ENOTCONN) => (r, true),
+            (Err(e), _) => return Err(anyhow!("getpeername: {e}")),
+        };
         if args.verbose > 0 {
             if client {
-                note(format!("connected to {peer} from {local} (kernel MPTCP)"));
+                let how = if deferred { " (TCP Fast Open: the SYN carries the first data)" } else { "" };
+                note(format!("connected to {peer} from {local} (kernel MPTCP){how}"));
             } else {
                 note(format!("connection from {peer} to {local}"));
             }
         }
-        let info = kernel::snapshot(fd).context("MPTCP_FULL_INFO")?;
-        let monitor = match info {
-            Some(info) => {
-                if args.verbose > 0 {
-                    note(format!(
-                        "{tag}MPTCP established: token {:#010x}, {} subflow{} (limit {} additional), {}",
-                        info.info.token,
-                        info.subflows.len().max(1),
-                        if info.subflows.len() > 1 { "s" } else { "" },
-                        info.info.subflows_max,
-                        if info.info.csum_enabled != 0 { "DSS checksums on" } else { "no DSS checksums" }
-                    ));
-                }
-                Some(Monitor::new(tag.clone(), info, args.verbose))
-            }
-            None => {
-                let msg = format!(
-                    "{tag}fallback to plain TCP: {} did not negotiate MPTCP",
-                    if client { "the server" } else { "the client" }
-                );
-                if args.require_mptcp {
-                    bail!("{msg} (--require-mptcp)");
-                }
-                if args.verbose > 0 {
-                    note(msg);
-                }
-                None
-            }
-        };
         let child = if self.exec_mode() {
             Some(spawn_exec(args, &stream).context("cannot start the -e/-c program")?)
         } else {
@@ -371,11 +350,13 @@ impl<'a> Session<'a> {
             None
         };
         let now = Instant::now();
-        self.conns.push(Conn {
+        let mut c = Conn {
             id: self.next_id,
             stream,
             local,
             peer,
+            client,
+            negotiated: false,
             tx: Vec::new(),
             tx_off: 0,
             rx_eof: false,
@@ -384,9 +365,13 @@ impl<'a> Session<'a> {
             received: 0,
             last_activity: now,
             started: now,
-            monitor,
+            monitor: None,
             child,
-        });
+        };
+        if !deferred {
+            negotiation(args, &mut c)?;
+        }
+        self.conns.push(c);
         self.next_id += 1;
         self.served += 1;
         Ok(())
@@ -494,7 +479,7 @@ impl<'a> Session<'a> {
                     let _ = kernel::set_abortive_close(stream.as_raw_fd());
                     return Ok(());
                 }
-                if let Err(e) = self.add_conn(stream, false) {
+                if let Err(e) = self.add_conn(stream, false, None) {
                     if self.args.keep_open {
                         note(format!("{e:#}"));
                     } else {
@@ -616,6 +601,11 @@ impl<'a> Session<'a> {
                 Err(e) => return Ok(Some(conn_err(e))),
             }
         }
+        if !c.negotiated && (c.sent > 0 || c.received > 0 || c.rx_eof) {
+            if let Err(e) = negotiation(args, c) {
+                return Ok(Some(ConnEnd::Failed(e)));
+            }
+        }
         // Has it ended?
         let send_done = args.recv_only || (stdin_eof && c.pending() == 0 && c.tx_closed);
         let ended = if args.abort {
@@ -669,6 +659,9 @@ impl<'a> Session<'a> {
             }
         }
         let _ = c.id;
+        if let Err(e) = self.log.flush() {
+            note(format!("writing the -o/-x log: {e}"));
+        }
         match end {
             ConnEnd::Done => None,
             ConnEnd::Failed(e) => {
@@ -691,6 +684,40 @@ impl<'a> Session<'a> {
         }
         let _ = self.log.flush();
     }
+}
+
+/// Report (and with --require-mptcp enforce) what the handshake negotiated.
+fn negotiation(args: &CatArgs, c: &mut Conn) -> anyhow::Result<()> {
+    c.negotiated = true;
+    let tag = c.tag(args.keep_open);
+    match kernel::snapshot(c.stream.as_raw_fd()).context("MPTCP_FULL_INFO")? {
+        Some(info) => {
+            if args.verbose > 0 {
+                note(format!(
+                    "{tag}MPTCP established: token {:#010x}, {} subflow{} (limit {} additional), {}",
+                    info.info.token,
+                    info.subflows.len().max(1),
+                    if info.subflows.len() > 1 { "s" } else { "" },
+                    info.info.subflows_max,
+                    if info.info.csum_enabled != 0 { "DSS checksums on" } else { "no DSS checksums" }
+                ));
+            }
+            c.monitor = Some(Monitor::new(tag, info, args.verbose));
+        }
+        None => {
+            let msg = format!(
+                "{tag}fallback to plain TCP: {} did not negotiate MPTCP",
+                if c.client { "the server" } else { "the client" }
+            );
+            if args.require_mptcp {
+                bail!("{msg} (--require-mptcp)");
+            }
+            if args.verbose > 0 {
+                note(msg);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn spawn_exec(args: &CatArgs, stream: &TcpStream) -> io::Result<Child> {
