@@ -1,6 +1,6 @@
 //! mptcp-cat's command line (DESIGN.md contract, ncat's option letters).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -196,17 +196,7 @@ impl LocalSpec {
     /// The first host address of the prefix (the kernel's side of a TUN link):
     /// 10.200.0.2/24 -> 10.200.0.1.
     pub fn first_host(&self) -> Option<IpAddr> {
-        let prefix = self.prefix?;
-        Some(match self.addr {
-            IpAddr::V4(a) => {
-                let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
-                IpAddr::V4(Ipv4Addr::from((u32::from(a) & mask).wrapping_add(1)))
-            }
-            IpAddr::V6(a) => {
-                let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
-                IpAddr::V6(Ipv6Addr::from((u128::from(a) & mask).wrapping_add(1)))
-            }
-        })
+        Some(crate::stack::driver::tun::first_host(self.addr, self.prefix?))
     }
 }
 
