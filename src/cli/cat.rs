@@ -1,1 +1,85 @@
-//! (placeholder: filled in by its owner)
+//! `mptcp-cat`: an ncat-style client and server over MPTCP.
+//!
+//! - [`args`]: the command line (DESIGN.md contract).
+//! - `kernel_mode`: `--stack kernel`, the host's IPPROTO_MPTCP sockets.
+//! - `pm_config`: `--local`/`--limits`/`--scheduler` applied to the kernel's
+//!   path manager for the run.
+//! - [`output`]: standard output, `-o` and `-x` (ncat's hex dump).
+//!
+//! `--stack embedded` (our stack through a TUN device) is wired to the
+//! stack's `Endpoint` by `crate::stack::driver::embedded` once the stack lands.
+//! `--sim` is dispatched before argument parsing to `crate::cli::cat_sim`,
+//! which owns its own options (see [`main`]).
+
+pub mod args;
+mod kernel_mode;
+pub mod output;
+mod pm_config;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use args::CatArgs;
+use args::StackKind;
+
+use crate::stack::driver::signals::{self, Termination};
+
+/// Whether the command line asks for the simulator (`--sim` anywhere before
+/// a `--`).
+pub fn wants_sim(argv: &[OsString]) -> bool {
+    argv.iter().skip(1).take_while(|a| *a != "--").any(|a| a == "--sim")
+}
+
+/// The whole program: parse, run, map the outcome to an exit status
+/// (0 clean end, 1 failure with a one-line reason, 2 usage error,
+/// 128+N killed by signal N).
+pub fn main(argv: Vec<OsString>) -> ExitCode {
+    if wants_sim(&argv) {
+        return run_sim(argv);
+    }
+    let args = match CatArgs::try_parse_from(&argv) {
+        Ok(a) => a,
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = e.print();
+            return ExitCode::from(code.clamp(0, 255) as u8);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mptcp-cat: {e:#}");
+            match signals::received_signal() {
+                Some(sig) => ExitCode::from(signals::exit_status(sig)),
+                None => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// Hook for `mptcp-cat --sim ...`: the simulator (issue 3) parses its own
+/// arguments (`--path`, `--pcap`, `--scheduler`, `--cc`, `--seed`) with the
+/// same argv. When `crate::cli::cat_sim` provides its entry point, this
+/// calls it; until then it says the simulator is not in this build.
+fn run_sim(argv: Vec<OsString>) -> ExitCode {
+    let _ = argv;
+    eprintln!(
+        "mptcp-cat: --sim: the simulated network is not part of this build yet (it comes with the embedded stack)"
+    );
+    ExitCode::FAILURE
+}
+
+/// Run with parsed arguments.
+pub fn run(args: &CatArgs) -> anyhow::Result<()> {
+    let target = args.target().map_err(anyhow::Error::msg)?;
+    args.validate().map_err(anyhow::Error::msg)?;
+    let term = Termination::install()?;
+    match args.stack_kind() {
+        StackKind::Kernel => kernel_mode::run(args, target, &term),
+        StackKind::Embedded => anyhow::bail!(
+            "--stack embedded: the embedded MPTCP stack is not part of this build yet; use --stack kernel"
+        ),
+    }
+}

@@ -57,8 +57,9 @@
 
 pub mod cc;
 mod conn;
-// `pub mod driver;` (src/stack/driver/, the TUN and kernel drivers) is declared
-// by the mptcp-cat branch, which owns that directory.
+/// The only code with file descriptors and clocks: TUN, kernel sockets, pcap tap,
+/// control socket, the embedded poll loop (owned by mptcp-cat).
+pub mod driver;
 pub mod endpoint;
 pub mod mib;
 pub mod ring;

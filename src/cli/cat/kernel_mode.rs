@@ -1,0 +1,739 @@
+//! `--stack kernel`: client and server over the host's IPPROTO_MPTCP
+//! sockets, with ncat's habits, and `-v` reports from MPTCP_INFO /
+//! MPTCP_FULL_INFO (negotiation, token, subflows opening and closing,
+//! per-subflow bytes at exit).
+//!
+//! Session rules (both roles):
+//! - standard input goes to the connection (to every connection with -k),
+//!   the connection to standard output; -o/-x log both directions.
+//! - standard input at EOF: the write side is shut down (a DATA_FIN), unless
+//!   --no-shutdown; with --abort the connection is instead closed abortively
+//!   (MP_FASTCLOSE) once all data is acknowledged.
+//! - a connection ends when the peer has closed and everything from standard
+//!   input was sent (or at once when standard input is a terminal);
+//!   --recv-only ends when the peer closes; --send-only once standard input is
+//!   sent; with -e/-c when the program exits.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+
+use super::args::{CatArgs, Target};
+use super::output::SessionLog;
+use super::pm_config::PmGuard;
+use crate::stack::driver::kernel::{self, FullInfo, KernelError, SocketOptions, SubflowInfo};
+use crate::stack::driver::signals::Termination;
+use crate::stack::driver::sys::{self, POLLIN, POLLOUT, PollFd};
+
+const CHUNK: usize = 64 * 1024;
+/// Stop reading standard input while a connection has this much unsent.
+const TX_HIGH_WATER: usize = 1024 * 1024;
+/// How often -v looks for subflows opening and closing.
+const MONITOR_EVERY: Duration = Duration::from_millis(100);
+
+pub(crate) fn note(msg: impl std::fmt::Display) {
+    eprintln!("mptcp-cat: {msg}");
+}
+
+/// Show IPv4-mapped IPv6 addresses as IPv4.
+fn unmap(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => a,
+        },
+        _ => a,
+    }
+}
+
+/// Resolve HOST PORT, honouring -4/-6.
+pub(crate) fn resolve(host: &str, port: u16, v4: bool, v6: bool) -> anyhow::Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {host}"))?
+        .filter(|a| !(v4 && a.is_ipv6() || v6 && a.is_ipv4()))
+        .collect();
+    if addrs.is_empty() {
+        bail!("{host} has no {} address", if v4 { "IPv4" } else { "IPv6" });
+    }
+    Ok(addrs)
+}
+
+pub fn run(args: &CatArgs, target: Target, term: &Termination) -> anyhow::Result<()> {
+    let opts = SocketOptions { congestion: args.cc.clone(), fastopen: args.fastopen };
+    let listen = matches!(target, Target::Listen { .. });
+    let _pm = PmGuard::apply(args, listen)?;
+    let mut s = Session::new(args, term)?;
+    match target {
+        Target::Connect { host, port } => {
+            let remotes = resolve(&host, port, args.ipv4, args.ipv6)?;
+            let (stream, remote) = connect_any(args, &remotes, &opts, term)?;
+            s.add_conn(stream, true, Some(remote))?;
+        }
+        Target::Listen { addr, port } => {
+            // Without an explicit ADDR the server listens on the wildcard
+            // address, even with --local: MP_JOINs towards the addresses it
+            // announces (ADD_ADDR) must find the listener too.
+            let v6 = args.ipv6 || args.local.first().is_some_and(|l| l.addr.is_ipv6());
+            let ip = match &addr {
+                Some(a) => resolve(a, port, args.ipv4, args.ipv6)?[0].ip(),
+                None if v6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            };
+            let listener = kernel::listen(SocketAddr::new(ip, port), 64, &opts)?;
+            listener.set_nonblocking(true).context("listener: O_NONBLOCK")?;
+            if args.verbose > 0 {
+                let at = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| format!("{ip}:{port}"));
+                note(format!("listening on {at} (kernel MPTCP)"));
+            }
+            s.listener = Some(listener);
+        }
+    }
+    s.run()
+}
+
+fn connect_any(
+    args: &CatArgs,
+    remotes: &[SocketAddr],
+    opts: &SocketOptions,
+    term: &Termination,
+) -> anyhow::Result<(TcpStream, SocketAddr)> {
+    let mut last: Option<KernelError> = None;
+    for remote in remotes {
+        let src_ip = args.source.or_else(|| args.local.first().map(|l| l.addr));
+        let src_port = args.source_port.or_else(|| args.local.first().and_then(|l| l.port));
+        let local = match (src_ip, src_port) {
+            (None, None) => None,
+            (ip, port) => {
+                let ip = ip.unwrap_or(if remote.is_ipv6() {
+                    IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+                } else {
+                    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+                });
+                if ip.is_ipv6() != remote.is_ipv6() {
+                    continue;
+                }
+                Some(SocketAddr::new(ip, port.unwrap_or(0)))
+            }
+        };
+        match kernel::connect(*remote, local, opts, args.connect_timeout, Some(term.fd())) {
+            Ok(s) => return Ok((s, *remote)),
+            Err(e @ (KernelError::MptcpDisabled | KernelError::MptcpUnsupported | KernelError::Interrupted)) => {
+                return Err(e.into());
+            }
+            Err(e) => {
+                if args.verbose > 0 && remotes.len() > 1 {
+                    note(&e);
+                }
+                last = Some(e);
+            }
+        }
+    }
+    Err(match last {
+        Some(e) => e.into(),
+        None => anyhow!("no address of the target matches the source address family"),
+    })
+}
+
+/// -v's view of one MPTCP connection's subflows.
+struct Monitor {
+    tag: String,
+    token: u32,
+    live: BTreeMap<u32, SubflowInfo>,
+    gone: Vec<SubflowInfo>,
+    last_poll: Instant,
+}
+
+fn fmt_pair(s: &SubflowInfo) -> String {
+    let a = |x: Option<SocketAddr>| x.map(|a| unmap(a).to_string()).unwrap_or_else(|| "?".into());
+    format!("{} -> {}", a(s.local), a(s.remote))
+}
+
+/// " (address ids local 1, remote 0; flags Jjec)" from sock_diag, when it answers.
+fn ulp_note(sf: &SubflowInfo) -> String {
+    match (sf.local, sf.remote) {
+        (Some(l), Some(r)) => match kernel::subflow_ulp(l, r) {
+            Some(u) => format!(
+                " (address ids local {}, remote {}; flags {})",
+                u.id_loc,
+                u.id_rem,
+                crate::snapshot::subflow_flags::letters(u.flags)
+            ),
+            None => String::new(),
+        },
+        _ => String::new(),
+    }
+}
+
+impl Monitor {
+    fn new(tag: String, info: FullInfo, verbose: u8) -> Monitor {
+        let mut m =
+            Monitor { tag, token: info.info.token, live: BTreeMap::new(), gone: Vec::new(), last_poll: Instant::now() };
+        m.update(info, verbose);
+        m
+    }
+
+    fn update(&mut self, info: FullInfo, verbose: u8) {
+        if info.info.token != 0 {
+            self.token = info.info.token;
+        }
+        // Once the connection is closed the kernel may list a detached first
+        // subflow with id 0 and no peer port: not a subflow of the connection.
+        let subflows: Vec<&SubflowInfo> =
+            info.subflows.iter().filter(|s| s.id != 0 && s.remote.is_some_and(|r| r.port() != 0)).collect();
+        let ids: Vec<u32> = subflows.iter().map(|s| s.id).collect();
+        for sf in subflows {
+            match self.live.get_mut(&sf.id) {
+                Some(old) => {
+                    // Counters only grow; a closing socket reports zeros.
+                    if sf.tcp.bytes_sent >= old.tcp.bytes_sent && sf.tcp.bytes_received >= old.tcp.bytes_received {
+                        *old = sf.clone();
+                    }
+                }
+                None => {
+                    if verbose > 0 {
+                        note(format!("{}subflow #{} open: {}{}", self.tag, sf.id, fmt_pair(sf), ulp_note(sf)));
+                    }
+                    self.live.insert(sf.id, sf.clone());
+                }
+            }
+        }
+        let closed: Vec<u32> = self.live.keys().filter(|id| !ids.contains(id)).copied().collect();
+        for id in closed {
+            if let Some(sf) = self.live.remove(&id) {
+                if verbose > 0 {
+                    note(format!("{}subflow #{} closed: {}", self.tag, sf.id, fmt_pair(&sf)));
+                }
+                self.gone.push(sf);
+            }
+        }
+    }
+
+    fn poll(&mut self, fd: i32, verbose: u8, force: bool) {
+        if !force && self.last_poll.elapsed() < Duration::from_millis(5) {
+            return;
+        }
+        self.last_poll = Instant::now();
+        if let Ok(Some(info)) = kernel::snapshot(fd) {
+            self.update(info, verbose);
+        }
+    }
+
+    fn report(&self, verbose: u8, sent: u64, received: u64) {
+        let mut all: Vec<&SubflowInfo> = self.gone.iter().chain(self.live.values()).collect();
+        all.sort_by_key(|s| s.id);
+        for sf in all {
+            let mut line = format!(
+                "{}subflow #{} {}: sent {} bytes, received {} bytes",
+                self.tag,
+                sf.id,
+                fmt_pair(sf),
+                sf.tcp.bytes_sent.saturating_sub(sf.tcp.bytes_retrans),
+                sf.tcp.bytes_received
+            );
+            if sf.tcp.total_retrans > 0 || verbose > 1 {
+                line.push_str(&format!(", {} retransmits", sf.tcp.total_retrans));
+            }
+            if verbose > 1 {
+                line.push_str(&format!(", rtt {:.1}ms, cwnd {}", f64::from(sf.tcp.rtt_us) / 1000.0, sf.tcp.snd_cwnd));
+            }
+            note(line);
+        }
+        note(format!(
+            "{}connection token {:#010x}: {} subflow{} used, {sent} bytes sent, {received} bytes received",
+            self.tag,
+            self.token,
+            self.gone.len() + self.live.len(),
+            if self.gone.len() + self.live.len() == 1 { "" } else { "s" },
+        ));
+    }
+}
+
+struct Conn {
+    id: usize,
+    stream: TcpStream,
+    local: SocketAddr,
+    peer: SocketAddr,
+    client: bool,
+    /// The handshake result was reported (deferred with TCP Fast Open).
+    negotiated: bool,
+    tx: Vec<u8>,
+    tx_off: usize,
+    rx_eof: bool,
+    tx_closed: bool,
+    sent: u64,
+    received: u64,
+    last_activity: Instant,
+    started: Instant,
+    monitor: Option<Monitor>,
+    child: Option<Child>,
+}
+
+impl Conn {
+    fn pending(&self) -> usize {
+        self.tx.len() - self.tx_off
+    }
+    fn tag(&self, keep_open: bool) -> String {
+        if keep_open { format!("[{}] ", self.peer) } else { String::new() }
+    }
+}
+
+enum ConnEnd {
+    Done,
+    Failed(anyhow::Error),
+}
+
+struct Session<'a> {
+    args: &'a CatArgs,
+    term: &'a Termination,
+    log: SessionLog,
+    listener: Option<TcpListener>,
+    conns: Vec<Conn>,
+    stdin_eof: bool,
+    stdin_tty: bool,
+    next_id: usize,
+    served: usize,
+    buf: Vec<u8>,
+}
+
+impl<'a> Session<'a> {
+    fn new(args: &'a CatArgs, term: &'a Termination) -> anyhow::Result<Session<'a>> {
+        let log = SessionLog::open(args.output.as_deref(), args.hex_dump.as_deref())?;
+        // SAFETY: isatty on fd 0 has no preconditions.
+        let stdin_tty = unsafe { libc::isatty(0) } == 1;
+        Ok(Session {
+            args,
+            term,
+            log,
+            listener: None,
+            conns: Vec::new(),
+            stdin_eof: args.recv_only,
+            stdin_tty,
+            next_id: 1,
+            served: 0,
+            buf: vec![0; CHUNK],
+        })
+    }
+
+    fn exec_mode(&self) -> bool {
+        self.args.exec.is_some() || self.args.sh_exec.is_some()
+    }
+
+    /// Take a freshly connected or accepted stream into the session.
+    fn add_conn(&mut self, stream: TcpStream, client: bool, remote: Option<SocketAddr>) -> anyhow::Result<()> {
+        let args = self.args;
+        let local = unmap(stream.local_addr().context("getsockname")?);
+        // With TCP Fast Open the SYN leaves with the first data: until then
+        // the socket has no peer and nothing is negotiated yet.
+        let (peer, deferred) = match (stream.peer_addr(), remote) {
+            (Ok(p), _) => (unmap(p), false),
+            (Err(e), Some(r)) if e.raw_os_error() == Some(libc::ENOTCONN) => (r, true),
+            (Err(e), _) => return Err(anyhow!("getpeername: {e}")),
+        };
+        if args.verbose > 0 {
+            if client {
+                let how = if deferred { " (TCP Fast Open: the SYN carries the first data)" } else { "" };
+                note(format!("connected to {peer} from {local} (kernel MPTCP){how}"));
+            } else {
+                note(format!("connection from {peer} to {local}"));
+            }
+        }
+        let child = if self.exec_mode() {
+            Some(spawn_exec(args, &stream).context("cannot start the -e/-c program")?)
+        } else {
+            stream.set_nonblocking(true).context("O_NONBLOCK")?;
+            None
+        };
+        let now = Instant::now();
+        let mut c = Conn {
+            id: self.next_id,
+            stream,
+            local,
+            peer,
+            client,
+            negotiated: false,
+            tx: Vec::new(),
+            tx_off: 0,
+            rx_eof: false,
+            tx_closed: false,
+            sent: 0,
+            received: 0,
+            last_activity: now,
+            started: now,
+            monitor: None,
+            child,
+        };
+        if !deferred {
+            negotiation(args, &mut c)?;
+        }
+        self.conns.push(c);
+        self.next_id += 1;
+        self.served += 1;
+        Ok(())
+    }
+
+    fn want_stdin(&self) -> bool {
+        !self.stdin_eof
+            && !self.exec_mode()
+            && self.conns.iter().any(|c| !c.tx_closed)
+            && self.conns.iter().all(|c| c.pending() < TX_HIGH_WATER)
+    }
+
+    fn run(&mut self) -> anyhow::Result<()> {
+        loop {
+            if let Some(sig) = self.term.received() {
+                self.finish_all();
+                bail!("interrupted by {}", crate::stack::driver::signals::name(sig));
+            }
+            // Build the poll set: [term, listener?, stdin?, conns...]
+            let mut fds = vec![PollFd::raw(self.term.fd(), POLLIN)];
+            let li = self.listener.as_ref().map(|l| {
+                fds.push(PollFd::new(l, POLLIN));
+                fds.len() - 1
+            });
+            let si = self.want_stdin().then(|| {
+                fds.push(PollFd::raw(0, POLLIN));
+                fds.len() - 1
+            });
+            let first_conn = fds.len();
+            let mut timeout: Option<Duration> = None;
+            let mut shorten = |d: Duration| timeout = Some(timeout.map_or(d, |t: Duration| t.min(d)));
+            for c in &self.conns {
+                let mut ev = 0;
+                if c.child.is_none() {
+                    if !c.rx_eof {
+                        ev |= POLLIN;
+                    }
+                    if c.pending() > 0 {
+                        ev |= POLLOUT;
+                    }
+                } else {
+                    shorten(Duration::from_millis(20));
+                }
+                if c.monitor.is_some() && self.args.verbose > 0 {
+                    // Closely while the connection ends, so the per-subflow
+                    // byte counts at exit are the final ones.
+                    shorten(if c.tx_closed || c.rx_eof { Duration::from_millis(5) } else { MONITOR_EVERY });
+                }
+                if self.args.abort && self.stdin_eof && c.pending() == 0 {
+                    shorten(Duration::from_millis(10));
+                }
+                if let Some(idle) = self.args.idle_timeout {
+                    shorten(idle.saturating_sub(c.last_activity.elapsed()).max(Duration::from_millis(1)));
+                }
+                fds.push(PollFd::new(&c.stream, ev));
+            }
+            sys::poll(&mut fds, timeout).context("poll")?;
+
+            if let Some(i) = li {
+                if fds[i].readable() {
+                    self.accept_ready()?;
+                }
+            }
+            if let Some(i) = si {
+                if fds[i].readable() {
+                    self.read_stdin()?;
+                }
+            }
+            // Service connections; collect ends.
+            let mut ends: Vec<(usize, ConnEnd)> = Vec::new();
+            for (k, fd) in fds[first_conn..].iter().enumerate() {
+                if let Some(end) = self.service(k, fd)? {
+                    ends.push((k, end));
+                }
+            }
+            // Connections that ended: newest index first so indices stay valid.
+            for (k, end) in ends.into_iter().rev() {
+                let c = self.conns.remove(k);
+                let failed = self.close_conn(c, end);
+                if let Some(e) = failed {
+                    if !self.args.keep_open {
+                        return Err(e);
+                    }
+                }
+            }
+            if self.conns.is_empty() && (self.listener.is_none() || (!self.args.keep_open && self.served > 0)) {
+                self.log.flush().context("writing the -o/-x log")?;
+                return Ok(());
+            }
+        }
+    }
+
+    fn accept_ready(&mut self) -> anyhow::Result<()> {
+        let Some(l) = &self.listener else { return Ok(()) };
+        match l.accept() {
+            Ok((stream, peer)) => {
+                if !self.args.keep_open && self.served > 0 {
+                    // ncat: without -k, one client and no more. The listening
+                    // socket stays open while that client is served, because
+                    // the kernel accepts MP_JOIN subflows (RFC 8684 §3.2)
+                    // through it; later clients are turned away.
+                    if self.args.verbose > 0 {
+                        note(format!("turned away {} (already serving a client; -k serves several)", unmap(peer)));
+                    }
+                    let _ = kernel::set_abortive_close(stream.as_raw_fd());
+                    return Ok(());
+                }
+                if let Err(e) = self.add_conn(stream, false, None) {
+                    if self.args.keep_open {
+                        note(format!("{e:#}"));
+                    } else {
+                        return Err(e);
+                    }
+                }
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
+            Err(e) => return Err(anyhow!("accept: {e}")),
+        }
+        Ok(())
+    }
+
+    fn read_stdin(&mut self) -> anyhow::Result<()> {
+        match sys::read_fd(0, &mut self.buf) {
+            Ok(0) => self.stdin_eof = true,
+            Ok(n) => {
+                for c in self.conns.iter_mut().filter(|c| !c.tx_closed && c.child.is_none()) {
+                    if c.tx_off == c.tx.len() {
+                        c.tx.clear();
+                        c.tx_off = 0;
+                    }
+                    c.tx.extend_from_slice(&self.buf[..n]);
+                }
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EBADF) => self.stdin_eof = true,
+            Err(e) => bail!("reading standard input: {e}"),
+        }
+        Ok(())
+    }
+
+    /// Move data for connection `k`; `Some` when it has ended.
+    fn service(&mut self, k: usize, fd: &PollFd) -> anyhow::Result<Option<ConnEnd>> {
+        let args = self.args;
+        let stdin_eof = self.stdin_eof;
+        let stdin_tty = self.stdin_tty;
+        let c = &mut self.conns[k];
+        if let Some(m) = &mut c.monitor {
+            if c.tx_closed || c.rx_eof || m.last_poll.elapsed() >= MONITOR_EVERY {
+                m.poll(c.stream.as_raw_fd(), args.verbose, false);
+            }
+        }
+        if let Some(child) = &mut c.child {
+            return Ok(match child.try_wait() {
+                Ok(Some(st)) if st.success() => Some(ConnEnd::Done),
+                Ok(Some(st)) => Some(ConnEnd::Failed(anyhow!("the -e/-c program {st}"))),
+                Ok(None) => None,
+                Err(e) => Some(ConnEnd::Failed(anyhow!("waiting for the -e/-c program: {e}"))),
+            });
+        }
+        let peer = c.peer;
+        let conn_err = |e: io::Error| -> ConnEnd {
+            ConnEnd::Failed(match e.raw_os_error() {
+                Some(libc::ECONNRESET) => anyhow!("connection with {peer} reset by peer"),
+                Some(libc::EPIPE) => anyhow!("connection with {peer} closed by the peer while sending"),
+                Some(libc::ETIMEDOUT) => anyhow!("connection with {peer} timed out (peer unreachable)"),
+                _ => anyhow!("connection with {peer}: {e}"),
+            })
+        };
+        // Send what standard input gave us.
+        if fd.writable() && c.pending() > 0 {
+            match (&c.stream).write(&c.tx[c.tx_off..]) {
+                Ok(n) => {
+                    let chunk = &c.tx[c.tx_off..c.tx_off + n];
+                    self.log.record(chunk).context("writing the -o/-x log")?;
+                    c.tx_off += n;
+                    c.sent += n as u64;
+                    c.last_activity = Instant::now();
+                    if c.tx_off == c.tx.len() {
+                        c.tx.clear();
+                        c.tx_off = 0;
+                    }
+                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                Err(e) => return Ok(Some(conn_err(e))),
+            }
+        }
+        // Standard input finished and sent: half-close (RFC 8684 §3.3.3 DATA_FIN).
+        if stdin_eof && c.pending() == 0 && !c.tx_closed && !args.abort {
+            if !args.no_shutdown && !args.recv_only {
+                if let Err(e) = c.stream.shutdown(Shutdown::Write) {
+                    if e.kind() != io::ErrorKind::NotConnected {
+                        return Ok(Some(conn_err(e)));
+                    }
+                }
+            }
+            c.tx_closed = true;
+            if let Some(m) = &mut c.monitor {
+                m.poll(c.stream.as_raw_fd(), args.verbose, true);
+            }
+        }
+        // Receive.
+        if fd.readable() && !c.rx_eof {
+            match (&c.stream).read(&mut self.buf) {
+                Ok(0) => {
+                    c.rx_eof = true;
+                    if let Some(m) = &mut c.monitor {
+                        m.poll(c.stream.as_raw_fd(), args.verbose, true);
+                    }
+                }
+                Ok(n) => {
+                    c.received += n as u64;
+                    c.last_activity = Instant::now();
+                    let data = &self.buf[..n];
+                    self.log.record(data).context("writing the -o/-x log")?;
+                    if !args.send_only {
+                        sys::write_all_fd(1, data, &Termination::pending).map_err(|e| {
+                            if e.raw_os_error() == Some(libc::EPIPE) {
+                                anyhow!("standard output was closed")
+                            } else {
+                                anyhow!("writing standard output: {e}")
+                            }
+                        })?;
+                    }
+                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                Err(e) => return Ok(Some(conn_err(e))),
+            }
+        }
+        if !c.negotiated && (c.sent > 0 || c.received > 0 || c.rx_eof) {
+            if let Err(e) = negotiation(args, c) {
+                return Ok(Some(ConnEnd::Failed(e)));
+            }
+        }
+        // Has it ended?
+        let send_done = args.recv_only || (stdin_eof && c.pending() == 0 && c.tx_closed);
+        let ended = if args.abort {
+            (stdin_eof && c.pending() == 0 && kernel::unacked_bytes(c.stream.as_raw_fd()).unwrap_or(0) == 0)
+                || (args.recv_only && c.rx_eof)
+        } else if args.send_only {
+            send_done
+        } else if args.recv_only {
+            c.rx_eof
+        } else {
+            c.rx_eof && (send_done || stdin_tty)
+        };
+        if ended {
+            return Ok(Some(ConnEnd::Done));
+        }
+        if let Some(idle) = args.idle_timeout {
+            if c.last_activity.elapsed() >= idle {
+                return Ok(Some(ConnEnd::Failed(anyhow!(
+                    "idle timeout: nothing sent or received for {}",
+                    kernel::fmt_duration(idle)
+                ))));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Final report and close; returns the failure, if any.
+    fn close_conn(&mut self, mut c: Conn, end: ConnEnd) -> Option<anyhow::Error> {
+        let args = self.args;
+        let tag = c.tag(args.keep_open);
+        if let Some(m) = &mut c.monitor {
+            m.poll(c.stream.as_raw_fd(), args.verbose, true);
+        }
+        if args.verbose > 0 {
+            match &c.monitor {
+                Some(m) => m.report(args.verbose, c.sent, c.received),
+                None => note(format!(
+                    "{tag}TCP {} -> {}: sent {} bytes, received {} bytes",
+                    c.local, c.peer, c.sent, c.received
+                )),
+            }
+            note(format!(
+                "{tag}closed after {:.2}s{}",
+                c.started.elapsed().as_secs_f64(),
+                if args.abort { " (abortive close: MP_FASTCLOSE)" } else { "" }
+            ));
+        }
+        if args.abort {
+            if let Err(e) = kernel::set_abortive_close(c.stream.as_raw_fd()) {
+                note(format!("SO_LINGER: {e}"));
+            }
+        }
+        let _ = c.id;
+        if let Err(e) = self.log.flush() {
+            note(format!("writing the -o/-x log: {e}"));
+        }
+        match end {
+            ConnEnd::Done => None,
+            ConnEnd::Failed(e) => {
+                if args.keep_open {
+                    note(format!("{tag}{e:#}"));
+                }
+                Some(e)
+            }
+        }
+    }
+
+    fn finish_all(&mut self) {
+        let conns: Vec<Conn> = self.conns.drain(..).collect();
+        for mut c in conns {
+            if let Some(ch) = &mut c.child {
+                let _ = ch.kill();
+                let _ = ch.wait();
+            }
+            let _ = self.close_conn(c, ConnEnd::Done);
+        }
+        let _ = self.log.flush();
+    }
+}
+
+/// Report (and with --require-mptcp enforce) what the handshake negotiated.
+fn negotiation(args: &CatArgs, c: &mut Conn) -> anyhow::Result<()> {
+    c.negotiated = true;
+    let tag = c.tag(args.keep_open);
+    match kernel::snapshot(c.stream.as_raw_fd()).context("MPTCP_FULL_INFO")? {
+        Some(info) => {
+            if args.verbose > 0 {
+                note(format!(
+                    "{tag}MPTCP established: token {:#010x}, {} subflow{} (limit {} additional), {}",
+                    info.info.token,
+                    info.subflows.len().max(1),
+                    if info.subflows.len() > 1 { "s" } else { "" },
+                    info.info.subflows_max,
+                    if info.info.csum_enabled != 0 { "DSS checksums on" } else { "no DSS checksums" }
+                ));
+            }
+            c.monitor = Some(Monitor::new(tag, info, args.verbose));
+        }
+        None => {
+            let msg = format!(
+                "{tag}fallback to plain TCP: {} did not negotiate MPTCP",
+                if c.client { "the server" } else { "the client" }
+            );
+            if args.require_mptcp {
+                bail!("{msg} (--require-mptcp)");
+            }
+            if args.verbose > 0 {
+                note(msg);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn spawn_exec(args: &CatArgs, stream: &TcpStream) -> io::Result<Child> {
+    let mut cmd = if let Some(e) = &args.exec {
+        let mut it = e.split_whitespace();
+        let prog = it.next().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty -e program"))?;
+        let mut c = Command::new(prog);
+        c.args(it);
+        c
+    } else {
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c").arg(args.sh_exec.as_deref().unwrap_or_default());
+        c
+    };
+    let inp: OwnedFd = stream.try_clone()?.into();
+    let out: OwnedFd = stream.try_clone()?.into();
+    cmd.stdin(Stdio::from(inp)).stdout(Stdio::from(out));
+    cmd.spawn()
+}
