@@ -5,13 +5,14 @@
 //! - `pm_config`: `--local`/`--limits`/`--scheduler` applied to the kernel's
 //!   path manager for the run.
 //! - [`output`]: standard output, `-o` and `-x` (ncat's hex dump).
+//! - `embedded_mode`: `--stack embedded`, our own stack through a TUN
+//!   device, driven by `crate::stack::driver::embedded`.
 //!
-//! `--stack embedded` (our stack through a TUN device) is wired to the
-//! stack's `Endpoint` by `crate::stack::driver::embedded` once the stack lands.
 //! `--sim` is dispatched before argument parsing to `crate::cli::cat_sim`,
 //! which owns its own options (see [`main`]).
 
 pub mod args;
+mod embedded_mode;
 mod kernel_mode;
 pub mod output;
 mod pm_config;
@@ -78,8 +79,6 @@ pub fn run(args: &CatArgs) -> anyhow::Result<()> {
     let term = Termination::install()?;
     match args.stack_kind() {
         StackKind::Kernel => kernel_mode::run(args, target, &term),
-        StackKind::Embedded => anyhow::bail!(
-            "--stack embedded: the embedded MPTCP stack is not part of this build yet; use --stack kernel"
-        ),
+        StackKind::Embedded => embedded_mode::run(args, target, &term),
     }
 }

@@ -108,6 +108,10 @@ pub struct CatArgs {
     /// everything sent is acknowledged.
     #[arg(long)]
     pub abort: bool,
+    /// Embedded stack: exchange packets with the TUN through a virtio-net
+    /// header, with checksum and TSO offloads (fewer, larger packets from the kernel).
+    #[arg(long)]
+    pub tun_offload: bool,
     /// Write every packet the embedded stack sends and receives to FILE (pcap).
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
@@ -298,6 +302,9 @@ impl CatArgs {
         let stack = self.stack_kind();
         if stack == StackKind::Kernel && self.tun.is_some() {
             return Err("--tun is for --stack embedded".into());
+        }
+        if stack == StackKind::Kernel && self.tun_offload {
+            return Err("--tun-offload is for --stack embedded".into());
         }
         if stack == StackKind::Kernel && self.pcap.is_some() {
             return Err("--pcap records the embedded stack's packets; for the kernel stack use tcpdump".into());

@@ -13,7 +13,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use super::sys::{POLLIN, POLLOUT, PollFd};
-use crate::control::{self, EventBatch};
+use crate::control::{self, ControlEvent, EventBatch};
 use crate::snapshot::Snapshot;
 
 /// Longest request line accepted.
@@ -23,6 +23,54 @@ struct Client {
     stream: UnixStream,
     inbuf: Vec<u8>,
     out: Vec<u8>,
+    /// Sequence number of the next event this client has not seen
+    /// (see [`EventLog`]).
+    cursor: u64,
+}
+
+/// The events a process reports, kept for `events` requests: every client
+/// gets the events since its previous `events` request (the first request
+/// returns everything still kept). At most `cap` events are kept; older
+/// ones are dropped.
+#[derive(Debug)]
+pub struct EventLog {
+    events: std::collections::VecDeque<ControlEvent>,
+    /// Sequence number of `events[0]`.
+    first: u64,
+    cap: usize,
+}
+
+impl EventLog {
+    pub fn new(cap: usize) -> EventLog {
+        EventLog { events: std::collections::VecDeque::new(), first: 0, cap: cap.max(1) }
+    }
+
+    pub fn push(&mut self, ev: ControlEvent) {
+        if self.events.len() == self.cap {
+            self.events.pop_front();
+            self.first += 1;
+        }
+        self.events.push_back(ev);
+    }
+
+    /// Sequence number the next pushed event gets.
+    pub fn end(&self) -> u64 {
+        self.first + self.events.len() as u64
+    }
+
+    /// The events from sequence number `cursor` on, and the new cursor.
+    pub fn since(&self, cursor: u64) -> (EventBatch, u64) {
+        let skip = cursor.saturating_sub(self.first) as usize;
+        (EventBatch { events: self.events.iter().skip(skip).cloned().collect() }, self.end())
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
 }
 
 pub struct ControlServer {
@@ -79,44 +127,80 @@ impl ControlServer {
         if fd_ready(self.listener.as_raw_fd()).is_some_and(|p| p.readable()) {
             while let Ok((stream, _)) = self.listener.accept() {
                 if stream.set_nonblocking(true).is_ok() {
-                    self.clients.push(Client { stream, inbuf: Vec::new(), out: Vec::new() });
+                    self.clients.push(Client { stream, inbuf: Vec::new(), out: Vec::new(), cursor: 0 });
                 }
             }
         }
         let mut buf = [0u8; 1024];
         self.clients.retain_mut(|c| {
             let Some(p) = fd_ready(c.stream.as_raw_fd()) else { return true };
-            if p.readable() {
-                loop {
-                    match c.stream.read(&mut buf) {
-                        Ok(0) => return false,
-                        Ok(n) => c.inbuf.extend_from_slice(&buf[..n]),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(_) => return false,
-                    }
-                }
-                while let Some(nl) = c.inbuf.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = c.inbuf.drain(..=nl).collect();
-                    let req = String::from_utf8_lossy(&line);
-                    c.out.extend_from_slice(control::reply(&req, &mut *snapshot, &mut *events).as_bytes());
-                }
-                if c.inbuf.len() > MAX_LINE {
-                    return false;
+            Self::serve_client(c, p, &mut buf, &mut *snapshot, &mut |cursor| (events(), cursor))
+        });
+    }
+
+    /// Like [`Self::service`], with `events` answered from `log`: each
+    /// client gets the events since its own previous `events` request.
+    pub fn service_log(&mut self, ready: &[PollFd], snapshot: &mut dyn FnMut() -> Snapshot, log: &EventLog) {
+        let fd_ready = |fd: i32| ready.iter().find(|p| p.fd == fd).copied();
+        if fd_ready(self.listener.as_raw_fd()).is_some_and(|p| p.readable()) {
+            while let Ok((stream, _)) = self.listener.accept() {
+                if stream.set_nonblocking(true).is_ok() {
+                    self.clients.push(Client { stream, inbuf: Vec::new(), out: Vec::new(), cursor: 0 });
                 }
             }
-            while !c.out.is_empty() {
-                match c.stream.write(&c.out) {
-                    Ok(n) => {
-                        c.out.drain(..n);
-                    }
+        }
+        let mut buf = [0u8; 1024];
+        self.clients.retain_mut(|c| {
+            let Some(p) = fd_ready(c.stream.as_raw_fd()) else { return true };
+            Self::serve_client(c, p, &mut buf, &mut *snapshot, &mut |cursor| log.since(cursor))
+        });
+    }
+
+    /// Read a client's requests, answer them, write what can be written;
+    /// false when the client is gone.
+    fn serve_client(
+        c: &mut Client,
+        p: PollFd,
+        buf: &mut [u8],
+        snapshot: &mut dyn FnMut() -> Snapshot,
+        events: &mut dyn FnMut(u64) -> (EventBatch, u64),
+    ) -> bool {
+        if p.readable() {
+            loop {
+                match c.stream.read(buf) {
+                    Ok(0) => return false,
+                    Ok(n) => c.inbuf.extend_from_slice(&buf[..n]),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => return false,
                 }
             }
-            true
-        });
+            while let Some(nl) = c.inbuf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = c.inbuf.drain(..=nl).collect();
+                let req = String::from_utf8_lossy(&line);
+                let cursor = &mut c.cursor;
+                let reply = control::reply(&req, &mut *snapshot, || {
+                    let (batch, next) = events(*cursor);
+                    *cursor = next;
+                    batch
+                });
+                c.out.extend_from_slice(reply.as_bytes());
+            }
+            if c.inbuf.len() > MAX_LINE {
+                return false;
+            }
+        }
+        while !c.out.is_empty() {
+            match c.stream.write(&c.out) {
+                Ok(n) => {
+                    c.out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        }
+        true
     }
 
     /// Clients currently connected.

@@ -8,11 +8,14 @@
 //! - [`tun`]: the TUN device the embedded stack talks through.
 //! - [`pcap_tap`]: a pcap writer for every packet the embedded stack sends
 //!   and receives.
+//! - [`embedded`]: the poll loop driving the embedded stack through the TUN
+//!   (`--stack embedded`).
 //! - [`control_server`]: serves [`crate::control`]'s protocol on a Unix socket.
 //! - [`signals`]: SIGINT/SIGTERM/SIGHUP as a pollable fd, so every loop ends
 //!   cleanly and destructors undo what was set up.
 //! - [`sys`]: the shared libc wrappers.
 pub mod control_server;
+pub mod embedded;
 pub mod kernel;
 pub mod netlink;
 pub mod pcap_tap;
