@@ -625,13 +625,12 @@ impl Connection {
         }
         self.app_closed = true;
         if self.is_fallback() || !self.mp.enabled {
-            // Plain TCP: the FIN follows the data.
+            // Plain TCP: the FIN follows the data; `check_close` queues it
+            // once every byte of the send buffer went to the subflow.
             if let Some(sf) = self.subflows.first_mut() {
-                sf.closing = true;
                 if sf.tcb.state == TcpState::SynSent {
+                    sf.closing = true;
                     sf.tcb.reset();
-                } else {
-                    sf.tcb.close();
                 }
             }
         }
@@ -823,10 +822,6 @@ impl Connection {
             sf.up_reported = true;
             ctx.events.push_back(Event::Connected(self.handle));
             ctx.events.push_back(Event::SubflowUp { conn: self.handle, subflow: sf.info() });
-            if self.app_closed && self.is_fallback() {
-                let sf = &mut self.subflows[i];
-                sf.tcb.close();
-            }
             return;
         }
         // A join: verify B's HMAC (RFC 8684 §3.2).
@@ -1566,6 +1561,16 @@ impl Connection {
     fn check_close(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
         if self.closed.is_some() {
             return;
+        }
+        // Plain TCP (fallback): the application closed and all its data is
+        // on the subflow: the FIN goes after it (RFC 9293 §3.10.4).
+        if !self.mp.active() && self.app_closed && self.snd_nxt >= self.tx.tail {
+            if let Some(sf) = self.subflows.first_mut() {
+                if sf.alive() && !sf.closing && sf.tcb.state.synchronized() {
+                    sf.closing = true;
+                    sf.tcb.close();
+                }
+            }
         }
         if self.mp.active() && self.dfin_acked && self.peer_fin_done {
             // Both DATA_FINs are through: close the subflows.
