@@ -861,11 +861,10 @@ impl<'a> Driver<'a> {
                     if snap.is_some() {
                         c.last_snapshot = snap;
                     }
-                    if c.ending.is_none() {
-                        c.ending = Some(match reason {
-                            CloseReason::Normal => Ok(()),
-                            r => Err(close_error(c, r)),
-                        });
+                    // A normal close may leave data to read: `service`
+                    // drains it and ends the session at the end of the stream.
+                    if c.ending.is_none() && reason != CloseReason::Normal {
+                        c.ending = Some(Err(close_error(c, reason)));
                     }
                 }
                 self.push_event(ControlEvent {
@@ -1087,6 +1086,11 @@ impl<'a> Driver<'a> {
             }
             return Ok(());
         }
+        if c.closed.is_some() && c.rx_eof && c.child.is_none() {
+            // The stack closed the connection and everything was read.
+            c.ending = Some(Ok(()));
+            return Ok(());
+        }
         let send_done = opts.recv_only || (input_eof && c.pending() == 0 && c.tx_closed);
         let ended = if opts.abort {
             let all_acked = input_eof && c.pending() == 0 && self.ep.unacked(c.h) == 0;
@@ -1197,7 +1201,7 @@ impl<'a> Driver<'a> {
         let tag = c.tag(opts.keep_open);
         match &c.last_snapshot {
             Some(s) => {
-                for sf in &s.subflows {
+                for sf in s.subflows.iter().filter(|_| !s.fallback) {
                     let mut line = format!(
                         "{tag}subflow #{} {} -> {}: sent {} bytes, received {} bytes",
                         sf.id.unwrap_or(0),
