@@ -116,6 +116,8 @@ impl Source for Unavailable {
 #[derive(Clone, Debug, Default)]
 pub struct Update {
     pub snapshot: Option<Snapshot>,
+    /// How many sources contributed to `snapshot`.
+    pub sources_with_snapshot: usize,
     pub events: Vec<LogEvent>,
     pub notes: Vec<Note>,
 }
@@ -150,13 +152,12 @@ impl Sources {
     pub fn poll(&mut self, now: Duration, snapshot: bool) -> Update {
         let mut out = Update::default();
         let mut merged = Snapshot::default();
-        let mut any = false;
         for s in &mut self.list {
             let u = s.poll(now, snapshot);
             out.events.extend(u.events);
             out.notes.extend(u.notes);
             if let Some(snap) = u.snapshot {
-                any = true;
+                out.sources_with_snapshot += 1;
                 let first_mib = merged.mib.is_empty();
                 for (k, v) in snap.mib {
                     let k = if first_mib { k } else { format!("{}/{k}", s.label()) };
@@ -165,7 +166,7 @@ impl Sources {
                 merged.connections.extend(snap.connections);
             }
         }
-        if snapshot && (any || !self.list.is_empty()) {
+        if snapshot {
             out.snapshot = Some(merged);
         }
         out.events.sort_by_key(|e| e.at);
@@ -205,6 +206,7 @@ mod tests {
         let u = s.poll(Duration::from_millis(5), true);
         let snap = u.snapshot.unwrap();
         assert_eq!(snap.connections.len(), 2);
+        assert_eq!(u.sources_with_snapshot, 2);
         assert_eq!(snap.mib.get("MPTcpExtX"), Some(&1));
         assert_eq!(snap.mib.get("embedded/MPTcpExtX"), Some(&11));
         assert_eq!(u.events.len(), 2);
