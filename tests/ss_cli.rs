@@ -198,7 +198,10 @@ fn embedded_view_in_tmux() {
     // The event log has the stack's event; the subflow table both subflows
     // with their shares of the bytes.
     let screen = wait("sub_established");
-    assert!(screen.contains("embedded:777002 sub_established  0x1a2b3c4d 10.200.1.2:40001 -> 10.200.0.1:5201 ids 1/0"), "{screen}");
+    assert!(
+        screen.contains("embedded:777002 sub_established  0x1a2b3c4d 10.200.1.2:40001 -> 10.200.0.1:5201 ids 1/0"),
+        "{screen}"
+    );
     assert!(screen.contains("33%") && screen.contains("67%"), "{screen}");
     // Enter shows the details in ss's formats; Esc closes them; q quits.
     tmux(&["send-keys", "-t", "main", "Enter"]);
