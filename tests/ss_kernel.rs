@@ -332,6 +332,16 @@ fn kernel_connection_with_two_subflows() {
     assert!(screen.contains("10.91.1.1:") && screen.contains("10.91.1.2:10000"), "{screen}");
     assert!(screen.contains("[fd91:1::2]:10000"), "{screen}");
     assert!(screen.contains("Jjec") && screen.contains("Mmec"), "both subflows with their flags:\n{screen}");
+    // Path-manager events arrive in the log: dropping the client's endpoints
+    // closes the joined subflows.
+    c.sh("ip mptcp endpoint flush");
+    let screen = tmux.wait_for("sub_closed");
+    assert!(
+        screen.lines().any(|l| l.contains("kernel         sub_closed")
+            && l.contains(" 10.91.2.1:")
+            && l.contains("-> 10.91.1.2:10000 ids 1/0")),
+        "{screen}"
+    );
     // The help spells out the flags.
     tmux.cmd().args(["send-keys", "-t", "main", "?"]).status().unwrap();
     tmux.wait_for("we sent MP_JOIN");
