@@ -156,3 +156,30 @@ fn filter_and_pause_show_in_the_title() {
     let s = screen(&app, 100, 20);
     assert_eq!(s[0], " mptcp-ss  1 connection (0 shown) | every 1s | sort: source | filter: zz | PAUSED | ? help");
 }
+
+#[test]
+fn sparklines_follow_the_rates() {
+    let mut app = App::new(Duration::from_secs(1));
+    let mut snap = client_snapshot();
+    let step = |snap: &mut crate::snapshot::Snapshot, a: u64, b: u64| {
+        let c = &mut snap.connections[0];
+        c.subflows[0].bytes_sent = Some(a);
+        c.subflows[1].bytes_sent = Some(b);
+        c.bytes_sent = Some(a + b);
+    };
+    for (i, (a, b)) in [(0, 0), (1000, 0), (2000, 8000), (3000, 16000)].into_iter().enumerate() {
+        step(&mut snap, a, b);
+        app.ingest(update(snap.connections.clone()), Duration::from_secs(i as u64));
+    }
+    let s = screen(&app, 100, 30);
+    let rates: Vec<&String> = s.iter().filter(|l| l.starts_with("│10.77.")).skip(2).collect();
+    assert_eq!(rates.len(), 2, "{}", dump(&s));
+    // The first subflow: a steady 1 kB/s, a bar at every sample but the first.
+    assert!(rates[0].starts_with("│10.77.1.1:49122 1.0kB/s"), "{}", dump(&s));
+    // The second: nothing, nothing, then 8 kB/s twice: full bars at the end.
+    assert!(rates[1].starts_with("│10.77.2.1:53087 8.0kB/s"), "{}", dump(&s));
+    let bars = |l: &str| l.chars().skip(31).take(4).collect::<String>();
+    assert_eq!(bars(rates[1]), "  ██", "{}", dump(&s));
+    assert_eq!(bars(rates[0]).chars().filter(|c| *c != ' ').count(), 3, "{}", dump(&s));
+    assert!(s[3].contains("9.0kB/s"), "connection send rate: {}", dump(&s));
+}
