@@ -104,7 +104,7 @@ fn empty_view_says_so() {
     let s = screen(&app, 100, 20);
     assert_eq!(s[0], " mptcp-ss  0 connections | every 0.5s | sort: source | ? help");
     assert_eq!(s[1], "! kernel: not CAP_NET_ADMIN: the kernel withholds subflow seq");
-    assert!(s[4].starts_with("┃no MPTCP connections"), "{}", dump(&s));
+    assert!(s[3].starts_with("┃no MPTCP connections"), "{}", dump(&s));
     assert!(s.iter().any(|l| l.starts_with("│no events yet")));
 }
 
@@ -150,7 +150,7 @@ fn filter_and_pause_show_in_the_title() {
     }
     let s = screen(&app, 100, 20);
     assert_eq!(s[19], " filter: zz_   Enter keeps it, Esc cancels");
-    assert!(s[4].starts_with("┃no connection matches the filter"), "{}", dump(&s));
+    assert!(s[3].starts_with("┃no connection matches the filter"), "{}", dump(&s));
     app.on_key(key(KeyCode::Enter));
     app.on_key(key(KeyCode::Char('p')));
     let s = screen(&app, 100, 20);

@@ -160,23 +160,20 @@ impl App {
             Col { name: "Send", width: 10, prio: 7 },
             Col { name: "Recv", width: 10, prio: 7 },
         ];
+        let block = pane(" Connections ".into(), self.focus == Focus::Connections);
+        if self.visible_len() == 0 {
+            let text = if self.total_len() == 0 { "no MPTCP connections" } else { "no connection matches the filter" };
+            Paragraph::new(text).block(block).render(area, buf);
+            return;
+        }
         let keep = fit(&cols, area.width.saturating_sub(2));
         let rows: Vec<Row> = self.visible().map(|v| pick(conn_cells(v), &keep)).collect();
-        let empty = rows.is_empty();
-        let rows = if empty {
-            let text = if self.total_len() == 0 { "no MPTCP connections" } else { "no connection matches the filter" };
-            vec![Row::new([Cell::from(text)])]
-        } else {
-            rows
-        };
-        let table = Table::new(rows, widths(&cols, &keep, empty))
+        let table = Table::new(rows, widths(&cols, &keep))
             .header(header(&cols, &keep))
-            .block(pane(" Connections ".into(), self.focus == Focus::Connections))
+            .block(block)
             .row_highlight_style(selected_style());
         let mut st = TableState::default();
-        if !empty {
-            st.select(self.selected_index());
-        }
+        st.select(self.selected_index());
         StatefulWidget::render(table, area, buf, &mut st);
     }
 
@@ -207,7 +204,7 @@ impl App {
         ];
         let keep = fit(&cols, area.width.saturating_sub(2));
         let rows: Vec<Row> = subs.iter().map(|s| pick(subflow_cells(s), &keep)).collect();
-        let table = Table::new(rows, widths(&cols, &keep, false))
+        let table = Table::new(rows, widths(&cols, &keep))
             .header(header(&cols, &keep))
             .block(pane(title, self.focus == Focus::Subflows))
             .row_highlight_style(selected_style());
@@ -324,10 +321,7 @@ fn header(cols: &[Col], keep: &[usize]) -> Row<'static> {
         .style(Style::default().add_modifier(Modifier::BOLD))
 }
 
-fn widths(cols: &[Col], keep: &[usize], fill: bool) -> Vec<Constraint> {
-    if fill {
-        return vec![Constraint::Fill(1)];
-    }
+fn widths(cols: &[Col], keep: &[usize]) -> Vec<Constraint> {
     keep.iter().map(|&i| Constraint::Length(cols[i].width)).collect()
 }
 
