@@ -12,11 +12,14 @@ use mptcp_tools::diag::packets::{CaptureSource, PacketModel};
 use mptcp_tools::dissect::packet::{FrameMeta, Packet, tcp_flags};
 use mptcp_tools::snapshot::{ConnSnapshot, Snapshot};
 
+/// (source port, destination port, TCP flags, payload length).
+type Seg = (u16, u16, u8, usize);
+
 /// Records the TCP segments it is fed; its snapshot is one pseudo
 /// connection per SYN seen, enough to check what reaches the view.
 #[derive(Default)]
 struct Recorder {
-    segments: Vec<(u16, u16, u8, usize)>,
+    segments: Vec<Seg>,
     numbers: Vec<u64>,
 }
 
@@ -69,7 +72,7 @@ fn live_capture_on_loopback() {
     let snap = loop {
         let u = src.poll(start.elapsed(), true);
         let snap = u.snapshot.expect("a capture source always has a snapshot");
-        let seen = |f: &dyn Fn(&(u16, u16, u8, usize)) -> bool| src.model().segments.iter().any(f);
+        let seen = |f: &dyn Fn(&Seg) -> bool| src.model().segments.iter().any(f);
         let syn = seen(&|s| s.1 == port && s.2 == tcp_flags::SYN);
         let synack = seen(&|s| s.0 == port && s.2 == tcp_flags::SYN | tcp_flags::ACK);
         let data = seen(&|s| s.1 == port && s.3 == 5) && seen(&|s| s.0 == port && s.3 == 5);
