@@ -15,7 +15,11 @@ pub const TICK: Duration = Duration::from_millis(100);
 
 /// Run the view until the user quits.
 pub fn run(mut sources: Sources, mut app: App) -> io::Result<()> {
-    let mut terminal = ratatui::init();
+    use std::io::IsTerminal;
+    if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
+        return Err(io::Error::other("the view needs a terminal; use --once or --json for a snapshot"));
+    }
+    let mut terminal = ratatui::try_init()?;
     let r = run_loop(&mut terminal, &mut sources, &mut app);
     ratatui::restore();
     r

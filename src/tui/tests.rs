@@ -183,3 +183,17 @@ fn sparklines_follow_the_rates() {
     assert_eq!(bars(rates[0]).chars().filter(|c| *c != ' ').count(), 3, "{}", dump(&s));
     assert!(s[3].contains("9.0kB/s"), "connection send rate: {}", dump(&s));
 }
+
+#[test]
+fn tiny_terminals_do_not_panic() {
+    let mut app = client_app();
+    for (w, h) in [(1, 1), (10, 5), (30, 8), (200, 6), (5, 100)] {
+        screen(&app, w, h);
+        app.on_key(key(KeyCode::Char('?')));
+        screen(&app, w, h);
+        app.on_key(key(KeyCode::Enter));
+        app.on_key(key(KeyCode::Enter));
+        screen(&app, w, h);
+        app.on_key(key(KeyCode::Esc));
+    }
+}
