@@ -214,3 +214,47 @@ fn embedded_view_in_tmux() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn events_stream_as_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_embedded(dir.path(), 777003);
+    for (json, want) in [
+        (false, "embedded:777003 sub_established  0x1a2b3c4d 10.200.1.2:40001 -> 10.200.0.1:5201 ids 1/0"),
+        (true, "\"kind\":\"sub_established\""),
+    ] {
+        let mut args = vec!["--events", "--no-kernel"];
+        if json {
+            args.push("--json");
+        }
+        let mut child = Command::new(bin("mptcp-ss"))
+            .args(&args)
+            .env("MPTCP_TOOLS_RUNTIME_DIR", dir.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            line
+        });
+        // Whatever happens, the child ends within 10 s, and the read with it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !reader.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let line = reader.join().unwrap();
+        assert!(line.contains(want), "{line}");
+        if json {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(
+                (v["source"].as_str(), v["token"].as_str(), v["id_loc"].as_u64()),
+                (Some("embedded:777003"), Some("0x1a2b3c4d"), Some(1))
+            );
+            assert!(v["at"].as_f64().is_some());
+        }
+    }
+}

@@ -35,9 +35,14 @@ pub struct Args {
     /// Print one snapshot (connection -> subflows, ss's formats) and exit.
     #[arg(long)]
     pub once: bool,
-    /// Print one snapshot as JSON (the mptcp-ss contract) and exit.
+    /// JSON: with --once (or alone) one snapshot (the mptcp-ss contract);
+    /// with --events one object per event.
     #[arg(long)]
     pub json: bool,
+    /// Print the event log as it happens, a line per event (path-manager
+    /// events of the kernel, events of embedded stacks), until interrupted.
+    #[arg(long, conflicts_with = "once")]
+    pub events: bool,
     /// Seconds between snapshots.
     #[arg(long, default_value = "1", value_parser = parse_interval, value_name = "SECONDS")]
     pub interval: Duration,
@@ -135,7 +140,7 @@ fn live_sources(args: &Args, once: bool) -> Sources {
 
 /// Run mptcp-ss with these arguments.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let once = args.once || args.json;
+    let once = (args.once || args.json) && !args.events;
     if args.speed.is_nan() || args.speed <= 0.0 {
         bail!("--speed {}: must be positive", args.speed);
     }
@@ -146,6 +151,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         live_sources(&args, once)
     };
+    if args.events {
+        return stream_events(&args, &mut sources);
+    }
     if sources.is_empty() {
         bail!("no source left: --no-kernel and --no-embedded leave nothing to show");
     }
@@ -196,6 +204,41 @@ fn print_once(args: &Args, sources: &mut Sources) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--events`: print events as they come until stdout closes.
+fn stream_events(args: &Args, sources: &mut Sources) -> anyhow::Result<()> {
+    let start = std::time::Instant::now();
+    let mut stdout = std::io::stdout().lock();
+    let mut first = true;
+    loop {
+        // The first poll takes a snapshot too, for the sources' notes (why
+        // events may be missing); its events count like any others.
+        let u = sources.poll(start.elapsed(), std::mem::take(&mut first));
+        for n in u.notes.iter().filter(|n| n.level == Level::Warn) {
+            eprintln!("mptcp-ss: {}: {}", n.source, n.text);
+        }
+        for e in u.events {
+            let line = if args.json {
+                let mut v = serde_json::to_value(&e.event)?;
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("at".into(), serde_json::json!(e.at.as_secs_f64()));
+                    o.insert("source".into(), serde_json::json!(e.source));
+                }
+                v.to_string()
+            } else {
+                crate::tui::view::event_text(&e)
+            };
+            if writeln!(stdout, "{line}").and_then(|_| stdout.flush()).is_err() {
+                // The reader went away (a closed pipe): done.
+                return Ok(());
+            }
+        }
+        if sources.finished() {
+            return Ok(());
+        }
+        std::thread::sleep(crate::tui::run::TICK);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +251,7 @@ mod tests {
         assert!(Args::try_parse_from(["mptcp-ss", "--interval", "0"]).is_err());
         assert!(Args::try_parse_from(["mptcp-ss", "--interval", "x"]).is_err());
         assert!(Args::try_parse_from(["mptcp-ss", "-r", "a.pcap", "-i", "eth0"]).is_err());
+        assert!(Args::try_parse_from(["mptcp-ss", "--events", "--once"]).is_err());
         let a = Args::try_parse_from(["mptcp-ss", "-r", "a.pcap", "--json"]).unwrap();
         assert_eq!(a.read.as_deref(), Some(std::path::Path::new("a.pcap")));
     }
