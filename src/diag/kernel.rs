@@ -628,12 +628,13 @@ impl KernelSource {
             for (proto, list, what) in [(IPPROTO_MPTCP, &mut msks, "MPTCP"), (IPPROTO_TCP, &mut tcps, "TCP")] {
                 let answers = match self.dump(what, family, proto) {
                     Ok(a) => a,
-                    // A kernel built without IPv6 has no AF_INET6 handler.
-                    Err(e)
-                        if family == libc::AF_INET6
-                            && matches!(&e, KernelError::Dump { source, .. } if source.errno() == Some(libc::ENOENT) || source.errno() == Some(libc::EAFNOSUPPORT)) =>
-                    {
-                        scan.problems.push(format!("{fname} {e}"));
+                    // Only the IPv4 TCP dump is essential: a kernel without
+                    // IPv6 or without mptcp_diag still shows what it has
+                    // (subflows without their MPTCP socket show as ORPHAN).
+                    Err(e) if family == libc::AF_INET6 || proto == IPPROTO_MPTCP => {
+                        if !scan.problems.iter().any(|p| p.ends_with(&e.to_string())) {
+                            scan.problems.push(format!("{fname} {e}"));
+                        }
                         continue;
                     }
                     Err(e) => return Err(e),
