@@ -101,6 +101,21 @@ pub struct ConnSnapshot {
     pub local_addr_used: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_addr_max: Option<u8>,
+    /// Extra subflows the path manager counts against `subflows_max`
+    /// (kernel mptcpi_subflows: the initial subflow is not counted; ss `subflows:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subflows_used: Option<u8>,
+    /// Kernel mptcpi_endp_laminar_max / mptcpi_endp_fullmesh_max (6.18+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endp_laminar_max: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endp_fullmesh_max: Option<u8>,
+    /// Socket queues as ss prints them (Recv-Q, Send-Q; for a listener the
+    /// accept backlog and its limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recv_q: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_q: Option<u32>,
     /// Subflows ever created (kernel mptcpi_subflows_total).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subflows_total: Option<u32>,
@@ -159,6 +174,15 @@ pub struct SubflowSnapshot {
     pub maplen: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relwrite_seq: Option<u32>,
+    /// The source withheld `seq`, `sfseq`, `ssnoff`, `maplen` and
+    /// `relwrite_seq` (they read 0 here): Linux exports them over sock_diag
+    /// only to a CAP_NET_ADMIN requester.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub seq_withheld: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recv_q: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_q: Option<u32>,
     #[serde(default)]
     pub backup: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
