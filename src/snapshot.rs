@@ -237,8 +237,10 @@ mod tests {
                 state: "ESTAB".into(),
                 subflows: vec![SubflowSnapshot {
                     flags: "Mmec".into(),
-                    token_loc: token_hex(0),
-                    token_rem: token_hex(0x768f615c),
+                    // ss prints `token:REM(id)/LOC(id)`: a client's MP_CAPABLE
+                    // subflow shows `0000(id:0)/768f615c(id:0)`.
+                    token_rem: token_hex(0),
+                    token_loc: token_hex(0x768f615c),
                     seq: 0x127af91ad1b321fb,
                     sfseq: 1,
                     ssnoff: 0xc7304b5f,
@@ -269,7 +271,7 @@ mod tests {
             assert!(sf.get(k).is_some(), "missing {k}");
         }
         assert_eq!(sf["seq"], 0x127af91ad1b321fbu64);
-        assert_eq!(sf["token_loc"], "0x00000000");
+        assert_eq!(sf["token_rem"], "0x00000000");
         let back: Snapshot = serde_json::from_value(v).unwrap();
         assert_eq!(back, s);
     }
