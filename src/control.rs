@@ -43,8 +43,13 @@ pub fn socket_path(pid: u32) -> PathBuf {
 
 /// Control sockets present in the runtime directory, with their PIDs.
 pub fn list_sockets() -> Vec<(u32, PathBuf)> {
+    list_sockets_in(&runtime_dir())
+}
+
+/// Control sockets present in `dir`, with their PIDs.
+pub fn list_sockets_in(dir: &Path) -> Vec<(u32, PathBuf)> {
     let mut v = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(runtime_dir()) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             let name = e.file_name();
             let name = name.to_string_lossy();

@@ -101,6 +101,21 @@ pub struct ConnSnapshot {
     pub local_addr_used: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_addr_max: Option<u8>,
+    /// Extra subflows the path manager counts against `subflows_max`
+    /// (kernel mptcpi_subflows: the initial subflow is not counted; ss `subflows:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subflows_used: Option<u8>,
+    /// Kernel mptcpi_endp_laminar_max / mptcpi_endp_fullmesh_max (6.18+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endp_laminar_max: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endp_fullmesh_max: Option<u8>,
+    /// Socket queues as ss prints them (Recv-Q, Send-Q; for a listener the
+    /// accept backlog and its limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recv_q: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_q: Option<u32>,
     /// Subflows ever created (kernel mptcpi_subflows_total).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subflows_total: Option<u32>,
@@ -159,6 +174,15 @@ pub struct SubflowSnapshot {
     pub maplen: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relwrite_seq: Option<u32>,
+    /// The source withheld `seq`, `sfseq`, `ssnoff`, `maplen` and
+    /// `relwrite_seq` (they read 0 here): Linux exports them over sock_diag
+    /// only to a CAP_NET_ADMIN requester.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub seq_withheld: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recv_q: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_q: Option<u32>,
     #[serde(default)]
     pub backup: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -213,8 +237,10 @@ mod tests {
                 state: "ESTAB".into(),
                 subflows: vec![SubflowSnapshot {
                     flags: "Mmec".into(),
-                    token_loc: token_hex(0),
-                    token_rem: token_hex(0x768f615c),
+                    // ss prints `token:REM(id)/LOC(id)`: a client's MP_CAPABLE
+                    // subflow shows `0000(id:0)/768f615c(id:0)`.
+                    token_rem: token_hex(0),
+                    token_loc: token_hex(0x768f615c),
                     seq: 0x127af91ad1b321fb,
                     sfseq: 1,
                     ssnoff: 0xc7304b5f,
@@ -245,7 +271,7 @@ mod tests {
             assert!(sf.get(k).is_some(), "missing {k}");
         }
         assert_eq!(sf["seq"], 0x127af91ad1b321fbu64);
-        assert_eq!(sf["token_loc"], "0x00000000");
+        assert_eq!(sf["token_rem"], "0x00000000");
         let back: Snapshot = serde_json::from_value(v).unwrap();
         assert_eq!(back, s);
     }

@@ -1,1 +1,258 @@
-//! (placeholder: filled in by its owner)
+//! `mptcp-ss`: a live view of MPTCP connections and their subflows.
+//!
+//! Sources: the kernel (sock_diag, and the path manager's events), the
+//! control sockets of running embedded `mptcp-cat` processes, or packets
+//! (`-r FILE`, `-i IFACE`). `--once` prints one snapshot the way `ss -tiM`
+//! would, grouped connection -> subflows; `--json` prints it as the
+//! snapshot contract; otherwise the TUI runs.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+
+use crate::diag::embedded::EmbeddedSource;
+use crate::diag::events::PmEvents;
+use crate::diag::kernel::KernelSource;
+use crate::diag::packets::{CaptureError, CaptureSource, Pace, PacketModel};
+use crate::diag::{Level, Sources, Unavailable};
+use crate::snapshot::Snapshot;
+use crate::tui::app::{App, conn_matches};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mptcp-ss",
+    version,
+    about = "A live view of Multipath TCP connections and their subflows",
+    long_about = "A live view of Multipath TCP connections and their subflows: the kernel's \
+                  (sock_diag and path-manager events), those of running embedded mptcp-cat \
+                  processes, or those seen in packets (-r FILE, -i IFACE). Without --once or \
+                  --json it opens a terminal view; press ? in it for help."
+)]
+pub struct Args {
+    /// Print one snapshot (connection -> subflows, ss's formats) and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// JSON: with --once (or alone) one snapshot (the mptcp-ss contract);
+    /// with --events one object per event.
+    #[arg(long)]
+    pub json: bool,
+    /// Print the event log as it happens, a line per event (path-manager
+    /// events of the kernel, events of embedded stacks), until interrupted.
+    #[arg(long, conflicts_with = "once")]
+    pub events: bool,
+    /// Seconds between snapshots.
+    #[arg(long, default_value = "1", value_parser = parse_interval, value_name = "SECONDS")]
+    pub interval: Duration,
+    /// Reconstruct the view from a capture file (pcap or pcapng) instead.
+    #[arg(short = 'r', long = "read", value_name = "FILE", conflicts_with = "iface")]
+    pub read: Option<PathBuf>,
+    /// Reconstruct the view from live traffic on an interface instead.
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub iface: Option<String>,
+    /// Replay speed for -r in the view (2 = twice the capture's pace).
+    #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
+    pub speed: f64,
+    /// Only connections matching this text (as `/` in the view).
+    #[arg(long, value_name = "TEXT")]
+    pub filter: Option<String>,
+    /// Leave out the kernel's connections.
+    #[arg(long)]
+    pub no_kernel: bool,
+    /// Leave out the kernel's path-manager events.
+    #[arg(long)]
+    pub no_events: bool,
+    /// Leave out embedded mptcp-cat processes.
+    #[arg(long)]
+    pub no_embedded: bool,
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(0.05..=3600.0).contains(&v) {
+        return Err(format!("{v} s is out of range (0.05 to 3600)"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// The model that turns packets into connections: the dissector's analysis.
+///
+/// WIRING POINT (issue 5, packets source): the analysis helper adds
+/// `Analyzer::snapshot(&self, source) -> Snapshot` on branch `analysis`.
+/// Once it is merged this function becomes
+/// `Ok(crate::dissect::analysis::Analyzer::new(Default::default()))`
+/// with, in src/diag/packets.rs,
+/// `impl PacketModel for Analyzer { fn feed(..) { self.observe(meta, pkt) }
+///  fn snapshot(&self, s) -> Snapshot { Analyzer::snapshot(self, s) } }`.
+fn packet_model() -> anyhow::Result<NoModel> {
+    bail!(
+        "reconstructing connections from packets needs the dissector's connection analysis \
+         (Analyzer::snapshot), which this build does not have yet"
+    )
+}
+
+/// Placeholder type for [`packet_model`] until the analysis provides one; it
+/// is never constructed.
+enum NoModel {}
+
+impl PacketModel for NoModel {
+    fn feed(&mut self, _meta: &crate::dissect::packet::FrameMeta, _pkt: &crate::dissect::packet::Packet<'_>) {
+        match *self {}
+    }
+    fn snapshot(&self, _source: &str) -> Snapshot {
+        match *self {}
+    }
+}
+
+fn capture_sources<M: PacketModel + 'static>(args: &Args, model: M, once: bool) -> Result<Sources, CaptureError> {
+    let mut s = Sources::new();
+    if let Some(path) = &args.read {
+        let pace = if once { Pace::AllAtOnce } else { Pace::Replay { speed: args.speed } };
+        s.push(Box::new(CaptureSource::open_file(path, model, pace)?));
+    } else if let Some(iface) = &args.iface {
+        s.push(Box::new(CaptureSource::open_live(iface, model)?));
+    }
+    Ok(s)
+}
+
+/// The kernel and embedded sources, each either working or saying why not.
+fn live_sources(args: &Args, once: bool) -> Sources {
+    let mut s = Sources::new();
+    if !args.no_kernel {
+        match KernelSource::open() {
+            Ok(k) => s.push(Box::new(k)),
+            Err(e) => s.push(Box::new(Unavailable { label: "kernel".into(), reason: e.to_string() })),
+        }
+        if !args.no_events && !once {
+            match PmEvents::subscribe() {
+                Ok(ev) => s.push(Box::new(ev)),
+                Err(e) => s.push(Box::new(Unavailable { label: "kernel events".into(), reason: e.to_string() })),
+            }
+        }
+    }
+    if !args.no_embedded {
+        s.push(Box::new(EmbeddedSource::new()));
+    }
+    s
+}
+
+/// Run mptcp-ss with these arguments.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let once = (args.once || args.json) && !args.events;
+    if args.speed.is_nan() || args.speed <= 0.0 {
+        bail!("--speed {}: must be positive", args.speed);
+    }
+    let mut sources = if args.read.is_some() || args.iface.is_some() {
+        let input = args.read.as_ref().map(|p| p.display().to_string()).or(args.iface.clone()).unwrap_or_default();
+        let model = packet_model().with_context(|| format!("{input}: cannot show connections from packets"))?;
+        capture_sources(&args, model, once)?
+    } else {
+        live_sources(&args, once)
+    };
+    if args.events {
+        return stream_events(&args, &mut sources);
+    }
+    if sources.is_empty() {
+        bail!("no source left: --no-kernel and --no-embedded leave nothing to show");
+    }
+    if once {
+        return print_once(&args, &mut sources);
+    }
+    let mut app = App::new(args.interval);
+    if let Some(f) = &args.filter {
+        app.filter = f.clone();
+    }
+    crate::tui::run::run(sources, app).context("terminal")
+}
+
+fn print_once(args: &Args, sources: &mut Sources) -> anyhow::Result<()> {
+    let mut now = Duration::ZERO;
+    if args.iface.is_some() {
+        // A live capture needs time to see something: watch one interval.
+        sources.poll(now, false);
+        std::thread::sleep(args.interval);
+        now = args.interval;
+    }
+    let update = sources.poll(now, true);
+    let mut failed = 0;
+    for n in &update.notes {
+        if n.level == Level::Warn {
+            eprintln!("mptcp-ss: {}: {}", n.source, n.text);
+            failed += 1;
+        }
+    }
+    let mut snap = update.snapshot.unwrap_or_default();
+    if let Some(f) = &args.filter {
+        let f = f.to_lowercase();
+        snap.connections.retain(|c| conn_matches(c, &f));
+    }
+    let mut out = String::new();
+    if args.json {
+        out = serde_json::to_string_pretty(&snap)?;
+        out.push('\n');
+    } else {
+        crate::tui::text::write_snapshot(&snap, &mut out);
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(out.as_bytes()).context("stdout")?;
+    if update.sources_with_snapshot == 0 {
+        // Nothing came through at all: a failure, not an empty view.
+        bail!("no source could be read ({failed} warning{})", if failed == 1 { "" } else { "s" });
+    }
+    Ok(())
+}
+
+/// `--events`: print events as they come until stdout closes.
+fn stream_events(args: &Args, sources: &mut Sources) -> anyhow::Result<()> {
+    let start = std::time::Instant::now();
+    let mut stdout = std::io::stdout().lock();
+    let mut first = true;
+    loop {
+        // The first poll takes a snapshot too, for the sources' notes (why
+        // events may be missing); its events count like any others.
+        let u = sources.poll(start.elapsed(), std::mem::take(&mut first));
+        for n in u.notes.iter().filter(|n| n.level == Level::Warn) {
+            eprintln!("mptcp-ss: {}: {}", n.source, n.text);
+        }
+        for e in u.events {
+            let line = if args.json {
+                let mut v = serde_json::to_value(&e.event)?;
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("at".into(), serde_json::json!(e.at.as_secs_f64()));
+                    o.insert("source".into(), serde_json::json!(e.source));
+                }
+                v.to_string()
+            } else {
+                crate::tui::view::event_text(&e)
+            };
+            if writeln!(stdout, "{line}").and_then(|_| stdout.flush()).is_err() {
+                // The reader went away (a closed pipe): done.
+                return Ok(());
+            }
+        }
+        if sources.finished() {
+            return Ok(());
+        }
+        std::thread::sleep(crate::tui::run::TICK);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments() {
+        let a = Args::try_parse_from(["mptcp-ss", "--once", "--interval", "0.5"]).unwrap();
+        assert!(a.once && !a.json);
+        assert_eq!(a.interval, Duration::from_millis(500));
+        assert!(Args::try_parse_from(["mptcp-ss", "--interval", "0"]).is_err());
+        assert!(Args::try_parse_from(["mptcp-ss", "--interval", "x"]).is_err());
+        assert!(Args::try_parse_from(["mptcp-ss", "-r", "a.pcap", "-i", "eth0"]).is_err());
+        assert!(Args::try_parse_from(["mptcp-ss", "--events", "--once"]).is_err());
+        let a = Args::try_parse_from(["mptcp-ss", "-r", "a.pcap", "--json"]).unwrap();
+        assert_eq!(a.read.as_deref(), Some(std::path::Path::new("a.pcap")));
+    }
+}

@@ -2734,6 +2734,7 @@ impl Connection {
             retransmits: Some(st.retransmits),
             bytes_reinjected: Some(sf.bytes_reinjected),
             id: Some(sf.id as u64),
+            ..Default::default()
         }
     }
 
@@ -2788,6 +2789,7 @@ impl Connection {
             last_ack_recv_ms: Some(ms(last_recv)),
             id: Some(self.handle.id()),
             subflows: self.subflows.iter().map(|s| self.subflow_snapshot(s)).collect(),
+            ..Default::default()
         }
     }
 

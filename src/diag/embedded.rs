@@ -1,0 +1,190 @@
+//! Embedded stacks as a source: every running embedded `mptcp-cat` serves
+//! its connections and events on a control socket (see [`crate::control`]);
+//! this source asks each one found in the runtime directory.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{LogEvent, Note, Source, SourceUpdate};
+use crate::control::{ControlClient, list_sockets_in, runtime_dir};
+use crate::snapshot::Snapshot;
+
+/// All control sockets of a runtime directory.
+pub struct EmbeddedSource {
+    dir: PathBuf,
+    clients: BTreeMap<u32, ControlClient>,
+    /// Problems met since the last snapshot poll, reported then.
+    problems: Vec<String>,
+}
+
+impl EmbeddedSource {
+    /// The sockets of the default runtime directory ([`runtime_dir`]).
+    pub fn new() -> EmbeddedSource {
+        EmbeddedSource::in_dir(runtime_dir())
+    }
+
+    pub fn in_dir(dir: PathBuf) -> EmbeddedSource {
+        EmbeddedSource { dir, clients: BTreeMap::new(), problems: Vec::new() }
+    }
+
+    /// Connect to sockets that appeared, forget those that went away.
+    fn refresh(&mut self) {
+        let present = list_sockets_in(&self.dir);
+        self.clients.retain(|pid, _| present.iter().any(|(p, _)| p == pid));
+        for (pid, path) in present {
+            if self.clients.contains_key(&pid) {
+                continue;
+            }
+            match ControlClient::connect(&path) {
+                Ok(c) => {
+                    self.clients.insert(pid, c);
+                }
+                // A socket file left by a process that is gone: nothing to show.
+                Err(e) => self.problems.push(format!("{e} (stale: the process is gone?)")),
+            }
+        }
+    }
+
+    /// How many embedded processes answer.
+    pub fn count(&self) -> usize {
+        self.clients.len()
+    }
+}
+
+impl Default for EmbeddedSource {
+    fn default() -> Self {
+        EmbeddedSource::new()
+    }
+}
+
+impl Source for EmbeddedSource {
+    fn label(&self) -> String {
+        "embedded".into()
+    }
+
+    fn poll(&mut self, now: Duration, snapshot: bool) -> SourceUpdate {
+        if snapshot || self.clients.is_empty() {
+            self.refresh();
+        }
+        let mut out = SourceUpdate::default();
+        let mut snap = Snapshot::default();
+        let mut dead = Vec::new();
+        for (pid, client) in &mut self.clients {
+            let source = format!("embedded:{pid}");
+            match client.events() {
+                Ok(batch) => out.events.extend(batch.events.into_iter().map(|event| LogEvent {
+                    at: now,
+                    source: source.clone(),
+                    event,
+                })),
+                Err(e) => {
+                    self.problems.push(e.to_string());
+                    dead.push(*pid);
+                    continue;
+                }
+            }
+            if snapshot {
+                match client.snapshot() {
+                    Ok(s) => {
+                        for mut c in s.connections {
+                            if !c.source.starts_with("embedded") {
+                                c.source = source.clone();
+                            }
+                            snap.connections.push(c);
+                        }
+                        for (k, v) in s.mib {
+                            snap.mib.insert(format!("{source}/{k}"), v);
+                        }
+                    }
+                    Err(e) => {
+                        self.problems.push(e.to_string());
+                        dead.push(*pid);
+                    }
+                }
+            }
+        }
+        for pid in dead {
+            self.clients.remove(&pid);
+        }
+        if snapshot {
+            out.snapshot = Some(snap);
+            out.notes = self.problems.drain(..).map(|p| Note::warn("embedded", p)).collect();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::{ControlEvent, EventBatch, reply};
+    use crate::snapshot::{ConnSnapshot, SubflowSnapshot};
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+
+    /// A fake embedded mptcp-cat: serves one client with `control::reply`.
+    fn fake_server(dir: &std::path::Path, pid: u32) -> std::thread::JoinHandle<usize> {
+        let l = UnixListener::bind(dir.join(format!("mptcp-cat-{pid}.sock"))).unwrap();
+        std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut w = s.try_clone().unwrap();
+            let mut served = 0;
+            let mut first_events = true;
+            for line in BufReader::new(s).lines() {
+                let Ok(line) = line else { break };
+                served += 1;
+                let snap = || Snapshot {
+                    connections: vec![ConnSnapshot {
+                        source: format!("embedded:{pid}"),
+                        token: Some("0x01020304".into()),
+                        state: "ESTAB".into(),
+                        subflows: vec![SubflowSnapshot { flags: "Mmec".into(), ..Default::default() }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                };
+                let evs = || EventBatch {
+                    events: if std::mem::take(&mut first_events) {
+                        vec![ControlEvent { kind: "established".into(), ..Default::default() }]
+                    } else {
+                        vec![]
+                    },
+                };
+                if w.write_all(reply(&line, snap, evs).as_bytes()).is_err() {
+                    break;
+                }
+            }
+            served
+        })
+    }
+
+    #[test]
+    fn polls_control_sockets() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = fake_server(dir.path(), 4242);
+        // A stale socket file nobody listens on.
+        drop(UnixListener::bind(dir.path().join("mptcp-cat-99.sock")).unwrap());
+        let mut src = EmbeddedSource::in_dir(dir.path().to_path_buf());
+        let u = src.poll(Duration::from_secs(1), true);
+        let snap = u.snapshot.unwrap();
+        assert_eq!(snap.connections.len(), 1);
+        assert_eq!(snap.connections[0].source, "embedded:4242");
+        assert_eq!(snap.connections[0].subflows[0].flags, "Mmec");
+        assert_eq!(u.events.len(), 1);
+        assert_eq!((u.events[0].source.as_str(), u.events[0].event.kind.as_str()), ("embedded:4242", "established"));
+        assert_eq!(u.notes.len(), 1, "{:?}", u.notes);
+        assert!(u.notes[0].text.contains("mptcp-cat-99.sock"));
+        assert_eq!(src.count(), 1);
+        // Events only: no snapshot, and the events are not repeated.
+        let u = src.poll(Duration::from_secs(2), false);
+        assert!(u.snapshot.is_none() && u.events.is_empty());
+        // The process goes away: the next poll drops it and says why.
+        std::fs::remove_file(dir.path().join("mptcp-cat-4242.sock")).unwrap();
+        let u = src.poll(Duration::from_secs(3), true);
+        assert!(u.snapshot.unwrap().connections.is_empty());
+        assert_eq!(src.count(), 0);
+        drop(src);
+        assert_eq!(server.join().unwrap(), 3, "events and snapshot, then events");
+    }
+}
