@@ -1289,8 +1289,10 @@ impl Connection {
             WireSeq::U64(v) => DataSeq(v),
             WireSeq::U32(v) => DataSeq::extend(v, self.rx.nxt),
         };
-        if m.data_len == 0 && !data_fin {
-            // RFC 8684 §3.7: an infinite mapping.
+        if m.data_len == 0 {
+            // RFC 8684 §3.7: an infinite mapping (with a DATA_FIN too: the
+            // DATA_FIN is counted in the length, so it cannot be 0 otherwise,
+            // and the kernel also takes length 0 as infinite).
             ctx.mib.inc(Counter::InfiniteMapRx);
             self.fallback(FallbackReason::InfiniteMapping, ctx);
             return;
