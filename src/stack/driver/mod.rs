@@ -10,12 +10,15 @@
 //!   and receives.
 //! - [`embedded`]: the poll loop driving the embedded stack through the TUN
 //!   (`--stack embedded`).
+//! - [`fuzz`]: arbitrary network input fed to a listening stack (the fuzz
+//!   target's and the proptest's harness).
 //! - [`control_server`]: serves [`crate::control`]'s protocol on a Unix socket.
 //! - [`signals`]: SIGINT/SIGTERM/SIGHUP as a pollable fd, so every loop ends
 //!   cleanly and destructors undo what was set up.
 //! - [`sys`]: the shared libc wrappers.
 pub mod control_server;
 pub mod embedded;
+pub mod fuzz;
 pub mod kernel;
 pub mod netlink;
 pub mod pcap_tap;
