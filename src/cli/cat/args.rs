@@ -82,8 +82,8 @@ pub struct CatArgs {
     /// or embedded when --tun is given.
     #[arg(long, value_enum)]
     pub stack: Option<StackKind>,
-    /// TUN device for the embedded stack (created if missing; an existing
-    /// persistent one is reused with its addresses).
+    /// TUN device for the embedded stack (default mptcp0; created if missing,
+    /// an existing persistent one is reused with its addresses).
     #[arg(long, value_name = "NAME")]
     pub tun: Option<String>,
     /// A local address, as `ip mptcp endpoint` takes it:
@@ -95,10 +95,12 @@ pub struct CatArgs {
     /// Path-manager limits: SUBFLOWS[,ADD_ADDR_ACCEPTED] (as `ip mptcp limits set`).
     #[arg(long, value_name = "SUBFLOWS[,ADD_ADDR_ACCEPTED]", value_parser = Limits::parse)]
     pub limits: Option<Limits>,
-    /// Packet scheduler (kernel: a name from net.mptcp.available_schedulers).
+    /// Packet scheduler (kernel: a name from net.mptcp.available_schedulers;
+    /// embedded: default, roundrobin, redundant).
     #[arg(long, value_name = "NAME")]
     pub scheduler: Option<String>,
-    /// Congestion control (kernel: a name from tcp_available_congestion_control).
+    /// Congestion control (kernel: a name from tcp_available_congestion_control;
+    /// embedded: cubic, newreno).
     #[arg(long, value_name = "NAME")]
     pub cc: Option<String>,
     /// Use TCP Fast Open.
