@@ -32,6 +32,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use super::control_server::{ControlServer, EventLog};
+use super::gso::Coalescer;
 use super::kernel::fmt_duration;
 use super::pcap_tap::{Direction, PcapTap};
 use super::signals::{self, Termination};
@@ -298,10 +299,37 @@ struct Driver<'a> {
     rxbuf: Vec<u8>,
     txbuf: Vec<u8>,
     appbuf: Vec<u8>,
-    /// Bytes read from the TUN and written to it (packets, bytes).
+    /// Bytes read from the TUN (packets, bytes).
     tun_in: (u64, u64),
-    tun_out: (u64, u64),
-    tun_drops: u64,
+    tun_stats: TunStats,
+    gso: Coalescer,
+}
+
+/// What went into the TUN.
+#[derive(Clone, Copy, Debug, Default)]
+struct TunStats {
+    packets: u64,
+    bytes: u64,
+    drops: u64,
+}
+
+/// Write one packet (`hdr` bytes of virtio-net header first) to the TUN; a
+/// full queue or a refused packet is a drop, as on a link; other errors are
+/// kept in `err` for the caller.
+fn write_tun(tun: &Tun, p: &[u8], hdr: usize, stats: &mut TunStats, err: &mut Option<io::Error>) {
+    if err.is_some() {
+        return;
+    }
+    match tun.send(p) {
+        Ok(_) => {
+            stats.packets += 1;
+            stats.bytes += (p.len() - hdr) as u64;
+        }
+        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => stats.drops += 1,
+        // The kernel refused this one packet (e.g. the link went down).
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::EINVAL)) => stats.drops += 1,
+        Err(e) => *err = Some(e),
+    }
 }
 
 impl<'a> Driver<'a> {
@@ -391,11 +419,11 @@ impl<'a> Driver<'a> {
             served: 0,
             pid: std::process::id(),
             rxbuf: vec![0; 65536 + VNET_HDR_LEN],
-            txbuf: vec![0; mtu.max(65535) + VNET_HDR_LEN],
+            txbuf: vec![0; mtu.max(1500)],
             appbuf: vec![0; CHUNK],
             tun_in: (0, 0),
-            tun_out: (0, 0),
-            tun_drops: 0,
+            tun_stats: TunStats::default(),
+            gso: Coalescer::new(),
         })
     }
 
@@ -606,38 +634,31 @@ impl<'a> Driver<'a> {
         Ok(())
     }
 
-    /// Drain every packet the stack wants to send into the TUN.
+    /// Drain every packet the stack wants to send into the TUN (merged into
+    /// TSO super-packets with --tun-offload, see [`super::gso`]).
     fn flush_tx(&mut self, now: Instant) -> Result<(), EmbeddedError> {
-        let off = if self.tun.vnet_hdr() { VNET_HDR_LEN } else { 0 };
         let offload = self.tun.vnet_hdr();
-        while let Some(t) = self.ep.poll_transmit(now, &mut self.txbuf[off..]) {
-            let pkt = &mut self.txbuf[off..off + t.len];
-            if offload {
-                let hdr = offload_fixup(pkt);
-                self.txbuf[..VNET_HDR_LEN].copy_from_slice(&hdr.emit());
-            }
+        let mut err: Option<io::Error> = None;
+        while let Some(t) = self.ep.poll_transmit(now, &mut self.txbuf) {
+            let pkt = &self.txbuf[..t.len];
             if let Some(tap) = &mut self.tap {
-                tap.write(&self.txbuf[off..off + t.len], Direction::Out).map_err(io_err("writing the --pcap file"))?;
+                tap.write(pkt, Direction::Out).map_err(io_err("writing the --pcap file"))?;
             }
-            match self.tun.send(&self.txbuf[..off + t.len]) {
-                Ok(_) => {
-                    self.tun_out.0 += 1;
-                    self.tun_out.1 += t.len as u64;
-                }
-                // A full TUN queue drops the packet, as a link would.
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
-                    self.tun_drops += 1;
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EIO) || e.raw_os_error() == Some(libc::EINVAL) => {
-                    // The kernel refused this one packet (e.g. the link went down).
-                    self.tun_drops += 1;
-                }
-                Err(e) => {
-                    return Err(EmbeddedError::Io { what: format!("writing TUN {}", self.tun.name()), err: e });
-                }
+            let (tun, stats) = (&self.tun, &mut self.tun_stats);
+            if offload {
+                self.gso.push(pkt, &mut |p| write_tun(tun, p, VNET_HDR_LEN, stats, &mut err));
+            } else {
+                write_tun(tun, pkt, 0, stats, &mut err);
             }
         }
-        Ok(())
+        if offload {
+            let (tun, stats) = (&self.tun, &mut self.tun_stats);
+            self.gso.flush(&mut |p| write_tun(tun, p, VNET_HDR_LEN, stats, &mut err));
+        }
+        match err {
+            Some(e) => Err(EmbeddedError::Io { what: format!("writing TUN {}", self.tun.name()), err: e }),
+            None => Ok(()),
+        }
     }
 
     // ------------------------------------------------------------------
@@ -1249,13 +1270,18 @@ impl<'a> Driver<'a> {
         note(format!("{tag}closed after {:.2}s{how}", c.started.elapsed().as_secs_f64()));
         if opts.verbose > 1 {
             note(format!(
-                "TUN {}: {} packets ({} bytes) in, {} packets ({} bytes) out, {} dropped",
+                "TUN {}: {} packets ({} bytes) in, {} packets ({} bytes) out, {} dropped{}",
                 self.tun.name(),
                 self.tun_in.0,
                 self.tun_in.1,
-                self.tun_out.0,
-                self.tun_out.1,
-                self.tun_drops
+                self.tun_stats.packets,
+                self.tun_stats.bytes,
+                self.tun_stats.drops,
+                if self.tun.vnet_hdr() {
+                    format!(" ({} segments of the stack merged into {} packets)", self.gso.segments, self.gso.packets)
+                } else {
+                    String::new()
+                }
             ));
         }
     }
@@ -1335,7 +1361,7 @@ fn spawn(argv: &[String]) -> io::Result<ChildIo> {
 /// (the kernel always verifies it) and a NEEDS_CSUM header asking the kernel
 /// to treat the TCP checksum as offloaded (CHECKSUM_PARTIAL, which local
 /// delivery accepts without computing it).
-fn offload_fixup(pkt: &mut [u8]) -> VnetHdr {
+pub(crate) fn offload_fixup(pkt: &mut [u8]) -> VnetHdr {
     let mut hdr = VnetHdr::default();
     let Some(&v) = pkt.first() else { return hdr };
     let ip_len = match v >> 4 {

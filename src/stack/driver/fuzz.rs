@@ -129,7 +129,7 @@ pub fn run(data: &[u8]) -> Outcome {
         })),
     ];
     send(&mut ep, now, &p, p.peer, p.snd_nxt, SubflowSeq(0), flags::SYN, &syn_opts, &[]);
-    p.snd_nxt = p.snd_nxt + 1u32;
+    p.snd_nxt += 1u32;
     drain(&mut ep, now, &mut out, &mut p);
     let ack_opts = [
         TcpOption::Timestamps { tsval: 2, tsecr: 0 },
@@ -167,7 +167,7 @@ pub fn run(data: &[u8]) -> Outcome {
                 let pkt = raw_segment(p.peer, p.us, seq, ack, fl, win, &opts, &payload);
                 ep.handle_packet(now, &pkt);
                 if fl & flags::RST == 0 && ds == 0 {
-                    p.snd_nxt = p.snd_nxt + payload.len() as u32;
+                    p.snd_nxt += payload.len() as u32;
                 }
             }
             2 => {
@@ -178,7 +178,7 @@ pub fn run(data: &[u8]) -> Outcome {
                 };
                 let len = usize::from(len) % 3000;
                 let payload = inp.bytes(len).to_vec();
-                let dsn = p.peer_dsn.wrapping_add(u64::from(dd as i16 as i64 as u64));
+                let dsn = p.peer_dsn.wrapping_add(dd as i16 as i64 as u64);
                 let ssn = p.snd_nxt.0.wrapping_sub(p.irs_of_peer()).wrapping_add(sd as i16 as i32 as u32);
                 let dss = Dss {
                     data_fin: fl & 1 != 0,
@@ -193,7 +193,7 @@ pub fn run(data: &[u8]) -> Outcome {
                 let opts = [TcpOption::Mptcp(MptcpOption::Dss(dss))];
                 send(&mut ep, now, &p, p.peer, p.snd_nxt, p.rcv_nxt, flags::ACK, &opts, &payload);
                 if sd == 0 {
-                    p.snd_nxt = p.snd_nxt + payload.len() as u32;
+                    p.snd_nxt += payload.len() as u32;
                 }
                 if dd == 0 {
                     p.peer_dsn = p.peer_dsn.wrapping_add(payload.len() as u64);

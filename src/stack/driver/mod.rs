@@ -10,6 +10,7 @@
 //!   and receives.
 //! - [`embedded`]: the poll loop driving the embedded stack through the TUN
 //!   (`--stack embedded`).
+//! - [`gso`]: merging the stack's segments into TSO super-packets for the TUN.
 //! - [`fuzz`]: arbitrary network input fed to a listening stack (the fuzz
 //!   target's and the proptest's harness).
 //! - [`control_server`]: serves [`crate::control`]'s protocol on a Unix socket.
@@ -19,6 +20,7 @@
 pub mod control_server;
 pub mod embedded;
 pub mod fuzz;
+pub mod gso;
 pub mod kernel;
 pub mod netlink;
 pub mod pcap_tap;

@@ -1,0 +1,381 @@
+//! Transmit-side segment coalescing for a TUN with a virtio-net header
+//! (`--tun-offload`): runs of consecutive data segments the stack emits on
+//! one subflow are merged into one TSO super-packet (GSO_TCPV4/6, checksum
+//! left to the kernel), so the kernel takes 40 segments in one `write(2)` and
+//! one pass through its receive path, as it takes a GRO packet from a NIC.
+//!
+//! Segments merge only when the result is what the stack would have sent as
+//! one segment with a larger MSS: same addresses and ports, contiguous
+//! sequence numbers, the same ACK, window and timestamps, and a DSS option
+//! whose mapping (RFC 8684 §3.3.1) covers exactly the segment and continues
+//! the previous one in both the data and the subflow sequence spaces; the
+//! merged mapping then covers the whole payload. A mapping may span several
+//! segments, so if the kernel ever resegments the super-packet (each segment
+//! carrying a copy of the header) the result is still valid MPTCP. Segments
+//! with a DSS checksum, a DATA_FIN, SYN/FIN/RST or other MPTCP options are
+//! sent as they are.
+
+use super::tun::{VNET_HDR_LEN, VnetHdr};
+
+/// Largest merged payload: the DSS data-level length is 16 bits.
+const MAX_PAYLOAD: usize = 65_535 - 1024;
+
+/// What a segment must share with the run it extends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Shape {
+    v6: bool,
+    addrs: [u8; 32],
+    ports: u32,
+    ack: u32,
+    window: u16,
+    tsval: u32,
+    tsecr: u32,
+    dsn64: bool,
+    data_ack: Option<u64>,
+}
+
+/// The facts of one coalescable segment.
+#[derive(Clone, Copy, Debug)]
+struct Seg {
+    shape: Shape,
+    seq: u32,
+    dsn: u64,
+    ssn: u32,
+    hdr_len: usize,
+    payload: usize,
+    psh: bool,
+    /// Offset of the DSS data-level length field in the packet.
+    dss_len_at: usize,
+}
+
+/// Parse a segment the stack emitted; `None` when it must go out alone.
+fn parse(p: &[u8]) -> Option<Seg> {
+    let mut addrs = [0u8; 32];
+    let (v6, ip_len) = match p.first()? >> 4 {
+        4 => {
+            let ihl = usize::from(p[0] & 0x0f) * 4;
+            // No IP options, TCP, not a fragment (MF or an offset).
+            if ihl != 20 || p.len() < 40 || p[9] != 6 || u16::from_be_bytes([p[6], p[7]]) & 0x3fff != 0 {
+                return None;
+            }
+            addrs[..8].copy_from_slice(&p[12..20]);
+            (false, 20)
+        }
+        6 => {
+            if p.len() < 60 || p[6] != 6 {
+                return None;
+            }
+            addrs.copy_from_slice(&p[8..40]);
+            (true, 40)
+        }
+        _ => return None,
+    };
+    let t = &p[ip_len..];
+    let doff = usize::from(t[12] >> 4) * 4;
+    if doff < 20 || t.len() < doff {
+        return None;
+    }
+    let flags = t[13];
+    // ACK, optionally PSH; nothing else.
+    if flags & !0x08 != 0x10 {
+        return None;
+    }
+    let payload = t.len() - doff;
+    if payload == 0 {
+        return None;
+    }
+    let mut ts = None;
+    let mut dss = None;
+    let mut i = 20;
+    while i < doff {
+        match t[i] {
+            0 => break,
+            1 => i += 1,
+            kind => {
+                let len = usize::from(*t.get(i + 1)?);
+                if len < 2 || i + len > doff {
+                    return None;
+                }
+                let o = &t[i..i + len];
+                match kind {
+                    8 if len == 10 => {
+                        ts = Some((
+                            u32::from_be_bytes(o[2..6].try_into().ok()?),
+                            u32::from_be_bytes(o[6..10].try_into().ok()?),
+                        ))
+                    }
+                    30 if o.get(2).is_some_and(|b| b >> 4 == 2) => dss = Some((i, len)),
+                    _ => return None,
+                }
+                i += len;
+            }
+        }
+    }
+    let (at, len) = dss?;
+    let o = &t[at..at + len];
+    let fl = o[3];
+    // M must be set, F not.
+    if fl & 0x04 == 0 || fl & 0x10 != 0 {
+        return None;
+    }
+    let mut k = 4;
+    let data_ack = if fl & 0x01 != 0 {
+        if fl & 0x02 != 0 {
+            let v = u64::from_be_bytes(o.get(k..k + 8)?.try_into().ok()?);
+            k += 8;
+            Some(v)
+        } else {
+            let v = u64::from(u32::from_be_bytes(o.get(k..k + 4)?.try_into().ok()?));
+            k += 4;
+            Some(v)
+        }
+    } else {
+        None
+    };
+    let dsn64 = fl & 0x08 != 0;
+    let dsn = if dsn64 {
+        let v = u64::from_be_bytes(o.get(k..k + 8)?.try_into().ok()?);
+        k += 8;
+        v
+    } else {
+        let v = u64::from(u32::from_be_bytes(o.get(k..k + 4)?.try_into().ok()?));
+        k += 4;
+        v
+    };
+    let ssn = u32::from_be_bytes(o.get(k..k + 4)?.try_into().ok()?);
+    let dlen = u16::from_be_bytes(o.get(k + 4..k + 6)?.try_into().ok()?);
+    // A checksum follows: the mapping cannot grow without recomputing it.
+    if len != k + 6 || usize::from(dlen) != payload {
+        return None;
+    }
+    let (tsval, tsecr) = ts.unwrap_or((0, 0));
+    Some(Seg {
+        shape: Shape {
+            v6,
+            addrs,
+            ports: u32::from_be_bytes(t[0..4].try_into().ok()?),
+            ack: u32::from_be_bytes(t[8..12].try_into().ok()?),
+            window: u16::from_be_bytes([t[14], t[15]]),
+            tsval,
+            tsecr,
+            dsn64,
+            data_ack,
+        },
+        seq: u32::from_be_bytes(t[4..8].try_into().ok()?),
+        dsn,
+        ssn,
+        hdr_len: ip_len + doff,
+        payload,
+        psh: flags & 0x08 != 0,
+        dss_len_at: ip_len + at + k + 4,
+    })
+}
+
+/// Builds super-packets in a buffer that starts with room for the
+/// virtio-net header.
+pub struct Coalescer {
+    buf: Vec<u8>,
+    /// Packet bytes after the virtio-net header (0: nothing pending).
+    len: usize,
+    first: Option<Seg>,
+    next_seq: u32,
+    next_dsn: u64,
+    next_ssn: u32,
+    count: usize,
+    last_payload: usize,
+    /// Packets written and segments merged into them (for -vv).
+    pub packets: u64,
+    pub segments: u64,
+}
+
+impl Default for Coalescer {
+    fn default() -> Self {
+        Coalescer::new()
+    }
+}
+
+impl Coalescer {
+    pub fn new() -> Coalescer {
+        Coalescer {
+            buf: vec![0; VNET_HDR_LEN + 65_536],
+            len: 0,
+            first: None,
+            next_seq: 0,
+            next_dsn: 0,
+            next_ssn: 0,
+            count: 0,
+            last_payload: 0,
+            packets: 0,
+            segments: 0,
+        }
+    }
+
+    /// Take one packet the stack emitted. Whatever must go out before it is
+    /// passed to `out` (virtio-net header included).
+    pub fn push(&mut self, pkt: &[u8], out: &mut dyn FnMut(&[u8])) {
+        let seg = parse(pkt);
+        if let (Some(s), Some(f)) = (seg, self.first) {
+            let fits = s.shape == f.shape
+                && s.seq == self.next_seq
+                && s.dsn == (if f.shape.dsn64 { self.next_dsn } else { self.next_dsn & 0xffff_ffff })
+                && s.ssn == self.next_ssn
+                && s.hdr_len == f.hdr_len
+                && s.payload <= f.payload
+                && self.last_payload == f.payload
+                && self.len - f.hdr_len + s.payload <= MAX_PAYLOAD;
+            if fits {
+                let start = VNET_HDR_LEN + self.len;
+                self.buf[start..start + s.payload].copy_from_slice(&pkt[s.hdr_len..]);
+                self.len += s.payload;
+                self.next_seq = self.next_seq.wrapping_add(s.payload as u32);
+                self.next_dsn = self.next_dsn.wrapping_add(s.payload as u64);
+                self.next_ssn = self.next_ssn.wrapping_add(s.payload as u32);
+                self.count += 1;
+                self.last_payload = s.payload;
+                if s.psh {
+                    let tcp = VNET_HDR_LEN + if f.shape.v6 { 40 } else { 20 };
+                    self.buf[tcp + 13] |= 0x08;
+                }
+                return;
+            }
+        }
+        self.flush(out);
+        match seg {
+            Some(s) => {
+                self.buf[VNET_HDR_LEN..VNET_HDR_LEN + pkt.len()].copy_from_slice(pkt);
+                self.len = pkt.len();
+                self.first = Some(s);
+                self.next_seq = s.seq.wrapping_add(s.payload as u32);
+                self.next_dsn = s.dsn.wrapping_add(s.payload as u64);
+                self.next_ssn = s.ssn.wrapping_add(s.payload as u32);
+                self.count = 1;
+                self.last_payload = s.payload;
+            }
+            None => {
+                self.buf[VNET_HDR_LEN..VNET_HDR_LEN + pkt.len()].copy_from_slice(pkt);
+                let hdr = super::embedded::offload_fixup(&mut self.buf[VNET_HDR_LEN..VNET_HDR_LEN + pkt.len()]);
+                self.buf[..VNET_HDR_LEN].copy_from_slice(&hdr.emit());
+                self.packets += 1;
+                self.segments += 1;
+                out(&self.buf[..VNET_HDR_LEN + pkt.len()]);
+            }
+        }
+    }
+
+    /// Write out the pending super-packet, if any.
+    pub fn flush(&mut self, out: &mut dyn FnMut(&[u8])) {
+        let Some(f) = self.first.take() else { return };
+        let n = self.len;
+        self.len = 0;
+        let p = &mut self.buf[VNET_HDR_LEN..VNET_HDR_LEN + n];
+        let payload = n - f.hdr_len;
+        if self.count > 1 {
+            if f.shape.v6 {
+                p[4..6].copy_from_slice(&((n - 40) as u16).to_be_bytes());
+            } else {
+                p[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+            }
+            p[f.dss_len_at..f.dss_len_at + 2].copy_from_slice(&(payload as u16).to_be_bytes());
+        }
+        let mut hdr = super::embedded::offload_fixup(p);
+        if self.count > 1 {
+            hdr.gso_type = if f.shape.v6 { VnetHdr::GSO_TCPV6 } else { VnetHdr::GSO_TCPV4 };
+            hdr.gso_size = f.payload as u16;
+            hdr.hdr_len = f.hdr_len as u16;
+        }
+        self.buf[..VNET_HDR_LEN].copy_from_slice(&hdr.emit());
+        self.packets += 1;
+        self.segments += self.count as u64;
+        out(&self.buf[..VNET_HDR_LEN + n]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dissect::options::{Dss, DssMapping, MptcpOption, TcpOption, WireSeq};
+    use crate::seq::SubflowSeq;
+    use crate::stack::wire::{self, SegmentRepr, flags};
+
+    fn seg(seq: u32, dsn: u64, ssn: u32, payload: &[u8], csum: bool) -> Vec<u8> {
+        let opts = [
+            TcpOption::Nop,
+            TcpOption::Nop,
+            TcpOption::Timestamps { tsval: 7, tsecr: 9 },
+            TcpOption::Mptcp(MptcpOption::Dss(Dss {
+                data_fin: false,
+                data_ack: Some(WireSeq::U64(1000)),
+                mapping: Some(DssMapping {
+                    dsn: WireSeq::U64(dsn),
+                    ssn,
+                    data_len: payload.len() as u16,
+                    checksum: csum.then_some(0x1234),
+                }),
+            })),
+        ];
+        let repr = SegmentRepr {
+            src: "10.200.0.2:40000".parse().unwrap(),
+            dst: "10.200.0.1:5000".parse().unwrap(),
+            seq: SubflowSeq(seq),
+            ack: SubflowSeq(55),
+            flags: flags::ACK,
+            window: 1000,
+            options: &opts,
+        };
+        let mut b = vec![0u8; 2000];
+        let n = wire::emit(&repr, payload.len(), &mut b, true, |d| d.copy_from_slice(payload));
+        b.truncate(n);
+        b
+    }
+
+    #[test]
+    fn contiguous_segments_merge_into_one_gso_packet_with_one_mapping() {
+        let mut c = Coalescer::new();
+        let mut outs: Vec<Vec<u8>> = Vec::new();
+        let a = vec![1u8; 1000];
+        let b = vec![2u8; 1000];
+        let d = vec![3u8; 500];
+        for (i, p) in [&a, &b, &d].iter().enumerate() {
+            let off = 1000 * i as u32;
+            c.push(&seg(100 + off, 5000 + u64::from(off), 1 + off, p, false), &mut |x| outs.push(x.to_vec()));
+        }
+        assert!(outs.is_empty());
+        c.flush(&mut |x| outs.push(x.to_vec()));
+        assert_eq!(outs.len(), 1);
+        let h = VnetHdr::parse(&outs[0]).unwrap();
+        assert_eq!(h.gso_type, VnetHdr::GSO_TCPV4);
+        assert_eq!(h.gso_size, 1000);
+        let pkt = &outs[0][VNET_HDR_LEN..];
+        let s = wire::parse(pkt, false).unwrap();
+        assert_eq!(s.payload.len(), 2500);
+        assert_eq!(&s.payload[..1000], &a[..]);
+        assert_eq!(&s.payload[2000..], &d[..]);
+        let m = s.opts.mptcp().find_map(|o| match o {
+            MptcpOption::Dss(d) => d.mapping,
+            _ => None,
+        });
+        let m = m.unwrap();
+        assert_eq!((m.dsn.value(), m.ssn, m.data_len), (5000, 1, 2500));
+        assert_eq!(c.segments, 3);
+    }
+
+    #[test]
+    fn gaps_checksums_and_short_middles_are_not_merged() {
+        let mut c = Coalescer::new();
+        let mut n = 0;
+        let p = vec![0u8; 1000];
+        // A DSS checksum: never merged.
+        c.push(&seg(100, 5000, 1, &p, true), &mut |_| n += 1);
+        c.push(&seg(1100, 6000, 1001, &p, true), &mut |_| n += 1);
+        assert_eq!(n, 2);
+        // A DSN gap starts a new run.
+        c.push(&seg(100, 5000, 1, &p, false), &mut |_| n += 1);
+        c.push(&seg(1100, 9000, 1001, &p, false), &mut |_| n += 1);
+        assert_eq!(n, 3);
+        // After a short segment, nothing more joins the run.
+        c.push(&seg(2100, 10000, 2001, &p[..10], false), &mut |_| n += 1);
+        c.push(&seg(2110, 10010, 2011, &p, false), &mut |_| n += 1);
+        c.flush(&mut |_| n += 1);
+        assert_eq!(n, 5);
+    }
+}
