@@ -2001,7 +2001,18 @@ impl Connection {
     }
 
     fn arm_persist(&mut self, now: Instant) {
-        let blocked = self.snd_nxt < self.tx.tail && self.snd_edge <= self.snd_nxt && self.snd_una == self.snd_nxt;
+        let window_blocked =
+            self.snd_nxt < self.tx.tail && self.snd_edge <= self.snd_nxt && self.snd_una == self.snd_nxt;
+        // Data every subflow's TCP has acknowledged but the DATA_ACK has not
+        // covered yet: no subflow timer runs, and the peer may not send an
+        // ACK by itself once it moves the data on (Linux sends none unless
+        // its window doubles), so a stall with our window used up would
+        // last forever. Probe as for a zero window (RFC 8684 §3.3.6: the
+        // connection level must recover what the subflows do not).
+        let data_ack_lag = self.mp.active()
+            && self.snd_una < self.snd_nxt
+            && self.subflows.iter().all(|s| !s.alive() || s.tcb.txq.is_empty());
+        let blocked = window_blocked || data_ack_lag;
         if blocked {
             if self.persist_at.is_none() {
                 let rto = self
@@ -2623,7 +2634,7 @@ impl Connection {
         o.sack(&self.subflows[j].tcb);
         let tcb = &self.subflows[j].tcb;
         // A window probe uses an old sequence number (RFC 9293 §3.8.6.1).
-        let seq = if self.persist_backoff > 0 && self.persist_at.is_none() && self.snd_una == self.snd_nxt {
+        let seq = if self.persist_backoff > 0 && self.persist_at.is_none() {
             tcb.seq_for_ack() - 1u32
         } else {
             tcb.seq_for_ack()
