@@ -238,6 +238,17 @@ fn feed(stdin: ChildStdin, data: Vec<u8>) -> std::thread::JoinHandle<ChildStdin>
     })
 }
 
+fn reaches(p: &Path, len: u64, secs: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) < len {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 fn wait_size(p: &Path, len: u64, secs: u64) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) < len {
@@ -319,7 +330,8 @@ fn python_client_to_our_server_both_ways_20mb() {
     let down = pseudo_random_bytes(20 << 20, 22);
     let (up_f, down_f) = (e.file("up.bin", &up), e.file("down.bin", &down));
     let (srv_out, py_out) = (e.path("srv.out"), e.path("py.out"));
-    let srv = e.ours(&["-v", "-l", "--local", OURS, "5000"], Input::File(&down_f), Some(&srv_out));
+    // A plain TUN: one packet per write(2), checksums computed and verified.
+    let srv = e.ours(&["-v", "--no-tun-offload", "-l", "--local", OURS, "5000"], Input::File(&down_f), Some(&srv_out));
     e.wait_tun(KERNEL_IP);
     let py = e.python(&["client", "262", OUR_IP, "5000", py_out.to_str().unwrap(), up_f.to_str().unwrap()]);
     let po = finish(py, "python client", 60);
@@ -341,12 +353,19 @@ fn our_client_joins_python_server_from_second_address() {
     let py_out = e.path("py.out");
     let py = e.python(&["server", "262", "0.0.0.0", "5000", py_out.to_str().unwrap()]);
     e.wait_listen(5000);
-    // With the virtio-net header: our segments go out merged into TSO
-    // super-packets, the kernel's come in as such.
-    let mut cli =
-        e.ours(&["-v", "--tun-offload", "--local", OURS, "--local", OURS2, KERNEL_IP, "5000"], Input::Pipe, None);
+    // With the virtio-net header (the default): our segments go out merged
+    // into TSO super-packets, the kernel's come in as such.
+    let mut cli = e.ours(&["-v", "--local", OURS, "--local", OURS2, KERNEL_IP, "5000"], Input::Pipe, None);
     let feeder = feed(cli.stdin.take().unwrap(), data.clone());
-    wait_size(&py_out, data.len() as u64, 60);
+    if !reaches(&py_out, data.len() as u64, 30) {
+        let snap = e.control(cli.id()).snapshot();
+        panic!(
+            "the kernel did not get {} bytes in 30s ({} so far)\nours: {snap:?}\nkernel: {}",
+            data.len(),
+            std::fs::metadata(&py_out).map(|m| m.len()).unwrap_or(0),
+            e.ns.sh("ss -tiMn")
+        );
+    }
     // While the connection is up: our snapshot over the control socket, and
     // the kernel's view of the same connection.
     let snap = e.control(cli.id()).snapshot().expect("snapshot");
@@ -380,7 +399,7 @@ fn kernel_cat_client_joins_our_server_through_subflow_endpoint() {
     // Our second address is not announced (`subflow` instead of the
     // server's default `signal`): the kernel client joins from its endpoint.
     let mut srv = e.ours(
-        &["-v", "-l", "--local", OURS, "--local", &format!("{OURS2},subflow"), "5000"],
+        &["-v", "--no-tun-offload", "-l", "--local", OURS, "--local", &format!("{OURS2},subflow"), "5000"],
         Input::Pipe,
         Some(&srv_out),
     );
@@ -496,7 +515,7 @@ fn keep_open_serves_concurrent_clients_through_a_program() {
     std::fs::create_dir(&outdir).unwrap();
     // Every connection runs `cat > outs/PID` with the connection as its stdio.
     let cmd = format!("cat > {}/$$", outdir.display());
-    let srv = e.ours(&["-v", "-k", "-l", "--local", OURS, "-c", &cmd, "5000"], Input::Null, None);
+    let srv = e.ours(&["-v", "--no-tun-offload", "-k", "-l", "--local", OURS, "-c", &cmd, "5000"], Input::Null, None);
     e.wait_tun(KERNEL_IP);
     let inputs: Vec<Vec<u8>> = (0..3).map(|i| pseudo_random_bytes((1 << 20) + i * 1000, 70 + i as u64)).collect();
     let clients: Vec<Child> = inputs
@@ -626,7 +645,7 @@ fn ipv6_client_with_two_subflows_and_tun_offload() {
     let srv = e.kernel_cat(&["-6", "-l", "--recv-only", "5000"], Input::Null, Some(&srv_out));
     e.wait_listen(5000);
     let cli = e.ours(
-        &["-v", "--tun-offload", "--local", "fd00::2/64", "--local", "fd01::2/64", "fd00::1", "5000"],
+        &["-v", "--local", "fd00::2/64", "--local", "fd01::2/64", "fd00::1", "5000"],
         Input::File(&data_f),
         None,
     );

@@ -110,10 +110,11 @@ pub struct CatArgs {
     /// everything sent is acknowledged.
     #[arg(long)]
     pub abort: bool,
-    /// Embedded stack: exchange packets with the TUN through a virtio-net
-    /// header, with checksum and TSO offloads (fewer, larger packets from the kernel).
+    /// Embedded stack: a plain TUN, without the virtio-net header and its
+    /// checksum/TSO offloads (which are used by default: our segments go to
+    /// the kernel merged into TSO super-packets, the kernel's come as such).
     #[arg(long)]
-    pub tun_offload: bool,
+    pub no_tun_offload: bool,
     /// Write every packet the embedded stack sends and receives to FILE (pcap).
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
@@ -305,8 +306,8 @@ impl CatArgs {
         if stack == StackKind::Kernel && self.tun.is_some() {
             return Err("--tun is for --stack embedded".into());
         }
-        if stack == StackKind::Kernel && self.tun_offload {
-            return Err("--tun-offload is for --stack embedded".into());
+        if stack == StackKind::Kernel && self.no_tun_offload {
+            return Err("--no-tun-offload is for --stack embedded".into());
         }
         if stack == StackKind::Kernel && self.pcap.is_some() {
             return Err("--pcap records the embedded stack's packets; for the kernel stack use tcpdump".into());

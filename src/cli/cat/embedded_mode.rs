@@ -108,7 +108,7 @@ pub fn options(args: &CatArgs, target: &Target) -> anyhow::Result<Options> {
     Ok(Options {
         role,
         tun: args.tun.clone().unwrap_or_else(|| DEFAULT_TUN.to_string()),
-        tun_offload: args.tun_offload,
+        tun_offload: !args.no_tun_offload,
         locals,
         config,
         seed: None,

@@ -78,7 +78,8 @@ pub struct Options {
     pub role: Role,
     /// TUN device name (created if missing, reused if persistent).
     pub tun: String,
-    /// virtio-net header with checksum and TSO offloads on the TUN.
+    /// virtio-net header with checksum and TSO offloads on the TUN (falls
+    /// back to a plain TUN when refused).
     pub tun_offload: bool,
     /// The stack's addresses; the first is the primary.
     pub locals: Vec<LocalAddress>,
@@ -338,23 +339,33 @@ impl<'a> Driver<'a> {
         sink: &'a mut dyn SessionSink,
         term: &'a Termination,
     ) -> Result<Driver<'a>, EmbeddedError> {
-        let Some(primary) = opts.locals.first() else {
+        if opts.locals.is_empty() {
             return Err(EmbeddedError::Io {
                 what: "--stack embedded".into(),
                 err: io::Error::new(io::ErrorKind::InvalidInput, "needs at least one --local ADDR/PREFIX"),
             });
-        };
+        }
         for l in &opts.locals {
             if kernel_owns(l.addr) {
                 return Err(EmbeddedError::AddressOwnedByKernel { addr: l.addr });
             }
         }
-        let tun = Tun::open(&opts.tun, TunOptions { vnet_hdr: opts.tun_offload })?;
+        let tun = match Tun::open(&opts.tun, TunOptions { vnet_hdr: opts.tun_offload }) {
+            // A kernel or device that refuses the virtio-net header or the
+            // offloads: the plain device works too, only slower.
+            Err(e @ (TunError::Mismatch { .. } | TunError::Io { .. })) if opts.tun_offload => {
+                if opts.verbose > 0 {
+                    note(format!("{e}; using the TUN without offloads"));
+                }
+                Tun::open(&opts.tun, TunOptions { vnet_hdr: false })?
+            }
+            r => r?,
+        };
         let prefixes: Vec<(IpAddr, u8)> = opts.locals.iter().map(|l| (l.addr, l.prefix)).collect();
         let given = tun.give_kernel_side(&prefixes)?;
         tun.set_nonblocking(true)?;
         let mut config = opts.config.clone();
-        if opts.tun_offload {
+        if tun.vnet_hdr() {
             // The kernel hands over partial checksums and TSO super-packets
             // (virtio-net header), and takes ours with NEEDS_CSUM.
             config.offload_checksums = true;
@@ -369,12 +380,11 @@ impl<'a> Driver<'a> {
             note(format!(
                 "embedded stack on TUN {} ({}): ours {}, kernel side {}",
                 tun.name(),
-                if opts.tun_offload { "virtio-net header, TSO/checksum offloads" } else { "plain" },
+                if tun.vnet_hdr() { "virtio-net header, TSO/checksum offloads" } else { "plain" },
                 ours.join(" "),
                 k.join(" ")
             ));
         }
-        let _ = primary;
         let tap = match &opts.pcap {
             Some(p) => Some(
                 PcapTap::create(p, tun.ifindex()).map_err(io_err(format!("--pcap {}: cannot create", p.display())))?,
