@@ -368,7 +368,13 @@ fn our_client_joins_python_server_from_second_address() {
     }
     // While the connection is up: our snapshot over the control socket, and
     // the kernel's view of the same connection.
-    let snap = e.control(cli.id()).snapshot().expect("snapshot");
+    let mut control = e.control(cli.id());
+    let snap = control.snapshot().expect("snapshot");
+    let events: Vec<String> = control.events().expect("events").events.into_iter().map(|e| e.kind).collect();
+    for k in ["created", "established", "sub_established"] {
+        assert!(events.iter().any(|e| e == k), "no {k} event in {events:?}");
+    }
+    assert!(control.events().expect("events").events.is_empty(), "events are given once per client");
     let c = our_conn(&snap);
     assert_eq!(c.source, format!("embedded:{}", cli.id()));
     assert!(!c.fallback);

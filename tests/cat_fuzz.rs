@@ -14,7 +14,7 @@ fn op() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
     #[test]
     fn random_bytes_do_not_break_a_listening_stack(data in prop::collection::vec(any::<u8>(), 0..4096)) {

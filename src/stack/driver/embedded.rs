@@ -22,7 +22,7 @@
 //!   [`LINGER`]) so the DATA_FIN and FIN exchanges complete before the
 //!   process exits and the TUN device disappears.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -226,8 +226,9 @@ struct Conn {
     /// The session for this connection is over: lingering until `linger_until`.
     ending: Option<Result<(), EmbeddedError>>,
     linger_until: Option<StdInstant>,
-    /// Every subflow seen, by id.
+    /// Every subflow seen, by id, and those reported closed.
     subflows: BTreeMap<u32, SubflowInfo>,
+    subflows_down: BTreeSet<u32>,
     last_snapshot: Option<ConnSnapshot>,
     /// ICMP said the peer is unreachable.
     unreachable: Option<(String, IpAddr)>,
@@ -260,6 +261,7 @@ impl Conn {
             ending: None,
             linger_until: None,
             subflows: BTreeMap::new(),
+            subflows_down: BTreeSet::new(),
             last_snapshot: None,
             unreachable: None,
         }
@@ -267,6 +269,12 @@ impl Conn {
 
     fn pending(&self) -> usize {
         self.tx.len() - self.tx_off
+    }
+
+    /// After a fallback the single subflow is the connection: its end is
+    /// reported as the connection's.
+    fn fallback_quiet(&self) -> bool {
+        self.fallback.is_some()
     }
 
     fn tag(&self, keep_open: bool) -> String {
@@ -387,7 +395,9 @@ impl<'a> Driver<'a> {
         }
         let tap = match &opts.pcap {
             Some(p) => Some(
-                PcapTap::create(p, tun.ifindex()).map_err(io_err(format!("--pcap {}: cannot create", p.display())))?,
+                // Interface index 0: the TUN's index means nothing where the
+                // file is read (tcpdump would print another interface's name).
+                PcapTap::create(p, 0).map_err(io_err(format!("--pcap {}: cannot create", p.display())))?,
             ),
             None => None,
         };
@@ -804,8 +814,7 @@ impl<'a> Driver<'a> {
                 let token = self.token_of(conn);
                 if let Some(k) = self.conn_index(conn) {
                     let c = &mut self.conns[k];
-                    // An initial subflow that ends with its connection is not news.
-                    if v > 0 && (subflow.join || c.closed.is_none() && c.ending.is_none()) {
+                    if c.subflows_down.insert(subflow.id) && v > 0 && !c.fallback_quiet() {
                         note(format!(
                             "{}subflow #{} closed: {} -> {} ({reason})",
                             c.tag(keep_open),
@@ -1230,6 +1239,14 @@ impl<'a> Driver<'a> {
             return;
         }
         let tag = c.tag(opts.keep_open);
+        // Subflows still open when the connection ended close with it.
+        if !c.fallback_quiet() {
+            for (id, sf) in &c.subflows {
+                if !c.subflows_down.contains(id) {
+                    note(format!("{tag}subflow #{id} closed: {} -> {} (with the connection)", sf.local, sf.remote));
+                }
+            }
+        }
         match &c.last_snapshot {
             Some(s) => {
                 for sf in s.subflows.iter().filter(|_| !s.fallback) {
