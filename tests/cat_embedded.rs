@@ -664,3 +664,64 @@ fn ipv6_client_with_two_subflows_and_tun_offload() {
     kernel_handshake_ok(&mib, true);
     assert!(count(&mib, "MPTcpExtMPJoinAckRx") >= 1, "{mib:?}");
 }
+
+#[test]
+fn ncat_session_options_over_the_embedded_stack() {
+    require_interop(&[]);
+    let e = env("embo");
+    let data = pseudo_random_bytes(100_000, 95);
+    let data_f = e.file("data.bin", &data);
+    // -o/-x log what went by; --send-only ends once standard input is sent;
+    // -s/-p choose the initial subflow's source among our addresses.
+    let srv_out = e.path("srv.out");
+    let srv = e.kernel_cat(&["-v", "-l", "--recv-only", "5000"], Input::Null, Some(&srv_out));
+    e.wait_listen(5000);
+    let (raw, hex) = (e.path("raw.log"), e.path("hex.log"));
+    let cli = e.ours(
+        &[
+            "--send-only",
+            "-o",
+            raw.to_str().unwrap(),
+            "-x",
+            hex.to_str().unwrap(),
+            "--local",
+            OURS,
+            "--local",
+            &format!("{OURS2},backup"),
+            "-s",
+            "10.201.0.2",
+            "-p",
+            "40123",
+            KERNEL_IP,
+            "5000",
+        ],
+        Input::File(&data_f),
+        None,
+    );
+    ok(&finish(cli, "our client", 30), "our client");
+    let serr = ok(&finish(srv, "kernel server", 30), "kernel server");
+    assert_eq!(file_sha(&srv_out), sha(&data));
+    assert_eq!(std::fs::read(&raw).unwrap(), data, "-o logs the bytes sent");
+    let hex = std::fs::read_to_string(&hex).unwrap();
+    assert!(hex.starts_with("0000   "), "{}", &hex[..hex.len().min(200)]);
+    // ncat's format: 'OOOO   hh hh ... hh  ascii', hex in columns 7..56.
+    let from_hex: Vec<u8> = hex
+        .lines()
+        .flat_map(|l| l.get(7..56).unwrap_or("").split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()))
+        .collect();
+    assert_eq!(from_hex, data, "-x dumps the bytes sent");
+    assert!(serr.contains("connection from 10.201.0.2:40123"), "{serr}");
+    // -i: nothing moves for 1 s (standard input open, the peer silent).
+    let srv = e.kernel_cat(&["-l", "--recv-only", "5001"], Input::Null, None);
+    e.wait_listen(5001);
+    let mut cli = e.ours(&["-i", "1", "--local", OURS, KERNEL_IP, "5001"], Input::Pipe, None);
+    let held = cli.stdin.take();
+    let t0 = Instant::now();
+    let o = finish(cli, "our client", 10);
+    drop(held);
+    fails_with(&o, "idle timeout: nothing sent or received for 1s");
+    assert!(t0.elapsed() < Duration::from_secs(5), "the idle timeout took {:?}", t0.elapsed());
+    let mut srv = srv;
+    let _ = srv.kill();
+    let _ = srv.wait();
+}
