@@ -71,3 +71,23 @@ fn two_paths_clean() {
     assert_eq!(mib.by_name("MPTcpExtMPJoinAckRx"), Some(1), "{:?}", mib.nonzero());
     assert!(o.events.iter().filter(|e| matches!(e.2, Event::SubflowUp { .. })).count() >= 4);
 }
+
+fn spec(s: &str) -> PathSpec {
+    s.parse().unwrap()
+}
+
+#[test]
+fn two_paths_lossy_reordered_duplicated() {
+    let input = data(3 << 20, 3);
+    let p = spec("rate=50mbit,delay=10ms,loss=2%,reorder=2%,dup=1%,queue=100");
+    let o = run(SimConfig::new(vec![p.clone(), p], 3), &input, 120);
+    let st = &o.sim.paths[0].stats(0);
+    assert!(st.lost > 0 && st.reordered > 0 && st.duplicated > 0, "{st:?}");
+}
+
+#[test]
+fn one_path_five_percent_loss() {
+    let input = data(2 << 20, 4);
+    let p = spec("rate=20mbit,delay=5ms,loss=5%");
+    run(SimConfig::new(vec![p], 4), &input, 300);
+}

@@ -529,6 +529,12 @@ impl Endpoint {
         s
     }
 
+    /// Internal state, one line per subflow, for debugging.
+    #[doc(hidden)]
+    pub fn debug_state(&self, h: ConnHandle) -> String {
+        self.idx(h).and_then(|i| self.conns[i].as_ref()).map_or(String::new(), |c| c.debug_state())
+    }
+
     /// One connection's snapshot.
     pub fn conn_snapshot(&self, h: ConnHandle, now: Instant) -> Option<ConnSnapshot> {
         Some(self.conns.get(self.idx(h)?)?.as_ref()?.snapshot(now))

@@ -228,7 +228,7 @@ pub struct RxWrite {
 impl RxRing {
     pub fn new(cap: usize, start: DataSeq) -> RxRing {
         let cap = cap.max(4096).next_power_of_two();
-        RxRing { buf: vec![0; cap], mask: cap - 1, read: start, nxt: start, ooo: RangeSet::new(64) }
+        RxRing { buf: vec![0; cap], mask: cap - 1, read: start, nxt: start, ooo: RangeSet::new(256) }
     }
     pub fn capacity(&self) -> usize {
         self.buf.len()

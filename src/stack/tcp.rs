@@ -253,6 +253,14 @@ pub struct Tcb {
     pub dupacks: u32,
     /// The first retransmission of a recovery goes regardless of cwnd.
     retx_now: bool,
+    /// HyStart++ (RFC 9406 §4.2): end of the current round, minimum RTT of
+    /// this round and the last, samples this round.
+    hs_round_end: SubflowSeq,
+    hs_cur_min: Option<Duration>,
+    hs_last_min: Option<Duration>,
+    hs_samples: u32,
+    /// RACK (RFC 8985, simplified): the latest send time of a delivered segment.
+    rack_ts: Option<Instant>,
     /// RTO backoff exponent.
     pub backoff: u32,
     /// Consecutive RTOs without progress.
@@ -318,7 +326,7 @@ impl Tcb {
             ts_offset,
             irs: SubflowSeq(0),
             rcv_nxt: SubflowSeq(0),
-            ooo: RangeSet::new(32),
+            ooo: RangeSet::new(128),
             last_ooo: None,
             fin_pending: None,
             fin_received: false,
@@ -340,6 +348,11 @@ impl Tcb {
             epoch: 0,
             dupacks: 0,
             retx_now: false,
+            hs_round_end: iss,
+            hs_cur_min: None,
+            hs_last_min: None,
+            hs_samples: 0,
+            rack_ts: None,
             backoff: 0,
             rto_count: 0,
             rto_at: None,
@@ -562,6 +575,7 @@ impl Tcb {
         }
         if ack > self.snd_una {
             let mut sample = None;
+            let mut delivered_ts: Option<Instant> = None;
             while let Some(front) = self.txq.front_mut() {
                 if front.end() <= ack {
                     let s = self.txq.pop_front().expect("front exists");
@@ -573,6 +587,9 @@ impl Tcb {
                     }
                     if s.xmit == 1 {
                         sample = Some(s.sent_at);
+                    }
+                    if s.xmit == 1 || self.rtt.min_rtt().is_some_and(|m| now - s.sent_at >= m) {
+                        delivered_ts = Some(delivered_ts.map_or(s.sent_at, |d: Instant| d.max(s.sent_at)));
                     }
                     out.acked += s.len as usize;
                 } else if front.seq < ack {
@@ -606,6 +623,10 @@ impl Tcb {
             self.rto_count = 0;
             if let Some(t) = sample {
                 self.rtt.sample(now - t);
+                self.hystart(now - t, ack);
+            }
+            if let Some(t) = delivered_ts {
+                self.rack_ts = Some(self.rack_ts.map_or(t, |r| r.max(t)));
             }
             self.stats.bytes_acked += out.acked as u64;
             // RFC 6298 §5.2, §5.3.
@@ -636,7 +657,7 @@ impl Tcb {
         if self.sack_ok
             && let Some(blocks) = seg.opts.sack
         {
-            sack_changed = self.apply_sack(&blocks);
+            sack_changed = self.apply_sack(now, &blocks);
         }
         if !self.in_recovery && !self.txq.is_empty() {
             let trigger = self.dupacks >= 3 || (self.sack_ok && self.head_is_lost());
@@ -659,8 +680,53 @@ impl Tcb {
             }
         } else if self.in_recovery && sack_changed {
             self.mark_lost_sack();
+            self.mark_lost_rack();
         }
         out
+    }
+
+    /// HyStart++ delay increase detection (RFC 9406 §4.2), without the
+    /// conservative slow-start phase: leave slow start when this round's
+    /// minimum RTT exceeds the last round's by max(4 ms, min(16 ms, last/8)).
+    fn hystart(&mut self, rtt: Duration, ack: SubflowSeq) {
+        if !self.cc.in_slow_start() {
+            return;
+        }
+        if ack >= self.hs_round_end {
+            self.hs_last_min = self.hs_cur_min;
+            self.hs_cur_min = None;
+            self.hs_samples = 0;
+            self.hs_round_end = self.snd_nxt;
+        }
+        self.hs_cur_min = Some(self.hs_cur_min.map_or(rtt, |m| m.min(rtt)));
+        self.hs_samples += 1;
+        if self.hs_samples >= 8
+            && let (Some(cur), Some(last)) = (self.hs_cur_min, self.hs_last_min)
+        {
+            let thresh = Duration::from_micros((last.as_micros() / 8).clamp(4000, 16000));
+            if cur >= last + thresh {
+                self.cc.exit_slow_start();
+            }
+        }
+    }
+
+    /// RACK-style time-based loss marking (RFC 8985 §6.2, simplified): a
+    /// segment sent more than a reordering window before one that was
+    /// delivered is lost, even a retransmission.
+    fn mark_lost_rack(&mut self) {
+        let Some(rack) = self.rack_ts else { return };
+        let reo = self.rtt.min_rtt().map_or(Duration::from_millis(1), |m| Duration::from_micros(m.as_micros() / 4));
+        let mut added = 0;
+        for s in self.txq.iter_mut() {
+            if s.sent_at >= rack {
+                break;
+            }
+            if !s.sacked && !s.lost && s.sent_at + reo < rack {
+                s.lost = true;
+                added += s.len as usize;
+            }
+        }
+        self.lost_bytes += added;
     }
 
     fn mark_head_lost(&mut self) {
@@ -717,7 +783,7 @@ impl Tcb {
     }
 
     /// Mark segments the peer SACKed (RFC 2018 §3). Returns whether anything changed.
-    fn apply_sack(&mut self, blocks: &SackBlocks) -> bool {
+    fn apply_sack(&mut self, now: Instant, blocks: &SackBlocks) -> bool {
         let mut changed = false;
         for &(l, r) in blocks.as_slice() {
             let (l, r) = (SubflowSeq(l), SubflowSeq(r));
@@ -730,6 +796,9 @@ impl Tcb {
                     break;
                 }
                 if s.seq >= l && s.end() <= r && !s.sacked {
+                    if s.xmit == 1 || self.rtt.min_rtt().is_some_and(|m| now - s.sent_at >= m) {
+                        self.rack_ts = Some(self.rack_ts.map_or(s.sent_at, |t| t.max(s.sent_at)));
+                    }
                     s.sacked = true;
                     self.sacked_bytes += s.len as usize;
                     if s.lost {

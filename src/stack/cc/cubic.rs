@@ -135,6 +135,12 @@ impl Controller for Cubic {
         }
         self.mss = mss;
     }
+    fn exit_slow_start(&mut self) {
+        self.ssthresh = self.cwnd;
+        self.epoch = None;
+        self.w_max = self.segs();
+        self.w_last_max = self.segs();
+    }
     fn name(&self) -> &'static str {
         "cubic"
     }

@@ -360,7 +360,12 @@ impl Sim {
             }
             match self.next_event() {
                 Some(t) if t <= limit => self.advance_to(t),
-                _ => return Ok(false),
+                Some(_) => {
+                    // Nothing before the limit: time still passes.
+                    self.now = self.now.max(limit);
+                    return Ok(false);
+                }
+                None => return Ok(false),
             }
         }
     }

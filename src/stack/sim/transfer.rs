@@ -12,6 +12,7 @@ pub struct Transfer<'a> {
     input: &'a mut dyn Read,
     output: &'a mut dyn Write,
     buf: Vec<u8>,
+    rbuf: Vec<u8>,
     pending: std::ops::Range<usize>,
     input_done: bool,
     pub client: Option<ConnHandle>,
@@ -42,6 +43,7 @@ impl<'a> Transfer<'a> {
             input,
             output,
             buf: vec![0; 1 << 20],
+            rbuf: vec![0; 1 << 20],
             pending: 0..0,
             input_done: false,
             client: None,
@@ -114,9 +116,9 @@ impl<'a> Transfer<'a> {
     fn drain_output(&mut self, now: Instant, ep: &mut Endpoint) -> io::Result<()> {
         let Some(h) = self.server else { return Ok(()) };
         loop {
-            match ep.recv(h, &mut self.buf) {
+            match ep.recv(h, &mut self.rbuf) {
                 Ok(Some(n)) => {
-                    self.output.write_all(&self.buf[..n])?;
+                    self.output.write_all(&self.rbuf[..n])?;
                     self.received += n as u64;
                     self.done_at = Some(now);
                 }
