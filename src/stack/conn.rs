@@ -158,6 +158,8 @@ pub(crate) struct Subflow {
     up_reported: bool,
     pub down: Option<CloseReason>,
     stage: Option<CsumStage>,
+    /// The third ACK of the handshake is sent on its own first, as Linux does.
+    hs_ack_due: bool,
     /// Bytes of data-acked segments the send ring could not keep (stale subflow).
     spill: Vec<(DataSeq, Vec<u8>)>,
 }
@@ -190,6 +192,7 @@ impl Subflow {
             up_reported: false,
             down: None,
             stage: None,
+            hs_ack_due: false,
             spill: Vec::new(),
         }
     }
@@ -824,6 +827,7 @@ impl Connection {
             self.connected_reported = true;
             let sf = &mut self.subflows[i];
             sf.up_reported = true;
+            sf.hs_ack_due = true;
             ctx.events.push_back(Event::Connected(self.handle));
             ctx.events.push_back(Event::SubflowUp { conn: self.handle, subflow: sf.info() });
             if self.app_closed && self.is_fallback() {
@@ -2056,6 +2060,10 @@ impl Connection {
         }
         if !tcb.state.synchronized() {
             return None;
+        }
+        if sf.hs_ack_due {
+            self.subflows[j].hs_ack_due = false;
+            return Some(self.emit_ack(now, j, buf, None, false));
         }
         if let Some(idx) = tcb.next_retransmit() {
             return Some(self.emit_retransmit(now, j, idx, buf, ctx));

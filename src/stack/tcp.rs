@@ -926,7 +926,10 @@ impl Tcb {
     /// Schedule the ACK for received data: at once after two full segments,
     /// else after the delayed-ACK timeout (RFC 9293 §3.8.6.3, RFC 5681 §4.2).
     pub fn schedule_ack(&mut self, now: Instant) {
-        if self.unacked_segs >= 2 {
+        // Quick ACKs at the start, as Linux does (helps slow start and lets
+        // an MPTCP client see the first DSS at once).
+        let quick = self.unacked_segs > 0 && self.stats.segs_in <= 16;
+        if quick || self.unacked_segs >= 2 {
             self.ack_now = true;
         } else if self.unacked_segs > 0 && self.delack_at.is_none() {
             self.delack_at = Some(now + self.delack);
