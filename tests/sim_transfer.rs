@@ -3,7 +3,7 @@
 //! a path going down, and option stripping.
 
 use mptcp_tools::stack::sim::{PathSpec, Sim, SimConfig, Transfer};
-use mptcp_tools::stack::{Event, Instant};
+use mptcp_tools::stack::{Event, FallbackReason, Instant};
 use sha2::{Digest, Sha256};
 
 fn data(n: usize, seed: u64) -> Vec<u8> {
@@ -90,4 +90,103 @@ fn one_path_five_percent_loss() {
     let input = data(2 << 20, 4);
     let p = spec("rate=20mbit,delay=5ms,loss=5%");
     run(SimConfig::new(vec![p], 4), &input, 300);
+}
+
+#[test]
+fn option_stripping_falls_back_to_tcp() {
+    let input = data(1 << 20, 5);
+    let o = run(SimConfig::new(vec![spec("rate=20mbit,delay=5ms,strip-options")], 5), &input, 60);
+    let fb: Vec<_> = o.events.iter().filter(|e| matches!(e.2, Event::Fallback { .. })).collect();
+    assert_eq!(fb.len(), 2, "both ends fall back: {fb:?}");
+    assert!(matches!(
+        fb.iter().find(|e| e.1 == 0).unwrap().2,
+        Event::Fallback { reason: FallbackReason::NoMpCapableInSynAck, .. }
+    ));
+    assert!(matches!(
+        fb.iter().find(|e| e.1 == 1).unwrap().2,
+        Event::Fallback { reason: FallbackReason::NoMpCapableInSyn, .. }
+    ));
+    let snap = o.sim.hosts[0].snapshot(o.sim.now);
+    assert!(snap.connections[0].fallback);
+}
+
+#[test]
+fn stripped_second_path_refuses_the_join_and_data_flows_on_the_first() {
+    let input = data(2 << 20, 6);
+    let o = run(
+        SimConfig::new(vec![spec("rate=20mbit,delay=5ms"), spec("rate=20mbit,delay=5ms,strip-options")], 6),
+        &input,
+        60,
+    );
+    let c = o.sim.hosts[0].mib();
+    assert_eq!(c.by_name("MPTcpExtMPJoinSynTx"), Some(1));
+    assert_eq!(c.by_name("MPTcpExtMPJoinSynAckRx"), Some(0));
+    assert!(c.by_name("MPTcpExtMPRstTx").unwrap() >= 1, "{:?}", c.nonzero());
+    // The server's half-open plain-TCP attempt left nothing behind.
+    assert_eq!(o.sim.hosts[1].connections().len(), 1);
+    assert!(!o.sim.hosts[0].snapshot(o.sim.now).connections[0].fallback);
+}
+
+#[test]
+fn path_down_mid_transfer_loses_and_doubles_nothing() {
+    let input = data(12 << 20, 7);
+    let p1 = spec("rate=50mbit,delay=20ms,queue=100");
+    let p2 = spec("rate=50mbit,delay=20ms,queue=100,down=1s-3s");
+    let o = run(SimConfig::new(vec![p1, p2], 7), &input, 120);
+    let c = o.sim.hosts[0].mib();
+    assert!(c.by_name("MPTcpExtMPTCPRetrans").unwrap() > 0, "data reinjected: {:?}", c.nonzero());
+    assert!(c.by_name("MPTcpExtSubflowStale").unwrap() > 0);
+    assert!(o.sim.paths[1].stats(0).down_drops > 0);
+}
+
+#[test]
+fn add_addr_signal_leads_to_a_join() {
+    let input = data(1 << 20, 8);
+    let mut cfg = SimConfig::new(vec![PathSpec::clean(), PathSpec::clean()], 8);
+    cfg.client_subflows = false;
+    cfg.server_signal = true;
+    let o = run(cfg, &input, 60);
+    let (c, s) = (o.sim.hosts[0].mib(), o.sim.hosts[1].mib());
+    assert_eq!(s.by_name("MPTcpExtAddAddrTx"), Some(1));
+    assert_eq!(c.by_name("MPTcpExtAddAddr"), Some(1));
+    assert_eq!(c.by_name("MPTcpExtEchoAddTx"), Some(1));
+    assert_eq!(s.by_name("MPTcpExtEchoAdd"), Some(1));
+    assert_eq!(s.by_name("MPTcpExtMPJoinAckRx"), Some(1));
+    assert!(
+        o.events
+            .iter()
+            .any(|e| matches!(&e.2, Event::AddressAnnounced { addr, .. } if addr.ip().to_string() == "10.0.2.2"))
+    );
+}
+
+#[test]
+fn dss_checksums_under_loss() {
+    let input = data(2 << 20, 9);
+    let p = spec("rate=20mbit,delay=5ms,loss=1%,reorder=1%");
+    let o = run(SimConfig::new(vec![p.clone(), p], 9).both(|c| c.checksum = true), &input, 120);
+    let snap = o.sim.hosts[1].snapshot(o.sim.now);
+    assert_eq!(snap.connections[0].csum_enabled, Some(true));
+    assert_eq!(o.sim.hosts[1].mib().by_name("MPTcpExtDataCsumErr"), Some(0));
+}
+
+#[test]
+fn newreno_and_roundrobin_and_redundant() {
+    let input = data(1 << 20, 10);
+    let p = spec("rate=20mbit,delay=5ms,loss=1%");
+    for sched in ["roundrobin", "redundant"] {
+        let o = run(
+            SimConfig::new(vec![p.clone(), p.clone()], 10).both(|c| {
+                c.cc = "newreno".parse().unwrap();
+                c.scheduler = sched.parse().unwrap();
+            }),
+            &input,
+            120,
+        );
+        let snap = o.sim.hosts[0].snapshot(o.sim.now);
+        let sent: Vec<u64> = snap.connections[0].subflows.iter().map(|s| s.bytes_acked.unwrap()).collect();
+        assert!(sent.iter().all(|&b| b > 100_000), "{sched}: every subflow carries data: {sent:?}");
+        if sched == "redundant" {
+            assert!(sent.iter().sum::<u64>() > input.len() as u64 * 3 / 2, "{sent:?}");
+        }
+    }
 }

@@ -938,6 +938,9 @@ impl Connection {
             self.established_at = Some(now);
             self.connected_reported = true;
             let listener = self.listener.unwrap_or(self.local);
+            if let Some(FallbackReason::NoMpCapableInSyn) = self.mp.fallback {
+                ctx.events.push_back(Event::Fallback { conn: self.handle, reason: FallbackReason::NoMpCapableInSyn });
+            }
             ctx.events.push_back(Event::Accepted { conn: self.handle, listener });
             let sf = &mut self.subflows[i];
             sf.up_reported = true;
@@ -2100,7 +2103,7 @@ impl Connection {
             let usable = sf.ready
                 && sf.alive()
                 && !sf.closing
-                && sf.tcb.state.can_send()
+                && sf.tcb.may_send_data()
                 && !sf.stale
                 && sf.tcb.lost_bytes() == 0;
             self.views.push(SubflowView {
@@ -2115,7 +2118,7 @@ impl Connection {
         if !self.views.iter().any(|v| v.usable) {
             for v in self.views.iter_mut() {
                 let sf = &self.subflows[v.index];
-                if sf.ready && sf.alive() && !sf.closing && sf.tcb.state.can_send() && sf.tcb.lost_bytes() == 0 {
+                if sf.ready && sf.alive() && !sf.closing && sf.tcb.may_send_data() && sf.tcb.lost_bytes() == 0 {
                     v.usable = true;
                     v.room = sf.tcb.cwnd_room();
                 }

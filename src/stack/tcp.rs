@@ -1005,6 +1005,13 @@ impl Tcb {
         }
     }
 
+    /// New data may still go out: established, or closing with our FIN not
+    /// yet sent (it follows the data).
+    pub fn may_send_data(&self) -> bool {
+        self.state.can_send()
+            || (matches!(self.state, TcpState::FinWait1 | TcpState::LastAck) && self.fin_seq.is_none())
+    }
+
     /// Whether the FIN should be sent now.
     pub fn fin_ready(&self) -> bool {
         (self.fin_queued && self.fin_seq.is_none()) || self.fin_due
