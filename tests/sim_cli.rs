@@ -57,3 +57,64 @@ fn bad_path_spec_names_the_token() {
     let e = SimArgs::try_parse_from(["mptcp-cat", "--sim", "--path", "rate=50mbit,delay=soon"]).unwrap_err();
     assert!(e.to_string().contains("delay=soon"), "{e}");
 }
+
+/// The pcap of a run decodes in tshark with no malformed packet and no
+/// error-level expert info. (mptcp-dump's HMAC verification of the same file
+/// is `pcap_hmacs_verify_in_mptcp_dump`, enabled once the analysis lands.)
+#[test]
+fn pcap_decodes_cleanly_in_tshark() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("sim.pcap");
+    let input = data(1 << 20);
+    let (out, stats, r) = sim(
+        &[
+            "--pcap",
+            pcap.to_str().unwrap(),
+            "--path",
+            "rate=20mbit,delay=5ms,loss=1%",
+            "--path",
+            "rate=20mbit,delay=8ms",
+            "--signal",
+        ],
+        &input,
+    );
+    r.unwrap_or_else(|e| panic!("{e}\n{stats}"));
+    assert_eq!(out.len(), input.len());
+    let tshark = std::process::Command::new("tshark")
+        .args([
+            "-n",
+            "-r",
+            pcap.to_str().unwrap(),
+            "-o",
+            "mptcp.analyze_mappings:TRUE",
+            "-o",
+            "tcp.analyze_sequence_numbers:TRUE",
+        ])
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+            "-e",
+            "_ws.expert.severity",
+            "-e",
+            "_ws.malformed",
+            "-e",
+            "tcp.option_kind",
+        ])
+        .output()
+        .expect("tshark is installed (.ci/run installs it)");
+    assert!(tshark.status.success(), "tshark failed: {}", String::from_utf8_lossy(&tshark.stderr));
+    let text = String::from_utf8(tshark.stdout).unwrap();
+    let frames = text.lines().count();
+    assert!(frames > 500, "{frames} frames");
+    // Severity values: 8388608 error, 6291456 warning, 4194304 note, 2097152 chat.
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        assert!(!f.get(1).is_some_and(|s| s.split(',').any(|v| v == "8388608")), "error-level expert info: {line}");
+        assert!(f.get(2).is_none_or(|s| s.is_empty()), "malformed: {line}");
+    }
+    let mptcp_frames =
+        text.lines().filter(|l| l.split('\t').nth(3).is_some_and(|s| s.split(',').any(|k| k == "30"))).count();
+    assert!(mptcp_frames * 10 > frames * 9, "MPTCP options in most frames: {mptcp_frames}/{frames}");
+}

@@ -169,11 +169,10 @@ pub fn run(
         let total: u64 = s.subflows.iter().map(|f| f.bytes_acked.unwrap_or(0)).sum();
         for f in &s.subflows {
             let data = f.bytes_acked.unwrap_or(0);
-            let path = f
-                .local
-                .parse::<std::net::SocketAddr>()
-                .ok()
-                .and_then(|a| sim.paths.iter().position(|p| p.client == a.ip()));
+            let path = match (f.local.parse(), f.remote.parse()) {
+                (Ok(l), Ok(r)) => sim.route(l, r),
+                _ => None,
+            };
             report.subflows.push(SubflowReport {
                 local: f.local.clone(),
                 remote: f.remote.clone(),

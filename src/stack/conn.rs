@@ -1885,7 +1885,10 @@ impl Connection {
                 tcb.state = TcpState::Closed;
                 ctx.mib.inc(Counter::TcpTimeWaited);
             }
-            if tcb.rto_at.is_some_and(|t| t <= now) {
+            if tcb.tlp_at.is_some_and(|t| t <= now) {
+                tcb.on_tlp(now);
+            }
+            if self.subflows[j].tcb.rto_at.is_some_and(|t| t <= now) {
                 self.on_subflow_rto(now, j, ctx);
             }
         }
