@@ -143,6 +143,48 @@ fn memory_report() {
     );
 }
 
+/// Goodput of one long transfer in virtual time: (Mbit/s after the first
+/// second, the 100 ms timeline in Mbit/s).
+fn virtual_goodput(paths: &[&str], bytes: u64) -> (f64, Vec<f64>) {
+    let specs: Vec<PathSpec> = paths.iter().map(|p| p.parse().unwrap()).collect();
+    let mut sim = Sim::new(SimConfig::new(specs, 1));
+    let mut src = Source(bytes);
+    let mut sink = Sink;
+    let mut t = Transfer::new(&mut src, &mut sink);
+    let server = sim.server_addr();
+    t.start(sim.now, &mut sim.hosts, server).unwrap();
+    assert!(sim.run(&mut t, Instant::from_secs(3600)).unwrap());
+    let tl: Vec<f64> = t.timeline.windows(2).map(|w| (w[1].1 - w[0].1) as f64 * 8.0 / 0.1 / 1e6).collect();
+    let end = t.done_at.unwrap();
+    let at1 = t.timeline.iter().find(|(at, _)| *at >= Instant::from_secs(1)).map_or(0, |x| x.1);
+    let steady = (t.received - at1) as f64 * 8.0 / (end - Instant::from_secs(1)).as_secs_f64() / 1e6;
+    (steady, tl)
+}
+
+fn aggregation_report() {
+    let (two, _) = virtual_goodput(&["rate=50mbit,delay=10ms,queue=100", "rate=50mbit,delay=10ms,queue=100"], 120 << 20);
+    println!("aggregation: 2 x 50 Mbit/s (10 ms, queue 100): {two:.1} Mbit/s goodput after the first second (target >= 95)");
+    let (mixed, _) = virtual_goodput(&["rate=50mbit,delay=20ms,queue=100", "rate=10mbit,delay=80ms,queue=100"], 60 << 20);
+    println!(
+        "aggregation: 50 Mbit/s at 20 ms + 10 Mbit/s at 80 ms: {mixed:.1} Mbit/s = {:.1}% of the 60 Mbit/s sum (target >= 90%)",
+        mixed / 60.0 * 100.0
+    );
+    // Path 2 fails for good at t=4s: how long until the remaining path
+    // carries its full rate again (100 ms bins at >= 90% of 50 Mbit/s)?
+    let (_, tl) = virtual_goodput(&["rate=50mbit,delay=10ms,queue=100", "rate=50mbit,delay=10ms,queue=100,down=4s-1000s"], 60 << 20);
+    let fail_bin = 40;
+    let recovered = tl.iter().enumerate().skip(fail_bin).find(|(_, g)| **g >= 45.0).map(|(i, _)| i);
+    let before: f64 = tl[20..fail_bin].iter().sum::<f64>() / (fail_bin - 20) as f64;
+    match recovered {
+        Some(i) => println!(
+            "failover: path 2 down at 4.0 s (goodput before {before:.1} Mbit/s); the remaining path back at >= 45 Mbit/s after {} ms (target <= 1000 ms); bins after the failure: {:?}",
+            (i - fail_bin) * 100,
+            tl[fail_bin..(fail_bin + 15).min(tl.len())].iter().map(|g| g.round() as u32).collect::<Vec<_>>()
+        ),
+        None => println!("failover: the remaining path never got back to 45 Mbit/s: {:?}", &tl[fail_bin..]),
+    }
+}
+
 fn throughput(c: &mut Criterion) {
     let bytes: u64 = 512 << 20;
     let mut g = c.benchmark_group("sim_throughput");
@@ -157,6 +199,7 @@ fn throughput(c: &mut Criterion) {
 
 fn main() {
     memory_report();
+    aggregation_report();
     let mut c = Criterion::default().configure_from_args();
     throughput(&mut c);
     c.final_summary();
