@@ -190,3 +190,80 @@ fn newreno_and_roundrobin_and_redundant() {
         }
     }
 }
+
+#[test]
+fn backup_subflow_idles_until_priority_changes() {
+    let input = data(4 << 20, 11);
+    let mut cfg = SimConfig::new(vec![PathSpec::clean(), PathSpec::clean()], 11);
+    cfg.client.send_buffer = 1 << 20;
+    let mut sim = Sim::new(cfg);
+    sim.hosts[0].set_backup("10.0.2.1".parse().unwrap(), true).unwrap();
+    let mut src: &[u8] = &input;
+    let mut out = Vec::new();
+    let mut t = Transfer::new(&mut src, &mut out);
+    let server = sim.server_addr();
+    t.start(sim.now, &mut sim.hosts, server).unwrap();
+    // Half a second with the backup in place: it carries nothing.
+    assert!(!sim.run(&mut t, Instant::from_millis(500)).unwrap());
+    let snap = sim.hosts[0].snapshot(sim.now);
+    let sfs = &snap.connections[0].subflows;
+    assert_eq!(sfs.len(), 2);
+    assert!(sfs[1].flags.contains('b'), "{}", sfs[1].flags);
+    assert_eq!(sfs[1].bytes_acked, Some(0), "backup carried data");
+    assert_eq!(sim.hosts[1].mib().by_name("MPTcpExtMPJoinSynBackupRx"), Some(1));
+    // Now a regular subflow: MP_PRIO tells the peer, and it carries data.
+    sim.hosts[0].set_backup("10.0.2.1".parse().unwrap(), false).unwrap();
+    assert!(sim.run(&mut t, Instant::from_secs(60)).unwrap());
+    drop(t);
+    assert_eq!(Sha256::digest(&out), Sha256::digest(&input));
+    assert_eq!(sim.hosts[0].mib().by_name("MPTcpExtMPPrioTx"), Some(1));
+    assert_eq!(sim.hosts[1].mib().by_name("MPTcpExtMPPrioRx"), Some(1));
+    let snap = sim.hosts[0].snapshot(sim.now);
+    assert!(snap.connections[0].subflows[1].bytes_acked.unwrap() > 100_000);
+}
+
+#[test]
+fn removing_an_address_mid_transfer() {
+    let input = data(4 << 20, 12);
+    let mut sim = Sim::new(SimConfig::new(vec![PathSpec::clean(), PathSpec::clean()], 12));
+    let mut src: &[u8] = &input;
+    let mut out = Vec::new();
+    let mut t = Transfer::new(&mut src, &mut out);
+    let server = sim.server_addr();
+    t.start(sim.now, &mut sim.hosts, server).unwrap();
+    assert!(!sim.run(&mut t, Instant::from_millis(300)).unwrap());
+    sim.hosts[0].remove_address("10.0.2.1".parse().unwrap()).unwrap();
+    assert!(sim.run(&mut t, Instant::from_secs(60)).unwrap());
+    assert!(t.error.is_none(), "{:?}", t.error);
+    drop(t);
+    assert_eq!(Sha256::digest(&out), Sha256::digest(&input));
+    assert_eq!(sim.hosts[0].mib().by_name("MPTcpExtRmAddrTx"), Some(1));
+    assert_eq!(sim.hosts[1].mib().by_name("MPTcpExtRmAddr"), Some(1));
+    let snap = sim.hosts[0].snapshot(sim.now);
+    assert_eq!(snap.connections[0].subflows[1].state.as_deref(), Some("CLOSED"));
+}
+
+/// A receiver that stops reading: the window closes, the sender probes, and
+/// the transfer finishes once the reader comes back.
+#[test]
+fn zero_window_then_reader_returns() {
+    let input = data(300_000, 13);
+    let mut cfg = SimConfig::new(vec![PathSpec::clean()], 13);
+    cfg.server.recv_buffer = 16 * 1024;
+    let mut sim = Sim::new(cfg);
+    let mut src: &[u8] = &input;
+    let mut out = Vec::new();
+    let mut t = Transfer::new(&mut src, &mut out);
+    t.read_from = Instant::from_secs(3);
+    let server = sim.server_addr();
+    t.start(sim.now, &mut sim.hosts, server).unwrap();
+    assert!(!sim.run(&mut t, Instant::from_millis(2900)).unwrap());
+    assert_eq!(t.received, 0);
+    let h = t.client.unwrap();
+    let unacked = sim.hosts[0].unacked(h);
+    assert!(unacked >= 300_000 - 16 * 1024, "the window held the data back: {unacked}");
+    assert!(sim.run(&mut t, Instant::from_secs(120)).unwrap());
+    drop(t);
+    assert_eq!(Sha256::digest(&out), Sha256::digest(&input));
+    assert!(sim.hosts[0].mib().by_name("MPTcpExtWinProbe").unwrap() > 0, "{:?}", sim.hosts[0].mib().nonzero());
+}

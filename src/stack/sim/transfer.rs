@@ -35,6 +35,8 @@ pub struct Transfer<'a> {
     next_sample: Instant,
     started: bool,
     pub error: Option<String>,
+    /// The server application reads nothing before this time.
+    pub read_from: Instant,
 }
 
 impl<'a> Transfer<'a> {
@@ -62,6 +64,7 @@ impl<'a> Transfer<'a> {
             next_sample: Instant::ZERO,
             started: false,
             error: None,
+            read_from: Instant::ZERO,
         }
     }
 
@@ -166,7 +169,9 @@ impl App for Transfer<'_> {
         }
         let [c, s] = hosts;
         self.pump_input(c)?;
-        self.drain_output(now, s)?;
+        if now >= self.read_from {
+            self.drain_output(now, s)?;
+        }
         while now >= self.next_sample {
             self.timeline.push((self.next_sample, self.received));
             self.next_sample += self.sample_every;
