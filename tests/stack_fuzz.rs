@@ -8,8 +8,7 @@ use mptcp_tools::stack::{AddrFlags, Config, Duration, Endpoint, Instant};
 use proptest::prelude::*;
 
 fn pair() -> (Endpoint, Endpoint, Vec<Vec<u8>>) {
-    let mut cfg = Config::default();
-    cfg.offload_checksums = true;
+    let cfg = Config { offload_checksums: true, ..Default::default() };
     let mut s = Endpoint::new(cfg.clone(), 1);
     s.add_address("10.0.1.2".parse().unwrap(), AddrFlags::default()).unwrap();
     s.listen("0.0.0.0:80".parse().unwrap()).unwrap();

@@ -6,8 +6,8 @@ use libfuzzer_sys::fuzz_target;
 use mptcp_tools::stack::{AddrFlags, Config, Endpoint, Instant};
 
 fuzz_target!(|data: &[u8]| {
-    let mut cfg = Config::default();
-    cfg.offload_checksums = true; // reach the TCP and MPTCP logic
+    // Checksums offloaded so that the bytes reach the TCP and MPTCP logic.
+    let cfg = Config { offload_checksums: true, ..Default::default() };
     let mut s = Endpoint::new(cfg.clone(), 1);
     s.add_address("10.0.1.2".parse().unwrap(), AddrFlags::default()).unwrap();
     s.listen("0.0.0.0:80".parse().unwrap()).unwrap();
