@@ -118,3 +118,37 @@ fn pcap_decodes_cleanly_in_tshark() {
         text.lines().filter(|l| l.split('\t').nth(3).is_some_and(|s| s.split(',').any(|k| k == "30"))).count();
     assert!(mptcp_frames * 10 > frames * 9, "MPTCP options in most frames: {mptcp_frames}/{frames}");
 }
+
+/// mptcp-dump verifies every MP_JOIN and ADD_ADDR HMAC of a sim capture.
+/// Enable when the analysis (mptcp-dump --summary with HMAC results) has
+/// merged: `cargo test --test sim_cli -- --ignored`.
+#[test]
+#[ignore = "needs mptcp-dump's analysis (HMAC verification), from the analysis branch"]
+fn pcap_hmacs_verify_in_mptcp_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("sim.pcap");
+    let input = data(1 << 20);
+    let (_, stats, r) = sim(
+        &[
+            "--pcap",
+            pcap.to_str().unwrap(),
+            "--signal",
+            "--path",
+            "rate=20mbit,delay=5ms",
+            "--path",
+            "rate=20mbit,delay=5ms",
+            "--path",
+            "rate=20mbit,delay=5ms",
+        ],
+        &input,
+    );
+    r.unwrap_or_else(|e| panic!("{e}\n{stats}"));
+    let bin = option_env!("CARGO_BIN_EXE_mptcp-dump").expect("mptcp-dump is built by this package");
+    let out = std::process::Command::new(bin).arg("--summary").arg(&pcap).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(text.contains("hmac"), "the summary reports HMAC results:\n{text}");
+    for bad in ["mismatch", "invalid", "failed", "bad hmac"] {
+        assert!(!text.contains(bad), "HMAC problem ({bad}):\n{text}");
+    }
+}

@@ -86,6 +86,15 @@ fn two_paths_lossy_reordered_duplicated() {
 }
 
 #[test]
+fn three_paths_five_percent_loss_reorder_dup() {
+    let input = data(4 << 20, 14);
+    let p = spec("rate=30mbit,delay=8ms,loss=5%,reorder=3%,dup=2%,queue=100");
+    let o = run(SimConfig::new(vec![p.clone(), p.clone(), p], 14), &input, 300);
+    let mib = o.sim.hosts[1].mib();
+    assert_eq!(mib.by_name("MPTcpExtMPJoinAckRx"), Some(2));
+}
+
+#[test]
 fn one_path_five_percent_loss() {
     let input = data(2 << 20, 4);
     let p = spec("rate=20mbit,delay=5ms,loss=5%");
