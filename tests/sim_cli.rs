@@ -1,6 +1,8 @@
 //! `mptcp-cat --sim` through its library entry point: stdin in, stdout out,
 //! statistics on stderr, in virtual time.
 
+mod common;
+
 use clap::Parser;
 use mptcp_tools::cli::cat_sim::{SimArgs, run};
 use sha2::{Digest, Sha256};
@@ -143,8 +145,7 @@ fn pcap_hmacs_verify_in_mptcp_dump() {
         &input,
     );
     r.unwrap_or_else(|e| panic!("{e}\n{stats}"));
-    let bin = option_env!("CARGO_BIN_EXE_mptcp-dump").expect("mptcp-dump is built by this package");
-    let out = std::process::Command::new(bin).arg("--summary").arg(&pcap).output().unwrap();
+    let out = std::process::Command::new(common::bin("mptcp-dump")).arg("--summary").arg(&pcap).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
     assert!(text.contains("hmac"), "the summary reports HMAC results:\n{text}");
