@@ -362,6 +362,8 @@ impl Endpoint {
                 self.mib.inc(Counter::TcpInErrs);
                 return;
             }
+            // Not TCP (ICMP, neighbour discovery on a TUN...): not ours.
+            Err(WireError::NotTcp(_) | WireError::BadVersion(_) | WireError::Fragment) => return,
             Err(_) => {
                 self.mib.inc(Counter::TcpInErrs);
                 return;
