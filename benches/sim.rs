@@ -162,16 +162,23 @@ fn virtual_goodput(paths: &[&str], bytes: u64) -> (f64, Vec<f64>) {
 }
 
 fn aggregation_report() {
-    let (two, _) = virtual_goodput(&["rate=50mbit,delay=10ms,queue=100", "rate=50mbit,delay=10ms,queue=100"], 120 << 20);
-    println!("aggregation: 2 x 50 Mbit/s (10 ms, queue 100): {two:.1} Mbit/s goodput after the first second (target >= 95)");
-    let (mixed, _) = virtual_goodput(&["rate=50mbit,delay=20ms,queue=100", "rate=10mbit,delay=80ms,queue=100"], 60 << 20);
+    let (two, _) =
+        virtual_goodput(&["rate=50mbit,delay=10ms,queue=100", "rate=50mbit,delay=10ms,queue=100"], 120 << 20);
+    println!(
+        "aggregation: 2 x 50 Mbit/s (10 ms, queue 100): {two:.1} Mbit/s goodput after the first second (target >= 95)"
+    );
+    let (mixed, _) =
+        virtual_goodput(&["rate=50mbit,delay=20ms,queue=100", "rate=10mbit,delay=80ms,queue=100"], 60 << 20);
     println!(
         "aggregation: 50 Mbit/s at 20 ms + 10 Mbit/s at 80 ms: {mixed:.1} Mbit/s = {:.1}% of the 60 Mbit/s sum (target >= 90%)",
         mixed / 60.0 * 100.0
     );
     // Path 2 fails for good at t=4s: how long until the remaining path
     // carries its full rate again (100 ms bins at >= 90% of 50 Mbit/s)?
-    let (_, tl) = virtual_goodput(&["rate=50mbit,delay=10ms,queue=100", "rate=50mbit,delay=10ms,queue=100,down=4s-1000s"], 60 << 20);
+    let (_, tl) = virtual_goodput(
+        &["rate=50mbit,delay=10ms,queue=100", "rate=50mbit,delay=10ms,queue=100,down=4s-1000s"],
+        60 << 20,
+    );
     let fail_bin = 40;
     let recovered = tl.iter().enumerate().skip(fail_bin).find(|(_, g)| **g >= 45.0).map(|(i, _)| i);
     let before: f64 = tl[20..fail_bin].iter().sum::<f64>() / (fail_bin - 20) as f64;
