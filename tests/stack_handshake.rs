@@ -362,3 +362,32 @@ fn data_fin_both_ways_and_time_wait() {
     assert!(p.c.connections().is_empty());
     assert!(p.c.poll_timeout().is_none() && p.s.poll_timeout().is_none());
 }
+
+#[test]
+fn ipv6_connection_with_a_join() {
+    let cfg = Config::default();
+    let mut c = Endpoint::new(cfg.clone(), 3);
+    let mut s = Endpoint::new(cfg, 4);
+    c.add_address("fd00:1::1".parse().unwrap(), AddrFlags::default()).unwrap();
+    c.add_address("fd00:2::1".parse().unwrap(), AddrFlags { subflow: true, ..Default::default() }).unwrap();
+    s.add_address("fd00:1::2".parse().unwrap(), AddrFlags::default()).unwrap();
+    s.listen("[::]:80".parse().unwrap()).unwrap();
+    let mut p = Pair { c, s, now: Instant::ZERO, log: Vec::new() };
+    let h = p.c.connect(p.now, None, "[fd00:1::2]:80".parse().unwrap()).unwrap();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(p.c.send(h, &data).unwrap(), data.len());
+    p.c.close(h).unwrap();
+    p.settle(Instant::from_secs(5));
+    let sh = p.s.connections()[0];
+    let mut got = Vec::new();
+    let mut b = vec![0u8; 65536];
+    while let Ok(Some(n)) = p.s.recv(sh, &mut b) {
+        got.extend_from_slice(&b[..n]);
+        p.settle(Instant::from_secs(5));
+    }
+    assert_eq!(got, data);
+    let syn = wire::parse(&p.log[0].1, true).unwrap();
+    assert!(syn.src.is_ipv6());
+    assert_eq!(syn.opts.mss, Some(1440), "MSS for IPv6 at MTU 1500");
+    assert_eq!(p.s.mib().by_name("MPTcpExtMPJoinAckRx"), Some(1));
+}

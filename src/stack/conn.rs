@@ -2338,9 +2338,7 @@ impl Connection {
             }
         }
         let sf = &self.subflows[j];
-        let probe = self.persist_backoff > 0 && sf.tcb.ack_now;
         if sf.tcb.ack_now {
-            let _ = probe;
             return Some(self.emit_ack(now, j, buf, None, false));
         }
         None
@@ -2589,7 +2587,7 @@ impl Connection {
         {
             o.push(TcpOption::Mptcp(self.data_option(m, false)));
         }
-        let t = self.write(now, j, buf, seq_of(&seg), flags::ACK, &o, Payload::Data(seg.dsn, seg.len as usize));
+        let t = self.write(now, j, buf, seg.seq, flags::ACK, &o, Payload::Data(seg.dsn, seg.len as usize));
         self.subflows[j].tcb.on_retransmitted(now, idx);
         self.retransmits += 1;
         self.bytes_retrans += seg.len as u64;
@@ -2685,8 +2683,7 @@ impl Connection {
     // ------------------------------------------------------------------
 
     pub fn state_name(&self) -> &'static str {
-        if let Some(r) = self.closed {
-            let _ = r;
+        if self.closed.is_some() {
             return "CLOSED";
         }
         let Some(sf) = self.subflows.first() else { return "CLOSED" };
@@ -2873,10 +2870,6 @@ impl Connection {
                 .iter()
                 .all(|s| s.tcb.state == TcpState::Closed || s.down.is_some() && s.tcb.timewait_at.is_none())
     }
-}
-
-fn seq_of(s: &TxSeg) -> SubflowSeq {
-    s.seq
 }
 
 fn tcprst_reason(seg: &Segment<'_>) -> Option<u8> {
