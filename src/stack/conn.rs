@@ -1455,11 +1455,12 @@ impl Connection {
         }
         if taken > 0 {
             let sf = &mut self.subflows[i];
+            let in_order = start == sf.tcb.rcv_nxt;
             if !sf.tcb.rx_mark(start, taken) {
                 taken = 0;
             } else {
                 sf.data_bytes_received += taken as u64;
-                if start != sf.tcb.rcv_nxt - (taken as u32) {
+                if !in_order {
                     ctx.mib.inc(Counter::TcpOfoQueue);
                 }
                 // Mappings wholly behind rcv_nxt are done.
