@@ -342,11 +342,12 @@ fn fill<'a>(p: &mut Packet<'a>, s: &LaxSlicedPacket<'a>) {
             return;
         }
         None => {
-            if let Some(LinkSlice::Ethernet2(e)) = &s.link {
-                p.other = Some(Other::EtherType(e.ether_type().0));
-            }
             if let Some((err, layer)) = &s.stop_err {
-                p.error = Some(DecodeError::Malformed { layer: layer_name(*layer), detail: err.to_string() });
+                p.error = Some(stop_error(err, *layer));
+            } else if let Some(LinkSlice::Ethernet2(e)) = &s.link {
+                // Only an EtherType we do not decode gets here without an
+                // error; an IP header that failed is reported as an error.
+                p.other = Some(Other::EtherType(e.ether_type().0));
             }
             return;
         }
@@ -356,7 +357,7 @@ fn fill<'a>(p: &mut Packet<'a>, s: &LaxSlicedPacket<'a>) {
         // etherparse stopped in a layer after IP (e.g. a cut IPv6 extension
         // header); keep the fact but go on with what we have.
         if !matches!(layer, etherparse::err::Layer::TcpHeader) {
-            p.error = Some(DecodeError::Malformed { layer: layer_name(*layer), detail: err.to_string() });
+            p.error = Some(stop_error(err, *layer));
         }
     }
     if payload.fragmented && (ip.frag_offset != 0 || ip.is_v6()) {
@@ -386,13 +387,28 @@ fn fill<'a>(p: &mut Packet<'a>, s: &LaxSlicedPacket<'a>) {
     }
 }
 
+/// What stopped etherparse: a cut header is a truncation (the snapshot
+/// length), anything else a malformed header.
+fn stop_error(err: &etherparse::err::packet::SliceError, layer: etherparse::err::Layer) -> DecodeError {
+    match err {
+        etherparse::err::packet::SliceError::Len(l) => {
+            DecodeError::Truncated { layer: layer_name(layer), needed: l.required_len, available: l.len }
+        }
+        other => DecodeError::Malformed { layer: layer_name(layer), detail: other.to_string() },
+    }
+}
+
 fn layer_name(l: etherparse::err::Layer) -> &'static str {
     use etherparse::err::Layer::*;
     match l {
-        Ethernet2Header => "Ethernet",
+        LinuxSllHeader => "Linux cooked",
+        Ethernet2Header | EtherPayload => "Ethernet",
         VlanHeader => "VLAN",
-        Ipv4Header => "IPv4",
-        Ipv6Header => "IPv6",
+        IpHeader => "IP",
+        Ipv4Header | Ipv4Packet => "IPv4",
+        IpAuthHeader => "IP authentication",
+        Ipv6Header | Ipv6Packet => "IPv6",
+        Arp => "ARP",
         Ipv6ExtHeader | Ipv6HopByHopHeader | Ipv6RouteHeader | Ipv6FragHeader | Ipv6DestOptionsHeader => {
             "IPv6 extension"
         }
