@@ -39,9 +39,7 @@ pub fn interop_opted_out(test: &str) -> bool {
 }
 
 fn which(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
+    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file())).unwrap_or(false)
 }
 
 /// Panics with a clear message unless the machine can run kernel-interop
@@ -53,10 +51,7 @@ pub fn require_interop(tools: &[&str]) {
         "kernel-interop tests need root (network namespaces, TUN devices); run as root, \
          or set MPTCP_TOOLS_SKIP_INTEROP=1 to skip them explicitly"
     );
-    assert!(
-        Path::new("/dev/net/tun").exists(),
-        "kernel-interop tests need /dev/net/tun (modprobe tun)"
-    );
+    assert!(Path::new("/dev/net/tun").exists(), "kernel-interop tests need /dev/net/tun (modprobe tun)");
     let enabled = std::fs::read_to_string("/proc/sys/net/mptcp/enabled").unwrap_or_default();
     assert_eq!(
         enabled.trim(),
@@ -136,9 +131,10 @@ impl NetNs {
     /// Connect two namespaces with a veth pair and give each end an address
     /// (`a_addr` / `b_addr` in CIDR form).
     pub fn veth(a: &NetNs, a_if: &str, a_addr: &str, b: &NetNs, b_if: &str, b_addr: &str) {
-        run_ok(Command::new("ip").args([
-            "link", "add", a_if, "netns", &a.name, "type", "veth", "peer", "name", b_if, "netns", &b.name,
-        ]));
+        run_ok(
+            Command::new("ip")
+                .args(["link", "add", a_if, "netns", &a.name, "type", "veth", "peer", "name", b_if, "netns", &b.name]),
+        );
         a.sh(&format!("ip addr add {a_addr} dev {a_if} nodad && ip link set {a_if} up"));
         b.sh(&format!("ip addr add {b_addr} dev {b_if} nodad && ip link set {b_if} up"));
     }
@@ -207,10 +203,8 @@ pub const MIB_MUST_BE_ZERO: &[&str] = &[
 
 /// Assert that none of [`MIB_MUST_BE_ZERO`] moved.
 pub fn assert_mib_clean(mib: &BTreeMap<String, u64>) {
-    let bad: Vec<_> = MIB_MUST_BE_ZERO
-        .iter()
-        .filter_map(|k| mib.get(*k).filter(|v| **v != 0).map(|v| format!("{k}={v}")))
-        .collect();
+    let bad: Vec<_> =
+        MIB_MUST_BE_ZERO.iter().filter_map(|k| mib.get(*k).filter(|v| **v != 0).map(|v| format!("{k}={v}"))).collect();
     assert!(bad.is_empty(), "kernel MPTCP error counters moved: {}", bad.join(" "));
 }
 
