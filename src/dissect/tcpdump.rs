@@ -543,11 +543,28 @@ impl Printer {
             out.extend_from_slice(b", urg ");
             dec(out, seg.urgent as u64);
         }
+        // tcpdump names the protocol in its truncation mark after the last
+        // dissector it entered: once an MPTCP option was looked at, a cut is
+        // ` [|mptcp]`.
+        let mut saw_mptcp = false;
         if hlen > 20 {
             out.extend_from_slice(b", options [");
-            let opts = &raw[20.min(raw.len())..(hlen as usize).min(raw.len())];
+            // tcpdump reads a length byte past the declared header when the
+            // capture holds it (then rejects it as too long): give the walk
+            // every captured byte and let `hlen` bound what is valid.
+            let opts = &raw[20.min(raw.len())..];
+            let payload_captured = raw.len() as u64 >= length as u64;
             let mut printed = false;
-            match tcp_options(out, opts, hlen - 20, flags, rev, thseq, thack, &mut printed) {
+            match tcp_options(
+                out,
+                opts,
+                hlen - 20,
+                flags,
+                (rev, thseq, thack),
+                payload_captured,
+                &mut printed,
+                &mut saw_mptcp,
+            ) {
                 Ok(()) => out.push(b']'),
                 Err(Stop::BadOpt) => {
                     out.extend_from_slice(b"[bad opt]");
@@ -557,14 +574,14 @@ impl Printer {
                     return;
                 }
                 Err(Stop::Trunc) => {
-                    out.extend_from_slice(b" [|tcp]");
+                    out.extend_from_slice(if saw_mptcp { b" [|mptcp]" } else { b" [|tcp]" });
                     if printed {
                         out.push(b'>');
                     }
                     return;
                 }
                 Err(Stop::TruncJump) => {
-                    out.extend_from_slice(b" [|tcp]");
+                    out.extend_from_slice(if saw_mptcp { b" [|mptcp]" } else { b" [|tcp]" });
                     return;
                 }
             }
@@ -574,12 +591,22 @@ impl Printer {
         if plen == 0 {
             return;
         }
+        if raw.len() < hlen as usize {
+            // The header itself was cut: tcpdump stops before the payload.
+            out.extend_from_slice(b" [remaining caplen(");
+            dec(out, raw.len() as u64);
+            out.extend_from_slice(b") < header length(");
+            dec(out, hlen as u64);
+            out.extend_from_slice(b")]");
+            out.extend_from_slice(if saw_mptcp { b" [|mptcp]" } else { b" [|tcp]" });
+            return;
+        }
         let payload = raw.get(hlen as usize..).unwrap_or(&[]);
         if flags & tcp_flags::RST != 0 && self.opts.verbose > 0 {
             rst_data(out, payload, plen);
             return;
         }
-        tcp_payload(out, seg.sport, seg.dport, payload);
+        tcp_payload(out, seg.sport, seg.dport, payload, plen, self.opts.verbose > 0);
     }
 }
 
@@ -685,16 +712,15 @@ pub fn tcp_flag_letters(out: &mut Vec<u8>, flags: u8) {
 /// holds the captured option bytes, `hlen` how many the data offset
 /// declares. `printed` becomes true once one option has been printed (tcpdump's
 /// `ch`).
-#[allow(clippy::too_many_arguments)]
 fn tcp_options(
     out: &mut Vec<u8>,
     opts: &[u8],
     mut hlen: u32,
     tcp_flags: u8,
-    rev: bool,
-    thseq: u32,
-    thack: u32,
+    (rev, thseq, thack): (bool, u32, u32),
+    payload_captured: bool,
     printed: &mut bool,
+    saw_mptcp: &mut bool,
 ) -> Result<(), Stop> {
     let mut cp = 0usize;
     // A checked read of `l` bytes at `cp`: past the declared option space is
@@ -784,8 +810,13 @@ fn tcp_options(
             19 => {
                 datalen = 16;
                 lencheck(cp, hlen, datalen)?;
-                // What a libcrypto build of tcpdump prints without -M.
-                out.extend_from_slice(b" shared secret not supplied with -M, can't check - ");
+                // What a libcrypto build of tcpdump prints without -M (it
+                // first needs the whole segment to compute a signature).
+                out.extend_from_slice(if payload_captured {
+                    b" shared secret not supplied with -M, can't check - "
+                } else {
+                    b" snaplen too short, can't check - "
+                });
                 for &b in &opts[cp..cp + 16] {
                     hex_pad(out, b as u64, 2);
                 }
@@ -834,6 +865,7 @@ fn tcp_options(
             30 => {
                 datalen = len - 2;
                 lencheck(cp, hlen, datalen)?;
+                *saw_mptcp = true;
                 let whole = &opts[cp - 2..cp - 2 + len as usize];
                 if !mptcp(out, whole, tcp_flags) {
                     return Err(Stop::BadOpt);
@@ -1288,60 +1320,216 @@ fn print_char(out: &mut Vec<u8>, mut c: u8) {
 
 /// The application protocols tcpdump recognises by port that show up next
 /// to MPTCP: the SSH version banner and HTTP request/response lines.
-fn tcp_payload(out: &mut Vec<u8>, sport: u16, dport: u16, payload: &[u8]) {
+fn tcp_payload(out: &mut Vec<u8>, sport: u16, dport: u16, payload: &[u8], wire_len: u32, verbose: bool) {
     let either = |p: u16| sport == p || dport == p;
     if either(22) {
-        ssh_banner(out, payload);
-    } else if either(80) || either(8080) || either(3128) {
-        http(out, payload);
+        ssh_banner(out, payload, wire_len as usize);
+    } else if either(80) || either(8080) {
+        http(out, payload, wire_len as usize, verbose);
     }
 }
 
-fn ssh_banner(out: &mut Vec<u8>, p: &[u8]) {
-    if !p.starts_with(b"SSH-") {
+/// tcpdump's `ssh_print`: the version line when the segment starts with
+/// `SSH-` and holds a line end; reading past the capture ends the line with
+/// ` [|ssh]`.
+fn ssh_banner(out: &mut Vec<u8>, p: &[u8], len: usize) {
+    let byte = |i: usize| p.get(i).copied();
+    for (i, want) in b"SSH-".iter().enumerate() {
+        match byte(i) {
+            None => {
+                out.extend_from_slice(b" [|ssh]");
+                return;
+            }
+            Some(c) if c != *want => return,
+            Some(_) => {}
+        }
+    }
+    let mut i = 4;
+    while i < len {
+        let Some(c) = byte(i) else {
+            out.extend_from_slice(b" [|ssh]");
+            return;
+        };
+        if c == b'\n' {
+            break;
+        }
+        if c == b'\r' {
+            if i + 1 >= len {
+                return;
+            }
+            match byte(i + 1) {
+                None => {
+                    out.extend_from_slice(b" [|ssh]");
+                    return;
+                }
+                Some(b'\n') => break,
+                Some(_) => return,
+            }
+        }
+        if !(0x20..0x7f).contains(&c) {
+            // Binary data, not a version line.
+            return;
+        }
+        i += 1;
+    }
+    if i >= len {
         return;
     }
-    let mut end = None;
-    let mut i = 4;
-    while i < p.len() {
-        match p[i] {
+    out.extend_from_slice(b": SSH: ");
+    out.extend_from_slice(&p[..i]);
+}
+
+/// HTTP request methods tcpdump recognises (print-http.c).
+const HTTP_METHODS: [&[u8]; 38] = [
+    b"GET",
+    b"PUT",
+    b"COPY",
+    b"HEAD",
+    b"LOCK",
+    b"MOVE",
+    b"POLL",
+    b"POST",
+    b"BCOPY",
+    b"BMOVE",
+    b"MKCOL",
+    b"TRACE",
+    b"LABEL",
+    b"MERGE",
+    b"DELETE",
+    b"SEARCH",
+    b"UNLOCK",
+    b"REPORT",
+    b"UPDATE",
+    b"NOTIFY",
+    b"BDELETE",
+    b"CONNECT",
+    b"OPTIONS",
+    b"CHECKIN",
+    b"PROPFIND",
+    b"CHECKOUT",
+    b"CCM_POST",
+    b"SUBSCRIBE",
+    b"PROPPATCH",
+    b"BPROPFIND",
+    b"BPROPPATCH",
+    b"UNCHECKOUT",
+    b"MKACTIVITY",
+    b"MKWORKSPACE",
+    b"UNSUBSCRIBE",
+    b"RPC_CONNECT",
+    b"VERSION-CONTROL",
+    b"BASELINE-CONTROL",
+];
+
+/// tcpdump's `fetch_token`: the token at `idx` (printable ASCII up to
+/// white space, at most 127 bytes) and the index after the white space that
+/// follows it; `None` when there is no token.
+fn fetch_token(p: &[u8], mut idx: usize, len: usize) -> Option<(&[u8], usize)> {
+    let start = idx;
+    while idx < len {
+        let c = *p.get(idx)?;
+        if !c.is_ascii() {
+            return None;
+        }
+        if matches!(c, b' ' | b'\t' | b'\r' | b'\n') {
+            break;
+        }
+        if !(0x20..0x7f).contains(&c) || idx - start + 2 > 129 {
+            return None;
+        }
+        idx += 1;
+    }
+    if idx == start {
+        return None;
+    }
+    let token = &p[start..idx];
+    while idx < len {
+        match p.get(idx) {
+            Some(b' ' | b'\t') => idx += 1,
+            _ => break,
+        }
+    }
+    Some((token, idx))
+}
+
+/// Why a text line could not be printed whole.
+enum TextEnd {
+    /// The next line starts here.
+    Next(usize),
+    /// Binary data or a line cut by the segment: stop quietly.
+    Stop,
+    /// The capture ended first: tcpdump's ` [|proto]`.
+    Trunc,
+}
+
+/// tcpdump's `print_txt_line`: one line of text at `idx`, after `prefix`.
+fn txt_line(out: &mut Vec<u8>, prefix: &[u8], p: &[u8], idx: usize, len: usize) -> TextEnd {
+    let start = idx;
+    let mut i = idx;
+    while i < len {
+        let Some(&c) = p.get(i) else { return TextEnd::Trunc };
+        match c {
             b'\n' => {
-                end = Some(i);
-                break;
+                out.extend_from_slice(prefix);
+                out.extend_from_slice(&p[start..i]);
+                return TextEnd::Next(i + 1);
             }
             b'\r' => {
-                if p.get(i + 1) == Some(&b'\n') {
-                    end = Some(i);
+                if i + 1 >= len {
+                    return TextEnd::Stop;
                 }
-                break;
+                return match p.get(i + 1) {
+                    None => TextEnd::Trunc,
+                    Some(b'\n') => {
+                        out.extend_from_slice(prefix);
+                        out.extend_from_slice(&p[start..i]);
+                        TextEnd::Next(i + 2)
+                    }
+                    Some(_) => TextEnd::Stop,
+                };
             }
+            c if !(0x20..0x7f).contains(&c) && c != b'\t' => return TextEnd::Stop,
             _ => i += 1,
         }
     }
-    if let Some(end) = end {
-        out.extend_from_slice(b": SSH: ");
-        out.extend_from_slice(&p[..end]);
-    }
+    // Printable to the end of the segment, with no line end: tcpdump
+    // prints it and marks it cut.
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(&p[start..i]);
+    TextEnd::Trunc
 }
 
-fn http(out: &mut Vec<u8>, p: &[u8]) {
-    const METHODS: [&[u8]; 9] =
-        [b"GET", b"PUT", b"POST", b"HEAD", b"DELETE", b"OPTIONS", b"TRACE", b"CONNECT", b"PATCH"];
+/// tcpdump's `txtproto_print` for HTTP: the first request or response line,
+/// or with -v every text line on a line of its own.
+fn http(out: &mut Vec<u8>, p: &[u8], len: usize, verbose: bool) {
     out.extend_from_slice(b": HTTP");
-    let first = p.split(|&b| b == b' ').next().unwrap_or(&[]);
-    let second = p.split(|&b| b == b' ').nth(1).unwrap_or(&[]);
-    let is_request = METHODS.iter().any(|m| first.eq_ignore_ascii_case(m));
-    let is_response =
-        first.starts_with(b"HTTP/") && second.len() >= 3 && second[..3].iter().all(|b| b.is_ascii_digit());
-    if !(is_request || is_response) {
+    let mut print_this = false;
+    if let Some((token, idx)) = fetch_token(p, 0, len) {
+        print_this = HTTP_METHODS.iter().any(|m| token.eq_ignore_ascii_case(m));
+        // The response code is the second token (`HTTP/1.1 200 OK`).
+        if let Some((code, _)) = fetch_token(p, idx, len) {
+            print_this |= code.len() == 3 && code.iter().all(|c| c.is_ascii_digit());
+        }
+    }
+    if !print_this {
         return;
     }
-    let line_end = p.iter().position(|&b| b == b'\r' || b == b'\n');
-    if let Some(e) = line_end {
-        if p[..e].iter().all(|&b| (0x20..0x7f).contains(&b)) {
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(&p[..e]);
+    if verbose {
+        out.extend_from_slice(b", length: ");
+        dec(out, len as u64);
+        let mut idx = 0;
+        while idx < len {
+            match txt_line(out, b"\n\t", p, idx, len) {
+                TextEnd::Next(n) => idx = n,
+                TextEnd::Stop => return,
+                TextEnd::Trunc => {
+                    out.extend_from_slice(b" [|http]");
+                    return;
+                }
+            }
         }
+    } else if let TextEnd::Trunc = txt_line(out, b": ", p, 0, len) {
+        out.extend_from_slice(b" [|http]");
     }
 }
 
