@@ -546,42 +546,39 @@ impl Printer {
         // tcpdump names the protocol in its truncation mark after the last
         // dissector it entered: once an MPTCP option was looked at, a cut is
         // ` [|mptcp]`.
-        let mut saw_mptcp = false;
+        let mut walk = OptWalk {
+            tcp_flags: flags,
+            rev,
+            thseq,
+            thack,
+            payload_captured: raw.len() as u64 >= length as u64,
+            printed: false,
+            saw_mptcp: false,
+        };
         if hlen > 20 {
             out.extend_from_slice(b", options [");
             // tcpdump reads a length byte past the declared header when the
             // capture holds it (then rejects it as too long): give the walk
             // every captured byte and let `hlen` bound what is valid.
             let opts = &raw[20.min(raw.len())..];
-            let payload_captured = raw.len() as u64 >= length as u64;
-            let mut printed = false;
-            match tcp_options(
-                out,
-                opts,
-                hlen - 20,
-                flags,
-                (rev, thseq, thack),
-                payload_captured,
-                &mut printed,
-                &mut saw_mptcp,
-            ) {
+            match tcp_options(out, opts, hlen - 20, &mut walk) {
                 Ok(()) => out.push(b']'),
                 Err(Stop::BadOpt) => {
                     out.extend_from_slice(b"[bad opt]");
-                    if printed {
+                    if walk.printed {
                         out.push(b']');
                     }
                     return;
                 }
                 Err(Stop::Trunc) => {
-                    out.extend_from_slice(if saw_mptcp { b" [|mptcp]" } else { b" [|tcp]" });
-                    if printed {
+                    trunc_mark(out, walk.saw_mptcp);
+                    if walk.printed {
                         out.push(b'>');
                     }
                     return;
                 }
                 Err(Stop::TruncJump) => {
-                    out.extend_from_slice(if saw_mptcp { b" [|mptcp]" } else { b" [|tcp]" });
+                    trunc_mark(out, walk.saw_mptcp);
                     return;
                 }
             }
@@ -598,7 +595,7 @@ impl Printer {
             out.extend_from_slice(b") < header length(");
             dec(out, hlen as u64);
             out.extend_from_slice(b")]");
-            out.extend_from_slice(if saw_mptcp { b" [|mptcp]" } else { b" [|tcp]" });
+            trunc_mark(out, walk.saw_mptcp);
             return;
         }
         let payload = raw.get(hlen as usize..).unwrap_or(&[]);
@@ -608,6 +605,12 @@ impl Printer {
         }
         tcp_payload(out, seg.sport, seg.dport, payload, plen, self.opts.verbose > 0);
     }
+}
+
+/// tcpdump's truncation mark names the last dissector it entered: once an
+/// MPTCP option was looked at, a cut is ` [|mptcp]`.
+fn trunc_mark(out: &mut Vec<u8>, saw_mptcp: bool) {
+    out.extend_from_slice(if saw_mptcp { b" [|mptcp]" } else { b" [|tcp]" });
 }
 
 /// Where the network layer starts for a link type, or `None` when the frame
@@ -712,16 +715,23 @@ pub fn tcp_flag_letters(out: &mut Vec<u8>, flags: u8) {
 /// holds the captured option bytes, `hlen` how many the data offset
 /// declares. `printed` becomes true once one option has been printed (tcpdump's
 /// `ch`).
-fn tcp_options(
-    out: &mut Vec<u8>,
-    opts: &[u8],
-    mut hlen: u32,
+/// What the option walk needs from the segment, and what it reports back.
+struct OptWalk {
     tcp_flags: u8,
-    (rev, thseq, thack): (bool, u32, u32),
+    /// tcpdump's conversation direction and bases, for relative SACK edges.
+    rev: bool,
+    thseq: u32,
+    thack: u32,
+    /// The whole segment is in the capture (TCP-MD5 needs it).
     payload_captured: bool,
-    printed: &mut bool,
-    saw_mptcp: &mut bool,
-) -> Result<(), Stop> {
+    /// An option was printed (tcpdump's `ch`): a separator is due.
+    printed: bool,
+    /// An MPTCP option was looked at: truncation marks say `mptcp`.
+    saw_mptcp: bool,
+}
+
+fn tcp_options(out: &mut Vec<u8>, opts: &[u8], mut hlen: u32, w: &mut OptWalk) -> Result<(), Stop> {
+    let OptWalk { tcp_flags, rev, thseq, thack, payload_captured, .. } = *w;
     let mut cp = 0usize;
     // A checked read of `l` bytes at `cp`: past the declared option space is
     // a bad option, past the capture a truncation.
@@ -735,7 +745,7 @@ fn tcp_options(
         Ok(())
     };
     while hlen > 0 {
-        if *printed {
+        if w.printed {
             out.push(b',');
         }
         let opt = *opts.get(cp).ok_or(Stop::TruncJump)?;
@@ -865,7 +875,7 @@ fn tcp_options(
             30 => {
                 datalen = len - 2;
                 lencheck(cp, hlen, datalen)?;
-                *saw_mptcp = true;
+                w.saw_mptcp = true;
                 let whole = &opts[cp - 2..cp - 2 + len as usize];
                 if !mptcp(out, whole, tcp_flags) {
                     return Err(Stop::BadOpt);
@@ -911,7 +921,7 @@ fn tcp_options(
             dec(out, len as u64);
             out.push(b']');
         }
-        *printed = true;
+        w.printed = true;
         if opt == 0 {
             break;
         }
