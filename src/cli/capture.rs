@@ -124,6 +124,9 @@ impl CaptureReader {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(CaptureError::NotFound { file: name }),
             Err(e) => return Err(CaptureError::Unreadable { file: name, reason: e.to_string() }),
             Ok(m) if m.is_dir() => return Err(CaptureError::IsDirectory { file: name }),
+            Ok(m) if m.len() == 0 => {
+                return Err(CaptureError::NotACapture { file: name, reason: "the file is empty".into() });
+            }
             Ok(_) => {}
         }
         if path.to_str().is_none() {
