@@ -134,7 +134,7 @@ fn truncated_captures() {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     let n = text(&out.stdout).lines().count();
-    assert!(n >= 3 && n < 14, "{n} frames before the cut");
+    assert!((3..14).contains(&n), "{n} frames before the cut");
     assert!(err.contains(&ps) && err.contains(&format!("truncated capture after frame {n}")), "{err}");
 }
 
