@@ -205,6 +205,13 @@ pub fn run(args: &DumpArgs, out: &mut dyn Write) -> Result<Outcome, DumpError> {
     if live {
         STOP.store(false, Ordering::Relaxed);
         install_stop_handler();
+        // As tcpdump does: this line also tells a script the capture runs.
+        eprintln!(
+            "listening on {}, link-type {}, snapshot length {} bytes",
+            reader.name(),
+            crate::dissect::packet::linktype::name(reader.linktype()),
+            args.snaplen.unwrap_or(262_144)
+        );
     }
     // With -w the frames go to the file; print only what was asked for.
     let text = !args.json && !args.summary && writer.is_none();
