@@ -68,11 +68,16 @@ pub struct OpenOptions {
     pub snaplen: Option<i32>,
     /// Live capture: put the interface in promiscuous mode.
     pub promisc: bool,
+    /// Read classic pcap files through libpcap too (by default they are read
+    /// directly, which is faster and gives the same frames).
+    pub libpcap_only: bool,
 }
 
 enum Handle {
     File(Capture<Offline>),
     Live(Capture<dyn Activated>),
+    /// A classic pcap file read directly (libpcap opened and checked it).
+    Records(Box<PcapRecords>, Capture<Offline>),
 }
 
 /// A source of frames. Frame numbers count every frame of the file (as
@@ -138,8 +143,17 @@ impl CaptureReader {
         if lt < 0 || !linktype::supported(lt as u32) {
             return Err(CaptureError::UnsupportedLinkType { file: name, linktype: lt, name: linktype_name(lt) });
         }
+        // Classic pcap files (the common case, and what tcpdump -w writes)
+        // are read directly: libpcap's stdio path costs more per frame than
+        // decoding it. pcapng and the rarer pcap variants stay with libpcap.
+        let direct = if opts.libpcap_only { Ok(None) } else { PcapRecords::open(path) };
+        let handle = match direct {
+            Ok(Some(r)) => Handle::Records(Box::new(r), cap),
+            Ok(None) => Handle::File(cap),
+            Err(e) => return Err(CaptureError::Unreadable { file: name, reason: e.to_string() }),
+        };
         let mut r = CaptureReader {
-            handle: Handle::File(cap),
+            handle,
             name,
             linktype: lt as u32,
             filter: None,
@@ -199,7 +213,9 @@ impl CaptureReader {
             reason: pcap_msg(e),
         };
         match &mut self.handle {
-            Handle::File(c) => self.filter = Some(c.compile(expr, true).map_err(|e| err(e, &self.name))?),
+            Handle::File(c) | Handle::Records(_, c) => {
+                self.filter = Some(c.compile(expr, true).map_err(|e| err(e, &self.name))?)
+            }
             // Live: let the kernel drop what does not match.
             Handle::Live(c) => c.filter(expr, true).map_err(|e| err(e, &self.name))?,
         }
@@ -220,16 +236,37 @@ impl CaptureReader {
         self.frames
     }
 
+    /// [`Self::next_frame`] for a classic pcap file read directly.
+    fn next_record(&mut self) -> Result<Option<(FrameMeta, &[u8])>, CaptureError> {
+        let Handle::Records(r, _) = &mut self.handle else { return Ok(None) };
+        let filter = self.filter.as_ref();
+        match r.next_matching(&mut self.frames, &|data| filter.is_none_or(|f| f.filter(data))) {
+            Ok(Some((mut meta, range))) => {
+                meta.linktype = self.linktype;
+                Ok(Some((meta, &r.buf[range])))
+            }
+            Ok(None) => Ok(None),
+            Err(reason) => Err(if reason.contains("truncated dump file") {
+                CaptureError::Truncated { file: self.name.clone(), frames: self.frames, reason }
+            } else {
+                CaptureError::Read { source_name: self.name.clone(), frames: self.frames, reason }
+            }),
+        }
+    }
+
     /// The next frame that passes the filter, or `None` at the end of a file.
     /// A live capture returns `Ok(None)` only when `stop` says so; it polls
     /// `stop` every 100 ms while the interface is quiet.
     pub fn next_frame(&mut self, stop: &dyn Fn() -> bool) -> Result<Option<(FrameMeta, &[u8])>, CaptureError> {
+        if matches!(self.handle, Handle::Records(..)) {
+            return self.next_record();
+        }
         loop {
             if stop() {
                 return Ok(None);
             }
             let res = match &mut self.handle {
-                Handle::File(c) => c.next_packet(),
+                Handle::File(c) | Handle::Records(_, c) => c.next_packet(),
                 Handle::Live(c) => c.next_packet(),
             };
             match res {
@@ -266,6 +303,138 @@ impl CaptureReader {
                     });
                 }
             }
+        }
+    }
+}
+
+/// The largest snapshot length libpcap accepts (MAXIMUM_SNAPLEN).
+const MAX_SNAPLEN: u32 = 262_144;
+
+/// A classic pcap file (the libpcap format: a 24-byte header, then a 16-byte
+/// header per record), read in large blocks. It follows libpcap's rules: a
+/// record longer than the file's snapshot length is cut to it, a capture
+/// length beyond 262144 is an error, a file that ends inside a record is a
+/// truncated dump file.
+struct PcapRecords {
+    file: std::fs::File,
+    buf: Vec<u8>,
+    /// Parse position and end of valid data in `buf`.
+    pos: usize,
+    end: usize,
+    eof: bool,
+    swapped: bool,
+    nanos: bool,
+    snaplen: u32,
+}
+
+impl PcapRecords {
+    const BLOCK: usize = 1 << 20;
+
+    /// `None` when the file is not a classic pcap with one of the four
+    /// standard magic numbers.
+    fn open(path: &Path) -> std::io::Result<Option<PcapRecords>> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(path)?;
+        let mut h = [0u8; 24];
+        if file.read_exact(&mut h).is_err() {
+            return Ok(None);
+        }
+        let magic = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+        let (swapped, nanos) = match magic {
+            0xa1b2_c3d4 => (false, false),
+            0xd4c3_b2a1 => (true, false),
+            0xa1b2_3c4d => (false, true),
+            0x4d3c_b2a1 => (true, true),
+            _ => return Ok(None),
+        };
+        let rd = |b: [u8; 4]| if swapped { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
+        let snap = rd([h[16], h[17], h[18], h[19]]);
+        let snaplen = if snap == 0 || snap > MAX_SNAPLEN { MAX_SNAPLEN } else { snap };
+        Ok(Some(PcapRecords {
+            file,
+            buf: vec![0; Self::BLOCK + 16 + MAX_SNAPLEN as usize],
+            pos: 0,
+            end: 0,
+            eof: false,
+            swapped,
+            nanos,
+            snaplen,
+        }))
+    }
+
+    /// Make `need` bytes available at `pos`; false if the file ends first.
+    fn fill(&mut self, need: usize) -> Result<bool, String> {
+        use std::io::Read;
+        if self.end - self.pos >= need {
+            return Ok(true);
+        }
+        self.buf.copy_within(self.pos..self.end, 0);
+        self.end -= self.pos;
+        self.pos = 0;
+        while self.end < need && !self.eof {
+            let upto = (self.end + Self::BLOCK).max(need).min(self.buf.len());
+            match self.file.read(&mut self.buf[self.end..upto]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(self.end >= need)
+    }
+
+    fn u32_at(&self, at: usize) -> u32 {
+        let b = [self.buf[at], self.buf[at + 1], self.buf[at + 2], self.buf[at + 3]];
+        if self.swapped { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+    }
+
+    /// The next record that `keep` accepts: its metadata (all but the link
+    /// type) and where its bytes are in `buf`. `frames` counts every record.
+    fn next_matching(
+        &mut self,
+        frames: &mut u64,
+        keep: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<Option<(FrameMeta, std::ops::Range<usize>)>, String> {
+        loop {
+            if !self.fill(16)? {
+                if self.end == self.pos {
+                    return Ok(None);
+                }
+                return Err(format!(
+                    "truncated dump file; tried to read 16 header bytes, only got {}",
+                    self.end - self.pos
+                ));
+            }
+            let p = self.pos;
+            let (sec, frac, caplen, len) =
+                (self.u32_at(p), self.u32_at(p + 4), self.u32_at(p + 8), self.u32_at(p + 12));
+            if caplen > MAX_SNAPLEN {
+                return Err(format!("invalid packet capture length {caplen}, bigger than maximum of {MAX_SNAPLEN}"));
+            }
+            if !self.fill(16 + caplen as usize)? {
+                return Err(format!(
+                    "truncated dump file; tried to read {caplen} captured bytes, only got {}",
+                    self.end - self.pos - 16
+                ));
+            }
+            let start = self.pos + 16;
+            self.pos = start + caplen as usize;
+            *frames += 1;
+            // libpcap hands out at most the file's snapshot length.
+            let kept = caplen.min(self.snaplen);
+            let range = start..start + kept as usize;
+            if !keep(&self.buf[range.clone()]) {
+                continue;
+            }
+            let meta = FrameMeta {
+                number: *frames,
+                ts_sec: sec as i64,
+                ts_nsec: if self.nanos { frac.min(999_999_999) } else { frac.min(999_999) * 1000 },
+                caplen: kept,
+                len,
+                linktype: 0,
+            };
+            return Ok(Some((meta, range)));
         }
     }
 }

@@ -196,7 +196,7 @@ impl DumpArgs {
 pub fn run(args: &DumpArgs, out: &mut dyn Write) -> Result<Outcome, DumpError> {
     let (source, filter) = args.source_and_filter()?;
     let live = matches!(source, Source::Interface(_));
-    let opts = OpenOptions { filter, snaplen: args.snaplen, promisc: !args.no_promisc };
+    let opts = OpenOptions { filter, snaplen: args.snaplen, promisc: !args.no_promisc, ..Default::default() };
     let mut reader = CaptureReader::open(&source, &opts)?;
     let mut writer = match &args.write {
         Some(p) => Some(CaptureWriter::create(p, reader.linktype())?),
