@@ -11,7 +11,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use mptcp_tools::dissect::options::*;
-use mptcp_tools::dissect::packet::{FrameMeta, decode, linktype};
+use mptcp_tools::dissect::packet::{FrameMeta, decode, decode_common, decode_general, linktype};
 use mptcp_tools::dissect::tcpdump::{PrintOptions, Printer};
 
 fn wire_seq() -> impl Strategy<Value = WireSeq> {
@@ -128,8 +128,67 @@ fn tcp_option() -> impl Strategy<Value = TcpOption> {
     ]
 }
 
+/// Real frames from the bundled captures, to mutate.
+fn real_frames() -> &'static [(u32, Vec<u8>)] {
+    static FRAMES: std::sync::OnceLock<Vec<(u32, Vec<u8>)>> = std::sync::OnceLock::new();
+    FRAMES.get_or_init(|| {
+        use mptcp_tools::cli::capture::{CaptureReader, OpenOptions};
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/captures");
+        let mut v = Vec::new();
+        for f in [
+            "pcap/single-subflow.pcap",
+            "pcap/ipv6-two-subflows.pcap",
+            "tcpdump-tests/mptcp-v1.pcap",
+            "tcpdump-tests/mptcp-tcprst.pcap",
+            "tcpdump-tests/mptcp-fclose.pcap",
+            "pcap/fastopen.pcap",
+        ] {
+            let mut r = CaptureReader::open_file(&dir.join(f), &OpenOptions::default()).unwrap();
+            while let Some((m, d)) = r.next_frame(&|| false).unwrap() {
+                if v.len() % 3 == 0 || d.len() < 200 {
+                    v.push((m.linktype, d.to_vec()));
+                }
+                if v.len() > 400 {
+                    break;
+                }
+            }
+        }
+        v
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// The fast path for common frames gives exactly what the etherparse
+    /// path gives, on real frames with bytes changed, cut or extended.
+    #[test]
+    fn fast_decode_equals_general_decode(
+        pick in any::<prop::sample::Index>(),
+        edits in vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        cut in any::<prop::sample::Index>(),
+        extra in vec(any::<u8>(), 0..8),
+        as_raw in any::<bool>(),
+    ) {
+        let (lt, frame) = pick.get(real_frames());
+        let mut f = frame.clone();
+        for (at, b) in &edits {
+            // Mostly in the headers, where the decisions are.
+            let i = at.index(f.len().min(80));
+            f[i] = *b;
+        }
+        let keep = cut.index(f.len() + 1);
+        f.truncate(keep.max(f.len() / 2));
+        f.extend(&extra);
+        let (lt, data): (u32, &[u8]) = if as_raw && *lt == linktype::ETHERNET && f.len() > 14 {
+            (linktype::RAW, &f[14..])
+        } else {
+            (*lt, &f)
+        };
+        if let Some(fast) = decode_common(lt, data) {
+            prop_assert_eq!(fast, decode_general(lt, data));
+        }
+    }
 
     #[test]
     fn emit_then_parse_gives_back_the_option(opt in tcp_option()) {
@@ -269,4 +328,18 @@ proptest! {
         let meta = FrameMeta { number: 1, linktype: linktype::RAW, len: f.len() as u32, caplen: f.len() as u32, ..Default::default() };
         Printer::new(PrintOptions { verbose: 2, ..Default::default() }).write_packet(&mut out, &meta, &pkt, &f);
     }
+}
+
+/// The fast path takes nearly every frame of a real capture, and agrees with
+/// the general decoder on all of them.
+#[test]
+fn fast_decode_covers_real_captures() {
+    let frames = real_frames();
+    let fast = frames.iter().filter(|(lt, f)| decode_common(*lt, f).is_some()).count();
+    for (lt, f) in frames {
+        if let Some(p) = decode_common(*lt, f) {
+            assert_eq!(p, decode_general(*lt, f));
+        }
+    }
+    assert!(fast * 10 >= frames.len() * 9, "fast path took {fast} of {}", frames.len());
 }
