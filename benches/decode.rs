@@ -41,6 +41,17 @@ fn bench(c: &mut Criterion) {
             black_box(n)
         })
     });
+    g.bench_function("decode+mptcp options", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for (m, f) in &frames {
+                if let Some(t) = decode(m.linktype, f).tcp {
+                    n += t.mptcp_options().filter(|o| o.is_ok()).count();
+                }
+            }
+            black_box(n)
+        })
+    });
     g.bench_function("decode+print", |b| {
         let mut out = Vec::with_capacity(1 << 20);
         b.iter(|| {

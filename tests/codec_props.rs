@@ -255,6 +255,28 @@ proptest! {
         prop_assert!(it.remainder().len() <= data.len());
     }
 
+    /// The MPTCP-only walk yields exactly the full walk's MPTCP options and
+    /// its framing errors.
+    #[test]
+    fn mptcp_walk_matches_full_walk(data in vec(any::<u8>(), 0..=40), mptcp in vec(mptcp_option(), 0..3)) {
+        let mut bytes = Vec::new();
+        for m in &mptcp {
+            let mut b = [0u8; 64];
+            let n = TcpOption::Mptcp(*m).emit(&mut b);
+            bytes.extend(&b[..n]);
+        }
+        bytes.extend(&data);
+        let fast: Vec<_> = parse_options(&bytes).mptcp().collect();
+        let full: Vec<_> = parse_options(&bytes)
+            .filter_map(|o| match o {
+                Ok(TcpOption::Mptcp(m)) => Some(Ok(m)),
+                Err(e) if e.kind == kind::MPTCP || e.is_framing() => Some(Err(e)),
+                _ => None,
+            })
+            .collect();
+        prop_assert_eq!(fast, full);
+    }
+
     /// Random MPTCP bodies: parse_mptcp never panics and accepts only the
     /// lengths RFC 8684 allows for the subtype.
     #[test]

@@ -157,6 +157,11 @@ impl<'a> TcpSegment<'a> {
     pub fn options(&self) -> Options<'a> {
         parse_options(self.options_raw)
     }
+    /// Only the MPTCP options, the others stepped over unparsed (see
+    /// [`Options::mptcp`](super::options::Options::mptcp)).
+    pub fn mptcp_options(&self) -> super::options::MptcpOptions<'a> {
+        parse_options(self.options_raw).mptcp()
+    }
     /// The whole payload was captured.
     pub fn payload_complete(&self) -> bool {
         self.payload.len() as u32 >= self.payload_len
