@@ -5,9 +5,10 @@
 //! Errors name the file or interface and say what is wrong with it.
 
 use std::fmt;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use pcap::{Activated, BpfProgram, Capture, Linktype, Offline, Precision};
+use pcap::{Active, BpfProgram, Capture, Linktype, Offline, Precision};
 
 use crate::dissect::packet::{FrameMeta, linktype};
 
@@ -75,7 +76,9 @@ pub struct OpenOptions {
 
 enum Handle {
     File(Capture<Offline>),
-    Live(Capture<dyn Activated>),
+    /// Non-blocking: the reader waits in poll(2) itself, so that a quiet
+    /// interface still lets a stop request through.
+    Live(Capture<Active>),
     /// A classic pcap file read directly (libpcap opened and checked it).
     Records(Box<PcapRecords>, Capture<Offline>),
 }
@@ -184,7 +187,7 @@ impl CaptureReader {
                 name: linktype_name(lt),
             });
         }
-        let cap: Capture<dyn Activated> = cap.into();
+        let cap = cap.setnonblock().map_err(live)?;
         let mut r = CaptureReader {
             handle: Handle::Live(cap),
             name: iface.to_string(),
@@ -293,7 +296,12 @@ impl CaptureReader {
                     return Ok(Some((meta, &self.buf)));
                 }
                 Err(pcap::Error::NoMorePackets) => return Ok(None),
-                Err(pcap::Error::TimeoutExpired) => continue,
+                Err(pcap::Error::TimeoutExpired) => {
+                    if let Handle::Live(c) = &self.handle {
+                        wait_readable(c.as_raw_fd(), 100);
+                    }
+                    continue;
+                }
                 Err(e) => {
                     let msg = pcap_msg(e);
                     return Err(if msg.contains("truncated dump file") {
@@ -304,6 +312,17 @@ impl CaptureReader {
                 }
             }
         }
+    }
+}
+
+/// Wait up to `ms` milliseconds for a live capture's descriptor to become
+/// readable; a signal ends the wait early (the caller then checks its stop
+/// flag).
+fn wait_readable(fd: std::os::fd::RawFd, ms: i32) {
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd, for the duration of the call.
+    unsafe {
+        libc::poll(&mut p, 1, ms);
     }
 }
 
