@@ -211,8 +211,15 @@ fn filter_count_and_frame_numbers() {
     // -c stops after N shown frames.
     let out = dump(&["-c", "3", &f]);
     assert_eq!(text(&out.stdout).lines().count(), 3);
-    // The positional file and -r agree.
+    // The positional file and -r agree, and `-r -` reads standard input.
     assert_eq!(dump(&[&f]).stdout, dump(&["-r", &f]).stdout);
+    let piped = Command::new(common::bin("mptcp-dump"))
+        .args(["-r", "-"])
+        .env("TZ", "UTC")
+        .stdin(std::fs::File::open(&f).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(piped.stdout, dump(&[&f]).stdout);
 }
 
 #[test]

@@ -128,7 +128,10 @@ impl CaptureReader {
     /// Open a pcap or pcapng file.
     pub fn open_file(path: &Path, opts: &OpenOptions) -> Result<CaptureReader, CaptureError> {
         let name = path.display().to_string();
+        // `-` is standard input, as for tcpdump -r - (libpcap reads it).
+        let stdin = path == Path::new("-");
         match std::fs::metadata(path) {
+            _ if stdin => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(CaptureError::NotFound { file: name }),
             Err(e) => return Err(CaptureError::Unreadable { file: name, reason: e.to_string() }),
             Ok(m) if m.is_dir() => return Err(CaptureError::IsDirectory { file: name }),
@@ -149,7 +152,7 @@ impl CaptureReader {
         // Classic pcap files (the common case, and what tcpdump -w writes)
         // are read directly: libpcap's stdio path costs more per frame than
         // decoding it. pcapng and the rarer pcap variants stay with libpcap.
-        let direct = if opts.libpcap_only { Ok(None) } else { PcapRecords::open(path) };
+        let direct = if opts.libpcap_only || stdin { Ok(None) } else { PcapRecords::open(path) };
         let handle = match direct {
             Ok(Some(r)) => Handle::Records(Box::new(r), cap),
             Ok(None) => Handle::File(cap),

@@ -39,7 +39,7 @@ pub struct DumpArgs {
     #[arg(value_name = "FILE [FILTER]")]
     pub args: Vec<String>,
 
-    /// Read this capture file (as tcpdump -r).
+    /// Read this capture file (as tcpdump -r); `-` reads standard input.
     #[arg(short = 'r', value_name = "FILE", conflicts_with = "interface")]
     pub read: Option<PathBuf>,
 
