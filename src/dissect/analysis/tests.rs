@@ -1,0 +1,1 @@
+//! Synthetic packet sequences for cases the captures do not show.
