@@ -401,6 +401,7 @@ fn check(c: Check) -> &'static str {
     match c {
         Check::Ok => "ok",
         Check::Bad => "bad",
+        Check::BadLeftmost => "bad_leftmost",
         Check::NoKeys => "no_keys",
     }
 }

@@ -89,6 +89,7 @@ impl Coverage {
     }
 
     /// Bytes covered.
+    #[cfg(test)]
     pub(crate) fn covered(&self) -> u64 {
         self.ranges.iter().map(|(s, e)| (e - s) as u64).sum()
     }

@@ -106,6 +106,7 @@ impl FlowTable {
         self.last = Some((key, idx));
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }

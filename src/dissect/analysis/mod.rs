@@ -105,7 +105,6 @@ struct Mapping {
     len: u32,
     data_len: u16,
     fin: bool,
-    implicit: bool,
     frame: u64,
     csum: Option<Box<MappingChecksum>>,
 }
@@ -131,6 +130,8 @@ struct FlowDir {
     reinjected: u64,
     maps: VecDeque<Mapping>,
     truncated: bool,
+    /// Payload carried by the SYN (TCP Fast Open).
+    syn_data: u64,
 }
 
 /// The MP_JOIN handshake of a subflow; index 0 is the initiator (A, the
@@ -145,7 +146,6 @@ struct Join {
 
 #[derive(Debug)]
 struct Flow {
-    key: FlowKey,
     client: SocketAddr,
     server: SocketAddr,
     /// Whether the client is the key's canonical low endpoint.
@@ -171,9 +171,13 @@ struct Flow {
     dirs: [FlowDir; 2],
     fin: [Option<u64>; 2],
     rst: Option<(u64, usize)>,
+    /// The MPTCP signal the first RST carried.
+    rst_signal: Option<CloseCause>,
     cause: Option<(u64, CloseCause)>,
     fallback: Option<(u64, FallbackReason)>,
     mpc_ack_frame: Option<u64>,
+    /// The token of an MP_JOIN SYN nobody owns.
+    unknown_token: Option<u32>,
 }
 
 impl Flow {
@@ -406,7 +410,6 @@ impl Analyzer {
         };
         let idx = self.flows.len();
         self.flows.push(Flow {
-            key,
             client,
             server,
             client_lo,
@@ -427,9 +430,11 @@ impl Analyzer {
             dirs: Default::default(),
             fin: [None; 2],
             rst: None,
+            rst_signal: None,
             cause: None,
             fallback: None,
             mpc_ack_frame: None,
+            unknown_token: None,
         });
         self.table.set(key, idx as u32);
         idx
@@ -513,6 +518,7 @@ impl Analyzer {
             f.dirs[0].isn = Some(tcp.seq);
             f.dirs[0].high = Some(tcp.seq.wrapping_add(1).wrapping_add(tcp.payload_len));
             f.dirs[0].bytes += tcp.payload_len as u64;
+            f.dirs[0].syn_data = tcp.payload_len as u64;
         }
         if let Some(m) = o.mpc {
             let ci = self.new_conn(fi, frame);
@@ -546,6 +552,7 @@ impl Analyzer {
                 }
                 None => {
                     f.role = Role::JoinUnknown;
+                    f.unknown_token = Some(token);
                     ev!(note, NOTE, Event::UnknownToken { token });
                 }
             }
@@ -801,7 +808,6 @@ impl Analyzer {
                 len: dl as u32,
                 data_len: dl,
                 fin: false,
-                implicit: true,
                 frame,
                 csum: None,
             };
@@ -914,8 +920,11 @@ impl Analyzer {
             let c = &mut self.conns[ci as usize];
             if !c.established && !c.fallback && (sender == Side::Server || role == Role::MidStream) {
                 c.established = true;
-                let version = c.version.unwrap_or(1);
-                c.verdict(frame, VerdictKind::Established { version });
+                let kind = match (role, c.version) {
+                    (Role::MidStream, _) | (_, None) => VerdictKind::InUse,
+                    (_, Some(version)) => VerdictKind::Established { version },
+                };
+                c.verdict(frame, kind);
                 ev!(note, NOTE, Event::Established);
             }
         }
@@ -970,7 +979,6 @@ impl Analyzer {
                 len: u32::MAX,
                 data_len: 0,
                 fin: false,
-                implicit: false,
                 frame,
                 csum: None,
             };
@@ -1022,7 +1030,6 @@ impl Analyzer {
             len: payload,
             data_len: m.data_len,
             fin: dss.data_fin,
-            implicit: false,
             frame,
             csum: None,
         };
@@ -1042,9 +1049,10 @@ impl Analyzer {
             let f = &mut self.flows[fi];
             (count_bytes(&mut f.dirs[d], tcp), f.sf, f.sides[d])
         };
+        let fallback = self.conns[ci as usize].fallback || self.flows[fi].fallback.is_some();
         let Some(isn) = self.flows[fi].dirs[d].isn else {
-            self.conns[ci as usize].unmapped += 1;
-            if !self.conns[ci as usize].fallback {
+            if !fallback {
+                self.conns[ci as usize].unmapped += 1;
                 ev!(note, NOTE, Event::NoMapping);
             }
             return;
@@ -1057,9 +1065,8 @@ impl Analyzer {
         while left > 0 {
             let f = &mut self.flows[fi];
             let Some(mi) = f.dirs[d].maps.iter().rposition(|m| m.covers(rel)) else {
-                let c = &mut self.conns[ci as usize];
-                c.unmapped += 1;
-                if !c.fallback && f.fallback.is_none() {
+                if !fallback {
+                    self.conns[ci as usize].unmapped += 1;
                     ev!(note, NOTE, Event::NoMapping);
                 }
                 break;
@@ -1191,19 +1198,13 @@ impl Analyzer {
                 }
             } else {
                 let hmac = a.hmac.map(|h| match (c.keys[sender.index()], c.keys[peer.index()]) {
-                    (Some(ks), Some(kr)) => {
-                        if crypto::add_addr_hmac(Key(ks), Key(kr), a.addr_id, a.addr, a.port) == h {
-                            Check::Ok
-                        } else {
-                            Check::Bad
-                        }
-                    }
+                    (Some(ks), Some(kr)) => add_addr_check(ks, kr, &a, h),
                     _ => Check::NoKeys,
                 });
                 if let Some(r) = hmac {
                     c.hmac.add(r);
                     let sf = self.flows[fi].sf;
-                    if r == Check::Bad {
+                    if matches!(r, Check::Bad | Check::BadLeftmost) {
                         c.verdict(frame, VerdictKind::HmacFailed { subflow: sf, kind: HmacKind::AddAddr });
                     }
                     ev!(note, NOTE, Event::Hmac { kind: HmacKind::AddAddr, result: r });
@@ -1309,6 +1310,7 @@ impl Analyzer {
             } else {
                 None
             };
+            f.rst_signal = cause;
             if f.cause.is_none() {
                 f.cause = cause.map(|c| (frame, c));
             }
@@ -1335,6 +1337,18 @@ impl Analyzer {
         let by = f.sides[d];
         let sf = f.sf;
         let reason = o.tcprst.map(|r| r.reason);
+        // A reset after the connection was fast-closed answers the
+        // MP_FASTCLOSE (RFC 8684 §3.5), whatever else it carries.
+        let set_here = f.cause.is_none_or(|(fr, _)| fr == frame);
+        if set_here
+            && let Some(fc_by) = self.conns[ci as usize].verdicts.iter().find_map(|v| match v.kind {
+                VerdictKind::FastClose { by } => Some(by),
+                _ => None,
+            })
+        {
+            self.flows[fi].cause = Some((frame, CloseCause::FastClose { by: fc_by }));
+        }
+        let f = &self.flows[fi];
         if let Some(r) = o.tcprst {
             ev!(note, NOTE, Event::TcpRst { flags: r.flags, reason: r.reason });
         }
@@ -1348,11 +1362,8 @@ impl Analyzer {
         }
         if let Some((_, cause)) = f.cause
             && !matches!(cause, CloseCause::RemoveAddr { .. })
-            && !matches!(cause, CloseCause::FastClose { .. })
         {
             c.verdict(frame, VerdictKind::SubflowClosed { subflow: sf, cause });
-        } else if let Some((_, CloseCause::FastClose { .. })) = f.cause {
-            c.verdict(frame, VerdictKind::SubflowClosed { subflow: sf, cause: CloseCause::FastClose { by } });
         }
     }
 
@@ -1375,6 +1386,11 @@ impl Analyzer {
                 packets: f.packets,
                 bytes: [f.dirs[0].bytes, f.dirs[1].bytes],
                 syn_frame: f.syn_frame,
+                kind: match (f.unknown_token, f.syn_frame) {
+                    (Some(token), _) => TcpFlowKind::JoinUnknownToken { token },
+                    (None, Some(_)) => TcpFlowKind::Plain,
+                    (None, None) => TcpFlowKind::NoHandshake,
+                },
             });
         }
         report
@@ -1425,9 +1441,15 @@ impl Analyzer {
                 last_frame: f.last_frame,
                 packets: f.packets,
                 syn_frame: f.syn_frame,
-                end: SubflowEnd { fin, rst: f.rst.map(|(fr, d)| (fr, f.sides[d])), cause: f.cause },
+                end: SubflowEnd {
+                    fin,
+                    rst: f.rst.map(|(fr, d)| (fr, f.sides[d])),
+                    rst_signal: f.rst_signal,
+                    cause: f.cause,
+                },
                 fallback: f.fallback,
                 truncated: f.dirs[0].truncated || f.dirs[1].truncated,
+                syn_data: f.dirs[0].syn_data,
             });
         }
         ConnReport {
@@ -1451,6 +1473,24 @@ impl Analyzer {
             unmapped_segments: c.unmapped,
         }
     }
+}
+
+/// Verifies an ADD_ADDR truncated HMAC: the rightmost 64 bits of
+/// HMAC-SHA256(Key-sender || Key-receiver, id || address || port) (RFC 8684
+/// §3.4.1, the port as 2 bytes, zero when absent, as Linux hashes it).
+fn add_addr_check(key_sender: u64, key_receiver: u64, a: &AddAddr, hmac: u64) -> Check {
+    if crypto::add_addr_hmac(Key(key_sender), Key(key_receiver), a.addr_id, a.addr, a.port) == hmac {
+        return Check::Ok;
+    }
+    let mut msg = Vec::with_capacity(19);
+    msg.push(a.addr_id);
+    match a.addr {
+        IpAddr::V4(v4) => msg.extend_from_slice(&v4.octets()),
+        IpAddr::V6(v6) => msg.extend_from_slice(&v6.octets()),
+    }
+    msg.extend_from_slice(&a.port.unwrap_or(0).to_be_bytes());
+    let full = crypto::hmac_keys(Version::V1, Key(key_sender), Key(key_receiver), &msg);
+    if u64::from_be_bytes(full[..8].try_into().expect("8 bytes")) == hmac { Check::BadLeftmost } else { Check::Bad }
 }
 
 /// Counts a segment's payload as new or retransmitted on its subflow;

@@ -2,13 +2,11 @@
 //! reinjection: the same DSN range sent again on another subflow
 //! (RFC 8684 §3.3.6).
 //!
-//! New data (beyond everything sent so far in this direction) is appended to
-//! a log that stays sorted by DSN, which is the common case and costs a
-//! comparison and a push. Data below that edge is either a retransmission
-//! on the same subflow or a reinjection; it is looked up by binary search
-//! and kept in a second, sorted list so a later copy on a third subflow
-//! still finds every earlier one. Entries far below the peer's data ACK are
-//! pruned.
+//! Every segment's DSN range goes into a log sorted by first DSN; a new one
+//! is compared with the entries it overlaps: bytes seen on another subflow
+//! make it a reinjection (and name those frames), bytes seen only on its
+//! own subflow a retransmission, the rest is new data. Entries far below
+//! the peer's data ACK are pruned.
 
 /// One segment's DSN range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,13 +22,21 @@ pub(crate) struct Sent {
 /// seen may still show up in the capture after it.
 const SLACK: u64 = 32 << 20;
 
+/// No segment is longer than this (an IPv4 packet is at most 64 KiB), so
+/// entries overlapping `[a, b)` start after `a - MAX_SEG`.
+const MAX_SEG: u64 = 1 << 17;
+
+/// Segments sent in one direction of a connection, sorted by first DSN.
+/// Subflows send their share of the data concurrently, so a new segment
+/// usually lands at or near the end: the insertion point is searched
+/// backwards from there.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SentLog {
     log: Vec<Sent>,
+    /// Entries before this index are pruned (dropped in batches).
     base: usize,
-    /// End of the highest DSN logged.
+    /// One past the highest DSN of any entry.
     max_end: Option<u64>,
-    again: Vec<Sent>,
 }
 
 /// Signed distance from `b` to `a` in DSN space.
@@ -45,10 +51,53 @@ pub(crate) struct Seen {
     pub other_frames: Vec<u64>,
     /// Bytes of this segment already sent on another subflow.
     pub reinjected: u64,
-    /// Bytes of this segment already sent on this same subflow.
+    /// Bytes of this segment already sent on this same subflow (and on no
+    /// other).
     pub retransmitted: u64,
-    /// Bytes beyond everything sent before in this direction.
+    /// Bytes never sent before in this direction.
     pub new: u64,
+}
+
+/// Length of the union of intervals given sorted by start, clipped to
+/// `[lo, hi)`.
+struct Union {
+    lo: u64,
+    hi: u64,
+    cur: Option<(u64, u64)>,
+    total: u64,
+}
+
+impl Union {
+    fn new(lo: u64, hi: u64) -> Union {
+        Union { lo, hi, cur: None, total: 0 }
+    }
+    fn add(&mut self, s: u64, e: u64) {
+        let s = if d(s, self.lo) > 0 { s } else { self.lo };
+        let e = if d(e, self.hi) < 0 { e } else { self.hi };
+        if d(e, s) <= 0 {
+            return;
+        }
+        match &mut self.cur {
+            Some((_, ce)) if d(s, *ce) <= 0 => {
+                if d(e, *ce) > 0 {
+                    *ce = e;
+                }
+            }
+            _ => {
+                self.flush();
+                self.cur = Some((s, e));
+            }
+        }
+    }
+    fn flush(&mut self) {
+        if let Some((s, e)) = self.cur.take() {
+            self.total += d(e, s) as u64;
+        }
+    }
+    fn total(mut self) -> u64 {
+        self.flush();
+        self.total
+    }
 }
 
 impl SentLog {
@@ -59,88 +108,74 @@ impl SentLog {
         if d(end, start) <= 0 {
             return seen;
         }
-        let new_from = match self.max_end {
-            None => start,
-            Some(m) if d(start, m) >= 0 => start,
-            Some(m) if d(end, m) <= 0 => end,
-            Some(m) => m,
-        };
-        if d(new_from, start) > 0 {
-            // Some (or all) of it was sent before.
-            let old_end = new_from;
-            let mut other = 0u64;
-            let mut same = 0u64;
-            let mut frames: Vec<u64> = Vec::new();
-            let mut visit = |s: &Sent| {
-                let lo = if d(s.start, start) > 0 { s.start } else { start };
-                let hi = if d(s.end, old_end) < 0 { s.end } else { old_end };
-                if d(hi, lo) <= 0 {
-                    return;
-                }
-                if s.sf != sf {
-                    other += d(hi, lo) as u64;
-                    if !frames.contains(&s.frame) {
-                        frames.push(s.frame);
-                    }
-                } else {
-                    same += d(hi, lo) as u64;
-                }
-            };
-            let live = &self.log[self.base..];
-            let i = live.partition_point(|s| d(s.end, start) <= 0);
-            for s in &live[i..] {
-                if d(s.start, old_end) >= 0 {
-                    break;
-                }
-                visit(s);
-            }
-            // `again` is sorted by start; its entries are at most 64 KiB
-            // long, but be exact: scan from the first that can overlap.
-            let j = self.again.partition_point(|s| d(s.start, start.wrapping_sub(1 << 20)) < 0);
-            for s in &self.again[j..] {
-                if d(s.start, old_end) >= 0 {
-                    break;
-                }
-                visit(s);
-            }
-            let span = d(old_end, start) as u64;
-            // Bytes logged twice (by a copy and its original) are counted
-            // once per kind; clamp to the span.
-            seen.reinjected = other.min(span);
-            seen.retransmitted = same.min(span - seen.reinjected);
-            frames.sort_unstable();
-            seen.other_frames = frames;
-            let entry = Sent { start, end: old_end, sf, frame };
-            let k = self.again.partition_point(|s| d(s.start, start) <= 0);
-            self.again.insert(k, entry);
-        }
-        if d(end, new_from) > 0 {
-            self.log.push(Sent { start: new_from, end, sf, frame });
+        let len = d(end, start) as u64;
+        // Fast path: beyond everything logged (the leading subflow).
+        if self.max_end.is_none_or(|m| d(start, m) >= 0) {
+            self.log.push(Sent { start, end, sf, frame });
             self.max_end = Some(end);
-            seen.new = d(end, new_from) as u64;
+            seen.new = len;
+            return seen;
         }
+        if d(end, self.max_end.unwrap_or(end)) > 0 {
+            self.max_end = Some(end);
+        }
+        // Insertion point: after every entry starting at or before `start`.
+        let live = &self.log[self.base..];
+        let mut at = live.len();
+        while at > 0 && d(live[at - 1].start, start) > 0 {
+            at -= 1;
+            if live.len() - at > 8 {
+                at = live.partition_point(|s| d(s.start, start) <= 0);
+                break;
+            }
+        }
+        // Entries that can overlap start in (start - MAX_SEG, end).
+        let lo = start.wrapping_sub(MAX_SEG);
+        let from = live[..at].partition_point(|s| d(s.start, lo) <= 0);
+        let mut any = Union::new(start, end);
+        let mut other = Union::new(start, end);
+        let mut frames: Vec<u64> = Vec::new();
+        for s in &live[from..] {
+            if d(s.start, end) >= 0 {
+                break;
+            }
+            if d(s.end, start) <= 0 {
+                continue;
+            }
+            any.add(s.start, s.end);
+            if s.sf != sf {
+                other.add(s.start, s.end);
+                if !frames.contains(&s.frame) {
+                    frames.push(s.frame);
+                }
+            }
+        }
+        let covered = any.total();
+        seen.reinjected = other.total();
+        seen.retransmitted = covered - seen.reinjected;
+        seen.new = len - covered;
+        frames.sort_unstable();
+        seen.other_frames = frames;
+        self.log.insert(self.base + at, Sent { start, end, sf, frame });
         seen
     }
 
     /// Forgets entries that end more than [`SLACK`] below `acked`.
     pub(crate) fn prune(&mut self, acked: u64) {
-        let limit = acked.wrapping_sub(SLACK);
-        while self.base < self.log.len() && d(self.log[self.base].end, limit) < 0 {
+        let limit = acked.wrapping_sub(SLACK).wrapping_sub(MAX_SEG);
+        while self.base < self.log.len() && d(self.log[self.base].start, limit) < 0 {
             self.base += 1;
         }
         if self.base > 4096 && self.base * 2 > self.log.len() {
             self.log.drain(..self.base);
             self.base = 0;
         }
-        // `again` is sorted by start and its entries are single segments
-        // (under 64 KiB): those starting 1 MiB below the limit end below it.
-        let m = self.again.partition_point(|s| d(s.start, limit.wrapping_sub(1 << 20)) < 0);
-        self.again.drain(..m);
     }
 
     /// Entries held (for tests and memory accounting).
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.log.len() - self.base + self.again.len()
+        self.log.len() - self.base
     }
 }
 
@@ -174,6 +209,18 @@ mod tests {
     }
 
     #[test]
+    fn subflows_sending_concurrently_is_new_data() {
+        let mut l = SentLog::default();
+        assert_eq!(l.record(0, 100, 1, 1).new, 100);
+        assert_eq!(l.record(200, 300, 2, 2).new, 100);
+        let s = l.record(100, 200, 1, 3);
+        assert_eq!((s.new, s.reinjected, s.retransmitted), (100, 0, 0));
+        let s = l.record(50, 250, 3, 4);
+        assert_eq!((s.new, s.reinjected), (0, 200));
+        assert_eq!(s.other_frames, vec![1, 2, 3]);
+    }
+
+    #[test]
     fn wraps_and_prunes() {
         let mut l = SentLog::default();
         let base = u64::MAX - 150;
@@ -184,7 +231,7 @@ mod tests {
         for i in 0..10_000u64 {
             l.record(1000 + i * 10, 1010 + i * 10, 1, 10 + i);
         }
-        l.prune(1000 + 10_000 * 10 + SLACK);
+        l.prune(1000 + 10_000 * 10 + SLACK + MAX_SEG);
         assert!(l.len() < 10_000);
     }
 }

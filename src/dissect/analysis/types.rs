@@ -95,6 +95,9 @@ impl fmt::Display for FallbackReason {
 pub enum Check {
     Ok,
     Bad,
+    /// Wrong, but equal to the leftmost 64 bits of the HMAC: the ADD_ADDR
+    /// computation of Linux before 5.10, where RFC 8684 §3.4.1 says rightmost.
+    BadLeftmost,
     /// The keys it needs were not seen.
     NoKeys,
 }
@@ -104,6 +107,7 @@ impl Check {
         match self {
             Check::Ok => "ok",
             Check::Bad => "BAD",
+            Check::BadLeftmost => "BAD (the leftmost 64 bits: early Linux ADD_ADDR HMAC, the RFC says rightmost)",
             Check::NoKeys => "unverified (keys not seen)",
         }
     }
@@ -171,6 +175,8 @@ pub struct Verdict {
 pub enum VerdictKind {
     /// MP_CAPABLE completed and the server sent a DSS: MPTCP runs.
     Established { version: u8 },
+    /// MPTCP options on a connection whose handshake is not in the capture.
+    InUse,
     /// The connection runs as plain TCP.
     Fallback(FallbackReason),
     /// A join was answered with a reset.
@@ -208,6 +214,7 @@ impl fmt::Display for VerdictKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             VerdictKind::Established { version } => write!(f, "MPTCP v{version} established"),
+            VerdictKind::InUse => f.write_str("MPTCP in use (the handshake is not in the capture)"),
             VerdictKind::Fallback(r) => write!(f, "fallback to TCP: {r}"),
             VerdictKind::JoinRefused { subflow, by, reason } => {
                 write!(f, "join of subflow {subflow} refused by the {by}")?;
@@ -515,7 +522,7 @@ impl Tally {
     pub(crate) fn add(&mut self, c: Check) {
         match c {
             Check::Ok => self.ok += 1,
-            Check::Bad => self.bad += 1,
+            Check::Bad | Check::BadLeftmost => self.bad += 1,
             Check::NoKeys => self.unverified += 1,
         }
     }
@@ -528,7 +535,10 @@ pub struct SubflowEnd {
     pub fin: [Option<u64>; 2],
     /// The first RST: frame and sender.
     pub rst: Option<(u64, Side)>,
-    /// The MPTCP reason, when one is known.
+    /// The MPTCP signal that RST carried (MP_TCPRST, MP_FASTCLOSE, MP_FAIL).
+    pub rst_signal: Option<CloseCause>,
+    /// The first MPTCP reason for the close (REMOVE_ADDR, MP_FASTCLOSE,
+    /// MP_TCPRST, MP_FAIL), when there is one.
     pub cause: Option<(u64, CloseCause)>,
 }
 
@@ -575,6 +585,8 @@ pub struct SubflowReport {
     pub fallback: Option<(u64, FallbackReason)>,
     /// Some payload was not captured (snaplen).
     pub truncated: bool,
+    /// Payload in the SYN (TCP Fast Open): not in the data sequence space.
+    pub syn_data: u64,
 }
 
 /// An ADD_ADDR announcement.
@@ -634,7 +646,7 @@ impl ConnReport {
     }
     /// The established verdict, if any.
     pub fn established(&self) -> Option<&Verdict> {
-        self.verdicts.iter().find(|v| matches!(v.kind, VerdictKind::Established { .. }))
+        self.verdicts.iter().find(|v| matches!(v.kind, VerdictKind::Established { .. } | VerdictKind::InUse))
     }
 }
 
@@ -651,6 +663,18 @@ pub struct TcpFlowReport {
     pub bytes: [u64; 2],
     /// The SYN without MP_CAPABLE, when seen.
     pub syn_frame: Option<u64>,
+    pub kind: TcpFlowKind,
+}
+
+/// What a TCP flow without an MPTCP connection is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpFlowKind {
+    /// Its SYN carried no MPTCP option.
+    Plain,
+    /// Its handshake is not in the capture and it carries no MPTCP option.
+    NoHandshake,
+    /// An MP_JOIN SYN to a token no connection in the capture owns.
+    JoinUnknownToken { token: u32 },
 }
 
 /// Everything known at the end of the capture.
