@@ -23,6 +23,7 @@ fn token(k: u64, v: Version) -> u32 {
 }
 
 /// A raw IPv4 TCP segment.
+#[allow(clippy::too_many_arguments)]
 fn segment(
     src: &str,
     sport: u16,
