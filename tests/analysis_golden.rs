@@ -48,3 +48,79 @@ fn summaries_and_json_match_golden_files() {
         }
     }
 }
+
+#[test]
+fn fast_path_decodes_like_the_full_decoder() {
+    use mptcp_tools::dissect::analysis::fastpath;
+    use mptcp_tools::dissect::packet::decode;
+    let mut handled = 0;
+    for cap in captures() {
+        for (m, f) in frames(&cap) {
+            // Whole frames, and cut at a snaplen of 128 as the big capture is.
+            for data in [&f[..], &f[..f.len().min(128)]] {
+                if let Some(p) = fastpath::decode(m.linktype, data) {
+                    handled += 1;
+                    assert_eq!(p, decode(m.linktype, data), "{} frame {}", stem(&cap), m.number);
+                }
+            }
+        }
+    }
+    assert!(handled > 10_000, "the fast path handled only {handled} frames");
+}
+
+#[test]
+fn summary_fast_path_gives_the_same_report() {
+    use mptcp_tools::dissect::analysis::{Analyzer, AnalyzerOptions};
+    for cap in captures() {
+        let frames = frames(&cap);
+        let (_, full) = analyse(&frames);
+        let mut a = Analyzer::new(AnalyzerOptions::default());
+        for (m, f) in &frames {
+            a.observe_frame(m, f);
+        }
+        assert_eq!(a.finish(), full, "{}", stem(&cap));
+    }
+}
+
+#[test]
+fn snaplen_128_keeps_the_analysis_and_says_what_it_could_not_check() {
+    use mptcp_tools::dissect::analysis::VerdictKind;
+    for cap in captures() {
+        let frames = frames(&cap);
+        let (_, full) = analyse(&frames);
+        let cut: Vec<_> = frames
+            .iter()
+            .map(|(m, f)| {
+                let mut m = *m;
+                m.caplen = m.caplen.min(128);
+                (m, f[..f.len().min(128)].to_vec())
+            })
+            .collect();
+        let (_, short) = analyse(&cut);
+        let name = stem(&cap);
+        assert_eq!(short.connections.len(), full.connections.len(), "{name}");
+        for (s, f) in short.connections.iter().zip(&full.connections) {
+            assert_eq!(s.tokens, f.tokens, "{name}");
+            assert_eq!(s.data_bytes, f.data_bytes, "{name}");
+            let keep =
+                |v: &&mptcp_tools::dissect::analysis::Verdict| !matches!(v.kind, VerdictKind::ChecksumFailed { .. });
+            assert_eq!(
+                s.verdicts.iter().filter(keep).collect::<Vec<_>>(),
+                f.verdicts.iter().filter(keep).collect::<Vec<_>>(),
+                "{name}"
+            );
+            for (ss, fs) in s.subflows.iter().zip(&f.subflows) {
+                assert_eq!((ss.bytes, ss.reinjected), (fs.bytes, fs.reinjected), "{name}");
+            }
+            // Checksums over cut payloads are not verified, and counted as
+            // such; only bare DATA_FINs (no payload) still verify.
+            assert_eq!(s.csum.total(), f.csum.total(), "{name}");
+            assert_eq!(s.csum.bad, 0, "{name}");
+            assert!(s.csum.ok <= 6 && (f.csum.total() == 0 || s.csum.unverified > 0), "{name}: {:?}", s.csum);
+        }
+        if name == "checksum" {
+            let text = String::from_utf8(summary_text(&short)).unwrap();
+            assert!(text.contains("payload cut by the snaplen"), "{text}");
+        }
+    }
+}

@@ -32,6 +32,7 @@
 //!   address removal) with the frame that shows them.
 
 mod csum;
+pub mod fastpath;
 mod flows;
 mod sentlog;
 mod snapshot;
@@ -48,8 +49,8 @@ use sentlog::SentLog;
 
 use super::crypto::{self, Key, Version};
 use super::options::{
-    AddAddr, Dss, MpCapable, MpFail, MpFastclose, MpJoin, MpPrio, MpTcpRst, MptcpOption, RemoveAddr, TcpOption,
-    WireSeq, kind,
+    AddAddr, Dss, MpCapable, MpFail, MpFastclose, MpJoin, MpPrio, MpTcpRst, MptcpOption, RemoveAddr, WireSeq, kind,
+    parse_mptcp,
 };
 use super::packet::{FrameMeta, Packet, TcpSegment, tcp_flags};
 use crate::seq::{DataSeq, SubflowSeq};
@@ -258,38 +259,57 @@ struct Opts {
 }
 
 impl Opts {
+    /// Walks the option space for MPTCP options only: other kinds are
+    /// skipped by their length without being decoded (RFC 9293 §3.2 framing;
+    /// the MPTCP body goes through the shared codec).
     fn collect(tcp: &TcpSegment<'_>) -> Opts {
         let mut o = Opts::default();
-        // Most segments of a plain TCP capture: no byte 30 anywhere in the
-        // option space means no MPTCP option.
-        if !tcp.options_raw.contains(&kind::MPTCP) {
-            return o;
-        }
-        for opt in tcp.options() {
-            match opt {
-                Ok(TcpOption::Mptcp(m)) => {
-                    o.any = true;
-                    match m {
-                        MptcpOption::MpCapable(c) => o.mpc = o.mpc.or(Some(c)),
-                        MptcpOption::MpJoin(j) => o.join = o.join.or(Some(j)),
-                        MptcpOption::Dss(d) => o.dss = o.dss.or(Some(d)),
-                        MptcpOption::AddAddr(a) => o.add_addr = o.add_addr.or(Some(a)),
-                        MptcpOption::RemoveAddr(r) => o.rm = o.rm.or(Some(r)),
-                        MptcpOption::MpPrio(p) => o.prio = o.prio.or(Some(p)),
-                        MptcpOption::MpFail(f) => o.fail = o.fail.or(Some(f)),
-                        MptcpOption::MpFastclose(f) => o.fastclose = o.fastclose.or(Some(f)),
-                        MptcpOption::MpTcpRst(r) => o.tcprst = o.tcprst.or(Some(r)),
-                        MptcpOption::Experimental { .. } | MptcpOption::Unknown { .. } => {}
-                    }
-                }
-                Err(e) if e.kind == kind::MPTCP => {
-                    o.any = true;
-                    o.bad = true;
+        let raw = tcp.options_raw;
+        let mut i = 0;
+        while i < raw.len() {
+            match raw[i] {
+                kind::EOL => break,
+                kind::NOP => {
+                    i += 1;
+                    continue;
                 }
                 _ => {}
             }
+            let Some(&len) = raw.get(i + 1) else { break };
+            let len = len as usize;
+            if len < 2 || i + len > raw.len() {
+                // A framing error ends the walk (the codec reports it).
+                if raw[i] == kind::MPTCP {
+                    o.any = true;
+                    o.bad = true;
+                }
+                break;
+            }
+            if raw[i] == kind::MPTCP {
+                o.any = true;
+                match parse_mptcp(&raw[i..i + len]) {
+                    Ok(m) => o.add(m),
+                    Err(_) => o.bad = true,
+                }
+            }
+            i += len;
         }
         o
+    }
+
+    fn add(&mut self, m: MptcpOption) {
+        match m {
+            MptcpOption::MpCapable(c) => self.mpc = self.mpc.or(Some(c)),
+            MptcpOption::MpJoin(j) => self.join = self.join.or(Some(j)),
+            MptcpOption::Dss(d) => self.dss = self.dss.or(Some(d)),
+            MptcpOption::AddAddr(a) => self.add_addr = self.add_addr.or(Some(a)),
+            MptcpOption::RemoveAddr(r) => self.rm = self.rm.or(Some(r)),
+            MptcpOption::MpPrio(p) => self.prio = self.prio.or(Some(p)),
+            MptcpOption::MpFail(f) => self.fail = self.fail.or(Some(f)),
+            MptcpOption::MpFastclose(f) => self.fastclose = self.fastclose.or(Some(f)),
+            MptcpOption::MpTcpRst(r) => self.tcprst = self.tcprst.or(Some(r)),
+            MptcpOption::Experimental { .. } | MptcpOption::Unknown { .. } => {}
+        }
     }
 }
 

@@ -26,15 +26,79 @@ const SLACK: u64 = 32 << 20;
 /// entries overlapping `[a, b)` start after `a - MAX_SEG`.
 const MAX_SEG: u64 = 1 << 17;
 
-/// Segments sent in one direction of a connection, sorted by first DSN.
-/// Subflows send their share of the data concurrently, so a new segment
-/// usually lands at or near the end: the insertion point is searched
-/// backwards from there.
+/// Entries sorted by first DSN, with a pruned prefix.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct SentLog {
-    log: Vec<Sent>,
+struct Sorted {
+    v: Vec<Sent>,
     /// Entries before this index are pruned (dropped in batches).
     base: usize,
+}
+
+impl Sorted {
+    fn live(&self) -> &[Sent] {
+        &self.v[self.base..]
+    }
+
+    /// Index of the first live entry whose start is after `key` (or, with
+    /// `or_equal`, at or after it). Gallops back from the end: the entries
+    /// a new segment concerns are near the end of the log.
+    fn bound(&self, key: u64, or_equal: bool) -> usize {
+        let live = self.live();
+        let before = |s: &Sent| if or_equal { d(s.start, key) < 0 } else { d(s.start, key) <= 0 };
+        let n = live.len();
+        if n == 0 {
+            return 0;
+        }
+        let mut step = 1;
+        let mut hi = n;
+        loop {
+            let lo = hi.saturating_sub(step);
+            if lo == 0 || before(&live[lo]) {
+                // The answer is in (lo, hi]: entries before lo are before.
+                let lo = if before(&live[lo]) { lo + 1 } else { lo };
+                return lo + live[lo..hi].partition_point(|s| before(s));
+            }
+            hi = lo;
+            step *= 2;
+        }
+    }
+
+    /// Inserts keeping the order.
+    fn insert(&mut self, e: Sent) {
+        if self.live().last().is_none_or(|l| d(l.start, e.start) <= 0) {
+            self.v.push(e);
+            return;
+        }
+        let at = self.bound(e.start, false);
+        self.v.insert(self.base + at, e);
+    }
+
+    /// Entries that can overlap `[start, end)`.
+    fn around(&self, start: u64, end: u64) -> impl Iterator<Item = &Sent> {
+        let live = self.live();
+        let from = if live.is_empty() { 0 } else { self.bound(start.wrapping_sub(MAX_SEG), false) };
+        live[from..].iter().take_while(move |s| d(s.start, end) < 0).filter(move |s| d(s.end, start) > 0)
+    }
+
+    fn prune(&mut self, limit: u64) {
+        while self.base < self.v.len() && d(self.v[self.base].start, limit) < 0 {
+            self.base += 1;
+        }
+        if self.base > 4096 && self.base * 2 > self.v.len() {
+            self.v.drain(..self.base);
+            self.base = 0;
+        }
+    }
+}
+
+/// Segments sent in one direction of a connection. Those that brought new
+/// data go to `fresh`, copies (retransmissions, reinjections) to `again`;
+/// each stays sorted by first DSN and mostly grows at its end, also when a
+/// capture is replayed or the subflows send their shares concurrently.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SentLog {
+    fresh: Sorted,
+    again: Sorted,
     /// One past the highest DSN of any entry.
     max_end: Option<u64>,
 }
@@ -111,7 +175,7 @@ impl SentLog {
         let len = d(end, start) as u64;
         // Fast path: beyond everything logged (the leading subflow).
         if self.max_end.is_none_or(|m| d(start, m) >= 0) {
-            self.log.push(Sent { start, end, sf, frame });
+            self.fresh.v.push(Sent { start, end, sf, frame });
             self.max_end = Some(end);
             seen.new = len;
             return seen;
@@ -119,29 +183,22 @@ impl SentLog {
         if d(end, self.max_end.unwrap_or(end)) > 0 {
             self.max_end = Some(end);
         }
-        // Insertion point: after every entry starting at or before `start`.
-        let live = &self.log[self.base..];
-        let mut at = live.len();
-        while at > 0 && d(live[at - 1].start, start) > 0 {
-            at -= 1;
-            if live.len() - at > 8 {
-                at = live.partition_point(|s| d(s.start, start) <= 0);
-                break;
-            }
-        }
-        // Entries that can overlap start in (start - MAX_SEG, end).
-        let lo = start.wrapping_sub(MAX_SEG);
-        let from = live[..at].partition_point(|s| d(s.start, lo) <= 0);
         let mut any = Union::new(start, end);
         let mut other = Union::new(start, end);
         let mut frames: Vec<u64> = Vec::new();
-        for s in &live[from..] {
-            if d(s.start, end) >= 0 {
-                break;
-            }
-            if d(s.end, start) <= 0 {
-                continue;
-            }
+        // Both lists are sorted by start; merge them so the unions see
+        // starts in order.
+        let mut x = self.fresh.around(start, end).peekable();
+        let mut y = self.again.around(start, end).peekable();
+        loop {
+            let s = match (x.peek(), y.peek()) {
+                (Some(a), Some(b)) if d(a.start, b.start) <= 0 => x.next(),
+                (Some(_), Some(_)) => y.next(),
+                (Some(_), None) => x.next(),
+                (None, Some(_)) => y.next(),
+                (None, None) => None,
+            };
+            let Some(s) = s else { break };
             any.add(s.start, s.end);
             if s.sf != sf {
                 other.add(s.start, s.end);
@@ -150,32 +207,33 @@ impl SentLog {
                 }
             }
         }
+        drop((x, y));
         let covered = any.total();
         seen.reinjected = other.total();
         seen.retransmitted = covered - seen.reinjected;
         seen.new = len - covered;
         frames.sort_unstable();
         seen.other_frames = frames;
-        self.log.insert(self.base + at, Sent { start, end, sf, frame });
+        let e = Sent { start, end, sf, frame };
+        if seen.new > 0 {
+            self.fresh.insert(e)
+        } else {
+            self.again.insert(e)
+        }
         seen
     }
 
     /// Forgets entries that end more than [`SLACK`] below `acked`.
     pub(crate) fn prune(&mut self, acked: u64) {
         let limit = acked.wrapping_sub(SLACK).wrapping_sub(MAX_SEG);
-        while self.base < self.log.len() && d(self.log[self.base].start, limit) < 0 {
-            self.base += 1;
-        }
-        if self.base > 4096 && self.base * 2 > self.log.len() {
-            self.log.drain(..self.base);
-            self.base = 0;
-        }
+        self.fresh.prune(limit);
+        self.again.prune(limit);
     }
 
     /// Entries held (for tests and memory accounting).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.log.len() - self.base
+        self.fresh.live().len() + self.again.live().len()
     }
 }
 
@@ -206,6 +264,24 @@ mod tests {
         assert_eq!(s.other_frames, vec![3]);
         assert_eq!((s.reinjected, s.new), (50, 50));
         assert_eq!(l.record(450, 500, 2, 8).new, 50);
+    }
+
+    #[test]
+    fn galloping_bound_matches_binary_search() {
+        let mut v = Sorted::default();
+        let mut x = 7u64;
+        for i in 0..300u64 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            v.v.push(Sent { start: i * 10 + (x >> 62), end: i * 10 + 20, sf: 1, frame: i });
+        }
+        v.v.sort_by_key(|s| s.start);
+        for key in 0..3100u64 {
+            for or_equal in [false, true] {
+                let want = v.live().partition_point(|s| if or_equal { s.start < key } else { s.start <= key });
+                assert_eq!(v.bound(key, or_equal), want, "key {key} {or_equal}");
+            }
+        }
+        assert_eq!(Sorted::default().bound(5, false), 0);
     }
 
     #[test]
