@@ -113,10 +113,12 @@ fn snaplen_128_keeps_the_analysis_and_says_what_it_could_not_check() {
                 assert_eq!((ss.bytes, ss.reinjected), (fs.bytes, fs.reinjected), "{name}");
             }
             // Checksums over cut payloads are not verified, and counted as
-            // such; only bare DATA_FINs (no payload) still verify.
+            // such; bare DATA_FINs and payloads that fit in 128 bytes still verify.
             assert_eq!(s.csum.total(), f.csum.total(), "{name}");
             assert_eq!(s.csum.bad, 0, "{name}");
-            assert!(s.csum.ok <= 6 && (f.csum.total() == 0 || s.csum.unverified > 0), "{name}: {:?}", s.csum);
+            if name == "checksum" || name == "mp-fail-reset" {
+                assert!(s.csum.unverified > 20, "{name}: {:?}", s.csum);
+            }
         }
         if name == "checksum" {
             let text = String::from_utf8(summary_text(&short)).unwrap();
