@@ -117,7 +117,7 @@ fn snaplen_128_keeps_the_analysis_and_says_what_it_could_not_check() {
             assert_eq!(s.csum.total(), f.csum.total(), "{name}");
             assert_eq!(s.csum.bad, 0, "{name}");
             if name == "checksum" || name == "mp-fail-reset" {
-                assert!(s.csum.unverified > 20, "{name}: {:?}", s.csum);
+                assert!(s.csum.unverified >= 18, "{name}: {:?}", s.csum);
             }
         }
         if name == "checksum" {
