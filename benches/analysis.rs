@@ -8,15 +8,23 @@
 //!   cargo bench --bench analysis
 //!   MPTCP_BENCH_PCAP=/path/big.pcap cargo bench --bench analysis
 //!
-//! Groups (throughput in packets):
-//! - `observe`: Analyzer::observe + finish on decoded packets (the analysis alone);
-//! - `decode+observe`: packet::decode, then observe (the whole --summary path after libpcap);
-//! - `json`: decode, on_packet and json::write_packet (the --json path after libpcap).
+//! Frames are held in one contiguous buffer, as a capture file read into
+//! memory is. Groups (throughput in packets), each timed twice: `analysis`
+//! in wall-clock time, `analysis-cpu` in this thread's CPU time (steadier
+//! when other processes share the cores):
+//! - `observe`: Analyzer::observe + finish on packets decoded beforehand
+//!   (the analysis alone);
+//! - `observe_frame`: Analyzer::observe_frame + finish on raw frames: the
+//!   whole --summary path after libpcap (lean decoder, then the analysis);
+//! - `decode+observe`: packet::decode (full) then observe;
+//! - `json`: decode, on_packet and json::write_packet (the --json path
+//!   after libpcap).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mptcp_tools::dissect::analysis::{Analyzer, AnalyzerOptions};
 use mptcp_tools::dissect::json;
@@ -91,12 +99,69 @@ fn frames() -> (String, Vec<(FrameMeta, Vec<u8>)>) {
     (format!("bundled captures x{reps}"), out)
 }
 
-fn bench(c: &mut Criterion) {
+/// This thread's CPU time (CLOCK_THREAD_CPUTIME_ID).
+struct CpuTime(WallTime);
+
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+impl Measurement for CpuTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+    fn start(&self) -> Duration {
+        thread_cpu()
+    }
+    fn end(&self, i: Duration) -> Duration {
+        thread_cpu() - i
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, v: &Duration) -> f64 {
+        v.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        self.0.formatter()
+    }
+}
+
+/// All frames in one buffer: (metadata, range).
+struct Frames {
+    buf: Vec<u8>,
+    index: Vec<(FrameMeta, std::ops::Range<usize>)>,
+}
+
+impl Frames {
+    fn iter(&self) -> impl Iterator<Item = (&FrameMeta, &[u8])> {
+        self.index.iter().map(|(m, r)| (m, &self.buf[r.clone()]))
+    }
+}
+
+fn contiguous(frames: Vec<(FrameMeta, Vec<u8>)>) -> Frames {
+    let mut buf = Vec::with_capacity(frames.iter().map(|(_, f)| f.len()).sum());
+    let mut index = Vec::with_capacity(frames.len());
+    for (m, f) in frames {
+        let at = buf.len();
+        buf.extend_from_slice(&f);
+        index.push((m, at..buf.len()));
+    }
+    Frames { buf, index }
+}
+
+fn bench<M: Measurement>(c: &mut Criterion<M>, group: &str) {
     let (name, frames) = frames();
     eprintln!("{name}: {} packets", frames.len());
+    let frames = contiguous(frames);
     let decoded: Vec<_> = frames.iter().map(|(m, f)| (*m, decode(m.linktype, f))).collect();
-    let mut g = c.benchmark_group("analysis");
-    g.throughput(Throughput::Elements(frames.len() as u64));
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Elements(frames.index.len() as u64));
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(8));
     g.bench_function("observe", |b| {
@@ -108,10 +173,19 @@ fn bench(c: &mut Criterion) {
             black_box(a.finish())
         })
     });
+    g.bench_function("observe_frame", |b| {
+        b.iter(|| {
+            let mut a = Analyzer::new(AnalyzerOptions::default());
+            for (m, f) in frames.iter() {
+                a.observe_frame(m, f);
+            }
+            black_box(a.finish())
+        })
+    });
     g.bench_function("decode+observe", |b| {
         b.iter(|| {
             let mut a = Analyzer::new(AnalyzerOptions::default());
-            for (m, f) in &frames {
+            for (m, f) in frames.iter() {
                 a.observe(m, &decode(m.linktype, f));
             }
             black_box(a.finish())
@@ -122,7 +196,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             let mut a = Analyzer::new(AnalyzerOptions::default());
-            for (m, f) in &frames {
+            for (m, f) in frames.iter() {
                 let p = decode(m.linktype, f);
                 let n = a.on_packet(m, &p);
                 json::write_packet(&mut out, m, &p, &n);
@@ -133,5 +207,18 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+fn wall(c: &mut Criterion) {
+    bench(c, "analysis");
+}
+
+fn cpu(c: &mut Criterion<CpuTime>) {
+    bench(c, "analysis-cpu");
+}
+
+criterion_group!(wall_clock, wall);
+criterion_group! {
+    name = cpu_time;
+    config = Criterion::default().with_measurement(CpuTime(WallTime));
+    targets = cpu
+}
+criterion_main!(wall_clock, cpu_time);
