@@ -10,6 +10,8 @@ use mptcp_tools::dissect::analysis::{
 };
 use mptcp_tools::dissect::packet::decode;
 
+type Frames = Vec<(mptcp_tools::dissect::packet::FrameMeta, Vec<u8>)>;
+
 fn run(
     name: &str,
 ) -> (Vec<(mptcp_tools::dissect::packet::FrameMeta, Vec<u8>)>, Vec<mptcp_tools::dissect::analysis::PacketNote>, Report)
@@ -61,12 +63,10 @@ fn mp_fail_reset_flags_exactly_the_corrupted_segment() {
     );
     let sf1 = &c.subflows[0];
     assert_eq!(sf1.end.rst_signal, Some(CloseCause::TcpRst { by: Side::Client, flags: 0, reason: 6 }));
-    // The other captures with checksums have none bad.
-    for name in ["checksum"] {
-        let (_, _, r) = run(name);
-        assert_eq!(r.connections[0].csum.bad, 0);
-        assert!(r.connections[0].csum.ok > 10);
-    }
+    // The other capture with checksums has none bad.
+    let (_, _, r) = run("checksum");
+    assert_eq!(r.connections[0].csum.bad, 0);
+    assert!(r.connections[0].csum.ok > 10);
 }
 
 #[test]
