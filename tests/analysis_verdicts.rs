@@ -12,10 +12,7 @@ use mptcp_tools::dissect::packet::decode;
 
 type Frames = Vec<(mptcp_tools::dissect::packet::FrameMeta, Vec<u8>)>;
 
-fn run(
-    name: &str,
-) -> (Vec<(mptcp_tools::dissect::packet::FrameMeta, Vec<u8>)>, Vec<mptcp_tools::dissect::analysis::PacketNote>, Report)
-{
+fn run(name: &str) -> (Frames, Vec<mptcp_tools::dissect::analysis::PacketNote>, Report) {
     let f = frames(&testdata().join("captures/pcap").join(format!("{name}.pcap")));
     let (n, r) = analyse(&f);
     (f, n, r)
