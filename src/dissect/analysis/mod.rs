@@ -1011,7 +1011,7 @@ impl Analyzer {
             ev!(note, NOTE, Event::InfiniteMapping);
             return;
         }
-        let payload = m.data_len as u32 - dss.data_fin as u32;
+        let payload = (m.data_len as u32).saturating_sub(dss.data_fin as u32);
         if dss.data_fin {
             let c = &mut self.conns[ci as usize];
             let fin_dsn = dsn.map(|v| v.wrapping_add(payload as u64));

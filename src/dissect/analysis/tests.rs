@@ -552,3 +552,103 @@ fn midstream_capture_and_port_reuse() {
     assert_eq!(r.tcp_flows.len(), 1);
     assert_eq!(r.tcp_flows[0].kind, TcpFlowKind::Plain);
 }
+
+mod garbage {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A segment between a few endpoints with random flags, numbers and
+    /// option bytes (often well-formed MPTCP options, sometimes not).
+    fn seg() -> impl Strategy<Value = Vec<u8>> {
+        (
+            0usize..4,
+            any::<bool>(),
+            any::<u8>(),
+            prop_oneof![Just(1000u32), Just(5000u32), any::<u32>()],
+            any::<u32>(),
+            prop::collection::vec(any::<u8>(), 0..6),
+            prop::collection::vec(any::<u8>(), 0..40),
+            0usize..64,
+        )
+            .prop_map(|(path, dir, flags, seq, ack, mptcp, raw, payload)| {
+                let p = [("10.0.0.1", 40000), ("10.0.1.1", 40001), ("10.0.0.1", 40002), ("10.0.0.9", 1)][path];
+                // Mostly valid MPTCP options built from the random bytes.
+                let mut opts = Vec::new();
+                for (i, b) in mptcp.iter().enumerate() {
+                    let k = KC.rotate_left(*b as u32);
+                    let o = match b % 9 {
+                        0 => mpc(1, 1, Some(k), (b & 1 == 1).then_some(KS), (b & 2 == 2).then_some(*b as u16), None),
+                        1 => TcpOption::Mptcp(MptcpOption::MpJoin(MpJoin::Syn {
+                            backup: b & 1 == 1,
+                            addr_id: *b,
+                            token: token(KS, Version::V1) ^ (i as u32 & 1),
+                            nonce: k as u32,
+                        })),
+                        2 => TcpOption::Mptcp(MptcpOption::MpJoin(MpJoin::SynAck {
+                            backup: false,
+                            addr_id: *b,
+                            hmac: k,
+                            nonce: 3,
+                        })),
+                        3 | 4 => dss(
+                            Some(if b & 1 == 1 { WireSeq::U32(k as u32) } else { WireSeq::U64(k) }),
+                            (b & 2 == 2).then_some((
+                                if b & 4 == 4 { WireSeq::U32(k as u32) } else { WireSeq::U64(k) },
+                                (*b as u32) * 100,
+                                (*b as u16) % 4 * 30,
+                                (b & 8 == 8).then_some(k as u16),
+                            )),
+                            b & 16 == 16,
+                        ),
+                        5 => TcpOption::Mptcp(MptcpOption::MpFail(MpFail { dsn: k })),
+                        6 => TcpOption::Mptcp(MptcpOption::MpPrio(MpPrio { backup: true, addr_id: Some(*b) })),
+                        7 => TcpOption::Mptcp(MptcpOption::MpTcpRst(MpTcpRst { flags: b & 15, reason: *b })),
+                        _ => TcpOption::Mptcp(MptcpOption::MpFastclose(crate::dissect::options::MpFastclose {
+                            receiver_key: k,
+                        })),
+                    };
+                    if opts.iter().map(|o: &TcpOption| o.buffer_len()).sum::<usize>() + o.buffer_len() <= 40 {
+                        opts.push(o);
+                    }
+                }
+                let payload = vec![0x5a; payload];
+                let (s, d) = if dir { (p, S) } else { (S, p) };
+                let mut f = segment(s.0, s.1, d.0, d.1, flags, seq, ack, &opts, &payload);
+                // Sometimes raw garbage instead of the options (same length,
+                // so the header stays framed).
+                if !raw.is_empty() && raw[0] % 4 == 0 {
+                    let start = 40;
+                    let n = f.len().min(start + raw.len().min(opts.iter().map(|o| o.buffer_len()).sum()));
+                    f[start..n].copy_from_slice(&raw[..n - start]);
+                }
+                f
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn never_panics_and_always_writes_valid_json(segs in prop::collection::vec(seg(), 1..60), cut in 20usize..200) {
+            let mut s = Sim::new();
+            s.handshake_v1(true);
+            let mut out = Vec::new();
+            for (i, b) in segs.iter().enumerate() {
+                let caplen = if i % 3 == 0 { cut } else { usize::MAX };
+                let note = s.feed(b, caplen).clone();
+                let mut t = Vec::new();
+                note.write_text(&mut t);
+                let meta = FrameMeta { number: i as u64 + 1, ts_sec: 1, ts_nsec: 0, caplen: 0, len: 0, linktype: linktype::RAW };
+                out.clear();
+                crate::dissect::json::write_packet(&mut out, &meta, &decode(linktype::RAW, &b[..caplen.min(b.len())]), &note);
+                prop_assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok(), "{}", String::from_utf8_lossy(&out));
+            }
+            let snap = s.a.snapshot("x");
+            prop_assert!(!snap.connections.is_empty());
+            let r = s.report();
+            let mut text = Vec::new();
+            crate::dissect::summary::write_summary(&mut text, &r);
+            prop_assert!(!text.is_empty());
+        }
+    }
+}

@@ -485,7 +485,7 @@ impl PacketNote {
             }
         }
         if let Some(m) = self.mapping {
-            let data = m.len as u64 - m.data_fin as u64;
+            let data = (m.len as u64).saturating_sub(m.data_fin as u64);
             match (m.dsn_rel, m.dsn) {
                 (Some(r), _) => {
                     let _ = write!(out, " map {r}:{} ssn {}", r.wrapping_add(data), m.ssn);
