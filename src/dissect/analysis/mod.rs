@@ -22,11 +22,14 @@
 //!   sequence number, so segments that carry no mapping (or only a data ACK)
 //!   are still placed. An MP_CAPABLE with data maps DSN = IDSN + 1 at
 //!   subflow sequence 1 (§3.1).
-//! - Reinjection (§3.3.6): the same DSNs on another subflow; see
-//!   [`sentlog`].
+//! - Reinjection (§3.3.6): the same DSNs on another subflow (the sent-DSN
+//!   log of each direction, `sentlog.rs`).
 //! - DSS checksum (§3.3.1): accumulated over every segment of a mapping in
-//!   any order (see [`csum`]); when one fails and the data is sent again, the
+//!   any order (`csum.rs`); when one fails and the data is sent again, the
 //!   copy is compared segment by segment to name the corrupted frame.
+//! - The summary path can skip the full decoder:
+//!   [`Analyzer::observe_frame`] reads the fixed header fields in place
+//!   ([`fastpath`]).
 //! - HMACs: MP_JOIN SYN/ACK and third ACK (§3.2), ADD_ADDR (§3.4.1).
 //! - Verdicts (§3.7 fallback, §3.5 fast close, §3.6 reset reasons, §3.4.2
 //!   address removal) with the frame that shows them.
@@ -672,7 +675,7 @@ impl Analyzer {
                     }
                     _ => {
                         let why = JoinFailure::SynAckWithoutJoin;
-                        f.fallback = Some((frame, FallbackReason::SynAckWithoutMpCapable));
+                        f.fallback = Some((frame, FallbackReason::SynAckWithoutJoin));
                         self.conns[ci as usize].verdict(frame, VerdictKind::JoinFailed { subflow: sf, why });
                     }
                 }

@@ -439,6 +439,26 @@ fn join_refused_with_a_reason_and_unknown_tokens() {
 }
 
 #[test]
+fn join_answered_without_mp_join() {
+    let mut s = Sim::new();
+    s.handshake_v1(false);
+    let tok = token(KS, Version::V1);
+    s.c2s(
+        C2,
+        SYN,
+        7000,
+        0,
+        &[TcpOption::Mptcp(MptcpOption::MpJoin(MpJoin::Syn { backup: false, addr_id: 2, token: tok, nonce: 1 }))],
+        &[],
+    );
+    s.s2c(C2, SYN | ACK, 9000, 7001, &[TcpOption::Mss(1400)], &[]);
+    let r = s.report();
+    assert!(verdicts(&r).contains(&VerdictKind::JoinFailed { subflow: 2, why: JoinFailure::SynAckWithoutJoin }));
+    assert_eq!(r.connections[0].subflows[1].fallback, Some((6, FallbackReason::SynAckWithoutJoin)));
+    assert!(r.connections[0].fallback().is_none(), "the connection itself still runs MPTCP");
+}
+
+#[test]
 fn four_byte_dsns_extend_across_a_32_bit_boundary() {
     let mut s = Sim::new();
     s.handshake_v1(false);

@@ -54,6 +54,8 @@ pub enum FallbackReason {
     SynAckEchoesSyn,
     /// The SYN/ACK's MP_CAPABLE is too short to carry the server's key.
     SynAckWithoutKey,
+    /// A join's SYN/ACK carried no MP_JOIN (that subflow only).
+    SynAckWithoutJoin,
     /// The client retransmitted its SYN without MP_CAPABLE: it gave up on
     /// MPTCP after unanswered MP_CAPABLE SYNs.
     SynRetransmittedWithoutMpCapable,
@@ -76,6 +78,7 @@ impl fmt::Display for FallbackReason {
                 f.write_str("the SYN/ACK's MP_CAPABLE only echoes the SYN's (a middlebox reflects options)")
             }
             FallbackReason::SynAckWithoutKey => f.write_str("the SYN/ACK's MP_CAPABLE carries no key"),
+            FallbackReason::SynAckWithoutJoin => f.write_str("the SYN/ACK has no MP_JOIN"),
             FallbackReason::SynRetransmittedWithoutMpCapable => {
                 f.write_str("the SYN was retransmitted without MP_CAPABLE (the client gave up on MPTCP)")
             }
