@@ -132,9 +132,16 @@ impl Analyzer {
                 flags |= MAPVALID;
             }
         }
+        // The kernel's map_data_len counts payload only (a DATA_FIN's unit
+        // is not in it); before any mapping it shows the connection's
+        // receive position, subflow sequence 1 on the initial subflow.
         let (seq, sfseq, maplen) = match last {
-            Some(m) => (m.dsn.unwrap_or(m.wire), m.ssn, m.data_len as u32),
-            None => (c.dirs[Side::Server.index()].acked.or(c.dirs[Side::Server.index()].reference).unwrap_or(0), 0, 0),
+            Some(m) => (m.dsn.unwrap_or(m.wire), m.ssn, if m.len == u32::MAX { 0 } else { m.len }),
+            None => (
+                c.dirs[Side::Server.index()].acked.or(c.dirs[Side::Server.index()].reference).unwrap_or(0),
+                (f.role == Role::Initial) as u32,
+                0,
+            ),
         };
         let state = if f.rst.is_some() || (f.fin[lo].is_some() && f.fin[re].is_some()) {
             "CLOSED"
