@@ -50,26 +50,7 @@ fn summaries_and_json_match_golden_files() {
 }
 
 #[test]
-fn fast_path_decodes_like_the_full_decoder() {
-    use mptcp_tools::dissect::analysis::fastpath;
-    use mptcp_tools::dissect::packet::decode;
-    let mut handled = 0;
-    for cap in captures() {
-        for (m, f) in frames(&cap) {
-            // Whole frames, and cut at a snaplen of 128 as the big capture is.
-            for data in [&f[..], &f[..f.len().min(128)]] {
-                if let Some(p) = fastpath::decode(m.linktype, data) {
-                    handled += 1;
-                    assert_eq!(p, decode(m.linktype, data), "{} frame {}", stem(&cap), m.number);
-                }
-            }
-        }
-    }
-    assert!(handled > 10_000, "the fast path handled only {handled} frames");
-}
-
-#[test]
-fn summary_fast_path_gives_the_same_report() {
+fn summary_path_gives_the_same_report() {
     use mptcp_tools::dissect::analysis::{Analyzer, AnalyzerOptions};
     for cap in captures() {
         let frames = frames(&cap);

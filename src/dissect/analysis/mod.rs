@@ -27,15 +27,13 @@
 //! - DSS checksum (§3.3.1): accumulated over every segment of a mapping in
 //!   any order (`csum.rs`); when one fails and the data is sent again, the
 //!   copy is compared segment by segment to name the corrupted frame.
-//! - The summary path can skip the full decoder:
-//!   [`Analyzer::observe_frame`] reads the fixed header fields in place
-//!   ([`fastpath`]).
+//! - [`Analyzer::observe_frame`] is the summary path from raw frames
+//!   (decode, then observe).
 //! - HMACs: MP_JOIN SYN/ACK and third ACK (§3.2), ADD_ADDR (§3.4.1).
 //! - Verdicts (§3.7 fallback, §3.5 fast close, §3.6 reset reasons, §3.4.2
 //!   address removal) with the frame that shows them.
 
 mod csum;
-pub mod fastpath;
 mod flows;
 mod sentlog;
 mod snapshot;
@@ -55,7 +53,7 @@ use super::options::{
     AddAddr, Dss, MpCapable, MpFail, MpFastclose, MpJoin, MpPrio, MpTcpRst, MptcpOption, RemoveAddr, WireSeq, kind,
     parse_mptcp,
 };
-use super::packet::{FrameMeta, Packet, TcpSegment, tcp_flags};
+use super::packet::{self, FrameMeta, Packet, TcpSegment, tcp_flags};
 use crate::seq::{DataSeq, SubflowSeq};
 
 /// Options that change what the analyzer does. The default does
@@ -353,6 +351,12 @@ impl Analyzer {
     pub fn observe(&mut self, meta: &FrameMeta, pkt: &Packet<'_>) {
         let mut note = PacketNote::default();
         self.process::<false>(meta, pkt, &mut note);
+    }
+
+    /// Feed one captured frame on the summary path (no note): decodes it
+    /// with [`packet::decode`] and observes it.
+    pub fn observe_frame(&mut self, meta: &FrameMeta, frame: &[u8]) {
+        self.observe(meta, &packet::decode(meta.linktype, frame));
     }
 
     /// Connections and flows tracked so far.

@@ -2,11 +2,11 @@
 //! reinjection: the same DSN range sent again on another subflow
 //! (RFC 8684 §3.3.6).
 //!
-//! Every segment's DSN range goes into a log sorted by first DSN; a new one
-//! is compared with the entries it overlaps: bytes seen on another subflow
-//! make it a reinjection (and name those frames), bytes seen only on its
-//! own subflow a retransmission, the rest is new data. Entries far below
-//! the peer's data ACK are pruned.
+//! Every segment's DSN range is recorded; a new one is compared with what
+//! it overlaps: bytes seen on another subflow make it a reinjection (and
+//! name those frames), bytes seen only on its own subflow a
+//! retransmission, the rest is new data. Entries far below the peer's data
+//! ACK are pruned.
 
 /// One segment's DSN range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,16 +91,22 @@ impl Sorted {
     }
 }
 
-/// Segments sent in one direction of a connection. Those that brought new
-/// data go to `fresh`, copies (retransmissions, reinjections) to `again`;
-/// each stays sorted by first DSN and mostly grows at its end, also when a
-/// capture is replayed or the subflows send their shares concurrently.
+/// The DSNs sent in one direction of a connection.
+///
+/// `covered` is the union of everything sent, as disjoint intervals: a new
+/// segment that lies beyond it or in one of its holes (a subflow filling
+/// its share while another ran ahead) is new data, found with a few
+/// comparisons at the end of a short list. Only a segment overlapping
+/// `covered` (a retransmission or a reinjection) needs the per-segment
+/// records, kept per subflow for new data (each in its subflow's sending
+/// order, so appended) and in `again` for copies.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SentLog {
-    fresh: Sorted,
+    covered: Vec<(u64, u64)>,
+    /// Pruned prefix of `covered`.
+    cbase: usize,
+    subflows: Vec<(u32, Sorted)>,
     again: Sorted,
-    /// One past the highest DSN of any entry.
-    max_end: Option<u64>,
 }
 
 /// Signed distance from `b` to `a` in DSN space.
@@ -173,67 +179,139 @@ impl SentLog {
             return seen;
         }
         let len = d(end, start) as u64;
-        // Fast path: beyond everything logged (the leading subflow).
-        if self.max_end.is_none_or(|m| d(start, m) >= 0) {
-            self.fresh.v.push(Sent { start, end, sf, frame });
-            self.max_end = Some(end);
-            seen.new = len;
-            return seen;
+        let e = Sent { start, end, sf, frame };
+        let overlap = self.cover(start, end);
+        seen.new = len - overlap;
+        if overlap > 0 {
+            self.compare(&e, &mut seen);
         }
-        if d(end, self.max_end.unwrap_or(end)) > 0 {
-            self.max_end = Some(end);
-        }
-        let mut any = Union::new(start, end);
-        let mut other = Union::new(start, end);
-        let mut frames: Vec<u64> = Vec::new();
-        // Both lists are sorted by start; merge them so the unions see
-        // starts in order.
-        let mut x = self.fresh.around(start, end).peekable();
-        let mut y = self.again.around(start, end).peekable();
-        loop {
-            let s = match (x.peek(), y.peek()) {
-                (Some(a), Some(b)) if d(a.start, b.start) <= 0 => x.next(),
-                (Some(_), Some(_)) => y.next(),
-                (Some(_), None) => x.next(),
-                (None, Some(_)) => y.next(),
-                (None, None) => None,
+        if seen.new > 0 {
+            let list = match self.subflows.iter_mut().position(|(s, _)| *s == sf) {
+                Some(i) => &mut self.subflows[i].1,
+                None => {
+                    self.subflows.push((sf, Sorted::default()));
+                    &mut self.subflows.last_mut().expect("just pushed").1
+                }
             };
-            let Some(s) = s else { break };
+            list.insert(e);
+        } else {
+            self.again.insert(e);
+        }
+        seen
+    }
+
+    /// Adds `[start, end)` to the covered set; returns how many of its
+    /// bytes were already covered.
+    fn cover(&mut self, start: u64, end: u64) -> u64 {
+        let c = &mut self.covered;
+        let base = self.cbase;
+        // First interval (after the pruned prefix) ending after `start`,
+        // galloping back from the end: new data is at or near the end.
+        let n = c.len();
+        let mut i = n;
+        let mut step = 1;
+        while i > base && d(c[i - 1].1, start) > 0 {
+            let lo = i.saturating_sub(step).max(base);
+            if d(c[lo].1, start) > 0 {
+                i = lo;
+                step *= 2;
+                continue;
+            }
+            i = lo + 1 + c[lo + 1..i].partition_point(|x| d(x.1, start) <= 0);
+            break;
+        }
+        // Common cases: disjoint from everything covered.
+        if i == n || d(c[i].0, end) >= 0 {
+            let touches_prev = i > base && c[i - 1].1 == start;
+            match (touches_prev, i < n && c[i].0 == end) {
+                (true, true) => {
+                    c[i - 1].1 = c[i].1;
+                    c.remove(i);
+                }
+                (true, false) => c[i - 1].1 = end,
+                (false, true) => c[i].0 = start,
+                (false, false) => c.insert(i, (start, end)),
+            }
+            return 0;
+        }
+        // Overlapping: count the covered bytes and merge.
+        let mut overlap = 0u64;
+        let mut j = i;
+        let mut lo = start;
+        let mut hi = end;
+        while j < n && d(c[j].0, end) <= 0 {
+            let (s, e) = c[j];
+            let a = if d(s, start) > 0 { s } else { start };
+            let b = if d(e, end) < 0 { e } else { end };
+            if d(b, a) > 0 {
+                overlap += d(b, a) as u64;
+            }
+            if d(s, lo) < 0 {
+                lo = s;
+            }
+            if d(e, hi) > 0 {
+                hi = e;
+            }
+            j += 1;
+        }
+        if i > base && c[i - 1].1 == lo {
+            lo = c[i - 1].0;
+            i -= 1;
+        }
+        c.splice(i..j, [(lo, hi)]);
+        overlap
+    }
+
+    /// Which earlier segments `e` repeats: frames on other subflows, and
+    /// the bytes already sent on another subflow or on its own.
+    fn compare(&self, e: &Sent, seen: &mut Seen) {
+        let mut hits: Vec<&Sent> = self
+            .subflows
+            .iter()
+            .flat_map(|(_, l)| l.around(e.start, e.end))
+            .chain(self.again.around(e.start, e.end))
+            .collect();
+        hits.sort_by(|a, b| d(a.start, b.start).cmp(&0));
+        let mut any = Union::new(e.start, e.end);
+        let mut other = Union::new(e.start, e.end);
+        let mut frames: Vec<u64> = Vec::new();
+        for s in hits {
             any.add(s.start, s.end);
-            if s.sf != sf {
+            if s.sf != e.sf {
                 other.add(s.start, s.end);
                 if !frames.contains(&s.frame) {
                     frames.push(s.frame);
                 }
             }
         }
-        drop((x, y));
-        let covered = any.total();
-        seen.reinjected = other.total();
+        let len = d(e.end, e.start) as u64;
+        let covered = (len - seen.new).max(any.total());
+        seen.reinjected = other.total().min(covered);
         seen.retransmitted = covered - seen.reinjected;
-        seen.new = len - covered;
         frames.sort_unstable();
         seen.other_frames = frames;
-        let e = Sent { start, end, sf, frame };
-        if seen.new > 0 {
-            self.fresh.insert(e)
-        } else {
-            self.again.insert(e)
-        }
-        seen
     }
 
     /// Forgets entries that end more than [`SLACK`] below `acked`.
     pub(crate) fn prune(&mut self, acked: u64) {
         let limit = acked.wrapping_sub(SLACK).wrapping_sub(MAX_SEG);
-        self.fresh.prune(limit);
+        for (_, l) in &mut self.subflows {
+            l.prune(limit);
+        }
         self.again.prune(limit);
+        while self.cbase + 1 < self.covered.len() && d(self.covered[self.cbase].1, limit) < 0 {
+            self.cbase += 1;
+        }
+        if self.cbase > 1024 && self.cbase * 2 > self.covered.len() {
+            self.covered.drain(..self.cbase);
+            self.cbase = 0;
+        }
     }
 
     /// Entries held (for tests and memory accounting).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.fresh.live().len() + self.again.live().len()
+        self.subflows.iter().map(|(_, l)| l.live().len()).sum::<usize>() + self.again.live().len()
     }
 }
 
@@ -282,6 +360,31 @@ mod tests {
             }
         }
         assert_eq!(Sorted::default().bound(5, false), 0);
+    }
+
+    #[test]
+    fn covered_set_against_a_byte_map() {
+        // Random segments on three subflows: new/old byte counts must match
+        // a plain byte map, whatever the order.
+        let mut l = SentLog::default();
+        let mut seen = vec![0u8; 4000];
+        let mut x = 12345u64;
+        for frame in 0..3000u64 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let start = (x >> 33) % 3900;
+            let len = 1 + (x >> 20) % 100;
+            let sf = 1 + (x >> 10) as u32 % 3;
+            let end = (start + len).min(4000);
+            let want_new = (start..end).filter(|&i| seen[i as usize] == 0).count() as u64;
+            let want_other = (start..end).filter(|&i| seen[i as usize] & !(1 << sf) != 0).count() as u64;
+            for i in start..end {
+                seen[i as usize] |= 1 << sf;
+            }
+            let s = l.record(start, end, sf, frame);
+            assert_eq!(s.new, want_new, "frame {frame}");
+            assert_eq!(s.reinjected, want_other, "frame {frame}");
+            assert_eq!(s.new + s.reinjected + s.retransmitted, end - start);
+        }
     }
 
     #[test]
