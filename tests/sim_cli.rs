@@ -122,10 +122,7 @@ fn pcap_decodes_cleanly_in_tshark() {
 }
 
 /// mptcp-dump verifies every MP_JOIN and ADD_ADDR HMAC of a sim capture.
-/// Enable when the analysis (mptcp-dump --summary with HMAC results) has
-/// merged: `cargo test --test sim_cli -- --ignored`.
 #[test]
-#[ignore = "needs mptcp-dump's analysis (HMAC verification), from the analysis branch"]
 fn pcap_hmacs_verify_in_mptcp_dump() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("sim.pcap");
@@ -148,7 +145,11 @@ fn pcap_hmacs_verify_in_mptcp_dump() {
     let out = std::process::Command::new(common::bin("mptcp-dump")).arg("--summary").arg(&pcap).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
-    assert!(text.contains("hmac"), "the summary reports HMAC results:\n{text}");
+    // "hmacs: verified N of M": two joins (SYN/ACK and ACK HMACs each) and
+    // the announced addresses, every one verified.
+    let line = text.lines().find(|l| l.trim_start().starts_with("hmacs:")).unwrap_or_else(|| panic!("{text}"));
+    let nums: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+    assert!(nums.len() >= 2 && nums[0] == nums[1] && nums[1] >= 4, "not every HMAC verified: {line}\n{text}");
     for bad in ["mismatch", "invalid", "failed", "bad hmac"] {
         assert!(!text.contains(bad), "HMAC problem ({bad}):\n{text}");
     }
