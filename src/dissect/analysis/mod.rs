@@ -51,7 +51,6 @@ use sentlog::SentLog;
 use super::crypto::{self, Key, Version};
 use super::options::{
     AddAddr, Dss, MpCapable, MpFail, MpFastclose, MpJoin, MpPrio, MpTcpRst, MptcpOption, RemoveAddr, WireSeq, kind,
-    parse_mptcp,
 };
 use super::packet::{self, FrameMeta, Packet, TcpSegment, tcp_flags};
 use crate::seq::{DataSeq, SubflowSeq};
@@ -260,40 +259,23 @@ struct Opts {
 }
 
 impl Opts {
-    /// Walks the option space for MPTCP options only: other kinds are
-    /// skipped by their length without being decoded (RFC 9293 §3.2 framing;
-    /// the MPTCP body goes through the shared codec).
+    /// The MPTCP options of a segment, through the codec's MPTCP-only walk
+    /// (other kinds are skipped by their length, RFC 9293 §3.2 framing).
     fn collect(tcp: &TcpSegment<'_>) -> Opts {
         let mut o = Opts::default();
-        let raw = tcp.options_raw;
-        let mut i = 0;
-        while i < raw.len() {
-            match raw[i] {
-                kind::EOL => break,
-                kind::NOP => {
-                    i += 1;
-                    continue;
+        for r in tcp.mptcp_options() {
+            match r {
+                Ok(m) => {
+                    o.any = true;
+                    o.add(m);
                 }
-                _ => {}
-            }
-            let Some(&len) = raw.get(i + 1) else { break };
-            let len = len as usize;
-            if len < 2 || i + len > raw.len() {
-                // A framing error ends the walk (the codec reports it).
-                if raw[i] == kind::MPTCP {
+                Err(e) if e.kind == kind::MPTCP => {
                     o.any = true;
                     o.bad = true;
                 }
-                break;
+                // Another kind's framing error ends the walk.
+                Err(_) => {}
             }
-            if raw[i] == kind::MPTCP {
-                o.any = true;
-                match parse_mptcp(&raw[i..i + len]) {
-                    Ok(m) => o.add(m),
-                    Err(_) => o.bad = true,
-                }
-            }
-            i += len;
         }
         o
     }
