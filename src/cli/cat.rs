@@ -60,16 +60,11 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
     }
 }
 
-/// Hook for `mptcp-cat --sim ...`: the simulator (issue 3) parses its own
-/// arguments (`--path`, `--pcap`, `--scheduler`, `--cc`, `--seed`) with the
-/// same argv. When `crate::cli::cat_sim` provides its entry point, this
-/// calls it; until then it says the simulator is not in this build.
+/// `mptcp-cat --sim ...`: the simulator (`crate::cli::cat_sim`) parses its
+/// own arguments (`--path`, `--pcap`, `--scheduler`, `--cc`, `--seed`) from
+/// the same argv.
 fn run_sim(argv: Vec<OsString>) -> ExitCode {
-    let _ = argv;
-    eprintln!(
-        "mptcp-cat: --sim: the simulated network is not part of this build yet (it comes with the embedded stack)"
-    );
-    ExitCode::FAILURE
+    crate::cli::cat_sim::main(argv)
 }
 
 /// Run with parsed arguments.

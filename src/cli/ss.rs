@@ -18,7 +18,6 @@ use crate::diag::events::PmEvents;
 use crate::diag::kernel::KernelSource;
 use crate::diag::packets::{CaptureError, CaptureSource, Pace, PacketModel};
 use crate::diag::{Level, Sources, Unavailable};
-use crate::snapshot::Snapshot;
 use crate::tui::app::{App, conn_matches};
 
 #[derive(Debug, Parser)]
@@ -78,32 +77,8 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 }
 
 /// The model that turns packets into connections: the dissector's analysis.
-///
-/// WIRING POINT (issue 5, packets source): the analysis helper adds
-/// `Analyzer::snapshot(&self, source) -> Snapshot` on branch `analysis`.
-/// Once it is merged this function becomes
-/// `Ok(crate::dissect::analysis::Analyzer::new(Default::default()))`
-/// with, in src/diag/packets.rs,
-/// `impl PacketModel for Analyzer { fn feed(..) { self.observe(meta, pkt) }
-///  fn snapshot(&self, s) -> Snapshot { Analyzer::snapshot(self, s) } }`.
-fn packet_model() -> anyhow::Result<NoModel> {
-    bail!(
-        "reconstructing connections from packets needs the dissector's connection analysis \
-         (Analyzer::snapshot), which this build does not have yet"
-    )
-}
-
-/// Placeholder type for [`packet_model`] until the analysis provides one; it
-/// is never constructed.
-enum NoModel {}
-
-impl PacketModel for NoModel {
-    fn feed(&mut self, _meta: &crate::dissect::packet::FrameMeta, _pkt: &crate::dissect::packet::Packet<'_>) {
-        match *self {}
-    }
-    fn snapshot(&self, _source: &str) -> Snapshot {
-        match *self {}
-    }
+fn packet_model() -> anyhow::Result<crate::dissect::analysis::Analyzer> {
+    Ok(crate::dissect::analysis::Analyzer::new(Default::default()))
 }
 
 fn capture_sources<M: PacketModel + 'static>(args: &Args, model: M, once: bool) -> Result<Sources, CaptureError> {

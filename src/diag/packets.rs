@@ -22,6 +22,16 @@ pub trait PacketModel {
     fn snapshot(&self, source: &str) -> Snapshot;
 }
 
+/// The dissector's connection analysis is the model of the packets source.
+impl PacketModel for crate::dissect::analysis::Analyzer {
+    fn feed(&mut self, meta: &FrameMeta, pkt: &Packet<'_>) {
+        self.observe(meta, pkt);
+    }
+    fn snapshot(&self, source: &str) -> Snapshot {
+        crate::dissect::analysis::Analyzer::snapshot(self, source)
+    }
+}
+
 /// How a capture file is fed.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Pace {

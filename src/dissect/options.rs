@@ -824,6 +824,57 @@ impl Iterator for Options<'_> {
     }
 }
 
+impl<'a> Options<'a> {
+    /// Only the MPTCP options (kind 30), and the framing errors that end the
+    /// walk: every other option is stepped over by its length without being
+    /// parsed, which is what a consumer that only looks at MPTCP wants (the
+    /// analysis reads every frame's options).
+    pub fn mptcp(self) -> MptcpOptions<'a> {
+        MptcpOptions { inner: self }
+    }
+}
+
+/// Iterator over the MPTCP options of an option space; see [`Options::mptcp`].
+#[derive(Clone, Debug)]
+pub struct MptcpOptions<'a> {
+    inner: Options<'a>,
+}
+
+impl Iterator for MptcpOptions<'_> {
+    type Item = Result<MptcpOption, OptionError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let o = &mut self.inner;
+            if o.done || o.pos >= o.data.len() {
+                return None;
+            }
+            let rest = &o.data[o.pos..];
+            match rest[0] {
+                kind::EOL => {
+                    o.pos += 1;
+                    o.done = true;
+                    return None;
+                }
+                kind::NOP => o.pos += 1,
+                k => {
+                    let framed = rest.get(1).is_some_and(|&l| l >= 2 && l as usize <= rest.len());
+                    if k != kind::MPTCP && framed {
+                        o.pos += rest[1] as usize;
+                        continue;
+                    }
+                    // An MPTCP option, or a framing error (which ends the walk).
+                    match o.next()? {
+                        Ok(TcpOption::Mptcp(m)) => return Some(Ok(m)),
+                        Ok(_) => {}
+                        Err(e) => return Some(Err(e)),
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Parses one framed option: `whole` is exactly `length` bytes, kind and
 /// length included.
 fn parse_one(k: u8, whole: &[u8]) -> Result<TcpOption, OptionErrorReason> {
@@ -1201,6 +1252,28 @@ mod tests {
         for m in all {
             roundtrip(TcpOption::Mptcp(m));
         }
+    }
+
+    #[test]
+    fn mptcp_only_walk() {
+        // NOP, NOP, TS, DSS (data ACK), bad MSS, ADD_ADDR echo, then a
+        // framing error.
+        let mut b = vec![1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 30, 8, 0x20, 0x01, 0, 0, 0, 9, 2, 3, 1];
+        b.extend([30, 8, 0x31, 5, 10, 77, 2, 2, 8, 40]);
+        let v: Vec<_> = parse_options(&b).mptcp().collect();
+        assert_eq!(v.len(), 3, "{v:?}");
+        assert!(matches!(v[0], Ok(MptcpOption::Dss(Dss { data_ack: Some(WireSeq::U32(9)), .. }))));
+        assert!(matches!(v[1], Ok(MptcpOption::AddAddr(AddAddr { echo: true, addr_id: 5, .. }))));
+        assert!(v[2].as_ref().unwrap_err().is_framing());
+        // The same MPTCP options as the full walk.
+        let full: Vec<_> = parse_options(&b)
+            .filter_map(|o| match o {
+                Ok(TcpOption::Mptcp(m)) => Some(Ok(m)),
+                Err(e) if e.kind == kind::MPTCP || e.is_framing() => Some(Err(e)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(v, full);
     }
 
     #[test]

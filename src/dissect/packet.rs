@@ -157,6 +157,11 @@ impl<'a> TcpSegment<'a> {
     pub fn options(&self) -> Options<'a> {
         parse_options(self.options_raw)
     }
+    /// Only the MPTCP options, the others stepped over unparsed (see
+    /// [`Options::mptcp`](super::options::Options::mptcp)).
+    pub fn mptcp_options(&self) -> super::options::MptcpOptions<'a> {
+        parse_options(self.options_raw).mptcp()
+    }
     /// The whole payload was captured.
     pub fn payload_complete(&self) -> bool {
         self.payload.len() as u32 >= self.payload_len
@@ -230,6 +235,14 @@ pub struct Packet<'a> {
 
 /// Decode a captured frame of link type `linktype`.
 pub fn decode(linktype: u32, frame: &[u8]) -> Packet<'_> {
+    if let Some(p) = decode_common(linktype, frame) {
+        return p;
+    }
+    decode_general(linktype, frame)
+}
+
+/// The decoder through etherparse, for every frame.
+pub fn decode_general(linktype: u32, frame: &[u8]) -> Packet<'_> {
     let mut p = Packet::default();
     let sliced = match linktype {
         linktype::ETHERNET => match LaxSlicedPacket::from_ethernet(frame) {
@@ -342,11 +355,12 @@ fn fill<'a>(p: &mut Packet<'a>, s: &LaxSlicedPacket<'a>) {
             return;
         }
         None => {
-            if let Some(LinkSlice::Ethernet2(e)) = &s.link {
-                p.other = Some(Other::EtherType(e.ether_type().0));
-            }
             if let Some((err, layer)) = &s.stop_err {
-                p.error = Some(DecodeError::Malformed { layer: layer_name(*layer), detail: err.to_string() });
+                p.error = Some(stop_error(err, *layer));
+            } else if let Some(LinkSlice::Ethernet2(e)) = &s.link {
+                // Only an EtherType we do not decode gets here without an
+                // error; an IP header that failed is reported as an error.
+                p.other = Some(Other::EtherType(e.ether_type().0));
             }
             return;
         }
@@ -356,7 +370,7 @@ fn fill<'a>(p: &mut Packet<'a>, s: &LaxSlicedPacket<'a>) {
         // etherparse stopped in a layer after IP (e.g. a cut IPv6 extension
         // header); keep the fact but go on with what we have.
         if !matches!(layer, etherparse::err::Layer::TcpHeader) {
-            p.error = Some(DecodeError::Malformed { layer: layer_name(*layer), detail: err.to_string() });
+            p.error = Some(stop_error(err, *layer));
         }
     }
     if payload.fragmented && (ip.frag_offset != 0 || ip.is_v6()) {
@@ -386,19 +400,139 @@ fn fill<'a>(p: &mut Packet<'a>, s: &LaxSlicedPacket<'a>) {
     }
 }
 
+/// What stopped etherparse: a cut header is a truncation (the snapshot
+/// length), anything else a malformed header.
+fn stop_error(err: &etherparse::err::packet::SliceError, layer: etherparse::err::Layer) -> DecodeError {
+    match err {
+        etherparse::err::packet::SliceError::Len(l) => {
+            DecodeError::Truncated { layer: layer_name(layer), needed: l.required_len, available: l.len }
+        }
+        other => DecodeError::Malformed { layer: layer_name(layer), detail: other.to_string() },
+    }
+}
+
 fn layer_name(l: etherparse::err::Layer) -> &'static str {
     use etherparse::err::Layer::*;
     match l {
-        Ethernet2Header => "Ethernet",
+        LinuxSllHeader => "Linux cooked",
+        Ethernet2Header | EtherPayload => "Ethernet",
         VlanHeader => "VLAN",
-        Ipv4Header => "IPv4",
-        Ipv6Header => "IPv6",
+        IpHeader => "IP",
+        Ipv4Header | Ipv4Packet => "IPv4",
+        IpAuthHeader => "IP authentication",
+        Ipv6Header | Ipv6Packet => "IPv6",
+        Arp => "ARP",
         Ipv6ExtHeader | Ipv6HopByHopHeader | Ipv6RouteHeader | Ipv6FragHeader | Ipv6DestOptionsHeader => {
             "IPv6 extension"
         }
         TcpHeader => "TCP",
         _ => "packet",
     }
+}
+
+/// The frames that make up nearly every MPTCP capture, decoded without
+/// etherparse: no VLAN tag, an IPv4 header (options allowed, not a
+/// fragment) or an IPv6 header without extension headers, carrying TCP with
+/// its 20 fixed bytes captured. Gives exactly what [`decode_general`] gives
+/// (a property test holds them together); `None` sends the frame there.
+/// etherparse's general slicing moves large structs per layer, which cost as
+/// much as reading the capture.
+pub fn decode_common(lt: u32, frame: &[u8]) -> Option<Packet<'_>> {
+    // The EtherType, where the link layer has one, must agree with the IP
+    // version (etherparse trusts the EtherType).
+    let ether_version = |et: u16| match et {
+        0x0800 => Some(4),
+        0x86dd => Some(6),
+        _ => None,
+    };
+    let (ip, want) = match lt {
+        linktype::ETHERNET => {
+            (frame.get(14..)?, ether_version(u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]))?)
+        }
+        linktype::LINUX_SLL => {
+            (frame.get(16..)?, ether_version(u16::from_be_bytes([*frame.get(14)?, *frame.get(15)?]))?)
+        }
+        linktype::LINUX_SLL2 => {
+            (frame.get(20..)?, ether_version(u16::from_be_bytes([*frame.first()?, *frame.get(1)?]))?)
+        }
+        linktype::NULL | linktype::LOOP => (frame.get(4..)?, frame.get(4)? >> 4),
+        linktype::RAW | linktype::RAW_12 | linktype::RAW_14 | linktype::IPV4 | linktype::IPV6 => {
+            (frame, frame.first()? >> 4)
+        }
+        _ => return None,
+    };
+    let be16 = |b: &[u8], i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+    let version = ip.first()? >> 4;
+    if version != want {
+        return None;
+    }
+    let (info, data) = match version {
+        // RFC 791 §3.1.
+        4 => {
+            if ip.len() < 20 {
+                return None;
+            }
+            let hl = (ip[0] & 0x0f) as usize * 4;
+            let total = be16(ip, 2) as usize;
+            let frag = be16(ip, 6);
+            if hl < 20 || ip.len() < hl || total < hl || frag & 0x3fff != 0 || ip[9] != 6 {
+                return None;
+            }
+            let info = IpInfo {
+                src: IpAddr::V4([ip[12], ip[13], ip[14], ip[15]].into()),
+                dst: IpAddr::V4([ip[16], ip[17], ip[18], ip[19]].into()),
+                ttl: ip[8],
+                tos: ip[1],
+                id: be16(ip, 4),
+                dont_fragment: frag & 0x4000 != 0,
+                more_fragments: false,
+                frag_offset: 0,
+                flow_label: 0,
+                protocol: 6,
+                total_len: total as u32,
+                header_len: hl as u32,
+                checksum: be16(ip, 10),
+            };
+            (info, &ip[hl..total.min(ip.len())])
+        }
+        // RFC 8200 §3.
+        6 => {
+            if ip.len() < 40 || ip[6] != 6 {
+                return None;
+            }
+            let plen = be16(ip, 4) as usize;
+            if plen == 0 {
+                // A jumbogram or a TSO capture: let the general path judge.
+                return None;
+            }
+            let mut s = [0u8; 16];
+            let mut d = [0u8; 16];
+            s.copy_from_slice(&ip[8..24]);
+            d.copy_from_slice(&ip[24..40]);
+            let info = IpInfo {
+                src: IpAddr::V6(s.into()),
+                dst: IpAddr::V6(d.into()),
+                ttl: ip[7],
+                tos: (ip[0] & 0x0f) << 4 | ip[1] >> 4,
+                id: 0,
+                dont_fragment: false,
+                more_fragments: false,
+                frag_offset: 0,
+                flow_label: u32::from_be_bytes([0, ip[1] & 0x0f, ip[2], ip[3]]),
+                protocol: 6,
+                total_len: 40 + plen as u32,
+                header_len: 40,
+                checksum: 0,
+            };
+            (info, &ip[40..(40 + plen).min(ip.len())])
+        }
+        _ => return None,
+    };
+    if data.len() < 20 || data[12] >> 4 < 5 {
+        return None;
+    }
+    let seg = tcp(data, info.payload_len()).ok()?;
+    Some(Packet { vlans: Vec::new(), ip: Some(info), tcp: Some(seg), other: None, error: None })
 }
 
 /// Read a TCP header at a fixed offset (RFC 9293 §3.1, Figure 1). `data` is

@@ -158,6 +158,8 @@ pub(crate) struct Subflow {
     up_reported: bool,
     pub down: Option<CloseReason>,
     stage: Option<CsumStage>,
+    /// The third ACK of the handshake is sent on its own first, as Linux does.
+    hs_ack_due: bool,
     /// Bytes of data-acked segments the send ring could not keep (stale subflow).
     spill: Vec<(DataSeq, Vec<u8>)>,
 }
@@ -190,6 +192,7 @@ impl Subflow {
             up_reported: false,
             down: None,
             stage: None,
+            hs_ack_due: false,
             spill: Vec::new(),
         }
     }
@@ -328,6 +331,8 @@ pub(crate) struct Connection {
     mpc_map_done: bool,
     /// Data ranges to send again on any subflow.
     reinject: VecDeque<(DataSeq, u32)>,
+    /// The mapping carried by the segment being processed.
+    seg_map: Option<RxMap>,
     sched: Box<dyn Scheduler>,
     views: Vec<SubflowView>,
     pm: Pm,
@@ -420,6 +425,7 @@ impl Connection {
             mpc_map: None,
             mpc_map_done: false,
             reinject: VecDeque::new(),
+            seg_map: None,
             sched: cfg.scheduler.build(),
             views: Vec::new(),
             pm: Pm::default(),
@@ -820,6 +826,7 @@ impl Connection {
             self.connected_reported = true;
             let sf = &mut self.subflows[i];
             sf.up_reported = true;
+            sf.hs_ack_due = true;
             ctx.events.push_back(Event::Connected(self.handle));
             ctx.events.push_back(Event::SubflowUp { conn: self.handle, subflow: sf.info() });
             return;
@@ -926,6 +933,9 @@ impl Connection {
             self.established_at = Some(now);
             self.connected_reported = true;
             let listener = self.listener.unwrap_or(self.local);
+            if let Some(FallbackReason::NoMpCapableInSyn) = self.mp.fallback {
+                ctx.events.push_back(Event::Fallback { conn: self.handle, reason: FallbackReason::NoMpCapableInSyn });
+            }
             ctx.events.push_back(Event::Accepted { conn: self.handle, listener });
             let sf = &mut self.subflows[i];
             sf.up_reported = true;
@@ -1016,6 +1026,7 @@ impl Connection {
     }
 
     fn on_synchronized(&mut self, now: Instant, i: usize, seg: &Segment<'_>, ctx: &mut Ctx<'_>) {
+        self.seg_map = None;
         let wnd = self.rx_window();
         // RST (RFC 9293 §3.10.7.4 second; RFC 5961 §3: exact match, else challenge ACK).
         if seg.has(flags::RST) {
@@ -1184,7 +1195,7 @@ impl Connection {
                         self.on_data_ack(a, seg.window, i, ctx);
                     }
                     if let Some(m) = d.mapping {
-                        self.on_mapping(i, m, d.data_fin, ctx);
+                        self.on_mapping(i, m, d.data_fin, (seg.seq, seg.payload.len()), ctx);
                         if !self.subflows[i].alive() || self.is_fallback() {
                             return;
                         }
@@ -1203,7 +1214,7 @@ impl Connection {
                             data_len: len,
                             checksum: m.checksum,
                         };
-                        self.on_mapping(i, map, false, ctx);
+                        self.on_mapping(i, map, false, (seg.seq, seg.payload.len()), ctx);
                     }
                 }
                 MptcpOption::AddAddr(a) => self.on_add_addr(now, a, ctx),
@@ -1284,7 +1295,7 @@ impl Connection {
     }
 
     /// A DSS mapping (RFC 8684 §3.3.1): remember it for the subflow's data.
-    fn on_mapping(&mut self, i: usize, m: DssMapping, data_fin: bool, ctx: &mut Ctx<'_>) {
+    fn on_mapping(&mut self, i: usize, m: DssMapping, data_fin: bool, seg: (SubflowSeq, usize), ctx: &mut Ctx<'_>) {
         let dsn = match m.dsn {
             WireSeq::U64(v) => DataSeq(v),
             WireSeq::U32(v) => DataSeq::extend(v, self.rx.nxt),
@@ -1306,9 +1317,10 @@ impl Connection {
         let sf = &mut self.subflows[i];
         let ssn = sf.tcb.abs_rcv(m.ssn);
         let map = RxMap { ssn, dsn, len, fin: data_fin, csum: m.checksum };
-        if data_fin {
+        if data_fin && self.peer_fin.is_none() {
             self.peer_fin = Some(dsn + len as u64);
         }
+        self.seg_map = Some(map);
         let sf = &mut self.subflows[i];
         if let Some(existing) = sf.rx_maps.iter().find(|e| e.ssn == ssn) {
             if existing.dsn != dsn || existing.len != len {
@@ -1330,8 +1342,17 @@ impl Connection {
             }
             return;
         }
-        let pos = sf.rx_maps.partition_point(|e| e.ssn < ssn);
-        if sf.rx_maps.len() < 256 {
+        // A mapping that covers exactly this segment's payload needs no
+        // memory: the segment carries it. Keep those that reach further
+        // (a sender mapping several segments at once, as Linux does).
+        let (pseq, plen) = seg;
+        let covers_only_this = ssn == pseq && len as usize == plen;
+        if !covers_only_this || self.mp.csum {
+            let pos = sf.rx_maps.partition_point(|e| e.ssn < ssn);
+            if sf.rx_maps.len() >= 1024 {
+                sf.rx_maps.pop_back();
+            }
+            let pos = pos.min(sf.rx_maps.len());
             sf.rx_maps.insert(pos, map);
         }
         if len == 0 && data_fin {
@@ -1398,7 +1419,9 @@ impl Connection {
             let end = start + len;
             while pos < end {
                 let sf = &self.subflows[i];
-                let Some(m) = sf.rx_maps.iter().find(|m| m.ssn <= pos && pos < m.ssn + m.len).copied() else {
+                let covers = |m: &RxMap| m.ssn <= pos && pos < m.ssn + m.len;
+                let Some(m) = self.seg_map.filter(covers).or_else(|| sf.rx_maps.iter().find(|m| covers(m)).copied())
+                else {
                     ctx.mib.inc(Counter::DssNoMatchTcp);
                     break;
                 };
@@ -1422,13 +1445,19 @@ impl Connection {
                 pos = piece_end;
             }
         }
+        if taken < len {
+            // Refused (no window, no mapping, too many holes): tell the peer
+            // where we stand at once.
+            self.subflows[i].tcb.ack_now = true;
+        }
         if taken > 0 {
             let sf = &mut self.subflows[i];
+            let in_order = start == sf.tcb.rcv_nxt;
             if !sf.tcb.rx_mark(start, taken) {
                 taken = 0;
             } else {
                 sf.data_bytes_received += taken as u64;
-                if start != sf.tcb.rcv_nxt - (taken as u32) {
+                if !in_order {
                     ctx.mib.inc(Counter::TcpOfoQueue);
                 }
                 // Mappings wholly behind rcv_nxt are done.
@@ -1864,7 +1893,10 @@ impl Connection {
                 tcb.state = TcpState::Closed;
                 ctx.mib.inc(Counter::TcpTimeWaited);
             }
-            if tcb.rto_at.is_some_and(|t| t <= now) {
+            if tcb.tlp_at.is_some_and(|t| t <= now) {
+                tcb.on_tlp(now);
+            }
+            if self.subflows[j].tcb.rto_at.is_some_and(|t| t <= now) {
                 self.on_subflow_rto(now, j, ctx);
             }
         }
@@ -2054,6 +2086,10 @@ impl Connection {
         if !tcb.state.synchronized() {
             return None;
         }
+        if sf.hs_ack_due {
+            self.subflows[j].hs_ack_due = false;
+            return Some(self.emit_ack(now, j, buf, None, false));
+        }
         if let Some(idx) = tcb.next_retransmit() {
             return Some(self.emit_retransmit(now, j, idx, buf, ctx));
         }
@@ -2072,24 +2108,30 @@ impl Connection {
         let sf = &self.subflows[j];
         let mut opt = if sf.tcb.ts_ok { 12 } else { 0 };
         if self.mp.active() {
-            opt += 28;
+            // DSS with 4-byte DATA_ACK and DSN (RFC 8684 §3.3: the receiver
+            // extends them), 20 bytes padded; the MP_CAPABLE data form, 24.
+            opt += if self.role == Role::Client && !self.mp.fully_established { 24 } else { 20 };
         }
         sf.tcb.mss.saturating_sub(opt).max(1)
     }
 
     fn build_views(&mut self) {
         self.views.clear();
+        // Room counts only when a segment fits (sender SWS avoidance,
+        // RFC 9293 §3.8.6.2.1): a full one, or all the data there is.
+        let pending = ((self.tx.tail - self.snd_nxt) as usize).max(1);
         for (j, sf) in self.subflows.iter().enumerate() {
+            let need = self.seg_max(j).min(pending);
             let usable = sf.ready
                 && sf.alive()
                 && !sf.closing
-                && sf.tcb.state.can_send()
+                && sf.tcb.may_send_data()
                 && !sf.stale
                 && sf.tcb.lost_bytes() == 0;
             self.views.push(SubflowView {
                 index: j,
                 srtt_us: sf.tcb.rtt.srtt().map(|d| d.as_micros()),
-                room: if usable { sf.tcb.cwnd_room() } else { 0 },
+                room: if usable && sf.tcb.cwnd_room() >= need { sf.tcb.cwnd_room() } else { 0 },
                 backup: sf.backup_loc || sf.backup_rem,
                 usable,
             });
@@ -2098,7 +2140,7 @@ impl Connection {
         if !self.views.iter().any(|v| v.usable) {
             for v in self.views.iter_mut() {
                 let sf = &self.subflows[v.index];
-                if sf.ready && sf.alive() && !sf.closing && sf.tcb.state.can_send() && sf.tcb.lost_bytes() == 0 {
+                if sf.ready && sf.alive() && !sf.closing && sf.tcb.may_send_data() && sf.tcb.lost_bytes() == 0 {
                     v.usable = true;
                     v.room = sf.tcb.cwnd_room();
                 }
@@ -2315,9 +2357,7 @@ impl Connection {
             }
         }
         let sf = &self.subflows[j];
-        let probe = self.persist_backoff > 0 && sf.tcb.ack_now;
         if sf.tcb.ack_now {
-            let _ = probe;
             return Some(self.emit_ack(now, j, buf, None, false));
         }
         None
@@ -2495,9 +2535,9 @@ impl Connection {
         } else {
             MptcpOption::Dss(Dss {
                 data_fin,
-                data_ack: Some(WireSeq::U64(self.data_ack().0)),
+                data_ack: Some(WireSeq::U32(self.data_ack().low32())),
                 mapping: Some(DssMapping {
-                    dsn: WireSeq::U64(map.dsn.0),
+                    dsn: WireSeq::U32(map.dsn.low32()),
                     ssn: map.ssn,
                     data_len: map.len,
                     checksum: map.checksum,
@@ -2566,7 +2606,7 @@ impl Connection {
         {
             o.push(TcpOption::Mptcp(self.data_option(m, false)));
         }
-        let t = self.write(now, j, buf, seq_of(&seg), flags::ACK, &o, Payload::Data(seg.dsn, seg.len as usize));
+        let t = self.write(now, j, buf, seg.seq, flags::ACK, &o, Payload::Data(seg.dsn, seg.len as usize));
         self.subflows[j].tcb.on_retransmitted(now, idx);
         self.retransmits += 1;
         self.bytes_retrans += seg.len as u64;
@@ -2662,8 +2702,7 @@ impl Connection {
     // ------------------------------------------------------------------
 
     pub fn state_name(&self) -> &'static str {
-        if let Some(r) = self.closed {
-            let _ = r;
+        if self.closed.is_some() {
             return "CLOSED";
         }
         let Some(sf) = self.subflows.first() else { return "CLOSED" };
@@ -2806,6 +2845,44 @@ impl Connection {
         }
     }
 
+    pub fn debug_state(&self) -> String {
+        let mut out = format!(
+            "una {} nxt {} tail {} head {} edge {} reinj {} rx.nxt {} rx.read {} ooo {}\n",
+            self.snd_una.0 % 100_000_000,
+            self.snd_nxt.0 % 100_000_000,
+            self.tx.tail.0 % 100_000_000,
+            self.tx.head.0 % 100_000_000,
+            self.snd_edge.0 % 100_000_000,
+            self.reinject.len(),
+            self.rx.nxt.0 % 100_000_000,
+            self.rx.read.0 % 100_000_000,
+            self.rx.ooo.len()
+        );
+        for sf in &self.subflows {
+            let t = &sf.tcb;
+            out += &format!(
+                "  sf{} {:?} ready {} stale {} cwnd {} pipe {} lost {} rec {} txq {} una {} nxt {} rto {:?} backoff {} lowdsn {:?} rcv_nxt {} ooo {}\n",
+                sf.id,
+                t.state,
+                sf.ready,
+                sf.stale,
+                t.cc.window(),
+                t.pipe(),
+                t.lost_bytes(),
+                t.in_recovery(),
+                t.txq.len(),
+                t.snd_una.0,
+                t.snd_nxt.0,
+                t.rto_at,
+                t.backoff,
+                t.lowest_dsn().map(|d| d.0 % 100_000_000),
+                t.rcv_nxt.0,
+                t.ooo.len()
+            );
+        }
+        out
+    }
+
     /// Whether everything is over: closed and every subflow past TIME-WAIT.
     pub fn finished(&self) -> bool {
         self.closed.is_some()
@@ -2814,10 +2891,6 @@ impl Connection {
                 .iter()
                 .all(|s| s.tcb.state == TcpState::Closed || s.down.is_some() && s.tcb.timewait_at.is_none())
     }
-}
-
-fn seq_of(s: &TxSeg) -> SubflowSeq {
-    s.seq
 }
 
 fn tcprst_reason(seg: &Segment<'_>) -> Option<u8> {

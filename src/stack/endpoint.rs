@@ -63,9 +63,21 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// A new endpoint; `seed` drives every random choice (keys, nonces,
-    /// ISN secret, ports), so the same inputs give the same outputs.
+    /// ISN secret, ports), so the same inputs give the same outputs. For
+    /// tests and the simulator; a driver on a real network uses
+    /// [`Endpoint::with_seed`] with 32 bytes from the OS (keys must be
+    /// unpredictable, RFC 8684 §3.1).
     pub fn new(cfg: Config, seed: u64) -> Endpoint {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        Endpoint::from_rng(cfg, ChaCha20Rng::seed_from_u64(seed))
+    }
+
+    /// A new endpoint whose ChaCha20 CSPRNG is seeded with `seed` (e.g. 32
+    /// bytes of getrandom or /dev/urandom).
+    pub fn with_seed(cfg: Config, seed: [u8; 32]) -> Endpoint {
+        Endpoint::from_rng(cfg, ChaCha20Rng::from_seed(seed))
+    }
+
+    fn from_rng(cfg: Config, mut rng: ChaCha20Rng) -> Endpoint {
         let mut isn_secret = [0u8; 16];
         rng.fill_bytes(&mut isn_secret);
         Endpoint {
@@ -362,6 +374,8 @@ impl Endpoint {
                 self.mib.inc(Counter::TcpInErrs);
                 return;
             }
+            // Not TCP (ICMP, neighbour discovery on a TUN...): not ours.
+            Err(WireError::NotTcp(_) | WireError::BadVersion(_) | WireError::Fragment) => return,
             Err(_) => {
                 self.mib.inc(Counter::TcpInErrs);
                 return;
@@ -527,6 +541,12 @@ impl Endpoint {
             });
         }
         s
+    }
+
+    /// Internal state, one line per subflow, for debugging.
+    #[doc(hidden)]
+    pub fn debug_state(&self, h: ConnHandle) -> String {
+        self.idx(h).and_then(|i| self.conns[i].as_ref()).map_or(String::new(), |c| c.debug_state())
     }
 
     /// One connection's snapshot.

@@ -10,7 +10,7 @@
 //! # Call order (the driver loop)
 //!
 //! ```text
-//! let mut ep = Endpoint::new(Config::default(), seed);
+//! let mut ep = Endpoint::with_seed(Config::default(), random_32_bytes); // Endpoint::new(cfg, u64) in tests
 //! ep.add_address(local_ip, AddrFlags::default())?;   // the primary address first
 //! ep.add_address(second_ip, AddrFlags { subflow: true, ..Default::default() })?;
 //! ep.listen("0.0.0.0:5000".parse()?)?;                 // server, or:

@@ -118,11 +118,37 @@ impl<T: SeqLike> RangeSet<T> {
     }
 }
 
+/// Smallest allocation of a ring. Rings allocate on first use and double as
+/// data needs room, up to their capacity, so an idle connection costs little.
+const INITIAL_RING: usize = 16 * 1024;
+
+/// Move the bytes of `[from, from+len)` (indexed by DSN) from `old` into a
+/// larger power-of-two buffer.
+fn regrow(old: &[u8], new_len: usize, from: u64, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; new_len];
+    if old.is_empty() {
+        return buf;
+    }
+    let (om, nm) = (old.len() - 1, new_len - 1);
+    let mut pos = from;
+    let mut left = len;
+    while left > 0 {
+        let o = pos as usize & om;
+        let n = pos as usize & nm;
+        let k = left.min(old.len() - o).min(new_len - n);
+        buf[n..n + k].copy_from_slice(&old[o..o + k]);
+        pos = pos.wrapping_add(k as u64);
+        left -= k;
+    }
+    buf
+}
+
 /// The connection-level send buffer: a power-of-two ring indexed by DSN.
 #[derive(Debug)]
 pub struct TxRing {
     buf: Vec<u8>,
     mask: usize,
+    cap: usize,
     /// Oldest byte kept (nothing before it may be needed again).
     pub head: DataSeq,
     /// One past the last byte written by the application.
@@ -133,10 +159,21 @@ impl TxRing {
     /// A ring of at least `cap` bytes (rounded up to a power of two), starting at `start`.
     pub fn new(cap: usize, start: DataSeq) -> TxRing {
         let cap = cap.max(4096).next_power_of_two();
-        TxRing { buf: vec![0; cap], mask: cap - 1, head: start, tail: start }
+        TxRing { buf: Vec::new(), mask: 0, cap, head: start, tail: start }
     }
     pub fn capacity(&self) -> usize {
+        self.cap
+    }
+    /// Bytes allocated now.
+    pub fn allocated(&self) -> usize {
         self.buf.len()
+    }
+    fn reserve(&mut self, need: usize) {
+        if need > self.buf.len() {
+            let n = need.next_power_of_two().max(INITIAL_RING).min(self.cap);
+            self.buf = regrow(&self.buf, n, self.head.0, self.len());
+            self.mask = n - 1;
+        }
     }
     pub fn len(&self) -> usize {
         (self.tail - self.head) as usize
@@ -150,6 +187,7 @@ impl TxRing {
     /// Append as much of `data` as fits; returns the count.
     pub fn write(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.free());
+        self.reserve(self.len() + n);
         let mut off = self.tail.0 as usize & self.mask;
         let mut src = &data[..n];
         while !src.is_empty() {
@@ -204,6 +242,7 @@ impl TxRing {
 pub struct RxRing {
     buf: Vec<u8>,
     mask: usize,
+    cap: usize,
     /// The application's read position.
     pub read: DataSeq,
     /// Everything before this has arrived (the DATA_ACK we send).
@@ -228,9 +267,13 @@ pub struct RxWrite {
 impl RxRing {
     pub fn new(cap: usize, start: DataSeq) -> RxRing {
         let cap = cap.max(4096).next_power_of_two();
-        RxRing { buf: vec![0; cap], mask: cap - 1, read: start, nxt: start, ooo: RangeSet::new(64) }
+        RxRing { buf: Vec::new(), mask: 0, cap, read: start, nxt: start, ooo: RangeSet::new(256) }
     }
     pub fn capacity(&self) -> usize {
+        self.cap
+    }
+    /// Bytes allocated now.
+    pub fn allocated(&self) -> usize {
         self.buf.len()
     }
     /// Readable bytes.
@@ -263,6 +306,13 @@ impl RxRing {
             return w;
         }
         let end = start + data.len() as u64;
+        let need = (end - self.read) as usize;
+        if need > self.buf.len() {
+            let n = need.next_power_of_two().max(INITIAL_RING).min(self.cap);
+            let old = self.buf.len();
+            self.buf = regrow(&self.buf, n, self.read.0, old);
+            self.mask = n - 1;
+        }
         if self.ooo.contains(start, end) {
             w.duplicate += data.len();
             return w;
@@ -358,6 +408,29 @@ mod tests {
         t.read_at(DataSeq(100 + 3000), &mut out);
         assert_eq!(&out[..1096], &data[3000..]);
         assert_eq!(&out[1096..], &data[..904]);
+    }
+
+    #[test]
+    fn rings_grow_on_demand_and_keep_their_bytes() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 31 + i / 7) as u8).collect();
+        let mut t = TxRing::new(1 << 20, DataSeq(u64::MAX - 5000));
+        assert_eq!(t.allocated(), 0);
+        for c in data.chunks(7000) {
+            assert_eq!(t.write(c), c.len());
+        }
+        t.release(DataSeq(u64::MAX - 5000) + 1000u64);
+        let mut out = vec![0; 299_000];
+        t.read_at(DataSeq(u64::MAX - 5000) + 1000u64, &mut out);
+        assert_eq!(&out[..], &data[1000..]);
+        assert!(t.allocated() >= 300_000 && t.allocated() <= 1 << 20);
+        // Receive: out-of-order first, then the start; growth in between.
+        let mut r = RxRing::new(1 << 20, DataSeq(7));
+        assert!(r.write(DataSeq(7) + 100_000u64, &data[100_000..200_000]).ooo);
+        assert!(r.write(DataSeq(7), &data[..100_000]).advanced);
+        assert_eq!(r.nxt, DataSeq(7) + 200_000u64);
+        let mut out = vec![0; 200_000];
+        assert_eq!(r.read(&mut out), 200_000);
+        assert_eq!(&out[..], &data[..200_000]);
     }
 
     #[test]

@@ -106,20 +106,16 @@ pub struct RoundRobin {
 
 impl Scheduler for RoundRobin {
     fn pick(&mut self, subflows: &[SubflowView]) -> Pick {
-        let cands: Vec<usize> = tier(subflows).map(|s| s.index).collect();
-        if cands.is_empty() {
-            return Pick::None;
-        }
-        // The next usable index at or after `next`, among those with room.
-        let mut order: Vec<usize> = cands.iter().copied().filter(|&i| i >= self.next).collect();
-        order.extend(cands.iter().copied().filter(|&i| i < self.next));
-        for i in order {
-            if subflows.iter().any(|s| s.index == i && s.room > 0) {
+        // The first candidate with room at or after `next`, wrapping around.
+        let cands = || tier(subflows).filter(|s| s.room > 0).map(|s| s.index);
+        let pick = cands().filter(|&i| i >= self.next).min().or_else(|| cands().min());
+        match pick {
+            Some(i) => {
                 self.next = i + 1;
-                return Pick::One(i);
+                Pick::One(i)
             }
+            None => Pick::None,
         }
-        Pick::None
     }
     fn name(&self) -> &'static str {
         "roundrobin"

@@ -253,6 +253,19 @@ pub struct Tcb {
     pub dupacks: u32,
     /// The first retransmission of a recovery goes regardless of cwnd.
     retx_now: bool,
+    /// HyStart++ (RFC 9406 §4.2): end of the current round, minimum RTT of
+    /// this round and the last, samples this round.
+    hs_round_end: SubflowSeq,
+    hs_cur_min: Option<Duration>,
+    hs_last_min: Option<Duration>,
+    hs_samples: u32,
+    /// When the first ACK of the current round arrived (the ACK train).
+    hs_round_start: Instant,
+    hs_last_ack: Instant,
+    /// RACK (RFC 8985, simplified): the latest send time of a delivered segment.
+    rack_ts: Option<Instant>,
+    /// When the window was last reduced for congestion.
+    last_reduction: Instant,
     /// RTO backoff exponent.
     pub backoff: u32,
     /// Consecutive RTOs without progress.
@@ -261,6 +274,10 @@ pub struct Tcb {
     pub rto_at: Option<Instant>,
     pub delack_at: Option<Instant>,
     pub timewait_at: Option<Instant>,
+    /// Tail loss probe (RFC 8985 §7): fires before the RTO when the last
+    /// segments of a flight may be lost with nothing after them to tell.
+    pub tlp_at: Option<Instant>,
+    tlp_done: bool,
     /// An ACK must go out now.
     pub ack_now: bool,
     /// Full segments received since our last ACK.
@@ -318,7 +335,7 @@ impl Tcb {
             ts_offset,
             irs: SubflowSeq(0),
             rcv_nxt: SubflowSeq(0),
-            ooo: RangeSet::new(32),
+            ooo: RangeSet::new(128),
             last_ooo: None,
             fin_pending: None,
             fin_received: false,
@@ -340,11 +357,21 @@ impl Tcb {
             epoch: 0,
             dupacks: 0,
             retx_now: false,
+            hs_round_end: iss,
+            hs_cur_min: None,
+            hs_last_min: None,
+            hs_samples: 0,
+            hs_round_start: now,
+            hs_last_ack: now,
+            rack_ts: None,
+            last_reduction: now,
             backoff: 0,
             rto_count: 0,
             rto_at: None,
             delack_at: None,
             timewait_at: None,
+            tlp_at: None,
+            tlp_done: false,
             ack_now: false,
             unacked_segs: 0,
             delack: p.delack,
@@ -498,6 +525,7 @@ impl Tcb {
         if self.rto_at.is_none() {
             self.rto_at = Some(now + self.current_rto());
         }
+        self.arm_tlp(now);
         self.last_send = now;
     }
 
@@ -562,6 +590,7 @@ impl Tcb {
         }
         if ack > self.snd_una {
             let mut sample = None;
+            let mut delivered_ts: Option<Instant> = None;
             while let Some(front) = self.txq.front_mut() {
                 if front.end() <= ack {
                     let s = self.txq.pop_front().expect("front exists");
@@ -573,6 +602,9 @@ impl Tcb {
                     }
                     if s.xmit == 1 {
                         sample = Some(s.sent_at);
+                    }
+                    if s.xmit == 1 || self.rtt.min_rtt().is_some_and(|m| now - s.sent_at >= m) {
+                        delivered_ts = Some(delivered_ts.map_or(s.sent_at, |d: Instant| d.max(s.sent_at)));
                     }
                     out.acked += s.len as usize;
                 } else if front.seq < ack {
@@ -606,10 +638,17 @@ impl Tcb {
             self.rto_count = 0;
             if let Some(t) = sample {
                 self.rtt.sample(now - t);
+                self.hystart(now, now - t, ack);
+            }
+            if let Some(t) = delivered_ts {
+                self.rack_ts = Some(self.rack_ts.map_or(t, |r| r.max(t)));
             }
             self.stats.bytes_acked += out.acked as u64;
             // RFC 6298 §5.2, §5.3.
             self.rto_at = if self.has_outstanding() { Some(now + self.current_rto()) } else { None };
+            self.tlp_done = false;
+            self.tlp_at = None;
+            self.arm_tlp(now);
             if self.in_recovery {
                 if ack >= self.recover {
                     self.in_recovery = false;
@@ -636,7 +675,7 @@ impl Tcb {
         if self.sack_ok
             && let Some(blocks) = seg.opts.sack
         {
-            sack_changed = self.apply_sack(&blocks);
+            sack_changed = self.apply_sack(now, &blocks);
         }
         if !self.in_recovery && !self.txq.is_empty() {
             let trigger = self.dupacks >= 3 || (self.sack_ok && self.head_is_lost());
@@ -648,6 +687,7 @@ impl Tcb {
                 self.recover_set = true;
                 self.epoch += 1;
                 self.cc.on_congestion(now, in_flight);
+                self.last_reduction = now;
                 self.stats.fast_recoveries += 1;
                 out.entered_recovery = true;
                 if self.sack_ok {
@@ -659,8 +699,79 @@ impl Tcb {
             }
         } else if self.in_recovery && sack_changed {
             self.mark_lost_sack();
+            self.mark_lost_rack(now);
         }
         out
+    }
+
+    /// HyStart++ delay increase detection (RFC 9406 §4.2), without the
+    /// conservative slow-start phase: leave slow start when this round's
+    /// minimum RTT exceeds the last round's by max(4 ms, min(16 ms, last/8)).
+    fn hystart(&mut self, now: Instant, rtt: Duration, ack: SubflowSeq) {
+        if !self.cc.in_slow_start() {
+            return;
+        }
+        if ack >= self.hs_round_end {
+            self.hs_last_min = self.hs_cur_min;
+            self.hs_cur_min = None;
+            self.hs_samples = 0;
+            self.hs_round_end = self.snd_nxt;
+            self.hs_round_start = now;
+            self.hs_last_ack = now;
+        }
+        // The ACK train of this round (ACKs at most 2 ms apart) already
+        // spans half the minimum RTT: the window fills the path (Linux's
+        // HyStart "ACK train" signal).
+        if now - self.hs_last_ack <= Duration::from_millis(2) {
+            self.hs_last_ack = now;
+            if let Some(min) = self.rtt.min_rtt()
+                && self.cc.window() >= 16 * self.mss
+                && now - self.hs_round_start >= Duration::from_micros(min.as_micros() / 2)
+            {
+                self.cc.exit_slow_start();
+                return;
+            }
+        }
+        self.hs_cur_min = Some(self.hs_cur_min.map_or(rtt, |m| m.min(rtt)));
+        self.hs_samples += 1;
+        if self.hs_samples >= 8
+            && let (Some(cur), Some(last)) = (self.hs_cur_min, self.hs_last_min)
+        {
+            let thresh = Duration::from_micros((last.as_micros() / 8).clamp(4000, 16000));
+            if cur >= last + thresh {
+                self.cc.exit_slow_start();
+            }
+        }
+    }
+
+    /// RACK-style time-based loss marking (RFC 8985 §6.2, simplified): a
+    /// segment sent more than a reordering window before one that was
+    /// delivered is lost, even a retransmission.
+    fn mark_lost_rack(&mut self, now: Instant) {
+        let Some(rack) = self.rack_ts else { return };
+        let reo = self.rtt.min_rtt().map_or(Duration::from_millis(1), |m| Duration::from_micros(m.as_micros() / 4));
+        let mut added = 0;
+        let mut relost = false;
+        for s in self.txq.iter_mut() {
+            if s.sent_at >= rack {
+                break;
+            }
+            if !s.sacked && !s.lost && s.sent_at + reo < rack {
+                s.lost = true;
+                relost |= s.xmit > 1;
+                added += s.len as usize;
+            }
+        }
+        self.lost_bytes += added;
+        // A retransmission was lost too: the window is still too large for
+        // the path. Reduce again, at most once per round trip.
+        if relost && now - self.last_reduction >= self.rtt.srtt().unwrap_or(Duration::from_millis(100)) {
+            let pipe = self.pipe();
+            self.cc.on_congestion(now, pipe);
+            self.last_reduction = now;
+            self.recover = self.snd_nxt;
+            self.stats.fast_recoveries += 1;
+        }
     }
 
     fn mark_head_lost(&mut self) {
@@ -717,7 +828,7 @@ impl Tcb {
     }
 
     /// Mark segments the peer SACKed (RFC 2018 §3). Returns whether anything changed.
-    fn apply_sack(&mut self, blocks: &SackBlocks) -> bool {
+    fn apply_sack(&mut self, now: Instant, blocks: &SackBlocks) -> bool {
         let mut changed = false;
         for &(l, r) in blocks.as_slice() {
             let (l, r) = (SubflowSeq(l), SubflowSeq(r));
@@ -730,6 +841,9 @@ impl Tcb {
                     break;
                 }
                 if s.seq >= l && s.end() <= r && !s.sacked {
+                    if s.xmit == 1 || self.rtt.min_rtt().is_some_and(|m| now - s.sent_at >= m) {
+                        self.rack_ts = Some(self.rack_ts.map_or(s.sent_at, |t| t.max(s.sent_at)));
+                    }
                     s.sacked = true;
                     self.sacked_bytes += s.len as usize;
                     if s.lost {
@@ -747,6 +861,7 @@ impl Tcb {
     /// RFC 6675 §5.1). Returns false when nothing was outstanding.
     pub fn on_rto(&mut self, now: Instant) -> bool {
         self.rto_at = None;
+        self.tlp_at = None;
         match self.state {
             TcpState::SynSent | TcpState::SynReceived => {
                 self.syn_due = true;
@@ -857,7 +972,10 @@ impl Tcb {
     /// Schedule the ACK for received data: at once after two full segments,
     /// else after the delayed-ACK timeout (RFC 9293 §3.8.6.3, RFC 5681 §4.2).
     pub fn schedule_ack(&mut self, now: Instant) {
-        if self.unacked_segs >= 2 {
+        // Quick ACKs at the start, as Linux does (helps slow start and lets
+        // an MPTCP client see the first DSS at once).
+        let quick = self.unacked_segs > 0 && self.stats.segs_in <= 16;
+        if quick || self.unacked_segs >= 2 {
             self.ack_now = true;
         } else if self.unacked_segs > 0 && self.delack_at.is_none() {
             self.delack_at = Some(now + self.delack);
@@ -931,6 +1049,13 @@ impl Tcb {
             TcpState::SynSent => self.state = TcpState::Closed,
             _ => {}
         }
+    }
+
+    /// New data may still go out: established, or closing with our FIN not
+    /// yet sent (it follows the data).
+    pub fn may_send_data(&self) -> bool {
+        self.state.can_send()
+            || (matches!(self.state, TcpState::FinWait1 | TcpState::LastAck) && self.fin_seq.is_none())
     }
 
     /// Whether the FIN should be sent now.
@@ -1009,14 +1134,52 @@ impl Tcb {
         }
     }
 
+    /// PTO = 2*SRTT (+ the delayed-ACK allowance for a single segment),
+    /// not after the RTO (RFC 8985 §7.2).
+    fn arm_tlp(&mut self, now: Instant) {
+        if self.tlp_done || self.in_recovery || self.txq.is_empty() || self.tlp_at.is_some() {
+            return;
+        }
+        let Some(srtt) = self.rtt.srtt() else { return };
+        let mut pto = srtt * 2;
+        if self.txq.len() == 1 {
+            pto = pto + self.delack;
+        }
+        let pto = pto.max(Duration::from_millis(10));
+        let at = now + pto;
+        if self.rto_at.is_none_or(|r| at < r) {
+            self.tlp_at = Some(at);
+        }
+    }
+
+    /// The probe timer fired: resend the last segment (RFC 8985 §7.3) so
+    /// that its ACK, with SACK, reveals what was lost.
+    pub fn on_tlp(&mut self, now: Instant) -> bool {
+        self.tlp_at = None;
+        if self.tlp_done || self.txq.is_empty() || !self.state.synchronized() {
+            return false;
+        }
+        self.tlp_done = true;
+        let last = self.txq.len() - 1;
+        let s = &mut self.txq[last];
+        if !s.sacked && !s.lost {
+            s.lost = true;
+            self.lost_bytes += s.len as usize;
+            self.retx_now = true;
+        }
+        let _ = now;
+        true
+    }
+
     pub fn clear_timers(&mut self) {
         self.rto_at = None;
         self.delack_at = None;
+        self.tlp_at = None;
     }
 
     /// The earliest timer.
     pub fn next_timeout(&self) -> Option<Instant> {
-        [self.rto_at, self.delack_at, self.timewait_at].into_iter().flatten().min()
+        [self.rto_at, self.delack_at, self.timewait_at, self.tlp_at].into_iter().flatten().min()
     }
 
     /// Abort: CLOSED, nothing more to send.
@@ -1176,7 +1339,8 @@ mod tests {
         assert!(t.rx_mark(SubflowSeq(5001), 1000));
         assert_eq!(t.rcv_nxt, SubflowSeq(7001));
         assert!(t.ack_now);
-        // In-order data: the second segment forces the ACK.
+        // In-order data past the quick-ACK start: the second segment forces the ACK.
+        t.stats.segs_in = 100;
         t.on_ack_sent(now, SubflowSeq(9000));
         t.rx_mark(SubflowSeq(7001), 1000);
         t.schedule_ack(now);

@@ -110,7 +110,15 @@ impl Controller for Cubic {
     }
 
     fn on_congestion(&mut self, _now: Instant, _in_flight: usize) {
+        let slow_start = self.cwnd < self.ssthresh;
         self.reduce();
+        if slow_start {
+            // A loss in slow start: the window overshot by up to twice the
+            // path; halve it (RFC 5681's FlightSize/2) rather than take 30%.
+            self.ssthresh = (self.cwnd / 2).max(2 * self.mss);
+            self.w_max = self.ssthresh as f64 / self.mss as f64;
+            self.w_last_max = self.w_max;
+        }
         self.cwnd = self.ssthresh;
     }
 
@@ -134,6 +142,12 @@ impl Controller for Cubic {
             self.cwnd = initial_window(mss);
         }
         self.mss = mss;
+    }
+    fn exit_slow_start(&mut self) {
+        self.ssthresh = self.cwnd;
+        self.epoch = None;
+        self.w_max = self.segs();
+        self.w_last_max = self.segs();
     }
     fn name(&self) -> &'static str {
         "cubic"

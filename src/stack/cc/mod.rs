@@ -32,6 +32,12 @@ pub trait Controller: core::fmt::Debug + Send {
     fn ssthresh(&self) -> usize;
     fn set_mss(&mut self, mss: usize);
     fn name(&self) -> &'static str;
+    /// HyStart++ (RFC 9406) saw the RTT rise in slow start: leave it
+    /// (ssthresh = cwnd) before the queue overflows.
+    fn exit_slow_start(&mut self);
+    fn in_slow_start(&self) -> bool {
+        self.window() < self.ssthresh()
+    }
 }
 
 /// Which controller a subflow gets.

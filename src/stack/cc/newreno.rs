@@ -69,6 +69,9 @@ impl Controller for NewReno {
         }
         self.mss = mss;
     }
+    fn exit_slow_start(&mut self) {
+        self.ssthresh = self.cwnd;
+    }
     fn name(&self) -> &'static str {
         "newreno"
     }

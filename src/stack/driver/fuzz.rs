@@ -1,6 +1,6 @@
 //! Feeds arbitrary network input to a listening embedded stack, as the TUN
-//! driver would: the harness of the `stack_input` fuzz target
-//! (fuzz/fuzz_targets/stack_input.rs) and of the proptest in
+//! driver would: the harness of the `stack_script` fuzz target
+//! (fuzz/fuzz_targets/stack_script.rs) and of the proptest in
 //! tests/cat_fuzz.rs. The property: nothing the network sends makes the
 //! stack panic, loop, or emit a packet our own parser rejects.
 //!

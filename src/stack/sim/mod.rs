@@ -6,7 +6,8 @@
 //!
 //! Path `i` joins client address `10.0.{i+1}.1` and server address
 //! `10.0.{i+1}.2`; a packet takes the path of its client-side address, as
-//! source routing on a multihomed host does. A pcap tap records what the
+//! source routing on a multihomed host does (from the client's primary
+//! address, the path of the server address). A pcap tap records what the
 //! client's interfaces see: what it sends, when it sends it, and what it
 //! receives, when it arrives.
 
@@ -33,7 +34,7 @@ pub const CLIENT: usize = 0;
 pub const SERVER: usize = 1;
 
 /// The port the simulated server listens on.
-pub const SERVER_PORT: u16 = 5000;
+pub const SERVER_PORT: u16 = 5201;
 
 /// Counters of one link direction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -211,9 +212,21 @@ impl Sim {
         Ok(())
     }
 
+    /// The path a packet takes: the one of its client-side address, except
+    /// for the client's primary address, which reaches every server address
+    /// over that address's path (so a join from a second client address and
+    /// a join to an announced server address both take the second path).
     fn path_of(&self, from: usize, src: SocketAddr, dst: SocketAddr) -> Option<usize> {
-        let client_side = if from == CLIENT { src.ip() } else { dst.ip() };
-        self.paths.iter().position(|p| p.client == client_side)
+        let (c, s) = if from == CLIENT { (src.ip(), dst.ip()) } else { (dst.ip(), src.ip()) };
+        if c != self.paths[0].client {
+            return self.paths.iter().position(|p| p.client == c);
+        }
+        self.paths.iter().position(|p| p.server == s).or(Some(0))
+    }
+
+    /// The path index a subflow between these client and server addresses uses.
+    pub fn route(&self, client: SocketAddr, server: SocketAddr) -> Option<usize> {
+        self.path_of(CLIENT, client, server)
     }
 
     fn chance(&mut self, p: f64) -> bool {
@@ -360,7 +373,12 @@ impl Sim {
             }
             match self.next_event() {
                 Some(t) if t <= limit => self.advance_to(t),
-                _ => return Ok(false),
+                Some(_) => {
+                    // Nothing before the limit: time still passes.
+                    self.now = self.now.max(limit);
+                    return Ok(false);
+                }
+                None => return Ok(false),
             }
         }
     }

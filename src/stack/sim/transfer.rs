@@ -12,6 +12,7 @@ pub struct Transfer<'a> {
     input: &'a mut dyn Read,
     output: &'a mut dyn Write,
     buf: Vec<u8>,
+    rbuf: Vec<u8>,
     pending: std::ops::Range<usize>,
     input_done: bool,
     pub client: Option<ConnHandle>,
@@ -34,6 +35,8 @@ pub struct Transfer<'a> {
     next_sample: Instant,
     started: bool,
     pub error: Option<String>,
+    /// The server application reads nothing before this time.
+    pub read_from: Instant,
 }
 
 impl<'a> Transfer<'a> {
@@ -42,6 +45,7 @@ impl<'a> Transfer<'a> {
             input,
             output,
             buf: vec![0; 1 << 20],
+            rbuf: vec![0; 1 << 20],
             pending: 0..0,
             input_done: false,
             client: None,
@@ -60,6 +64,7 @@ impl<'a> Transfer<'a> {
             next_sample: Instant::ZERO,
             started: false,
             error: None,
+            read_from: Instant::ZERO,
         }
     }
 
@@ -114,9 +119,9 @@ impl<'a> Transfer<'a> {
     fn drain_output(&mut self, now: Instant, ep: &mut Endpoint) -> io::Result<()> {
         let Some(h) = self.server else { return Ok(()) };
         loop {
-            match ep.recv(h, &mut self.buf) {
+            match ep.recv(h, &mut self.rbuf) {
                 Ok(Some(n)) => {
-                    self.output.write_all(&self.buf[..n])?;
+                    self.output.write_all(&self.rbuf[..n])?;
                     self.received += n as u64;
                     self.done_at = Some(now);
                 }
@@ -164,7 +169,9 @@ impl App for Transfer<'_> {
         }
         let [c, s] = hosts;
         self.pump_input(c)?;
-        self.drain_output(now, s)?;
+        if now >= self.read_from {
+            self.drain_output(now, s)?;
+        }
         while now >= self.next_sample {
             self.timeline.push((self.next_sample, self.received));
             self.next_sample += self.sample_every;

@@ -1,0 +1,150 @@
+//! The flow table: TCP 4-tuples to flow indices, built for the summary fast
+//! path (one hash of four words per packet, a one-entry cache in front).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::net::IpAddr;
+
+/// An address as 128 bits (IPv4 mapped into IPv6, RFC 4291 §2.5.5.2), so a
+/// key is four words and two ports whatever the family.
+pub(crate) fn addr_bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v4) => 0xffff_0000_0000u128 | u32::from(v4) as u128,
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// A TCP connection's 4-tuple with the two endpoints in a canonical order,
+/// so both directions find the same entry.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct FlowKey {
+    lo_addr: u128,
+    hi_addr: u128,
+    lo_port: u16,
+    hi_port: u16,
+}
+
+impl FlowKey {
+    /// The key and whether the source is the canonical "low" endpoint.
+    pub(crate) fn new(src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> (FlowKey, bool) {
+        let (s, d) = (addr_bits(src), addr_bits(dst));
+        if (s, sport) <= (d, dport) {
+            (FlowKey { lo_addr: s, hi_addr: d, lo_port: sport, hi_port: dport }, true)
+        } else {
+            (FlowKey { lo_addr: d, hi_addr: s, lo_port: dport, hi_port: sport }, false)
+        }
+    }
+}
+
+impl Hash for FlowKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.lo_addr as u64);
+        state.write_u64((self.lo_addr >> 64) as u64);
+        state.write_u64(self.hi_addr as u64);
+        state.write_u64((self.hi_addr >> 64) as u64);
+        state.write_u32((self.lo_port as u32) << 16 | self.hi_port as u32);
+    }
+}
+
+/// A multiply-rotate word hasher in the style of rustc's FxHasher: the keys
+/// are capture contents, not attacker-chosen table keys of a server, and
+/// SipHash would cost more than the rest of the per-packet work.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct WordHasher(u64);
+
+const SEED: u64 = 0xf135_7aea_2e62_a9c5;
+
+impl Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        self.0.rotate_left(26)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u64(&mut self, w: u64) {
+        self.0 = self.0.wrapping_add(w).wrapping_mul(SEED);
+    }
+    fn write_u32(&mut self, w: u32) {
+        self.write_u64(w as u64);
+    }
+    fn write_u8(&mut self, w: u8) {
+        self.write_u64(w as u64);
+    }
+    fn write_usize(&mut self, w: usize) {
+        self.write_u64(w as u64);
+    }
+}
+
+pub(crate) type WordMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
+
+/// 4-tuple -> index of the current flow on it, with the last hit cached.
+#[derive(Debug, Default)]
+pub(crate) struct FlowTable {
+    map: WordMap<FlowKey, u32>,
+    last: Option<(FlowKey, u32)>,
+}
+
+impl FlowTable {
+    pub(crate) fn get(&mut self, key: &FlowKey) -> Option<u32> {
+        if let Some((k, v)) = self.last
+            && k == *key
+        {
+            return Some(v);
+        }
+        let v = *self.map.get(key)?;
+        self.last = Some((*key, v));
+        Some(v)
+    }
+
+    /// Points the 4-tuple at a (new) flow.
+    pub(crate) fn set(&mut self, key: FlowKey, idx: u32) {
+        self.map.insert(key, idx);
+        self.last = Some((key, idx));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_directions_share_a_key() {
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let (k1, lo1) = FlowKey::new(a, 1000, b, 80);
+        let (k2, lo2) = FlowKey::new(b, 80, a, 1000);
+        assert_eq!(k1, k2);
+        assert_ne!(lo1, lo2);
+        // Same addresses, ports swapped: a different flow.
+        let (k3, _) = FlowKey::new(a, 80, b, 1000);
+        assert_ne!(k1, k3);
+        // IPv4 and its mapped IPv6 form are the same endpoint; a different
+        // IPv6 address is not.
+        let c: IpAddr = "fd00::1".parse().unwrap();
+        let (k4, _) = FlowKey::new(c, 1000, b, 80);
+        assert_ne!(k1, k4);
+    }
+
+    #[test]
+    fn table_caches_and_overwrites() {
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "fd00::2".parse().unwrap();
+        let mut t = FlowTable::default();
+        let (k, _) = FlowKey::new(a, 1, b, 2);
+        assert_eq!(t.get(&k), None);
+        t.set(k, 7);
+        assert_eq!(t.get(&k), Some(7));
+        t.set(k, 9);
+        assert_eq!(t.get(&k), Some(9));
+        assert_eq!(t.len(), 1);
+    }
+}

@@ -1,0 +1,35 @@
+//! mptcp-ss -r: the view reconstructed from a capture carries what the
+//! kernel's ss printed on the client during that capture
+//! (testdata two-subflows-join.ss-client.txt): tokens, ids, flags, ssnoff.
+mod common;
+
+use common::{bin, testdata};
+use serde_json::Value;
+
+#[test]
+fn replay_matches_the_client_ss() {
+    let pcap = testdata().join("captures/pcap/two-subflows-join.pcap");
+    let out =
+        std::process::Command::new(bin("mptcp-ss")).arg("-r").arg(&pcap).args(["--once", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &v["connections"][0];
+    assert_eq!(c["source"], format!("capture:{}", pcap.display()));
+    // ss (client): mptcp ... token:f4558206; tcp ... token:0000(id:0)/f4558206(id:0) ssnoff:f8bae334 (Mmec)
+    // and tcp 10.77.2.1%c2:53087 ... token:c059bd1d(id:0)/f4558206(id:2) ssnoff:d3961704 (Jjec)
+    assert_eq!((c["token"].as_str(), c["local"].as_str()), (Some("0xf4558206"), Some("10.77.1.1:49122")));
+    let sf = c["subflows"].as_array().unwrap();
+    assert_eq!(sf.len(), 2);
+    let want = [
+        ("10.77.1.1:49122", "Mmec", "0x00000000", 0, 0, 0xf8bae334u64),
+        ("10.77.2.1:53087", "Jjec", "0xc059bd1d", 0, 2, 0xd3961704),
+    ];
+    for (s, (local, flags, rem, id_rem, id_loc, ssnoff)) in sf.iter().zip(want) {
+        assert_eq!(s["local"], local);
+        assert_eq!(s["flags"], flags, "{local}");
+        assert_eq!(s["token_loc"], "0xf4558206", "{local}");
+        assert_eq!(s["token_rem"], rem, "{local}");
+        assert_eq!((s["id_rem"].as_u64(), s["id_loc"].as_u64()), (Some(id_rem), Some(id_loc)), "{local}");
+        assert_eq!(s["ssnoff"].as_u64(), Some(ssnoff), "{local}");
+    }
+}
