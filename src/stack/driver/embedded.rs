@@ -1197,7 +1197,11 @@ impl<'a> Driver<'a> {
                 let _ = ch.child.kill();
                 let _ = ch.child.wait();
             }
-            if c.closed.is_none() && matches!(c.ending, Some(Err(_))) {
+            // Still open (a failure, or a peer that did not close within
+            // LINGER): this process and its TUN are going away, so tell the
+            // peer now (MP_FASTCLOSE, or RST after a fallback) rather than
+            // leave it to its timeouts.
+            if c.closed.is_none() {
                 let _ = self.ep.abort(c.h);
             }
             self.ep.release(c.h);
