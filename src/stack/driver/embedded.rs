@@ -500,7 +500,7 @@ impl<'a> Driver<'a> {
                 self.ep.handle_timeout(now);
             }
             self.process_events(now);
-            self.service_conns(now)?;
+            self.service_conns()?;
             self.process_events(now);
             if let Some(e) = self.reap(now) {
                 if !self.opts.keep_open && failure.is_none() {
@@ -537,7 +537,6 @@ impl<'a> Driver<'a> {
         }
         let abort = self.opts.abort;
         let stdin_eof = self.stdin_eof;
-        let first_child = fds.len();
         for c in &self.conns {
             if let Some(d) = c.deadline.filter(|_| !c.established) {
                 shorten(d.saturating_duration_since(StdInstant::now()));
@@ -570,7 +569,6 @@ impl<'a> Driver<'a> {
         if let Some(cs) = &self.control {
             fds.extend(cs.poll_fds());
         }
-        let _ = first_child;
         sys::poll(&mut fds, timeout).map_err(io_err("poll"))?;
         if let Some(i) = si {
             if fds[i].readable() {
@@ -961,9 +959,9 @@ impl<'a> Driver<'a> {
     // The application side
     // ------------------------------------------------------------------
 
-    fn service_conns(&mut self, now: Instant) -> Result<(), EmbeddedError> {
+    fn service_conns(&mut self) -> Result<(), EmbeddedError> {
         for k in 0..self.conns.len() {
-            self.service(k, now)?;
+            self.service(k)?;
         }
         Ok(())
     }
@@ -971,7 +969,7 @@ impl<'a> Driver<'a> {
     /// Move data for connection `k` and decide whether its session ended.
     /// Errors are the process's own (standard output); a connection's
     /// failure goes into its `ending`.
-    fn service(&mut self, k: usize, _now: Instant) -> Result<(), EmbeddedError> {
+    fn service(&mut self, k: usize) -> Result<(), EmbeddedError> {
         let opts = self.opts;
         let stdin_eof = self.stdin_eof;
         let stdin_tty = self.stdin_tty;
