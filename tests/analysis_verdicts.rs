@@ -134,3 +134,28 @@ fn reinjections_are_counted_where_the_kernel_made_them() {
     let reinjected: u64 = c.subflows.iter().map(|s| s.reinjected[1]).sum();
     assert!(reinjected > 0);
 }
+
+/// A capture replayed after itself (`mergecap -a`, as the benchmark does):
+/// the same 4-tuples, ISNs and keys come back after the first connection
+/// closed. That is a second connection, not a retransmission of the first.
+#[test]
+fn a_replayed_connection_is_a_new_connection() {
+    let once = frames(&testdata().join("captures/pcap/two-subflows-join.pcap"));
+    let mut twice = once.clone();
+    for (meta, data) in &once {
+        let mut m = *meta;
+        m.number += once.len() as u64;
+        twice.push((m, data.clone()));
+    }
+    let (_, single) = analyse(&once);
+    let (_, double) = analyse(&twice);
+    assert_eq!(single.connections.len(), 1);
+    assert_eq!(double.connections.len(), 2, "the replay is a second MPTCP connection");
+    for c in &double.connections {
+        assert_eq!(c.data_bytes, single.connections[0].data_bytes);
+        assert_eq!(c.subflows.len(), single.connections[0].subflows.len());
+        for (s, s1) in c.subflows.iter().zip(&single.connections[0].subflows) {
+            assert_eq!(s.retransmitted, s1.retransmitted, "nothing of the replay counts as retransmitted");
+        }
+    }
+}

@@ -389,8 +389,11 @@ impl Analyzer {
         }
     }
 
-    /// The flow a segment belongs to, made when new. A SYN with a new ISN on
-    /// a known 4-tuple starts a new flow (port reuse).
+    /// The flow a segment belongs to, made when new. A SYN on a known
+    /// 4-tuple starts a new flow (port reuse) when its ISN is new, or when the
+    /// old flow already closed: a SYN can only be retransmitted before the
+    /// connection ends (RFC 9293 §3.10.7.3), so a same-ISN SYN after a FIN or
+    /// RST is a new connection (e.g. a capture replayed with `mergecap -a`).
     fn flow_for(
         &mut self,
         key: FlowKey,
@@ -407,7 +410,7 @@ impl Analyzer {
                 return fi as usize;
             }
             let from_client = src_lo == f.client_lo;
-            if from_client && f.dirs[0].isn == Some(tcp.seq) {
+            if from_client && f.dirs[0].isn == Some(tcp.seq) && !f.closed() {
                 return fi as usize;
             }
         }
