@@ -25,7 +25,9 @@ use mptcp_tools::dissect::tcpdump::{PrintOptions, Printer, TimestampFormat};
 /// frame's text may span lines, as with -v).
 fn our_lines(path: &Path, opts: PrintOptions) -> Vec<String> {
     let mut r = CaptureReader::open_file(path, &OpenOptions::default()).expect("open capture");
-    let mut p = Printer::new(opts);
+    // Interface names of Linux cooked v2 frames come from this host, as in
+    // mptcp-dump and in tcpdump.
+    let mut p = Printer::new(opts).with_ifname(mptcp_tools::cli::dump::interface_name);
     let mut v = Vec::new();
     let mut buf = Vec::new();
     while let Some((meta, frame)) = r.next_frame(&|| false).expect("read") {
@@ -432,6 +434,44 @@ fn random_frame(r: &mut Rng) -> (Vec<u8>, u32) {
     (frame, wire)
 }
 
+/// Our text against the installed tcpdump's for every frame of `path`, at
+/// -v levels 0, 1 and 2: (compared, equal, skipped, first failures).
+fn compare_with_tcpdump(path: &Path, count: usize) -> (usize, usize, usize, Vec<String>) {
+    let (mut compared, mut equal, mut skipped) = (0, 0, 0);
+    let mut failures = Vec::new();
+    for verbose in [0u8, 1, 2] {
+        let mut cmd = Command::new("tcpdump");
+        cmd.args(["-nn", "-t", "-r"]).arg(path);
+        if verbose > 0 {
+            cmd.arg(format!("-{}", "v".repeat(verbose as usize)));
+        }
+        let out = cmd.output().expect("run tcpdump");
+        let reference = String::from_utf8_lossy(&out.stdout).to_string();
+        let ours = our_lines(path, PrintOptions { verbose, timestamps: TimestampFormat::None, ..Default::default() });
+        assert_eq!(ours.len(), count);
+        // Convert first: the conversion can drop lines (a frame that 4.99.3
+        // ends at `[bad opt]` has no payload lines).
+        let ours: Vec<String> = ours.iter().map(|o| as_tcpdump_4993(o)).collect();
+        let theirs = split_like(&reference, &ours);
+        for (i, (o, t)) in ours.iter().zip(&theirs).enumerate() {
+            // tcpdump 4.99.3 prints every MP_TCPRST as `unknown`; the
+            // development version rejects one of the wrong length, a line
+            // the conversion cannot rebuild.
+            if o.contains("tcprst[bad opt]") {
+                skipped += 1;
+                continue;
+            }
+            compared += 1;
+            if o == t {
+                equal += 1;
+            } else if failures.len() < 15 {
+                failures.push(format!("-v x{verbose} frame {}:\n  ours:    {o}\n  tcpdump: {t}", i + 1));
+            }
+        }
+    }
+    (compared, equal, skipped, failures)
+}
+
 fn tcpdump_version() -> String {
     let out = Command::new("tcpdump").arg("--version").output().unwrap_or_else(|e| {
         panic!(
@@ -470,40 +510,128 @@ fn differential_against_installed_tcpdump() {
     }
     w.flush().unwrap();
     drop(w);
-    let (mut compared, mut equal, mut skipped) = (0, 0, 0);
-    let mut failures = Vec::new();
-    for verbose in [0u8, 1, 2] {
-        let mut cmd = Command::new("tcpdump");
-        cmd.args(["-nn", "-t", "-r"]).arg(&path);
-        if verbose > 0 {
-            cmd.arg(format!("-{}", "v".repeat(verbose as usize)));
-        }
-        let out = cmd.output().expect("run tcpdump");
-        let reference = String::from_utf8_lossy(&out.stdout).to_string();
-        let ours = our_lines(&path, PrintOptions { verbose, timestamps: TimestampFormat::None, ..Default::default() });
-        assert_eq!(ours.len(), count as usize);
-        // Convert first: the conversion can drop lines (a frame that 4.99.3
-        // ends at `[bad opt]` has no payload lines).
-        let ours: Vec<String> = ours.iter().map(|o| as_tcpdump_4993(o)).collect();
-        let theirs = split_like(&reference, &ours);
-        for (i, (o, t)) in ours.iter().zip(&theirs).enumerate() {
-            // tcpdump 4.99.3 prints every MP_TCPRST as `unknown`; the
-            // development version rejects one of the wrong length, a line
-            // the conversion cannot rebuild.
-            if o.contains("tcprst[bad opt]") {
-                skipped += 1;
-                continue;
-            }
-            compared += 1;
-            if o == t {
-                equal += 1;
-            } else if failures.len() < 15 {
-                failures.push(format!("-v x{verbose} frame {}:\n  ours:    {o}\n  tcpdump: {t}", i + 1));
-            }
-        }
-    }
+    let (compared, equal, skipped, failures) = compare_with_tcpdump(&path, count as usize);
     eprintln!(
         "differential vs {version}: {compared} frames compared, {equal} equal, {skipped} skipped (MP_TCPRST of a bad length)"
     );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The IP packet of a [`random_frame`] (the Ethernet header stripped), with
+/// IPv4 options or IPv6 extension headers added half of the time; lengths
+/// and the IPv4 header checksum are fixed up. Returns the packet, whether it
+/// is IPv6, and its length on the wire.
+fn random_ip_packet(r: &mut Rng) -> (Vec<u8>, bool, u32) {
+    let (frame, wire) = random_frame(r);
+    let mut ip = frame[14..].to_vec();
+    let mut wire = wire - 14;
+    let v6 = ip[0] >> 4 == 6;
+    match (v6, r.below(4)) {
+        (false, 1) | (false, 2) => {
+            // RFC 791 §3.1 options: NOP NOP NOP EOL, or a router alert
+            // (RFC 2113).
+            let opts: [u8; 4] = if r.below(2) == 0 { [1, 1, 1, 0] } else { [0x94, 4, 0, 0] };
+            ip.splice(20..20, opts);
+            ip[0] = 0x46;
+            let total = u16::from_be_bytes([ip[2], ip[3]]) + 4;
+            ip[2..4].copy_from_slice(&total.to_be_bytes());
+            ip[10..12].copy_from_slice(&[0, 0]);
+            let c = checksum(&ip[..24]);
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            wire += 4;
+        }
+        (true, 1) | (true, 2) => {
+            // RFC 8200 §4.3/§4.6: a hop-by-hop or destination options
+            // header holding one PadN option, before TCP.
+            let kind = if r.below(2) == 0 { 0u8 } else { 60 };
+            let ext = [6u8, 0, 1, 4, 0, 0, 0, 0];
+            ip.splice(40..40, ext);
+            ip[6] = kind;
+            let plen = u16::from_be_bytes([ip[4], ip[5]]) + 8;
+            ip[4..6].copy_from_slice(&plen.to_be_bytes());
+            wire += 8;
+        }
+        _ => {}
+    }
+    (ip, v6, wire)
+}
+
+/// The same random TCP/IP traffic (IPv4 options and IPv6 extension headers
+/// included) under every link type the decoder supports, each compared with
+/// the installed tcpdump at -v levels 0 to 2: Ethernet with 0, 1 or 2 VLAN
+/// tags (802.1Q, 802.1ad), Linux cooked v1 and v2, raw IP and BSD loopback.
+#[test]
+fn differential_link_types_and_ip_extensions() {
+    let version = tcpdump_version();
+    assert!(version.contains("tcpdump version 4.99"), "this test expects tcpdump 4.99.x; found `{version}`");
+    let dir = tempfile::tempdir().unwrap();
+    let count = 600;
+    let mut total = (0, 0, 0);
+    let mut failures = Vec::new();
+    for (name, lt) in [
+        ("ethernet+vlan", linktype::ETHERNET),
+        ("sll", linktype::LINUX_SLL),
+        ("sll2", linktype::LINUX_SLL2),
+        ("raw", linktype::RAW),
+        ("null", linktype::NULL),
+    ] {
+        let path = dir.path().join(format!("{name}.pcap"));
+        let mut r = Rng(0x11a7_0000 + lt as u64);
+        let mut w = CaptureWriter::create(&path, lt).unwrap();
+        for i in 0..count {
+            let (ip, v6, wire) = random_ip_packet(&mut r);
+            let ethertype: [u8; 2] = if v6 { [0x86, 0xdd] } else { [0x08, 0x00] };
+            let mut frame = Vec::new();
+            match lt {
+                linktype::ETHERNET => {
+                    frame.extend([2, 2, 2, 2, 2, 2, 4, 4, 4, 4, 4, 4]);
+                    match i % 3 {
+                        1 => frame.extend([0x81, 0x00, 0x00, 0x64]),
+                        2 => frame.extend([0x88, 0xa8, 0x00, 0x0a, 0x81, 0x00, 0x20, 0x64]),
+                        _ => {}
+                    }
+                    frame.extend(ethertype);
+                }
+                linktype::LINUX_SLL => {
+                    // Packet type (0 to us, 4 sent by us), ARPHRD_ETHER, address.
+                    frame.extend([0, if i % 2 == 0 { 0 } else { 4 }, 0, 1, 0, 6]);
+                    frame.extend([2, 2, 2, 2, 2, 2, 0, 0]);
+                    frame.extend(ethertype);
+                }
+                linktype::LINUX_SLL2 => {
+                    // Protocol, reserved, ifindex 1 (lo on any host), ARPHRD_ETHER,
+                    // packet type, address length, address.
+                    frame.extend(ethertype);
+                    frame.extend([0, 0, 0, 0, 0, 1, 0, 1, if i % 2 == 0 { 0 } else { 4 }, 6]);
+                    frame.extend([2, 2, 2, 2, 2, 2, 0, 0]);
+                }
+                linktype::NULL => {
+                    // Host byte order; 24 is AF_INET6 on the BSDs (tcpdump's
+                    // null printer knows it, not Linux's 10).
+                    frame.extend(if v6 { 24u32 } else { 2u32 }.to_ne_bytes());
+                }
+                _ => {}
+            }
+            let link = frame.len() as u32;
+            frame.extend(&ip);
+            let meta = FrameMeta {
+                number: i + 1,
+                ts_sec: 1_700_000_000 + i as i64,
+                ts_nsec: 0,
+                caplen: frame.len() as u32,
+                len: link + wire,
+                linktype: lt,
+            };
+            w.write(&meta, &frame).unwrap();
+        }
+        w.flush().unwrap();
+        drop(w);
+        let (c, e, s, f) = compare_with_tcpdump(&path, count as usize);
+        eprintln!("{name}: {c} frames compared, {e} equal, {s} skipped");
+        total = (total.0 + c, total.1 + e, total.2 + s);
+        failures.extend(f.into_iter().take(4).map(|f| format!("[{name}] {f}")));
+    }
+    eprintln!("link types vs {version}: {} compared, {} equal, {} skipped", total.0, total.1, total.2);
+    assert!(total.0 >= 5 * 3 * 500, "too few frames compared: {}", total.0);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -189,7 +189,7 @@ impl Printer {
     }
 
     /// Name Linux cooked v2 interfaces with `f` (cached per index); without
-    /// it they print as `ifindex N`.
+    /// it, or when `f` knows no name, they print as `?`, as tcpdump does.
     pub fn with_ifname(mut self, f: IfName) -> Printer {
         self.ifname = Some(f);
         self
@@ -298,21 +298,23 @@ impl Printer {
         if meta.linktype == linktype::LINUX_SLL2 && frame.len() >= 20 {
             let index = u32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
             let resolver = self.ifname;
-            let name = self.ifnames.entry(index).or_insert_with(|| match resolver.and_then(|f| f(index)) {
-                Some(n) => n.into_bytes(),
-                None => {
-                    let mut n = b"ifindex ".to_vec();
-                    dec(&mut n, index as u64);
-                    n
+            // tcpdump's sll2 printer: the host's name for the index, or `?`,
+            // as `%-5s `, then the direction.
+            let name = self.ifnames.entry(index).or_insert_with(|| {
+                let mut n = resolver.and_then(|f| f(index)).map_or_else(|| b"?".to_vec(), String::into_bytes);
+                while n.len() < 5 {
+                    n.push(b' ');
                 }
+                n.push(b' ');
+                n
             });
             out.extend_from_slice(name);
             out.extend_from_slice(match frame[10] {
-                0 => b"  In  ",
-                1 => b"  B   ",
-                2 => b"  M   ",
-                3 => b"  P   ",
-                _ => b"  Out ",
+                0 => b"In  ",
+                1 => b"B   ",
+                2 => b"M   ",
+                3 => b"P   ",
+                _ => b"Out ",
             });
         }
         let Some(ip) = pkt.ip else {
@@ -664,12 +666,12 @@ fn endpoints_noport(out: &mut Vec<u8>, ip: &IpInfo, with_addrs: bool) {
 /// below 5 words), printed as far as tcpdump gets.
 fn tcp_unreadable(out: &mut Vec<u8>, ip: &IpInfo, raw: &[u8], with_addrs: bool) {
     if raw.len() < 4 {
-        if with_addrs {
-            addr(out, ip.src);
-            out.extend_from_slice(b" > ");
-            addr(out, ip.dst);
-            out.push(b':');
-        }
+        // Without ports tcpdump's tcp_print names the hosts itself, also
+        // after IPv6 extension headers (`HBH a > b: [|tcp]`).
+        addr(out, ip.src);
+        out.extend_from_slice(b" > ");
+        addr(out, ip.dst);
+        out.push(b':');
         out.extend_from_slice(b" [|tcp]");
         return;
     }
@@ -1592,7 +1594,8 @@ fn ip_proto_name(p: u8) -> &'static [u8] {
         51 => b"AH",
         58 => b"ICMPv6",
         59 => b"NONE",
-        60 => b"DSTOPT",
+        // 60 (destination options) has no name in tcpdump 4.99's protocol
+        // table: `next-header unknown (60)`.
         89 => b"OSPF",
         103 => b"PIM",
         112 => b"VRRP",
