@@ -7,7 +7,10 @@
 //!   global allocator (printed before the criterion groups run).
 //!
 //! `cargo bench --bench sim`; `benches/stack_vs_kernel.sh` runs it beside
-//! the kernel's MPTCP over veth and prints the ratio.
+//! the kernel's MPTCP over veth and prints the ratio. Environment:
+//! `SIM_QUICK=PATHS,MIB` runs one timed transfer of MIB MiB and prints its
+//! rate (for the script and for profiling); `SIM_REPORTS=1` prints the
+//! memory and virtual-time reports only.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
@@ -204,9 +207,27 @@ fn throughput(c: &mut Criterion) {
     g.finish();
 }
 
+/// `SIM_QUICK=PATHS[,MIB]`: one timed transfer, for profiling (no criterion).
+fn quick(spec: &str) {
+    let mut it = spec.split(',');
+    let paths: usize = it.next().and_then(|x| x.parse().ok()).unwrap_or(1);
+    let mib: u64 = it.next().and_then(|x| x.parse().ok()).unwrap_or(2048);
+    let t0 = std::time::Instant::now();
+    let n = transfer(paths, mib << 20);
+    let e = t0.elapsed().as_secs_f64();
+    println!("quick: {paths} subflows, {n} bytes in {e:.3} s: {:.2} Gbit/s", n as f64 * 8.0 / e / 1e9);
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("SIM_QUICK") {
+        quick(&spec);
+        return;
+    }
     memory_report();
     aggregation_report();
+    if std::env::var_os("SIM_REPORTS").is_some() {
+        return;
+    }
     let mut c = Criterion::default().configure_from_args();
     throughput(&mut c);
     c.final_summary();
