@@ -10,7 +10,9 @@
 //! the kernel's MPTCP over veth and prints the ratio. Environment:
 //! `SIM_QUICK=PATHS,MIB` runs one timed transfer of MIB MiB and prints its
 //! rate (for the script and for profiling); `SIM_REPORTS=1` prints the
-//! memory and virtual-time reports only.
+//! memory and virtual-time reports only; `SIM_IO=BYTES` sets the size of
+//! the application's reads and writes (default 128 KiB), `SIM_BUF=BYTES`
+//! the send and receive buffers (default 4 MiB).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
@@ -74,8 +76,13 @@ impl Write for Sink {
     }
 }
 
+/// Size of the application's writes and reads: iperf3's default (`-l`
+/// 128 KB for TCP), so both sides of the comparison do the same I/O.
+const APP_IO: usize = 128 * 1024;
+
 /// The benchmark path: unlimited links with a 50 µs delay, 64 KB MTU,
-/// checksum offload, 4 MB buffers.
+/// checksum offload, 4 MB buffers (the kernel's tcp_wmem maximum, which its
+/// autotuning reaches over veth: `ss -tm` shows tb4194304 on the sender).
 fn fast_config(paths: usize) -> SimConfig {
     let spec = PathSpec { rate_bps: None, delay: Duration::from_micros(50), ..Default::default() };
     SimConfig::new(vec![spec; paths], 1).both(|c| {
@@ -85,10 +92,18 @@ fn fast_config(paths: usize) -> SimConfig {
 }
 
 fn transfer(paths: usize, bytes: u64) -> u64 {
-    let mut sim = Sim::new(fast_config(paths));
+    let mut cfg = fast_config(paths);
+    if let Some(b) = std::env::var("SIM_BUF").ok().and_then(|x| x.parse::<usize>().ok()) {
+        cfg = cfg.both(|c| {
+            c.send_buffer = b;
+            c.recv_buffer = b;
+        });
+    }
+    let mut sim = Sim::new(cfg);
     let mut src = Source(bytes);
     let mut sink = Sink;
-    let mut t = Transfer::new(&mut src, &mut sink);
+    let io: usize = std::env::var("SIM_IO").ok().and_then(|x| x.parse().ok()).unwrap_or(APP_IO);
+    let mut t = Transfer::with_io_size(&mut src, &mut sink, io);
     let server = sim.server_addr();
     t.start(sim.now, &mut sim.hosts, server).unwrap();
     assert!(sim.run(&mut t, Instant::from_secs(3600)).unwrap());

@@ -42,6 +42,9 @@ impl Chunk {
 
     fn new(cap: usize) -> Arc<Chunk> {
         let cap = cap.max(1);
+        if let Some(ptr) = pool::take(cap) {
+            return Arc::new(Chunk { ptr, cap });
+        }
         let layout = Chunk::layout(cap);
         // SAFETY: the layout has a non-zero size.
         let p = unsafe { alloc::alloc(layout) };
@@ -52,8 +55,57 @@ impl Chunk {
 
 impl Drop for Chunk {
     fn drop(&mut self) {
+        if pool::give(self.ptr, self.cap) {
+            return;
+        }
         // SAFETY: allocated in `Chunk::new` with this layout, freed once.
         unsafe { alloc::dealloc(self.ptr.as_ptr(), Chunk::layout(self.cap)) }
+    }
+}
+
+/// Recycled chunk memory of the power-of-two sizes the buffers use, last
+/// freed first (still in the cache). Large blocks freed to the allocator
+/// go back to the system and fault in again page by page when allocated:
+/// at tens of Gbit/s that costs as much as the copies themselves.
+mod pool {
+    use std::ptr::NonNull;
+    use std::sync::Mutex;
+
+    /// Size classes 2^14 (16 KiB) to 2^20 (1 MiB).
+    const MIN_SHIFT: u32 = 14;
+    const CLASSES: usize = 7;
+    /// Bytes kept per class at most.
+    const KEEP_BYTES: usize = 16 << 20;
+
+    struct Block(NonNull<u8>);
+    // SAFETY: a free block of memory, owned by the pool alone.
+    unsafe impl Send for Block {}
+
+    static POOL: Mutex<[Vec<Block>; CLASSES]> = Mutex::new([const { Vec::new() }; CLASSES]);
+
+    fn class(cap: usize) -> Option<usize> {
+        if !cap.is_power_of_two() {
+            return None;
+        }
+        let c = cap.trailing_zeros().checked_sub(MIN_SHIFT)? as usize;
+        (c < CLASSES).then_some(c)
+    }
+
+    pub(super) fn take(cap: usize) -> Option<NonNull<u8>> {
+        let c = class(cap)?;
+        let mut p = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        p[c].pop().map(|b| b.0)
+    }
+
+    /// Keep a block of `cap` bytes; false when the caller must free it.
+    pub(super) fn give(ptr: NonNull<u8>, cap: usize) -> bool {
+        let Some(c) = class(cap) else { return false };
+        let mut p = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        if p[c].len() * cap >= KEEP_BYTES {
+            return false;
+        }
+        p[c].push(Block(ptr));
+        true
     }
 }
 

@@ -221,7 +221,8 @@ impl TxRing {
         if off + len <= c.w.filled() {
             return c.w.slice(off, len);
         }
-        let mut w = Writer::new(len);
+        // A pooled size: the copy does not fault fresh pages in.
+        let mut w = Writer::new(len.next_power_of_two().max(INITIAL_CHUNK));
         self.with_slices(dsn, len, |p| {
             w.append(p);
         });
@@ -630,5 +631,66 @@ mod tests {
         let w = r.write(DataSeq(16), &big);
         assert_eq!(w.beyond, 5000 - 4096);
         assert_eq!(r.window(), 0);
+    }
+
+    #[test]
+    fn tx_slices_share_the_buffer_and_straddles_are_copied() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut t = TxRing::new(1 << 20, DataSeq(10));
+        assert_eq!(t.write(&data), data.len());
+        // 16 KiB then 32 KiB chunks: [10, 16394) is the first.
+        let a = t.slice(DataSeq(10 + 100), 1000);
+        assert_eq!(&*a, &data[100..1100]);
+        let b = t.slice(DataSeq(10 + 1100), 1000);
+        assert!(a.continues_into(&b), "neighbours in one chunk are one memory");
+        let c = t.slice(DataSeq(10 + 16_000), 1000);
+        assert_eq!(&*c, &data[16_000..17_000]);
+        assert!(!b.continues_into(&c));
+        // Releasing keeps what slices hold alive.
+        t.release(DataSeq(10 + 90_000));
+        assert_eq!(&*a, &data[100..1100]);
+        assert_eq!(&*c, &data[16_000..17_000]);
+        assert_eq!(&*t.slice(DataSeq(10 + 95_000), 5000), &data[95_000..]);
+    }
+
+    #[test]
+    fn tx_ring_reuses_its_chunk_once_everything_is_released() {
+        let mut t = TxRing::new(1 << 20, DataSeq(0));
+        t.write(&[1; 1000]);
+        let held = t.slice(DataSeq(0), 10);
+        t.release(DataSeq(1000));
+        t.write(&[2; 1000]);
+        // A slice was alive: writing went on after it.
+        assert_eq!(&*held, &[1; 10]);
+        assert_eq!(&*t.slice(DataSeq(1000), 1000), &[2; 1000][..]);
+        drop(held);
+        t.release(DataSeq(2000));
+        t.write(&[3; 500]);
+        assert_eq!(&*t.slice(DataSeq(2000), 500), &[3; 500][..]);
+        assert_eq!(t.allocated(), INITIAL_CHUNK);
+    }
+
+    #[test]
+    fn rx_ring_keeps_shared_slices_and_each_byte_once() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+        let sl = Slice::copy_from(&data);
+        let mut r = RxRing::new(1 << 16, DataSeq(0));
+        // Out of order by reference, then an overlapping copy, then the start.
+        assert!(r.write_from(DataSeq(4000), &data[4000..6000], Some((&sl, 4000))).ooo);
+        assert!(r.write_from(DataSeq(8000), &data[8000..9000], Some((&sl, 8000))).ooo);
+        let w = r.write(DataSeq(3000), &data[3000..8500]);
+        assert!(w.ooo);
+        assert_eq!(r.ooo.len(), 1);
+        let w = r.write_from(DataSeq(0), &data[..3500], Some((&sl, 0)));
+        assert!(w.advanced);
+        assert_eq!(r.nxt, DataSeq(9000));
+        let mut out = vec![0; 10_000];
+        assert_eq!(r.read(&mut out[..100]), 100);
+        let mut got = Vec::new();
+        assert_eq!(r.read_slices(usize::MAX, |s| got.extend_from_slice(&s)), 8900);
+        assert_eq!(&got[..], &data[100..9000]);
+        // A duplicate of delivered data changes nothing.
+        assert_eq!(r.write(DataSeq(10), &data[10..20]).duplicate, 10);
+        assert_eq!(r.readable(), 0);
     }
 }
