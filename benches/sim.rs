@@ -7,7 +7,12 @@
 //!   global allocator (printed before the criterion groups run).
 //!
 //! `cargo bench --bench sim`; `benches/stack_vs_kernel.sh` runs it beside
-//! the kernel's MPTCP over veth and prints the ratio.
+//! the kernel's MPTCP over veth and prints the ratio. Environment:
+//! `SIM_QUICK=PATHS,MIB` runs one timed transfer of MIB MiB and prints its
+//! rate (for the script and for profiling); `SIM_REPORTS=1` prints the
+//! memory and virtual-time reports only; `SIM_IO=BYTES` sets the size of
+//! the application's reads and writes (default 128 KiB), `SIM_BUF=BYTES`
+//! the send and receive buffers (default 4 MiB).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
@@ -71,8 +76,13 @@ impl Write for Sink {
     }
 }
 
+/// Size of the application's writes and reads: iperf3's default (`-l`
+/// 128 KB for TCP), so both sides of the comparison do the same I/O.
+const APP_IO: usize = 128 * 1024;
+
 /// The benchmark path: unlimited links with a 50 µs delay, 64 KB MTU,
-/// checksum offload, 4 MB buffers.
+/// checksum offload, 4 MB buffers (the kernel's tcp_wmem maximum, which its
+/// autotuning reaches over veth: `ss -tm` shows tb4194304 on the sender).
 fn fast_config(paths: usize) -> SimConfig {
     let spec = PathSpec { rate_bps: None, delay: Duration::from_micros(50), ..Default::default() };
     SimConfig::new(vec![spec; paths], 1).both(|c| {
@@ -82,10 +92,18 @@ fn fast_config(paths: usize) -> SimConfig {
 }
 
 fn transfer(paths: usize, bytes: u64) -> u64 {
-    let mut sim = Sim::new(fast_config(paths));
+    let mut cfg = fast_config(paths);
+    if let Some(b) = std::env::var("SIM_BUF").ok().and_then(|x| x.parse::<usize>().ok()) {
+        cfg = cfg.both(|c| {
+            c.send_buffer = b;
+            c.recv_buffer = b;
+        });
+    }
+    let mut sim = Sim::new(cfg);
     let mut src = Source(bytes);
     let mut sink = Sink;
-    let mut t = Transfer::new(&mut src, &mut sink);
+    let io: usize = std::env::var("SIM_IO").ok().and_then(|x| x.parse().ok()).unwrap_or(APP_IO);
+    let mut t = Transfer::with_io_size(&mut src, &mut sink, io);
     let server = sim.server_addr();
     t.start(sim.now, &mut sim.hosts, server).unwrap();
     assert!(sim.run(&mut t, Instant::from_secs(3600)).unwrap());
@@ -204,9 +222,27 @@ fn throughput(c: &mut Criterion) {
     g.finish();
 }
 
+/// `SIM_QUICK=PATHS[,MIB]`: one timed transfer, for profiling (no criterion).
+fn quick(spec: &str) {
+    let mut it = spec.split(',');
+    let paths: usize = it.next().and_then(|x| x.parse().ok()).unwrap_or(1);
+    let mib: u64 = it.next().and_then(|x| x.parse().ok()).unwrap_or(2048);
+    let t0 = std::time::Instant::now();
+    let n = transfer(paths, mib << 20);
+    let e = t0.elapsed().as_secs_f64();
+    println!("quick: {paths} subflows, {n} bytes in {e:.3} s: {:.2} Gbit/s", n as f64 * 8.0 / e / 1e9);
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("SIM_QUICK") {
+        quick(&spec);
+        return;
+    }
     memory_report();
     aggregation_report();
+    if std::env::var_os("SIM_REPORTS").is_some() {
+        return;
+    }
     let mut c = Criterion::default().configure_from_args();
     throughput(&mut c);
     c.final_summary();

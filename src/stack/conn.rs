@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use rand_chacha::ChaCha20Rng;
 use rand_core::Rng;
 
+use super::buf::Slice;
 use super::mib::{Counter, Mib};
 use super::ring::{RxRing, TxRing};
 use super::scheduler::{Pick, Scheduler, SubflowView};
@@ -161,7 +162,7 @@ pub(crate) struct Subflow {
     /// The third ACK of the handshake is sent on its own first, as Linux does.
     hs_ack_due: bool,
     /// Bytes of data-acked segments the send ring could not keep (stale subflow).
-    spill: Vec<(DataSeq, Vec<u8>)>,
+    spill: Vec<(DataSeq, Slice)>,
 }
 
 impl Subflow {
@@ -256,6 +257,15 @@ impl OptList {
             self.push(TcpOption::Sack(b));
         }
     }
+}
+
+/// Where an outgoing segment goes: its headers into `buf`, its payload
+/// copied after them, or, with `by_ref`, handed over in `payload` (a slice
+/// of the send buffer: the zero-copy path).
+pub(crate) struct TxOut<'a> {
+    pub buf: &'a mut [u8],
+    pub by_ref: bool,
+    pub payload: Option<Slice>,
 }
 
 /// Where the bytes of an outgoing segment come from.
@@ -1409,7 +1419,7 @@ impl Connection {
             // Plain TCP: DSN follows the subflow sequence from the fallback point.
             let (bseq, bdsn) = self.fb_rx.unwrap_or((self.subflows[i].tcb.rcv_nxt, self.rx.nxt));
             let dsn = bdsn + (start.diff(bseq) as i64 as u64);
-            let w = self.rx.write(dsn, data);
+            let w = self.rx.write_from(dsn, data, seg.shared.map(|s| (s, off)));
             taken = len - w.beyond;
         } else if self.mp.csum {
             taken = self.take_checksummed(i, start, data, ctx);
@@ -1429,7 +1439,7 @@ impl Connection {
                 let k = piece_end - pos;
                 let dsn = m.dsn + (pos - m.ssn) as u64;
                 let d = &data[pos - start..pos - start + k];
-                let w = self.rx.write(dsn, d);
+                let w = self.rx.write_from(dsn, d, seg.shared.map(|s| (s, off + (pos - start))));
                 if w.duplicate > 0 {
                     ctx.mib.add(Counter::DuplicateData, 1);
                 }
@@ -1560,9 +1570,7 @@ impl Connection {
                 for seg in sf.tcb.txq.iter() {
                     if seg.dsn >= head && seg.dsn < una && !sf.spill.iter().any(|(d, _)| *d == seg.dsn) {
                         let n = (seg.len as usize).min((self.tx.tail - seg.dsn) as usize);
-                        let mut v = vec![0u8; n];
-                        self.tx.read_at(seg.dsn, &mut v);
-                        sf.spill.push((seg.dsn, v));
+                        sf.spill.push((seg.dsn, self.tx.slice(seg.dsn, n)));
                     }
                 }
             }
@@ -2001,7 +2009,7 @@ impl Connection {
     pub fn poll_transmit(
         &mut self,
         now: Instant,
-        buf: &mut [u8],
+        out: &mut TxOut<'_>,
         ctx: &mut Ctx<'_>,
     ) -> Option<(usize, SocketAddr, SocketAddr)> {
         if self.subflows.is_empty() {
@@ -2012,19 +2020,19 @@ impl Connection {
         // 1. Handshakes, retransmissions, FINs.
         for k in 0..n {
             let j = (self.rr + k) % n;
-            if let Some(t) = self.poll_control(now, j, buf, ctx) {
+            if let Some(t) = self.poll_control(now, j, out, ctx) {
                 self.rr = (j + 1) % n;
                 return Some(t);
             }
         }
         // 2. New data, as the scheduler says.
-        if let Some(t) = self.poll_data(now, buf, ctx) {
+        if let Some(t) = self.poll_data(now, out, ctx) {
             return Some(t);
         }
         // 3. ACKs and signals.
         for k in 0..n {
             let j = (self.rr + k) % n;
-            if let Some(t) = self.poll_ack(now, j, buf, ctx) {
+            if let Some(t) = self.poll_ack(now, j, out, ctx) {
                 return Some(t);
             }
         }
@@ -2066,7 +2074,7 @@ impl Connection {
         &mut self,
         now: Instant,
         j: usize,
-        buf: &mut [u8],
+        out: &mut TxOut<'_>,
         ctx: &mut Ctx<'_>,
     ) -> Option<(usize, SocketAddr, SocketAddr)> {
         let sf = &self.subflows[j];
@@ -2075,29 +2083,29 @@ impl Connection {
         }
         let tcb = &sf.tcb;
         if tcb.syn_due && matches!(tcb.state, TcpState::SynSent | TcpState::SynReceived) {
-            return Some(self.emit_syn(now, j, buf, ctx));
+            return Some(self.emit_syn(now, j, out, ctx));
         }
         if let Some(js) = sf.join
             && js.ack_due
             && js.ack_pending
         {
-            return Some(self.emit_join_ack(now, j, buf));
+            return Some(self.emit_join_ack(now, j, out));
         }
         if !tcb.state.synchronized() {
             return None;
         }
         if sf.hs_ack_due {
             self.subflows[j].hs_ack_due = false;
-            return Some(self.emit_ack(now, j, buf, None, false));
+            return Some(self.emit_ack(now, j, out, None, false));
         }
         if let Some(idx) = tcb.next_retransmit() {
-            return Some(self.emit_retransmit(now, j, idx, buf, ctx));
+            return Some(self.emit_retransmit(now, j, idx, out, ctx));
         }
         if tcb.fin_ready() {
             // Plain TCP: the FIN waits for the data.
             let data_pending = !self.mp.active() && (self.snd_nxt < self.tx.tail);
             if !data_pending && tcb.lost_bytes() == 0 {
-                return Some(self.emit_fin(now, j, buf));
+                return Some(self.emit_fin(now, j, out));
             }
         }
         None
@@ -2151,7 +2159,7 @@ impl Connection {
     fn poll_data(
         &mut self,
         now: Instant,
-        buf: &mut [u8],
+        out: &mut TxOut<'_>,
         ctx: &mut Ctx<'_>,
     ) -> Option<(usize, SocketAddr, SocketAddr)> {
         if self.closed.is_some() || self.subflows.is_empty() {
@@ -2163,7 +2171,7 @@ impl Connection {
         self.build_views();
         // The client's first mapping, in the MP_CAPABLE data form.
         if self.mp.active() && self.role == Role::Client && !self.mp.fully_established {
-            return self.poll_mpc_data(now, buf, ctx);
+            return self.poll_mpc_data(now, out, ctx);
         }
         if let Some((s, len, off)) = self.mpc_map
             && off < len
@@ -2175,7 +2183,7 @@ impl Connection {
                     let dsn = s + off as u64;
                     self.mpc_map = Some((s, len, off + want as u32));
                     let map = TxMap { dsn: s, ssn: 1, len: len as u16, checksum: self.mpc_checksum(s, len), mpc: true };
-                    return Some(self.emit_new(now, j, dsn, want, Some(map), buf, ctx, false));
+                    return Some(self.emit_new(now, j, dsn, want, Some(map), out, ctx, false));
                 }
             }
             return None;
@@ -2201,7 +2209,7 @@ impl Connection {
                 if rest > 0 {
                     self.subflows[j].redundant.push_front((start + want as u64, rest));
                 }
-                return Some(self.emit_new(now, j, start, want, None, buf, ctx, true));
+                return Some(self.emit_new(now, j, start, want, None, out, ctx, true));
             }
         }
         // Reinjections.
@@ -2226,7 +2234,7 @@ impl Connection {
             if rest > 0 {
                 self.reinject.push_front((start + want as u64, rest));
             }
-            return Some(self.emit_new(now, j, start, want, None, buf, ctx, true));
+            return Some(self.emit_new(now, j, start, want, None, out, ctx, true));
         }
         // New data.
         let avail = (self.tx.tail - self.snd_nxt) as usize;
@@ -2255,7 +2263,7 @@ impl Connection {
                 }
             }
         }
-        Some(self.emit_new(now, j, dsn, want, None, buf, ctx, false))
+        Some(self.emit_new(now, j, dsn, want, None, out, ctx, false))
     }
 
     fn mpc_checksum(&self, s: DataSeq, len: u32) -> Option<u16> {
@@ -2272,7 +2280,7 @@ impl Connection {
     fn poll_mpc_data(
         &mut self,
         now: Instant,
-        buf: &mut [u8],
+        out: &mut TxOut<'_>,
         ctx: &mut Ctx<'_>,
     ) -> Option<(usize, SocketAddr, SocketAddr)> {
         let j = 0;
@@ -2300,14 +2308,14 @@ impl Connection {
         }
         self.mpc_map = Some((s, len, off + want as u32));
         let map = TxMap { dsn: s, ssn: 1, len: len as u16, checksum: self.mpc_checksum(s, len), mpc: true };
-        Some(self.emit_new(now, j, s + off as u64, want, Some(map), buf, ctx, false))
+        Some(self.emit_new(now, j, s + off as u64, want, Some(map), out, ctx, false))
     }
 
     fn poll_ack(
         &mut self,
         now: Instant,
         j: usize,
-        buf: &mut [u8],
+        out: &mut TxOut<'_>,
         ctx: &mut Ctx<'_>,
     ) -> Option<(usize, SocketAddr, SocketAddr)> {
         let sf = &self.subflows[j];
@@ -2321,7 +2329,7 @@ impl Connection {
             self.subflows[j].pending_prio = None;
             ctx.mib.inc(Counter::MpPrioTx);
             let opt = MptcpOption::MpPrio(MpPrio { backup: b, addr_id: None });
-            return Some(self.emit_ack(now, j, buf, Some(opt), false));
+            return Some(self.emit_ack(now, j, out, Some(opt), false));
         }
         let signal_here = mptcp && sf.ready && self.subflows.iter().position(|s| s.ready && s.alive()) == Some(j);
         if signal_here {
@@ -2333,11 +2341,11 @@ impl Connection {
                 self.dfin_due = false;
                 let rto = self.subflows[j].tcb.rtt.rto();
                 self.dfin_rto_at = Some(now + rto * (1u64 << self.dfin_tries.min(6)));
-                return Some(self.emit_ack(now, j, buf, None, true));
+                return Some(self.emit_ack(now, j, out, None, true));
             }
             if let Some(e) = self.pm.echo.pop_front() {
                 ctx.mib.inc(Counter::EchoAddTx);
-                return Some(self.emit_signal(now, j, buf, MptcpOption::AddAddr(e)));
+                return Some(self.emit_signal(now, j, out, MptcpOption::AddAddr(e)));
             }
             if let Some(k) = self.pm.announce.iter().position(|(_, at, _)| at.is_some_and(|t| t <= now)) {
                 let timeout = self.add_addr_timeout;
@@ -2347,18 +2355,18 @@ impl Connection {
                 *at = if *tries < 4 { Some(now + timeout) } else { None };
                 self.pm.signals_sent = self.pm.signals_sent.saturating_add(1);
                 ctx.mib.inc(Counter::AddAddrTx);
-                return Some(self.emit_signal(now, j, buf, MptcpOption::AddAddr(a)));
+                return Some(self.emit_signal(now, j, out, MptcpOption::AddAddr(a)));
             }
             if !self.pm.remove.is_empty() {
                 let ids: Vec<u8> = std::mem::take(&mut self.pm.remove);
                 ctx.mib.inc(Counter::RmAddrTx);
                 let opt = MptcpOption::RemoveAddr(RemoveAddr { addr_ids: RawBytes::new(&ids) });
-                return Some(self.emit_ack(now, j, buf, Some(opt), false));
+                return Some(self.emit_ack(now, j, out, Some(opt), false));
             }
         }
         let sf = &self.subflows[j];
         if sf.tcb.ack_now {
-            return Some(self.emit_ack(now, j, buf, None, false));
+            return Some(self.emit_ack(now, j, out, None, false));
         }
         None
     }
@@ -2381,7 +2389,7 @@ impl Connection {
         &mut self,
         now: Instant,
         j: usize,
-        buf: &mut [u8],
+        out: &mut TxOut<'_>,
         seq: SubflowSeq,
         fl: u8,
         opts: &OptList,
@@ -2405,23 +2413,44 @@ impl Connection {
             Payload::None => 0,
             Payload::Data(_, l) => l,
         };
+        let checksum = !self.cfg_checksum_offload;
         let spill = &sf.spill;
-        let n = wire::emit(&repr, plen, buf, !self.cfg_checksum_offload, |p| {
-            if let Payload::Data(dsn, _) = payload {
-                if dsn >= tx.head {
-                    tx.read_at(dsn, p);
+        let n = match payload {
+            Payload::Data(dsn, len) if out.by_ref && len > 0 => {
+                // Zero-copy: the payload goes by reference.
+                let data = if dsn >= tx.head {
+                    tx.slice(dsn, len)
                 } else if let Some((d, v)) =
-                    spill.iter().find(|(d, v)| *d <= dsn && dsn + p.len() as u64 <= *d + v.len() as u64)
+                    spill.iter().find(|(d, v)| *d <= dsn && dsn + len as u64 <= *d + v.len() as u64)
                 {
                     let off = (dsn - *d) as usize;
-                    p.copy_from_slice(&v[off..off + p.len()]);
+                    v.slice(off..off + len)
                 } else {
                     // Not held any more: only reachable for data the peer
                     // already acknowledged at the data level.
-                    p.fill(0);
-                }
+                    Slice::copy_from(&vec![0; len])
+                };
+                let h = wire::emit_parts(&repr, &data, out.buf, checksum);
+                out.payload = Some(data);
+                h
             }
-        });
+            _ => wire::emit(&repr, plen, out.buf, checksum, |p| {
+                if let Payload::Data(dsn, _) = payload {
+                    if dsn >= tx.head {
+                        tx.read_at(dsn, p);
+                    } else if let Some((d, v)) =
+                        spill.iter().find(|(d, v)| *d <= dsn && dsn + p.len() as u64 <= *d + v.len() as u64)
+                    {
+                        let off = (dsn - *d) as usize;
+                        p.copy_from_slice(&v[off..off + p.len()]);
+                    } else {
+                        // Not held any more: only reachable for data the peer
+                        // already acknowledged at the data level.
+                        p.fill(0);
+                    }
+                }
+            }),
+        };
         sf.tcb.stats.segs_out += 1;
         if fl & flags::ACK != 0 {
             let right = sf.tcb.rcv_nxt + ((window as u32) << if syn { 0 } else { sf.tcb.rcv_wscale });
@@ -2439,7 +2468,7 @@ impl Connection {
         &mut self,
         now: Instant,
         j: usize,
-        buf: &mut [u8],
+        out: &mut TxOut<'_>,
         _ctx: &mut Ctx<'_>,
     ) -> (usize, SocketAddr, SocketAddr) {
         let sf = &self.subflows[j];
@@ -2489,7 +2518,7 @@ impl Connection {
         }
         let fl = if server { flags::SYN | flags::ACK } else { flags::SYN };
         let seq = tcb.iss;
-        let t = self.write(now, j, buf, seq, fl, &o, Payload::None);
+        let t = self.write(now, j, out, seq, fl, &o, Payload::None);
         let tcb = &mut self.subflows[j].tcb;
         tcb.syn_due = false;
         if tcb.syn_sent_at.is_none() || tcb.syn_retries > 0 {
@@ -2501,7 +2530,7 @@ impl Connection {
         t
     }
 
-    fn emit_join_ack(&mut self, now: Instant, j: usize, buf: &mut [u8]) -> (usize, SocketAddr, SocketAddr) {
+    fn emit_join_ack(&mut self, now: Instant, j: usize, out: &mut TxOut<'_>) -> (usize, SocketAddr, SocketAddr) {
         let sf = &self.subflows[j];
         let js = sf.join.expect("join state");
         let rk = self.mp.remote_key.unwrap_or_default();
@@ -2510,7 +2539,7 @@ impl Connection {
         o.timestamps(&sf.tcb, now);
         o.push(TcpOption::Mptcp(MptcpOption::MpJoin(MpJoin::Ack { hmac })));
         let seq = sf.tcb.snd_nxt;
-        let t = self.write(now, j, buf, seq, flags::ACK, &o, Payload::None);
+        let t = self.write(now, j, out, seq, flags::ACK, &o, Payload::None);
         let sf = &mut self.subflows[j];
         if let Some(js) = sf.join.as_mut() {
             js.ack_due = false;
@@ -2554,7 +2583,7 @@ impl Connection {
         dsn: DataSeq,
         len: usize,
         map: Option<TxMap>,
-        buf: &mut [u8],
+        out: &mut TxOut<'_>,
         ctx: &mut Ctx<'_>,
         reinjection: bool,
     ) -> (usize, SocketAddr, SocketAddr) {
@@ -2578,7 +2607,7 @@ impl Connection {
         }
         debug_assert!(o.bytes() <= 40);
         let fl = flags::ACK | if dsn + len as u64 == self.tx.tail { flags::PSH } else { 0 };
-        let t = self.write(now, j, buf, seq, fl, &o, Payload::Data(dsn, len));
+        let t = self.write(now, j, out, seq, fl, &o, Payload::Data(dsn, len));
         let sf = &mut self.subflows[j];
         sf.tcb.on_sent_new(now, TxSeg::new(seq, len as u32, dsn, map, now));
         sf.data_bytes_sent += len as u64;
@@ -2595,7 +2624,7 @@ impl Connection {
         now: Instant,
         j: usize,
         idx: usize,
-        buf: &mut [u8],
+        out: &mut TxOut<'_>,
         ctx: &mut Ctx<'_>,
     ) -> (usize, SocketAddr, SocketAddr) {
         let seg = self.subflows[j].tcb.txq[idx];
@@ -2606,7 +2635,7 @@ impl Connection {
         {
             o.push(TcpOption::Mptcp(self.data_option(m, false)));
         }
-        let t = self.write(now, j, buf, seg.seq, flags::ACK, &o, Payload::Data(seg.dsn, seg.len as usize));
+        let t = self.write(now, j, out, seg.seq, flags::ACK, &o, Payload::Data(seg.dsn, seg.len as usize));
         self.subflows[j].tcb.on_retransmitted(now, idx);
         self.retransmits += 1;
         self.bytes_retrans += seg.len as u64;
@@ -2617,7 +2646,7 @@ impl Connection {
         t
     }
 
-    fn emit_fin(&mut self, now: Instant, j: usize, buf: &mut [u8]) -> (usize, SocketAddr, SocketAddr) {
+    fn emit_fin(&mut self, now: Instant, j: usize, out: &mut TxOut<'_>) -> (usize, SocketAddr, SocketAddr) {
         let mut o = OptList::new();
         o.timestamps(&self.subflows[j].tcb, now);
         if self.mp.active() {
@@ -2625,7 +2654,7 @@ impl Connection {
         }
         let tcb = &self.subflows[j].tcb;
         let seq = tcb.fin_seq.unwrap_or(tcb.snd_nxt);
-        let t = self.write(now, j, buf, seq, flags::FIN | flags::ACK, &o, Payload::None);
+        let t = self.write(now, j, out, seq, flags::FIN | flags::ACK, &o, Payload::None);
         self.subflows[j].tcb.on_fin_sent(now);
         t
     }
@@ -2636,7 +2665,7 @@ impl Connection {
         &mut self,
         now: Instant,
         j: usize,
-        buf: &mut [u8],
+        out: &mut TxOut<'_>,
         extra: Option<MptcpOption>,
         data_fin: bool,
     ) -> (usize, SocketAddr, SocketAddr) {
@@ -2679,7 +2708,7 @@ impl Connection {
         } else {
             tcb.seq_for_ack()
         };
-        self.write(now, j, buf, seq, flags::ACK, &o, Payload::None)
+        self.write(now, j, out, seq, flags::ACK, &o, Payload::None)
     }
 
     /// ADD_ADDR (and its echo) on an ACK of its own, as Linux sends them.
@@ -2687,14 +2716,14 @@ impl Connection {
         &mut self,
         now: Instant,
         j: usize,
-        buf: &mut [u8],
+        out: &mut TxOut<'_>,
         opt: MptcpOption,
     ) -> (usize, SocketAddr, SocketAddr) {
         let mut o = OptList::new();
         o.timestamps(&self.subflows[j].tcb, now);
         o.push(TcpOption::Mptcp(opt));
         let seq = self.subflows[j].tcb.seq_for_ack();
-        self.write(now, j, buf, seq, flags::ACK, &o, Payload::None)
+        self.write(now, j, out, seq, flags::ACK, &o, Payload::None)
     }
 
     // ------------------------------------------------------------------

@@ -8,7 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
-use super::conn::{Connection, Ctx, LocalAddr, RstOut, emit_rst, rst_reason};
+use super::buf::Slice;
+use super::conn::{Connection, Ctx, LocalAddr, RstOut, TxOut, emit_rst, rst_reason};
 use super::mib::{Counter, Mib};
 use super::tcp::TcbParams;
 use super::time::Instant;
@@ -16,6 +17,10 @@ use super::wire::{self, Segment, WireError, flags};
 use super::{AddrFlags, Config, ConnHandle, Event, FallbackReason, RecvError, StackError, SubflowInfo};
 use crate::dissect::options::{MpJoin, MptcpOption};
 use crate::snapshot::{ConnSnapshot, Snapshot};
+
+/// Room [`Endpoint::poll_transmit_parts`] needs for the headers: IPv6 (40),
+/// TCP (20) and 40 bytes of options.
+pub const MAX_HEADERS: usize = 100;
 
 /// A packet `poll_transmit` wrote: `buf[..len]`, from `src` to `dst`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -367,7 +372,20 @@ impl Endpoint {
 
     /// Take one IP packet.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
-        let seg = match wire::parse(packet, !self.cfg.offload_checksums) {
+        let verify = !self.cfg.offload_checksums;
+        self.handle_parsed(now, wire::parse(packet, verify));
+    }
+
+    /// Take one IP packet in two parts, zero-copy: its IP and TCP headers,
+    /// and its payload by reference (as [`Endpoint::poll_transmit_parts`]
+    /// gives them). Data is kept without a copy until the application reads it.
+    pub fn handle_packet_parts(&mut self, now: Instant, headers: &[u8], payload: &Slice) {
+        let verify = !self.cfg.offload_checksums;
+        self.handle_parsed(now, wire::parse_parts(headers, payload, verify));
+    }
+
+    fn handle_parsed(&mut self, now: Instant, seg: Result<Segment<'_>, WireError>) {
+        let seg = match seg {
             Ok(s) => s,
             Err(WireError::BadTcpChecksum | WireError::BadIpChecksum) => {
                 self.mib.inc(Counter::TcpInCsumErrors);
@@ -484,13 +502,29 @@ impl Endpoint {
 
     /// The next packet to send, written into `buf` (at least `Config::mtu` bytes).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        if let Some(t) = self.pop_rst(buf) {
+        let mut out = TxOut { buf, by_ref: false, payload: None };
+        self.poll_out(now, &mut out)
+    }
+
+    /// The next packet to send, zero-copy: its IP and TCP headers written
+    /// into `buf` (at least [`MAX_HEADERS`] bytes; `Transmit::len` is their
+    /// length), its payload, if any, returned by reference: a slice of the
+    /// connection's send buffer, the packet being `buf[..len]` followed by
+    /// it. Checksums, when not offloaded, cover both parts.
+    pub fn poll_transmit_parts(&mut self, now: Instant, buf: &mut [u8]) -> Option<(Transmit, Option<Slice>)> {
+        let mut out = TxOut { buf, by_ref: true, payload: None };
+        let t = self.poll_out(now, &mut out)?;
+        Some((t, out.payload))
+    }
+
+    fn poll_out(&mut self, now: Instant, out: &mut TxOut<'_>) -> Option<Transmit> {
+        if let Some(t) = self.pop_rst(out.buf) {
             return Some(t);
         }
         let n = self.conns.len();
         for k in 0..n {
             let i = (self.rr + k) % n;
-            if let Some(Some((len, src, dst))) = self.with_conn(i, |c, ctx| c.poll_transmit(now, buf, ctx)) {
+            if let Some(Some((len, src, dst))) = self.with_conn(i, |c, ctx| c.poll_transmit(now, out, ctx)) {
                 self.rr = i;
                 return Some(Transmit { len, src, dst });
             }
@@ -499,7 +533,7 @@ impl Endpoint {
                 self.rr = (i + 1) % n.max(1);
             }
         }
-        self.pop_rst(buf)
+        self.pop_rst(out.buf)
     }
 
     fn pop_rst(&mut self, buf: &mut [u8]) -> Option<Transmit> {

@@ -55,6 +55,7 @@
 //! - [`mib`]: kernel-style counters; snapshots in [`crate::snapshot`] shape.
 //! - [`sim`]: the simulated network.
 
+pub mod buf;
 pub mod cc;
 mod conn;
 /// The only code with file descriptors and clocks: TUN, kernel sockets, pcap tap,

@@ -5,9 +5,14 @@
 //! have to (re)send up to the last byte the application wrote; the receive
 //! ring keeps bytes from the application's read position up to the right edge
 //! of the advertised window, out-of-order ranges tracked by a [`RangeSet`].
-//! Subflows hold no payload of their own, only mappings onto these rings
-//! (RFC 8684 §3.3.1), so a byte is copied once in and once out.
+//! Subflows hold no payload of their own, only mappings onto these buffers
+//! (RFC 8684 §3.3.1). The bytes live in shared chunks ([`super::buf`]): a
+//! byte is copied once in (the application's `send`) and once out (the
+//! peer application's `recv`); in between it travels by reference.
 
+use std::collections::{BTreeMap, VecDeque};
+
+use super::buf::{Slice, Writer};
 use crate::seq::{DataSeq, SubflowSeq};
 
 /// Sequence types a [`RangeSet`] can hold: compared by wrapping distance.
@@ -118,36 +123,31 @@ impl<T: SeqLike> RangeSet<T> {
     }
 }
 
-/// Smallest allocation of a ring. Rings allocate on first use and double as
-/// data needs room, up to their capacity, so an idle connection costs little.
-const INITIAL_RING: usize = 16 * 1024;
+/// Smallest chunk of a buffer. Buffers allocate on first use and take
+/// larger chunks as data flows, up to [`MAX_CHUNK`], so an idle connection
+/// costs little.
+const INITIAL_CHUNK: usize = 16 * 1024;
+/// Largest chunk. A segment whose bytes straddle two chunks is copied into
+/// one of its own (one 64 KB segment in 16 at most, none at 1500 bytes).
+pub const MAX_CHUNK: usize = 1 << 20;
 
-/// Move the bytes of `[from, from+len)` (indexed by DSN) from `old` into a
-/// larger power-of-two buffer.
-fn regrow(old: &[u8], new_len: usize, from: u64, len: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; new_len];
-    if old.is_empty() {
-        return buf;
-    }
-    let (om, nm) = (old.len() - 1, new_len - 1);
-    let mut pos = from;
-    let mut left = len;
-    while left > 0 {
-        let o = pos as usize & om;
-        let n = pos as usize & nm;
-        let k = left.min(old.len() - o).min(new_len - n);
-        buf[n..n + k].copy_from_slice(&old[o..o + k]);
-        pos = pos.wrapping_add(k as u64);
-        left -= k;
-    }
-    buf
+/// One chunk of the send buffer: the bytes its writer holds are the DSNs
+/// `[start, start + filled)`; those before `head` are released.
+#[derive(Debug)]
+struct TxChunk {
+    start: DataSeq,
+    w: Writer,
 }
 
-/// The connection-level send buffer: a power-of-two ring indexed by DSN.
+/// The connection-level send buffer, indexed by DSN: chunks written once by
+/// the application's `send`, read by reference ([`TxRing::slice`]) for the
+/// segments, released from the front as the peer acknowledges.
 #[derive(Debug)]
 pub struct TxRing {
-    buf: Vec<u8>,
-    mask: usize,
+    chunks: VecDeque<TxChunk>,
+    /// A released chunk nothing else uses, kept for the next write.
+    spare: Option<Writer>,
+    next_chunk: usize,
     cap: usize,
     /// Oldest byte kept (nothing before it may be needed again).
     pub head: DataSeq,
@@ -156,24 +156,17 @@ pub struct TxRing {
 }
 
 impl TxRing {
-    /// A ring of at least `cap` bytes (rounded up to a power of two), starting at `start`.
+    /// A buffer of at least `cap` bytes (rounded up to a power of two), starting at `start`.
     pub fn new(cap: usize, start: DataSeq) -> TxRing {
         let cap = cap.max(4096).next_power_of_two();
-        TxRing { buf: Vec::new(), mask: 0, cap, head: start, tail: start }
+        TxRing { chunks: VecDeque::new(), spare: None, next_chunk: INITIAL_CHUNK, cap, head: start, tail: start }
     }
     pub fn capacity(&self) -> usize {
         self.cap
     }
     /// Bytes allocated now.
     pub fn allocated(&self) -> usize {
-        self.buf.len()
-    }
-    fn reserve(&mut self, need: usize) {
-        if need > self.buf.len() {
-            let n = need.next_power_of_two().max(INITIAL_RING).min(self.cap);
-            self.buf = regrow(&self.buf, n, self.head.0, self.len());
-            self.mask = n - 1;
-        }
+        self.chunks.iter().map(|c| c.w.capacity()).sum::<usize>() + self.spare.as_ref().map_or(0, |w| w.capacity())
     }
     pub fn len(&self) -> usize {
         (self.tail - self.head) as usize
@@ -187,46 +180,88 @@ impl TxRing {
     /// Append as much of `data` as fits; returns the count.
     pub fn write(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.free());
-        self.reserve(self.len() + n);
-        let mut off = self.tail.0 as usize & self.mask;
         let mut src = &data[..n];
         while !src.is_empty() {
-            let k = src.len().min(self.buf.len() - off);
-            self.buf[off..off + k].copy_from_slice(&src[..k]);
+            if self.chunks.back().is_none_or(|c| c.w.room() == 0) {
+                self.new_chunk();
+            }
+            let c = self.chunks.back_mut().expect("a chunk with room");
+            let k = c.w.append(src);
             src = &src[k..];
-            off = 0;
+            self.tail += k as u64;
         }
-        self.tail += n as u64;
         n
+    }
+    fn new_chunk(&mut self) {
+        let w = match self.spare.take() {
+            Some(w) => w,
+            None => {
+                let size = self.next_chunk.min(self.cap).min(MAX_CHUNK);
+                self.next_chunk = (self.next_chunk * 2).min(MAX_CHUNK);
+                Writer::new(size)
+            }
+        };
+        self.chunks.push_back(TxChunk { start: self.tail, w });
+    }
+    /// The chunk holding `dsn`.
+    fn find(&self, dsn: DataSeq) -> Option<&TxChunk> {
+        self.chunks.iter().find(|c| dsn >= c.start && dsn < c.start + c.w.filled() as u64)
+    }
+    /// `[dsn, dsn + len)` by reference: a slice of the chunk holding it, or,
+    /// when it straddles two chunks, a copy of its own.
+    ///
+    /// # Panics
+    /// If the range is not held (a logic error of the caller).
+    pub fn slice(&self, dsn: DataSeq, len: usize) -> Slice {
+        if len == 0 {
+            return Slice::copy_from(&[]);
+        }
+        let c = self.find(dsn).unwrap_or_else(|| panic!("{dsn:?} not in {:?}..{:?}", self.head, self.tail));
+        let off = (dsn - c.start) as usize;
+        if off + len <= c.w.filled() {
+            return c.w.slice(off, len);
+        }
+        // A pooled size: the copy does not fault fresh pages in.
+        let mut w = Writer::new(len.next_power_of_two().max(INITIAL_CHUNK));
+        self.with_slices(dsn, len, |p| {
+            w.append(p);
+        });
+        w.slice(0, len)
     }
     /// Copy `[dsn, dsn + out.len())` into `out`.
     ///
     /// # Panics
-    /// In debug builds, if the range is not held (a logic error of the caller).
+    /// If the range is not held (a logic error of the caller).
     pub fn read_at(&self, dsn: DataSeq, out: &mut [u8]) {
-        debug_assert!(
-            dsn >= self.head && dsn + out.len() <= self.tail,
-            "{dsn:?}+{} not in {:?}..{:?}",
-            out.len(),
+        let mut at = 0;
+        self.with_slices(dsn, out.len(), |p| {
+            out[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        });
+    }
+    /// Feed `[dsn, dsn+len)` to `f`, one piece per chunk.
+    pub fn with_slices(&self, dsn: DataSeq, len: usize, mut f: impl FnMut(&[u8])) {
+        assert!(
+            dsn >= self.head && dsn + len as u64 <= self.tail,
+            "{dsn:?}+{len} not in {:?}..{:?}",
             self.head,
             self.tail
         );
-        let mut off = dsn.0 as usize & self.mask;
-        let mut dst = out;
-        while !dst.is_empty() {
-            let k = dst.len().min(self.buf.len() - off);
-            dst[..k].copy_from_slice(&self.buf[off..off + k]);
-            dst = &mut dst[k..];
-            off = 0;
-        }
-    }
-    /// Feed `[dsn, dsn+len)` to `f` in at most two slices.
-    pub fn with_slices(&self, dsn: DataSeq, len: usize, mut f: impl FnMut(&[u8])) {
-        let off = dsn.0 as usize & self.mask;
-        let k = len.min(self.buf.len() - off);
-        f(&self.buf[off..off + k]);
-        if k < len {
-            f(&self.buf[..len - k]);
+        let mut pos = dsn;
+        let mut left = len;
+        for c in self.chunks.iter() {
+            if left == 0 {
+                break;
+            }
+            let end = c.start + c.w.filled() as u64;
+            if pos >= end {
+                continue;
+            }
+            let off = (pos - c.start) as usize;
+            let k = left.min(c.w.filled() - off);
+            f(c.w.bytes(off, k));
+            pos += k as u64;
+            left -= k;
         }
     }
     /// Forget everything before `to`.
@@ -234,14 +269,36 @@ impl TxRing {
         if to > self.head {
             self.head = to.min(self.tail);
         }
+        let want = self.next_chunk.min(self.cap).min(MAX_CHUNK);
+        while let Some(c) = self.chunks.front_mut() {
+            if c.start + c.w.filled() as u64 > self.head {
+                break;
+            }
+            if c.w.room() > 0 {
+                // The chunk being written, all of it released: start it over
+                // from the front unless a segment or the receiver still
+                // reads it (then writing goes on after its bytes).
+                if c.w.reset() {
+                    c.start = self.tail;
+                }
+                break;
+            }
+            let mut c = self.chunks.pop_front().expect("front exists");
+            // Keep one full chunk nothing else reads any more for the next write.
+            if self.spare.is_none() && c.w.capacity() >= want && c.w.reset() {
+                self.spare = Some(c.w);
+            }
+        }
     }
 }
 
-/// The connection-level receive buffer: a power-of-two ring indexed by DSN.
+/// The connection-level receive buffer, indexed by DSN: the bytes that
+/// arrived, as slices (of the sender's chunks when a segment came by
+/// reference, of our own when it came in a packet), from the application's
+/// read position up to the right edge of the advertised window;
+/// out-of-order ranges tracked by a [`RangeSet`]. Each byte is held once.
 #[derive(Debug)]
 pub struct RxRing {
-    buf: Vec<u8>,
-    mask: usize,
     cap: usize,
     /// The application's read position.
     pub read: DataSeq,
@@ -249,6 +306,14 @@ pub struct RxRing {
     pub nxt: DataSeq,
     /// Out-of-order ranges after `nxt`.
     pub ooo: RangeSet<DataSeq>,
+    /// In-order data `[read, nxt)`.
+    ready: VecDeque<Slice>,
+    /// Out-of-order data after `nxt`, by offset from `origin`, disjoint.
+    held: BTreeMap<u64, Slice>,
+    origin: DataSeq,
+    /// Where copied-in data goes.
+    writer: Option<Writer>,
+    next_chunk: usize,
 }
 
 /// What [`RxRing::write`] did with a range.
@@ -267,14 +332,25 @@ pub struct RxWrite {
 impl RxRing {
     pub fn new(cap: usize, start: DataSeq) -> RxRing {
         let cap = cap.max(4096).next_power_of_two();
-        RxRing { buf: Vec::new(), mask: 0, cap, read: start, nxt: start, ooo: RangeSet::new(256) }
+        RxRing {
+            cap,
+            read: start,
+            nxt: start,
+            ooo: RangeSet::new(256),
+            ready: VecDeque::new(),
+            held: BTreeMap::new(),
+            origin: start,
+            writer: None,
+            next_chunk: INITIAL_CHUNK,
+        }
     }
     pub fn capacity(&self) -> usize {
         self.cap
     }
-    /// Bytes allocated now.
+    /// Bytes of the chunk copied-in data goes to (slices held of other
+    /// chunks not counted).
     pub fn allocated(&self) -> usize {
-        self.buf.len()
+        self.writer.as_ref().map_or(0, |w| w.capacity())
     }
     /// Readable bytes.
     pub fn readable(&self) -> usize {
@@ -284,14 +360,20 @@ impl RxRing {
     pub fn window(&self) -> usize {
         self.capacity() - self.readable()
     }
-    /// Store `data` at `dsn`: what lies before `nxt` or already held is a
-    /// duplicate, what lies beyond the window is refused.
+    /// Store a copy of `data` at `dsn`: what lies before `nxt` or already
+    /// held is a duplicate, what lies beyond the window is refused.
     pub fn write(&mut self, dsn: DataSeq, data: &[u8]) -> RxWrite {
+        self.write_from(dsn, data, None)
+    }
+    /// As [`RxRing::write`]; with `shared = Some((slice, off))`, `data` is
+    /// `slice[off..off + data.len()]` and is kept by reference, not copied.
+    pub fn write_from(&mut self, dsn: DataSeq, data: &[u8], shared: Option<(&Slice, usize)>) -> RxWrite {
         let mut w = RxWrite::default();
         let mut start = dsn;
+        let mut skip = 0usize;
         let mut data = data;
         if start < self.nxt {
-            let skip = ((self.nxt - start) as usize).min(data.len());
+            skip = ((self.nxt - start) as usize).min(data.len());
             w.duplicate += skip;
             data = &data[skip..];
             start = self.nxt;
@@ -306,13 +388,6 @@ impl RxRing {
             return w;
         }
         let end = start + data.len() as u64;
-        let need = (end - self.read) as usize;
-        if need > self.buf.len() {
-            let n = need.next_power_of_two().max(INITIAL_RING).min(self.cap);
-            let old = self.buf.len();
-            self.buf = regrow(&self.buf, n, self.read.0, old);
-            self.mask = n - 1;
-        }
         if self.ooo.contains(start, end) {
             w.duplicate += data.len();
             return w;
@@ -322,24 +397,100 @@ impl RxRing {
             w.beyond += data.len();
             return w;
         }
-        let mut off = start.0 as usize & self.mask;
-        let mut src = data;
-        while !src.is_empty() {
-            let k = src.len().min(self.buf.len() - off);
-            self.buf[off..off + k].copy_from_slice(&src[..k]);
-            src = &src[k..];
-            off = 0;
-        }
+        let shared = shared.map(|(s, off)| (s, off + skip));
+        self.hold(start, data, shared);
         if start == self.nxt {
             self.nxt = end;
             w.advanced = true;
             while let Some(e) = self.ooo.pop_contiguous(self.nxt) {
                 self.nxt = self.nxt.max(e);
             }
+            self.promote();
         } else {
             w.ooo = true;
         }
         w
+    }
+    /// Keep the bytes of `[start, start + data.len())` not held yet.
+    fn hold(&mut self, start: DataSeq, data: &[u8], shared: Option<(&Slice, usize)>) {
+        let s = start - self.origin;
+        let e = s + data.len() as u64;
+        // The gaps between the pieces already held in [s, e).
+        let mut gaps: [(u64, u64); 4] = [(0, 0); 4];
+        let mut ngaps = 0;
+        let mut extra: Vec<(u64, u64)> = Vec::new();
+        let mut pos = s;
+        let first = self.held.range(..s).next_back().map(|(&k, v)| k + v.len() as u64).filter(|&x| x > s);
+        if let Some(x) = first {
+            pos = x.min(e);
+        }
+        for (&k, v) in self.held.range(s..e) {
+            if k > pos {
+                if ngaps < gaps.len() {
+                    gaps[ngaps] = (pos, k);
+                    ngaps += 1;
+                } else {
+                    extra.push((pos, k));
+                }
+            }
+            pos = pos.max(k + v.len() as u64);
+        }
+        if pos < e {
+            if ngaps < gaps.len() {
+                gaps[ngaps] = (pos, e);
+                ngaps += 1;
+            } else {
+                extra.push((pos, e));
+            }
+        }
+        for &(a, b) in gaps[..ngaps].iter().chain(extra.iter()) {
+            let (i, j) = ((a - s) as usize, (b - s) as usize);
+            match shared {
+                Some((sl, off)) => {
+                    self.held.insert(a, sl.slice(off + i..off + j));
+                }
+                None => self.copy_in(a, &data[i..j]),
+            }
+        }
+    }
+    /// Copy `data` (for offset `at`) into our own chunks.
+    fn copy_in(&mut self, mut at: u64, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.writer.as_ref().is_none_or(|w| w.room() == 0) {
+                let size = self.next_chunk.min(self.cap).min(MAX_CHUNK);
+                self.next_chunk = (self.next_chunk * 2).min(MAX_CHUNK);
+                self.writer = Some(Writer::new(size));
+            }
+            let w = self.writer.as_mut().expect("writer set");
+            let off = w.filled();
+            let k = w.append(data);
+            self.held.insert(at, w.slice(off, k));
+            at += k as u64;
+            data = &data[k..];
+        }
+    }
+    /// Move the pieces now in order to the readable queue.
+    fn promote(&mut self) {
+        let nxt = self.nxt - self.origin;
+        while let Some(e) = self.held.first_entry() {
+            let k = *e.key();
+            if k >= nxt {
+                break;
+            }
+            let mut v = e.remove();
+            let end = k + v.len() as u64;
+            if end > nxt {
+                // Only possible if the range set and the pieces disagree.
+                debug_assert!(false, "a held piece crosses nxt");
+                v.truncate((nxt - k) as usize);
+            }
+            match self.ready.back_mut() {
+                Some(b) if b.continues_into(&v) => {
+                    b.try_extend(&v);
+                }
+                _ => self.ready.push_back(v),
+            }
+        }
     }
     /// Whether `[dsn, dsn+len)` has fully arrived.
     pub fn has(&self, dsn: DataSeq, len: usize) -> bool {
@@ -348,16 +499,45 @@ impl RxRing {
     /// Copy readable bytes out.
     pub fn read(&mut self, out: &mut [u8]) -> usize {
         let n = out.len().min(self.readable());
-        let mut off = self.read.0 as usize & self.mask;
-        let mut dst = &mut out[..n];
-        while !dst.is_empty() {
-            let k = dst.len().min(self.buf.len() - off);
-            dst[..k].copy_from_slice(&self.buf[off..off + k]);
-            dst = &mut dst[k..];
-            off = 0;
+        let mut at = 0;
+        while at < n {
+            let Some(front) = self.ready.front_mut() else { break };
+            let k = (n - at).min(front.len());
+            out[at..at + k].copy_from_slice(&front[..k]);
+            at += k;
+            if k == front.len() {
+                self.ready.pop_front();
+            } else {
+                front.advance(k);
+            }
         }
-        self.read += n as u64;
-        n
+        self.read += at as u64;
+        if self.ready.is_empty() && self.held.is_empty() {
+            // Nothing of our chunk is held: write it again from the front
+            // (it is still in the cache).
+            if let Some(w) = self.writer.as_mut() {
+                w.reset();
+            }
+        }
+        at
+    }
+    /// The readable bytes, by reference, in order (up to `max`), consumed.
+    pub fn read_slices(&mut self, max: usize, mut f: impl FnMut(Slice)) -> usize {
+        let n = max.min(self.readable());
+        let mut at = 0;
+        while at < n {
+            let Some(front) = self.ready.front_mut() else { break };
+            let k = (n - at).min(front.len());
+            if k == front.len() {
+                f(self.ready.pop_front().expect("front exists"));
+            } else {
+                f(front.slice(0..k));
+                front.advance(k);
+            }
+            at += k;
+        }
+        self.read += at as u64;
+        at
     }
     /// Skip `n` in-order bytes that are not data (DATA_FIN's sequence unit).
     pub fn advance_nxt(&mut self, n: u64) {
@@ -451,5 +631,66 @@ mod tests {
         let w = r.write(DataSeq(16), &big);
         assert_eq!(w.beyond, 5000 - 4096);
         assert_eq!(r.window(), 0);
+    }
+
+    #[test]
+    fn tx_slices_share_the_buffer_and_straddles_are_copied() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut t = TxRing::new(1 << 20, DataSeq(10));
+        assert_eq!(t.write(&data), data.len());
+        // 16 KiB then 32 KiB chunks: [10, 16394) is the first.
+        let a = t.slice(DataSeq(10 + 100), 1000);
+        assert_eq!(&*a, &data[100..1100]);
+        let b = t.slice(DataSeq(10 + 1100), 1000);
+        assert!(a.continues_into(&b), "neighbours in one chunk are one memory");
+        let c = t.slice(DataSeq(10 + 16_000), 1000);
+        assert_eq!(&*c, &data[16_000..17_000]);
+        assert!(!b.continues_into(&c));
+        // Releasing keeps what slices hold alive.
+        t.release(DataSeq(10 + 90_000));
+        assert_eq!(&*a, &data[100..1100]);
+        assert_eq!(&*c, &data[16_000..17_000]);
+        assert_eq!(&*t.slice(DataSeq(10 + 95_000), 5000), &data[95_000..]);
+    }
+
+    #[test]
+    fn tx_ring_reuses_its_chunk_once_everything_is_released() {
+        let mut t = TxRing::new(1 << 20, DataSeq(0));
+        t.write(&[1; 1000]);
+        let held = t.slice(DataSeq(0), 10);
+        t.release(DataSeq(1000));
+        t.write(&[2; 1000]);
+        // A slice was alive: writing went on after it.
+        assert_eq!(&*held, &[1; 10]);
+        assert_eq!(&*t.slice(DataSeq(1000), 1000), &[2; 1000][..]);
+        drop(held);
+        t.release(DataSeq(2000));
+        t.write(&[3; 500]);
+        assert_eq!(&*t.slice(DataSeq(2000), 500), &[3; 500][..]);
+        assert_eq!(t.allocated(), INITIAL_CHUNK);
+    }
+
+    #[test]
+    fn rx_ring_keeps_shared_slices_and_each_byte_once() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+        let sl = Slice::copy_from(&data);
+        let mut r = RxRing::new(1 << 16, DataSeq(0));
+        // Out of order by reference, then an overlapping copy, then the start.
+        assert!(r.write_from(DataSeq(4000), &data[4000..6000], Some((&sl, 4000))).ooo);
+        assert!(r.write_from(DataSeq(8000), &data[8000..9000], Some((&sl, 8000))).ooo);
+        let w = r.write(DataSeq(3000), &data[3000..8500]);
+        assert!(w.ooo);
+        assert_eq!(r.ooo.len(), 1);
+        let w = r.write_from(DataSeq(0), &data[..3500], Some((&sl, 0)));
+        assert!(w.advanced);
+        assert_eq!(r.nxt, DataSeq(9000));
+        let mut out = vec![0; 10_000];
+        assert_eq!(r.read(&mut out[..100]), 100);
+        let mut got = Vec::new();
+        assert_eq!(r.read_slices(usize::MAX, |s| got.extend_from_slice(&s)), 8900);
+        assert_eq!(&got[..], &data[100..9000]);
+        // A duplicate of delivered data changes nothing.
+        assert_eq!(r.write(DataSeq(10), &data[10..20]).duplicate, 10);
+        assert_eq!(r.readable(), 0);
     }
 }

@@ -1231,6 +1231,7 @@ mod tests {
             window: 1000,
             opts: SegOptions::default(),
             payload,
+            shared: None,
         }
     }
 

@@ -9,6 +9,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use super::buf::Slice;
 use crate::dissect::crypto::InternetChecksum;
 use crate::dissect::options::{MptcpOption, SackBlocks, TcpOption, emit_options, parse_options};
 use crate::seq::SubflowSeq;
@@ -119,6 +120,9 @@ pub struct Segment<'a> {
     pub window: u16,
     pub opts: SegOptions,
     pub payload: &'a [u8],
+    /// The payload by reference, when the packet came in two parts (see
+    /// [`parse_parts`]): the receiver keeps it without copying.
+    pub shared: Option<&'a Slice>,
 }
 
 impl Segment<'_> {
@@ -141,6 +145,23 @@ fn be32(b: &[u8]) -> u32 {
 /// Parse an IPv4 or IPv6 packet carrying TCP. With `verify` the IPv4 header
 /// checksum and the TCP checksum are checked.
 pub fn parse(packet: &[u8], verify: bool) -> Result<Segment<'_>, WireError> {
+    parse_split(packet, &[], verify)
+}
+
+/// Parse a packet given as its IP and TCP headers and, apart, its payload
+/// (as [`emit_parts`] writes one); the segment keeps the payload by
+/// reference in [`Segment::shared`].
+pub fn parse_parts<'a>(headers: &'a [u8], payload: &'a Slice, verify: bool) -> Result<Segment<'a>, WireError> {
+    let mut seg = parse_split(headers, payload, verify)?;
+    if !payload.is_empty() {
+        seg.shared = Some(payload);
+    }
+    Ok(seg)
+}
+
+/// The logical packet is `packet` followed by `extra`; a non-empty `extra`
+/// must be the whole TCP payload (`packet` ends with the TCP header).
+fn parse_split<'a>(packet: &'a [u8], extra: &'a [u8], verify: bool) -> Result<Segment<'a>, WireError> {
     if packet.is_empty() {
         return Err(WireError::Truncated { len: 0, need: 1 });
     }
@@ -152,8 +173,9 @@ pub fn parse(packet: &[u8], verify: bool) -> Result<Segment<'_>, WireError> {
             }
             let ihl = (packet[f::VER_IHL] & 0xf) as usize * 4;
             let total = be16(&packet[f::TOTAL_LEN]) as usize;
-            if ihl < f::HEADER_LEN || total < ihl || packet.len() < total {
-                return Err(WireError::Truncated { len: packet.len(), need: total.max(ihl).max(f::HEADER_LEN) });
+            let have = packet.len() + extra.len();
+            if ihl < f::HEADER_LEN || total < ihl || have < total || (!extra.is_empty() && have != total) {
+                return Err(WireError::Truncated { len: have, need: total.max(ihl).max(f::HEADER_LEN) });
             }
             // More-fragments flag or a non-zero offset (RFC 791 §3.1).
             if be16(&packet[f::FRAG]) & 0x3fff != 0 {
@@ -171,7 +193,11 @@ pub fn parse(packet: &[u8], verify: bool) -> Result<Segment<'_>, WireError> {
             }
             let s: [u8; 4] = packet[f::SRC].try_into().expect("4 bytes");
             let d: [u8; 4] = packet[f::DST].try_into().expect("4 bytes");
-            (IpAddr::V4(Ipv4Addr::from(s)), IpAddr::V4(Ipv4Addr::from(d)), &packet[ihl..total])
+            let tcp_end = if extra.is_empty() { total } else { packet.len() };
+            if ihl > tcp_end {
+                return Err(WireError::Truncated { len: packet.len(), need: ihl });
+            }
+            (IpAddr::V4(Ipv4Addr::from(s)), IpAddr::V4(Ipv4Addr::from(d)), &packet[ihl..tcp_end])
         }
         6 => {
             use field::ipv6 as f;
@@ -179,10 +205,11 @@ pub fn parse(packet: &[u8], verify: bool) -> Result<Segment<'_>, WireError> {
                 return Err(WireError::Truncated { len: packet.len(), need: f::HEADER_LEN });
             }
             let plen = be16(&packet[f::PAYLOAD_LEN]) as usize;
-            let end = f::HEADER_LEN + plen;
-            if packet.len() < end {
-                return Err(WireError::Truncated { len: packet.len(), need: end });
+            let have = packet.len() + extra.len();
+            if have < f::HEADER_LEN + plen || (!extra.is_empty() && have != f::HEADER_LEN + plen) {
+                return Err(WireError::Truncated { len: have, need: f::HEADER_LEN + plen });
             }
+            let end = if extra.is_empty() { f::HEADER_LEN + plen } else { packet.len() };
             // Walk the extension headers we may meet (RFC 8200 §4).
             let mut next = packet[f::NEXT_HEADER];
             let mut off = f::HEADER_LEN;
@@ -215,10 +242,10 @@ pub fn parse(packet: &[u8], verify: bool) -> Result<Segment<'_>, WireError> {
     }
     let doff = tcp[t::DATA_OFF] >> 4;
     let hlen = doff as usize * 4;
-    if hlen < t::HEADER_LEN || hlen > tcp.len() {
+    if hlen < t::HEADER_LEN || hlen > tcp.len() || (!extra.is_empty() && hlen != tcp.len()) {
         return Err(WireError::BadDataOffset(doff));
     }
-    if verify && pseudo_sum(src, dst, tcp.len()).add_then(tcp).folded() != 0xffff {
+    if verify && pseudo_sum(src, dst, tcp.len() + extra.len()).add_then(tcp).add_then(extra).folded() != 0xffff {
         return Err(WireError::BadTcpChecksum);
     }
     let mut opts = SegOptions::default();
@@ -246,7 +273,8 @@ pub fn parse(packet: &[u8], verify: bool) -> Result<Segment<'_>, WireError> {
         flags: tcp[t::FLAGS],
         window: be16(&tcp[t::WINDOW]),
         opts,
-        payload: &tcp[hlen..],
+        payload: if extra.is_empty() { &tcp[hlen..] } else { extra },
+        shared: None,
     })
 }
 
@@ -323,12 +351,36 @@ pub fn emit(
     checksum: bool,
     fill: impl FnOnce(&mut [u8]),
 ) -> usize {
+    let h = write_headers(repr, payload_len, buf, checksum);
+    let (hdr, rest) = buf.split_at_mut(h);
+    let payload = &mut rest[..payload_len];
+    fill(payload);
+    if checksum {
+        tcp_checksum(repr, hdr, payload);
+    }
+    h + payload_len
+}
+
+/// Write only the IP and TCP headers of a segment whose payload travels
+/// apart (by reference, [`crate::stack::buf::Slice`]); the lengths and the
+/// checksums cover `payload`. Returns the header length.
+pub fn emit_parts(repr: &SegmentRepr<'_>, payload: &[u8], buf: &mut [u8], checksum: bool) -> usize {
+    let h = write_headers(repr, payload.len(), buf, checksum);
+    if checksum {
+        tcp_checksum(repr, &mut buf[..h], payload);
+    }
+    h
+}
+
+/// IP and TCP headers for `payload_len` bytes of payload; the IPv4 header
+/// checksum with `checksum`, the TCP checksum left zero. Returns their length.
+fn write_headers(repr: &SegmentRepr<'_>, payload_len: usize, buf: &mut [u8], checksum: bool) -> usize {
     let iph = ip_header_len(repr.src);
     let opt_len = crate::dissect::options::options_len(repr.options);
     let tcp_hlen = field::tcp::HEADER_LEN + opt_len;
     let tcp_len = tcp_hlen + payload_len;
     let total = iph + tcp_len;
-    let buf = &mut buf[..total];
+    let buf = &mut buf[..iph + tcp_hlen];
     match (repr.src.ip(), repr.dst.ip()) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             use field::ipv4 as f;
@@ -377,12 +429,16 @@ pub fn emit(
         let n = emit_options(repr.options, &mut tcp[t::HEADER_LEN..tcp_hlen]);
         debug_assert_eq!(n, opt_len);
     }
-    fill(&mut tcp[tcp_hlen..]);
-    if checksum {
-        let v = pseudo_sum(repr.src.ip(), repr.dst.ip(), tcp_len).add_then(tcp).finish();
-        tcp[field::tcp::CHECKSUM].copy_from_slice(&v.to_be_bytes());
-    }
-    total
+    iph + tcp_hlen
+}
+
+/// Set the TCP checksum of headers `hdr` (as `write_headers` left them) over `payload`.
+fn tcp_checksum(repr: &SegmentRepr<'_>, hdr: &mut [u8], payload: &[u8]) {
+    let iph = ip_header_len(repr.src);
+    let tcp = &mut hdr[iph..];
+    let v =
+        pseudo_sum(repr.src.ip(), repr.dst.ip(), tcp.len() + payload.len()).add_then(tcp).add_then(payload).finish();
+    tcp[field::tcp::CHECKSUM].copy_from_slice(&v.to_be_bytes());
 }
 
 /// Where the TCP header starts in a packet this module wrote or accepted
@@ -399,7 +455,13 @@ pub fn tcp_offset(packet: &[u8]) -> Option<usize> {
 /// option-stripping middlebox does, and fix the TCP checksum if it was set.
 /// Returns true when something was stripped.
 pub fn strip_mptcp_options(packet: &mut [u8], checksum: bool) -> bool {
-    let Ok(seg) = parse(packet, false) else { return false };
+    strip_mptcp_options_parts(packet, &[], checksum)
+}
+
+/// [`strip_mptcp_options`] for a packet in two parts: headers (changed in
+/// place) and payload (unchanged; the checksum covers it).
+pub fn strip_mptcp_options_parts(packet: &mut [u8], payload: &[u8], checksum: bool) -> bool {
+    let Ok(seg) = parse_split(packet, payload, false) else { return false };
     if !seg.opts.has_mptcp() && !seg.opts.mptcp_malformed {
         return false;
     }
@@ -428,9 +490,9 @@ pub fn strip_mptcp_options(packet: &mut [u8], checksum: bool) -> bool {
         }
     }
     if stripped && checksum {
-        let tcp_len = packet.len() - off;
+        let tcp_len = packet.len() - off + payload.len();
         packet[off + 16..off + 18].copy_from_slice(&[0, 0]);
-        let v = pseudo_sum(src, dst, tcp_len).add_then(&packet[off..]).finish();
+        let v = pseudo_sum(src, dst, tcp_len).add_then(&packet[off..]).add_then(payload).finish();
         packet[off + 16..off + 18].copy_from_slice(&v.to_be_bytes());
     }
     stripped

@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, IoSlice, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -322,17 +322,17 @@ struct TunStats {
     drops: u64,
 }
 
-/// Write one packet (`hdr` bytes of virtio-net header first) to the TUN; a
-/// full queue or a refused packet is a drop, as on a link; other errors are
-/// kept in `err` for the caller.
-fn write_tun(tun: &Tun, p: &[u8], hdr: usize, stats: &mut TunStats, err: &mut Option<io::Error>) {
+/// Write one packet, given in pieces (`hdr` bytes of virtio-net header
+/// first), to the TUN; a full queue or a refused packet is a drop, as on a
+/// link; other errors are kept in `err` for the caller.
+fn write_tun(tun: &Tun, p: &[IoSlice<'_>], hdr: usize, stats: &mut TunStats, err: &mut Option<io::Error>) {
     if err.is_some() {
         return;
     }
-    match tun.send(p) {
-        Ok(_) => {
+    match tun.send_vectored(p) {
+        Ok(n) => {
             stats.packets += 1;
-            stats.bytes += (p.len() - hdr) as u64;
+            stats.bytes += (n - hdr) as u64;
         }
         Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => stats.drops += 1,
         // The kernel refused this one packet (e.g. the link went down).
@@ -422,7 +422,6 @@ impl<'a> Driver<'a> {
         };
         // SAFETY: isatty on fd 0 has no preconditions.
         let stdin_tty = unsafe { libc::isatty(0) } == 1;
-        let mtu = opts.config.mtu.max(1500);
         Ok(Driver {
             opts,
             sink,
@@ -439,7 +438,7 @@ impl<'a> Driver<'a> {
             served: 0,
             pid: std::process::id(),
             rxbuf: vec![0; 65536 + VNET_HDR_LEN],
-            txbuf: vec![0; mtu.max(1500)],
+            txbuf: vec![0; crate::stack::endpoint::MAX_HEADERS],
             appbuf: vec![0; CHUNK],
             tun_in: (0, 0),
             tun_stats: TunStats::default(),
@@ -653,20 +652,31 @@ impl<'a> Driver<'a> {
     }
 
     /// Drain every packet the stack wants to send into the TUN (merged into
-    /// TSO super-packets with --tun-offload, see [`super::gso`]).
+    /// TSO super-packets with --tun-offload, see [`super::gso`]). Zero-copy:
+    /// headers from the stack, payloads as slices of its send buffer, one
+    /// `writev(2)` per packet.
     fn flush_tx(&mut self, now: Instant) -> Result<(), EmbeddedError> {
         let offload = self.tun.vnet_hdr();
         let mut err: Option<io::Error> = None;
-        while let Some(t) = self.ep.poll_transmit(now, &mut self.txbuf) {
-            let pkt = &self.txbuf[..t.len];
+        while let Some((t, payload)) = self.ep.poll_transmit_parts(now, &mut self.txbuf) {
+            let hdr = &self.txbuf[..t.len];
             if let Some(tap) = &mut self.tap {
+                let whole: Vec<u8>;
+                let pkt = match &payload {
+                    Some(p) => {
+                        whole = [hdr, &p[..]].concat();
+                        &whole[..]
+                    }
+                    None => hdr,
+                };
                 tap.write(pkt, Direction::Out).map_err(io_err("writing the --pcap file"))?;
             }
             let (tun, stats) = (&self.tun, &mut self.tun_stats);
             if offload {
-                self.gso.push(pkt, &mut |p| write_tun(tun, p, VNET_HDR_LEN, stats, &mut err));
+                self.gso.push(hdr, payload.as_ref(), &mut |p| write_tun(tun, p, VNET_HDR_LEN, stats, &mut err));
             } else {
-                write_tun(tun, pkt, 0, stats, &mut err);
+                let pl: &[u8] = payload.as_deref().unwrap_or(&[]);
+                write_tun(tun, &[IoSlice::new(hdr), IoSlice::new(pl)], 0, stats, &mut err);
             }
         }
         if offload {
@@ -1389,8 +1399,9 @@ fn spawn(argv: &[String]) -> io::Result<ChildIo> {
 /// For a packet sent with the virtio-net header: the IPv4 header checksum
 /// (the kernel always verifies it) and a NEEDS_CSUM header asking the kernel
 /// to treat the TCP checksum as offloaded (CHECKSUM_PARTIAL, which local
-/// delivery accepts without computing it).
-pub(crate) fn offload_fixup(pkt: &mut [u8]) -> VnetHdr {
+/// delivery accepts without computing it). `pkt` holds the headers and
+/// `more` payload bytes follow it.
+pub(crate) fn offload_fixup(pkt: &mut [u8], more: usize) -> VnetHdr {
     let mut hdr = VnetHdr::default();
     let Some(&v) = pkt.first() else { return hdr };
     let ip_len = match v >> 4 {
@@ -1410,7 +1421,7 @@ pub(crate) fn offload_fixup(pkt: &mut [u8]) -> VnetHdr {
     };
     if pkt.len() >= ip_len + 20 {
         // Seed the TCP checksum with the pseudo-header sum, as a NIC expects.
-        let tcp_len = pkt.len() - ip_len;
+        let tcp_len = pkt.len() - ip_len + more;
         let mut s: u32 = match v >> 4 {
             4 => sum16(&pkt[12..20]) + 6 + tcp_len as u32,
             _ => sum16(&pkt[8..40]) + 6 + tcp_len as u32,
@@ -1555,7 +1566,7 @@ mod tests {
         p[12..16].copy_from_slice(&[10, 200, 0, 2]);
         p[16..20].copy_from_slice(&[10, 200, 0, 1]);
         p[32] = 0x50;
-        let h = offload_fixup(&mut p);
+        let h = offload_fixup(&mut p, 0);
         assert_eq!(h.flags, VnetHdr::NEEDS_CSUM);
         assert_eq!((h.csum_start, h.csum_offset), (20, 16));
         assert_eq!(fold(sum16(&p[..20])), 0xffff, "IPv4 header checksum verifies");

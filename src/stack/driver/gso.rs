@@ -14,11 +14,25 @@
 //! carrying a copy of the header) the result is still valid MPTCP. Segments
 //! with a DSS checksum, a DATA_FIN, SYN/FIN/RST or other MPTCP options are
 //! sent as they are.
+//!
+//! Nothing is copied: the stack gives each segment as headers plus a slice
+//! of its send buffer ([`crate::stack::Endpoint::poll_transmit_parts`]); a
+//! super-packet is the virtio-net header and the first segment's headers
+//! (patched) in one small buffer, then the payload slices (neighbours in
+//! the send buffer joined into one), handed to `writev(2)` together.
+
+use std::io::IoSlice;
 
 use super::tun::{VNET_HDR_LEN, VnetHdr};
+use crate::stack::buf::Slice;
+use crate::stack::endpoint::MAX_HEADERS;
 
 /// Largest merged payload: the DSS data-level length is 16 bits.
 const MAX_PAYLOAD: usize = 65_535 - 1024;
+
+/// Payload pieces of one super-packet at most (segments whose payloads are
+/// neighbours in the send buffer count as one).
+const MAX_PARTS: usize = 64;
 
 /// What a segment must share with the run it extends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,8 +62,9 @@ struct Seg {
     dss_len_at: usize,
 }
 
-/// Parse a segment the stack emitted; `None` when it must go out alone.
-fn parse(p: &[u8]) -> Option<Seg> {
+/// Parse a segment the stack emitted (its headers; `payload` bytes follow
+/// them); `None` when it must go out alone.
+fn parse(p: &[u8], payload: usize) -> Option<Seg> {
     let mut addrs = [0u8; 32];
     let (v6, ip_len) = match p.first()? >> 4 {
         4 => {
@@ -72,7 +87,7 @@ fn parse(p: &[u8]) -> Option<Seg> {
     };
     let t = &p[ip_len..];
     let doff = usize::from(t[12] >> 4) * 4;
-    if doff < 20 || t.len() < doff {
+    if doff < 20 || t.len() != doff {
         return None;
     }
     let flags = t[13];
@@ -80,7 +95,6 @@ fn parse(p: &[u8]) -> Option<Seg> {
     if flags & !0x08 != 0x10 {
         return None;
     }
-    let payload = t.len() - doff;
     if payload == 0 {
         return None;
     }
@@ -171,11 +185,14 @@ fn parse(p: &[u8]) -> Option<Seg> {
     })
 }
 
-/// Builds super-packets in a buffer that starts with room for the
-/// virtio-net header.
+/// Builds super-packets: the virtio-net header and the first segment's
+/// headers in `head`, the payloads as slices.
 pub struct Coalescer {
-    buf: Vec<u8>,
-    /// Packet bytes after the virtio-net header (0: nothing pending).
+    head: [u8; VNET_HDR_LEN + MAX_HEADERS],
+    /// Packet header bytes after the virtio-net header (0: nothing pending).
+    hdr_len: usize,
+    parts: Vec<Slice>,
+    /// Payload bytes pending.
     len: usize,
     first: Option<Seg>,
     next_seq: u32,
@@ -197,7 +214,9 @@ impl Default for Coalescer {
 impl Coalescer {
     pub fn new() -> Coalescer {
         Coalescer {
-            buf: vec![0; VNET_HDR_LEN + 65_536],
+            head: [0; VNET_HDR_LEN + MAX_HEADERS],
+            hdr_len: 0,
+            parts: Vec::with_capacity(64),
             len: 0,
             first: None,
             next_seq: 0,
@@ -210,11 +229,23 @@ impl Coalescer {
         }
     }
 
-    /// Take one packet the stack emitted. Whatever must go out before it is
-    /// passed to `out` (virtio-net header included).
-    pub fn push(&mut self, pkt: &[u8], out: &mut dyn FnMut(&[u8])) {
-        let seg = parse(pkt);
-        if let (Some(s), Some(f)) = (seg, self.first) {
+    fn add_part(&mut self, p: &Slice) {
+        match self.parts.last_mut() {
+            Some(last) if last.continues_into(p) => {
+                last.try_extend(p);
+            }
+            _ => self.parts.push(p.clone()),
+        }
+        self.len += p.len();
+    }
+
+    /// Take one packet the stack emitted: `hdr` (its IP and TCP headers)
+    /// and its payload. Whatever must go out before it is passed to `out`
+    /// as the pieces of one packet (virtio-net header first).
+    pub fn push(&mut self, hdr: &[u8], payload: Option<&Slice>, out: &mut dyn FnMut(&[IoSlice<'_>])) {
+        let plen = payload.map_or(0, |p| p.len());
+        let seg = if hdr.len() <= MAX_HEADERS { parse(hdr, plen) } else { None };
+        if let (Some(s), Some(f), Some(p)) = (seg, self.first, payload) {
             let fits = s.shape == f.shape
                 && s.seq == self.next_seq
                 && s.dsn == (if f.shape.dsn64 { self.next_dsn } else { self.next_dsn & 0xffff_ffff })
@@ -222,11 +253,10 @@ impl Coalescer {
                 && s.hdr_len == f.hdr_len
                 && s.payload <= f.payload
                 && self.last_payload == f.payload
-                && self.len - f.hdr_len + s.payload <= MAX_PAYLOAD;
+                && self.len + s.payload <= MAX_PAYLOAD
+                && self.parts.len() < MAX_PARTS;
             if fits {
-                let start = VNET_HDR_LEN + self.len;
-                self.buf[start..start + s.payload].copy_from_slice(&pkt[s.hdr_len..]);
-                self.len += s.payload;
+                self.add_part(p);
                 self.next_seq = self.next_seq.wrapping_add(s.payload as u32);
                 self.next_dsn = self.next_dsn.wrapping_add(s.payload as u64);
                 self.next_ssn = self.next_ssn.wrapping_add(s.payload as u32);
@@ -234,16 +264,28 @@ impl Coalescer {
                 self.last_payload = s.payload;
                 if s.psh {
                     let tcp = VNET_HDR_LEN + if f.shape.v6 { 40 } else { 20 };
-                    self.buf[tcp + 13] |= 0x08;
+                    self.head[tcp + 13] |= 0x08;
                 }
                 return;
             }
         }
         self.flush(out);
+        if hdr.len() > MAX_HEADERS {
+            // Not a packet of ours (too many headers): as it is.
+            let vh = VnetHdr::default().emit();
+            let pl: &[u8] = payload.map_or(&[], |p| p);
+            self.packets += 1;
+            self.segments += 1;
+            out(&[IoSlice::new(&vh), IoSlice::new(hdr), IoSlice::new(pl)]);
+            return;
+        }
+        self.head[VNET_HDR_LEN..VNET_HDR_LEN + hdr.len()].copy_from_slice(hdr);
+        self.hdr_len = hdr.len();
+        if let Some(p) = payload {
+            self.add_part(p);
+        }
         match seg {
             Some(s) => {
-                self.buf[VNET_HDR_LEN..VNET_HDR_LEN + pkt.len()].copy_from_slice(pkt);
-                self.len = pkt.len();
                 self.first = Some(s);
                 self.next_seq = s.seq.wrapping_add(s.payload as u32);
                 self.next_dsn = s.dsn.wrapping_add(s.payload as u64);
@@ -252,41 +294,54 @@ impl Coalescer {
                 self.last_payload = s.payload;
             }
             None => {
-                self.buf[VNET_HDR_LEN..VNET_HDR_LEN + pkt.len()].copy_from_slice(pkt);
-                let hdr = super::embedded::offload_fixup(&mut self.buf[VNET_HDR_LEN..VNET_HDR_LEN + pkt.len()]);
-                self.buf[..VNET_HDR_LEN].copy_from_slice(&hdr.emit());
-                self.packets += 1;
-                self.segments += 1;
-                out(&self.buf[..VNET_HDR_LEN + pkt.len()]);
+                // Alone: written at once.
+                self.count = 1;
+                self.emit(None, out);
             }
         }
     }
 
     /// Write out the pending super-packet, if any.
-    pub fn flush(&mut self, out: &mut dyn FnMut(&[u8])) {
+    pub fn flush(&mut self, out: &mut dyn FnMut(&[IoSlice<'_>])) {
         let Some(f) = self.first.take() else { return };
-        let n = self.len;
-        self.len = 0;
-        let p = &mut self.buf[VNET_HDR_LEN..VNET_HDR_LEN + n];
-        let payload = n - f.hdr_len;
-        if self.count > 1 {
+        self.emit(Some(f), out);
+    }
+
+    fn emit(&mut self, f: Option<Seg>, out: &mut dyn FnMut(&[IoSlice<'_>])) {
+        let n = self.hdr_len;
+        let payload = self.len;
+        let merged = f.filter(|_| self.count > 1);
+        let h = &mut self.head[VNET_HDR_LEN..VNET_HDR_LEN + n];
+        if let Some(f) = merged {
             if f.shape.v6 {
-                p[4..6].copy_from_slice(&((n - 40) as u16).to_be_bytes());
+                h[4..6].copy_from_slice(&((n + payload - 40) as u16).to_be_bytes());
             } else {
-                p[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+                h[2..4].copy_from_slice(&((n + payload) as u16).to_be_bytes());
             }
-            p[f.dss_len_at..f.dss_len_at + 2].copy_from_slice(&(payload as u16).to_be_bytes());
+            h[f.dss_len_at..f.dss_len_at + 2].copy_from_slice(&(payload as u16).to_be_bytes());
         }
-        let mut hdr = super::embedded::offload_fixup(p);
-        if self.count > 1 {
-            hdr.gso_type = if f.shape.v6 { VnetHdr::GSO_TCPV6 } else { VnetHdr::GSO_TCPV4 };
-            hdr.gso_size = f.payload as u16;
-            hdr.hdr_len = f.hdr_len as u16;
+        let mut vh = super::embedded::offload_fixup(h, payload);
+        if let Some(f) = merged {
+            vh.gso_type = if f.shape.v6 { VnetHdr::GSO_TCPV6 } else { VnetHdr::GSO_TCPV4 };
+            vh.gso_size = f.payload as u16;
+            vh.hdr_len = f.hdr_len as u16;
         }
-        self.buf[..VNET_HDR_LEN].copy_from_slice(&hdr.emit());
+        self.head[..VNET_HDR_LEN].copy_from_slice(&vh.emit());
         self.packets += 1;
         self.segments += self.count as u64;
-        out(&self.buf[..VNET_HDR_LEN + n]);
+        {
+            let mut iov = [IoSlice::new(&[]); MAX_PARTS + 1];
+            iov[0] = IoSlice::new(&self.head[..VNET_HDR_LEN + n]);
+            for (i, p) in self.parts.iter().enumerate() {
+                iov[i + 1] = IoSlice::new(p);
+            }
+            out(&iov[..self.parts.len() + 1]);
+        }
+        self.parts.clear();
+        self.len = 0;
+        self.hdr_len = 0;
+        self.count = 0;
+        self.first = None;
     }
 }
 
@@ -297,7 +352,8 @@ mod tests {
     use crate::seq::SubflowSeq;
     use crate::stack::wire::{self, SegmentRepr, flags};
 
-    fn seg(seq: u32, dsn: u64, ssn: u32, payload: &[u8], csum: bool) -> Vec<u8> {
+    /// Headers and payload of a segment, as `poll_transmit_parts` gives them.
+    fn seg(seq: u32, dsn: u64, ssn: u32, payload: &[u8], csum: bool) -> (Vec<u8>, Slice) {
         let opts = [
             TcpOption::Nop,
             TcpOption::Nop,
@@ -322,10 +378,14 @@ mod tests {
             window: 1000,
             options: &opts,
         };
-        let mut b = vec![0u8; 2000];
-        let n = wire::emit(&repr, payload.len(), &mut b, true, |d| d.copy_from_slice(payload));
+        let mut b = vec![0u8; MAX_HEADERS];
+        let n = wire::emit_parts(&repr, payload, &mut b, false);
         b.truncate(n);
-        b
+        (b, Slice::copy_from(payload))
+    }
+
+    fn whole(parts: &[IoSlice<'_>]) -> Vec<u8> {
+        parts.iter().flat_map(|p| p.iter().copied()).collect()
     }
 
     #[test]
@@ -337,10 +397,11 @@ mod tests {
         let d = vec![3u8; 500];
         for (i, p) in [&a, &b, &d].iter().enumerate() {
             let off = 1000 * i as u32;
-            c.push(&seg(100 + off, 5000 + u64::from(off), 1 + off, p, false), &mut |x| outs.push(x.to_vec()));
+            let (h, pl) = seg(100 + off, 5000 + u64::from(off), 1 + off, p, false);
+            c.push(&h, Some(&pl), &mut |x| outs.push(whole(x)));
         }
         assert!(outs.is_empty());
-        c.flush(&mut |x| outs.push(x.to_vec()));
+        c.flush(&mut |x| outs.push(whole(x)));
         assert_eq!(outs.len(), 1);
         let h = VnetHdr::parse(&outs[0]).unwrap();
         assert_eq!(h.gso_type, VnetHdr::GSO_TCPV4);
@@ -364,18 +425,36 @@ mod tests {
         let mut c = Coalescer::new();
         let mut n = 0;
         let p = vec![0u8; 1000];
+        let push = |c: &mut Coalescer, (h, pl): (Vec<u8>, Slice), n: &mut usize| {
+            c.push(&h, Some(&pl), &mut |_| *n += 1);
+        };
         // A DSS checksum: never merged.
-        c.push(&seg(100, 5000, 1, &p, true), &mut |_| n += 1);
-        c.push(&seg(1100, 6000, 1001, &p, true), &mut |_| n += 1);
+        push(&mut c, seg(100, 5000, 1, &p, true), &mut n);
+        push(&mut c, seg(1100, 6000, 1001, &p, true), &mut n);
         assert_eq!(n, 2);
         // A DSN gap starts a new run.
-        c.push(&seg(100, 5000, 1, &p, false), &mut |_| n += 1);
-        c.push(&seg(1100, 9000, 1001, &p, false), &mut |_| n += 1);
+        push(&mut c, seg(100, 5000, 1, &p, false), &mut n);
+        push(&mut c, seg(1100, 9000, 1001, &p, false), &mut n);
         assert_eq!(n, 3);
         // After a short segment, nothing more joins the run.
-        c.push(&seg(2100, 10000, 2001, &p[..10], false), &mut |_| n += 1);
-        c.push(&seg(2110, 10010, 2011, &p, false), &mut |_| n += 1);
+        push(&mut c, seg(2100, 10000, 2001, &p[..10], false), &mut n);
+        push(&mut c, seg(2110, 10010, 2011, &p, false), &mut n);
         c.flush(&mut |_| n += 1);
         assert_eq!(n, 5);
+    }
+
+    #[test]
+    fn neighbouring_payloads_go_as_one_piece() {
+        // Three segments whose payloads are neighbours in one send buffer.
+        let data = Slice::copy_from(&[7u8; 3000]);
+        let mut c = Coalescer::new();
+        let mut pieces = Vec::new();
+        for i in 0..3u32 {
+            let (h, _) = seg(100 + 1000 * i, 5000 + u64::from(1000 * i), 1 + 1000 * i, &[7; 1000], false);
+            let pl = data.slice(1000 * i as usize..1000 * (i as usize + 1));
+            c.push(&h, Some(&pl), &mut |x| pieces.push(x.len()));
+        }
+        c.flush(&mut |x| pieces.push(x.len()));
+        assert_eq!(pieces, [2], "headers, then one payload piece");
     }
 }

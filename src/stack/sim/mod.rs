@@ -26,6 +26,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
+use super::buf::Slice;
 use super::time::{Duration, Instant};
 use super::{AddrFlags, Config, Endpoint};
 
@@ -81,11 +82,15 @@ impl Path {
     }
 }
 
+/// A packet on a link: its IP and TCP headers, and its payload by
+/// reference (a slice of the sender's send buffer: the simulator moves
+/// data without copying it, as a kernel moves skbs between namespaces).
 struct InFlight {
     at: Instant,
     seq: u64,
     host: usize,
     buf: Vec<u8>,
+    payload: Option<Slice>,
 }
 
 impl PartialEq for InFlight {
@@ -155,8 +160,11 @@ pub struct Sim {
     seq: u64,
     pool: Vec<Vec<u8>>,
     rng: ChaCha20Rng,
-    mtu: usize,
+    /// Room for one packet's headers.
+    hdr_room: usize,
     tap: Option<pcap::PcapWriter<Box<dyn Write>>>,
+    /// Whole packets for the tap.
+    scratch: Vec<u8>,
     checksums: bool,
     /// Packets no path could carry.
     pub unrouted: u64,
@@ -178,7 +186,6 @@ impl Sim {
             paths.push(Path { spec: spec.clone(), client: c, server: s, links: [Link::new(), Link::new()] });
         }
         server.listen(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), SERVER_PORT)).expect("fresh endpoint");
-        let mtu = cfg.client.mtu.max(cfg.server.mtu);
         Sim {
             now: Instant::ZERO,
             hosts: [client, server],
@@ -187,8 +194,9 @@ impl Sim {
             seq: 0,
             pool: Vec::new(),
             rng: ChaCha20Rng::seed_from_u64(cfg.seed),
-            mtu,
+            hdr_room: super::endpoint::MAX_HEADERS,
             tap: None,
+            scratch: Vec::new(),
             checksums: !(cfg.client.offload_checksums || cfg.server.offload_checksums),
             unrouted: 0,
         }
@@ -233,25 +241,38 @@ impl Sim {
         p > 0.0 && (self.rng.next_u64() as f64 / u64::MAX as f64) < p
     }
 
+    fn tap_write(&mut self, buf: &[u8], payload: Option<&Slice>) {
+        let Some(t) = self.tap.as_mut() else { return };
+        let pkt = match payload {
+            Some(p) => {
+                self.scratch.clear();
+                self.scratch.extend_from_slice(buf);
+                self.scratch.extend_from_slice(p);
+                &self.scratch[..]
+            }
+            None => buf,
+        };
+        let _ = t.write(self.now, pkt);
+    }
+
     /// Put a packet on the network.
-    fn send(&mut self, from: usize, mut buf: Vec<u8>, src: SocketAddr, dst: SocketAddr) {
+    fn send(&mut self, from: usize, mut buf: Vec<u8>, mut payload: Option<Slice>, src: SocketAddr, dst: SocketAddr) {
         let Some(pi) = self.path_of(from, src, dst) else {
             self.unrouted += 1;
             self.pool.push(buf);
             return;
         };
         let now = self.now;
-        if from == CLIENT
-            && let Some(t) = self.tap.as_mut()
-        {
-            let _ = t.write(now, &buf);
+        if from == CLIENT {
+            self.tap_write(&buf, payload.as_ref());
         }
+        let total = buf.len() + payload.as_ref().map_or(0, |p| p.len());
         let dir = if from == CLIENT { 0 } else { 1 };
         let to = 1 - from;
         let spec = self.paths[pi].spec.clone();
         let link = &mut self.paths[pi].links[dir];
         link.stats.packets += 1;
-        link.stats.bytes += buf.len() as u64;
+        link.stats.bytes += total as u64;
         if spec.is_down(now) {
             link.stats.down_drops += 1;
             self.pool.push(buf);
@@ -268,7 +289,7 @@ impl Sim {
                     self.pool.push(buf);
                     return;
                 }
-                let tx = Duration::from_micros((buf.len() as u64 * 8 * 1_000_000).div_ceil(rate));
+                let tx = Duration::from_micros((total as u64 * 8 * 1_000_000).div_ceil(rate));
                 let d = link.busy_until.max(now) + tx;
                 link.busy_until = d;
                 link.queue.push_back(d);
@@ -281,12 +302,23 @@ impl Sim {
             self.pool.push(buf);
             return;
         }
-        if spec.strip_options && super::wire::strip_mptcp_options(&mut buf, self.checksums) {
-            self.paths[pi].links[dir].stats.stripped += 1;
+        if spec.strip_options {
+            let p: &[u8] = payload.as_deref().unwrap_or(&[]);
+            if super::wire::strip_mptcp_options_parts(&mut buf, p, self.checksums) {
+                self.paths[pi].links[dir].stats.stripped += 1;
+            }
         }
-        if self.chance(spec.corrupt) && !buf.is_empty() {
-            let i = (self.rng.next_u64() % buf.len() as u64) as usize;
-            buf[i] ^= 1 << (self.rng.next_u32() % 8);
+        if self.chance(spec.corrupt) && total > 0 {
+            let i = (self.rng.next_u64() % total as u64) as usize;
+            let bit = 1 << (self.rng.next_u32() % 8);
+            if i < buf.len() {
+                buf[i] ^= bit;
+            } else if let Some(p) = payload.as_mut() {
+                // The payload is the sender's memory: corrupt a copy.
+                let mut v = p.to_vec();
+                v[i - buf.len()] ^= bit;
+                *p = Slice::copy_from(&v);
+            }
             self.paths[pi].links[dir].stats.corrupted += 1;
         }
         let mut at = depart + spec.delay;
@@ -305,11 +337,12 @@ impl Sim {
                 seq: self.seq,
                 host: to,
                 buf: copy,
+                payload: payload.clone(),
             }));
         }
         self.seq += 1;
         self.paths[pi].links[dir].stats.delivered += 1;
-        self.queue.push(Reverse(InFlight { at, seq: self.seq, host: to, buf }));
+        self.queue.push(Reverse(InFlight { at, seq: self.seq, host: to, buf, payload }));
     }
 
     /// Drain both hosts' output onto the links.
@@ -317,13 +350,13 @@ impl Sim {
         for h in 0..2 {
             loop {
                 let mut buf = self.pool.pop().unwrap_or_default();
-                if buf.len() < self.mtu {
-                    buf.resize(self.mtu, 0);
+                if buf.len() < self.hdr_room {
+                    buf.resize(self.hdr_room, 0);
                 }
-                match self.hosts[h].poll_transmit(self.now, &mut buf[..self.mtu]) {
-                    Some(t) => {
+                match self.hosts[h].poll_transmit_parts(self.now, &mut buf[..self.hdr_room]) {
+                    Some((t, payload)) => {
                         buf.truncate(t.len);
-                        self.send(h, buf, t.src, t.dst);
+                        self.send(h, buf, payload, t.src, t.dst);
                     }
                     None => {
                         self.pool.push(buf);
@@ -347,12 +380,13 @@ impl Sim {
         }
         while self.queue.peek().is_some_and(|r| r.0.at <= self.now) {
             let Reverse(p) = self.queue.pop().expect("peeked");
-            if p.host == CLIENT
-                && let Some(tap) = self.tap.as_mut()
-            {
-                let _ = tap.write(self.now, &p.buf);
+            if p.host == CLIENT {
+                self.tap_write(&p.buf, p.payload.as_ref());
             }
-            self.hosts[p.host].handle_packet(self.now, &p.buf);
+            match &p.payload {
+                Some(pl) => self.hosts[p.host].handle_packet_parts(self.now, &p.buf, pl),
+                None => self.hosts[p.host].handle_packet(self.now, &p.buf),
+            }
             self.pool.push(p.buf);
         }
         for h in 0..2 {

@@ -41,11 +41,17 @@ pub struct Transfer<'a> {
 
 impl<'a> Transfer<'a> {
     pub fn new(input: &'a mut dyn Read, output: &'a mut dyn Write) -> Transfer<'a> {
+        Transfer::with_io_size(input, output, 1 << 20)
+    }
+
+    /// As [`Transfer::new`], reading the input and the server's data `io`
+    /// bytes at a time (the size of the application's reads and writes).
+    pub fn with_io_size(input: &'a mut dyn Read, output: &'a mut dyn Write, io: usize) -> Transfer<'a> {
         Transfer {
             input,
             output,
-            buf: vec![0; 1 << 20],
-            rbuf: vec![0; 1 << 20],
+            buf: vec![0; io.max(1)],
+            rbuf: vec![0; io.max(1)],
             pending: 0..0,
             input_done: false,
             client: None,
