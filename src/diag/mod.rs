@@ -10,7 +10,6 @@
 pub mod embedded;
 pub mod events;
 pub mod kernel;
-pub mod netlink;
 pub mod packets;
 
 use std::net::IpAddr;

@@ -191,6 +191,7 @@ impl Monitor {
             match self.live.get_mut(&sf.id) {
                 Some(old) => {
                     // Counters only grow; a closing socket reports zeros.
+                    // (None, from a kernel that does not count, is below any count.)
                     if sf.tcp.bytes_sent >= old.tcp.bytes_sent && sf.tcp.bytes_received >= old.tcp.bytes_received {
                         *old = sf.clone();
                     }
@@ -228,19 +229,25 @@ impl Monitor {
         let mut all: Vec<&SubflowInfo> = self.gone.iter().chain(self.live.values()).collect();
         all.sort_by_key(|s| s.id);
         for sf in all {
+            let t = &sf.tcp;
             let mut line = format!(
                 "{}subflow #{} {}: sent {} bytes, received {} bytes",
                 self.tag,
                 sf.id,
                 fmt_pair(sf),
-                sf.tcp.bytes_sent.saturating_sub(sf.tcp.bytes_retrans),
-                sf.tcp.bytes_received
+                t.bytes_sent.unwrap_or(0).saturating_sub(t.bytes_retrans.unwrap_or(0)),
+                t.bytes_received.unwrap_or(0)
             );
-            if sf.tcp.total_retrans > 0 || verbose > 1 {
-                line.push_str(&format!(", {} retransmits", sf.tcp.total_retrans));
+            let retrans = t.total_retrans.unwrap_or(0);
+            if retrans > 0 || verbose > 1 {
+                line.push_str(&format!(", {retrans} retransmits"));
             }
             if verbose > 1 {
-                line.push_str(&format!(", rtt {:.1}ms, cwnd {}", f64::from(sf.tcp.rtt_us) / 1000.0, sf.tcp.snd_cwnd));
+                line.push_str(&format!(
+                    ", rtt {:.1}ms, cwnd {}",
+                    f64::from(t.rtt_us.unwrap_or(0)) / 1000.0,
+                    t.snd_cwnd.unwrap_or(0)
+                ));
             }
             note(line);
         }
@@ -699,7 +706,7 @@ fn negotiation(args: &CatArgs, c: &mut Conn) -> anyhow::Result<()> {
                     info.subflows.len().max(1),
                     if info.subflows.len() > 1 { "s" } else { "" },
                     info.info.subflows_max,
-                    if info.info.csum_enabled != 0 { "DSS checksums on" } else { "no DSS checksums" }
+                    if info.info.csum_enabled.unwrap_or(0) != 0 { "DSS checksums on" } else { "no DSS checksums" }
                 ));
             }
             c.monitor = Some(Monitor::new(tag, info, args.verbose));
