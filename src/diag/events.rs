@@ -149,6 +149,7 @@ pub fn parse_event(payload: &[u8], time_ms: u64) -> Option<ControlEvent> {
         id_rem: get(attr::REM_ID).and_then(|a| a.u8()),
         backup: get(attr::BACKUP).and_then(|a| a.u8()).map(|b| b != 0),
         reason: if words.is_empty() { None } else { Some(words.join("; ")) },
+        frame: None,
     })
 }
 

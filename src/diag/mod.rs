@@ -62,7 +62,8 @@ impl Note {
 /// One line of the event log.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LogEvent {
-    /// When mptcp-ss received it, since mptcp-ss started.
+    /// When mptcp-ss received it, since mptcp-ss started; for events
+    /// reconstructed from packets, the capture time since the first frame.
     pub at: Duration,
     /// "kernel", "embedded:PID", ...
     pub source: String,
