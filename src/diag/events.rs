@@ -222,7 +222,7 @@ impl Source for PmEvents {
         if snapshot && self.lost {
             notes.push(Note::warn(self.label(), "some events were lost (socket buffer overrun)"));
         }
-        SourceUpdate { snapshot: None, events, notes }
+        SourceUpdate { snapshot: None, events, notes, clock: None }
     }
 }
 

@@ -79,6 +79,10 @@ pub struct SourceUpdate {
     /// The source's notes; only read on snapshot polls, where they replace
     /// the previous ones.
     pub notes: Vec<Note>,
+    /// With a snapshot from packets: the capture time it reflects (since the
+    /// first frame), the clock its rates are to be measured on. `None` for
+    /// live sources, whose clock is the poll's `now`.
+    pub clock: Option<Duration>,
 }
 
 /// A provider of connections and/or events.
@@ -120,6 +124,8 @@ pub struct Update {
     pub sources_with_snapshot: usize,
     pub events: Vec<LogEvent>,
     pub notes: Vec<Note>,
+    /// The first source's capture clock (see [`SourceUpdate::clock`]).
+    pub clock: Option<Duration>,
 }
 
 /// The set of sources the view draws from.
@@ -156,6 +162,7 @@ impl Sources {
             let u = s.poll(now, snapshot);
             out.events.extend(u.events);
             out.notes.extend(u.notes);
+            out.clock = out.clock.or(u.clock);
             if let Some(snap) = u.snapshot {
                 out.sources_with_snapshot += 1;
                 let first_mib = merged.mib.is_empty();
@@ -193,6 +200,7 @@ mod tests {
                 snapshot: snapshot.then_some(snap),
                 events: vec![LogEvent { at: now, source: self.0.into(), event: ControlEvent::default() }],
                 notes: vec![Note::info(self.0, "ok")],
+                clock: None,
             }
         }
     }

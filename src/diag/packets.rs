@@ -111,6 +111,8 @@ pub struct CaptureSource<M> {
     /// A frame read but not yet due (replay pacing).
     pending: Option<(FrameMeta, Vec<u8>)>,
     first_ts: Option<f64>,
+    /// Capture time of the last frame fed.
+    last_ts: Option<f64>,
     started: Option<Duration>,
     done: bool,
     problem: Option<String>,
@@ -159,6 +161,7 @@ impl<M: PacketModel> CaptureSource<M> {
             undecodable: 0,
             pending: None,
             first_ts: None,
+            last_ts: None,
             started: None,
             done: false,
             problem: None,
@@ -243,6 +246,7 @@ impl<M: PacketModel> CaptureSource<M> {
                     break;
                 }
             }
+            self.last_ts = Some(meta.ts());
             self.feed(meta, &data);
         }
     }
@@ -268,6 +272,9 @@ impl<M: PacketModel> Source for CaptureSource<M> {
             .collect();
         if snapshot {
             u.snapshot = Some(self.model.snapshot(&self.label));
+            // The capture's own clock: rates follow the traffic's pace
+            // whatever the replay speed, and stop when the capture ends.
+            u.clock = self.last_ts.map(|t| Duration::from_secs_f64((t - first).max(0.0)));
             let mut text = format!("{} frames", self.frames);
             if self.undecodable > 0 {
                 text.push_str(&format!(", {} not decodable", self.undecodable));

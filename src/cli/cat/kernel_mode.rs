@@ -336,10 +336,12 @@ impl<'a> Session<'a> {
         let args = self.args;
         let local = unmap(stream.local_addr().context("getsockname")?);
         // With TCP Fast Open the SYN leaves with the first data: until then
-        // the socket has no peer and nothing is negotiated yet.
+        // the socket has no peer and nothing is negotiated yet. An accepted
+        // connection the peer already reset has no peer either: accept(2)
+        // told us who it was, and the first read reports the reset.
         let (peer, deferred) = match (stream.peer_addr(), remote) {
             (Ok(p), _) => (unmap(p), false),
-            (Err(e), Some(r)) if e.raw_os_error() == Some(libc::ENOTCONN) => (r, true),
+            (Err(e), Some(r)) if e.raw_os_error() == Some(libc::ENOTCONN) => (unmap(r), client),
             (Err(e), _) => return Err(anyhow!("getpeername: {e}")),
         };
         if args.verbose > 0 {
@@ -486,7 +488,7 @@ impl<'a> Session<'a> {
                     let _ = kernel::set_abortive_close(stream.as_raw_fd());
                     return Ok(());
                 }
-                if let Err(e) = self.add_conn(stream, false, None) {
+                if let Err(e) = self.add_conn(stream, false, Some(peer)) {
                     if self.args.keep_open {
                         note(format!("{e:#}"));
                     } else {
