@@ -71,7 +71,9 @@ pub struct ControlEvent {
     /// Milliseconds since the process started.
     pub time_ms: u64,
     /// "created", "established", "closed", "announced", "removed",
-    /// "sub_established", "sub_closed", "sub_priority", "fallback".
+    /// "sub_established", "sub_closed", "sub_priority", "fallback"; from
+    /// packets also "mp_fail", "hmac_failed", "checksum_failed",
+    /// "key_mismatch", "reinjection".
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
@@ -88,6 +90,10 @@ pub struct ControlEvent {
     /// A reason in words (reset reason, fallback reason, error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The capture frame that shows the event (events reconstructed from
+    /// packets by mptcp-ss -r/-i; absent from live stacks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<u64>,
 }
 
 /// The reply to `events`.

@@ -7,6 +7,8 @@
 //! - [`snapshot`]: the connection/subflow snapshot shared by all of them.
 //! - [`cli`]: the command lines of the four tools.
 //! - [`control`]: the control-socket protocol of embedded mptcp-cat processes.
+//! - [`sys`]: the OS edge both mptcp-cat's drivers and mptcp-ss's sources use:
+//!   libc wrappers, the one netlink layer, generic netlink, sock_diag.
 pub mod cli;
 pub mod control;
 pub mod diag;
@@ -14,4 +16,5 @@ pub mod dissect;
 pub mod seq;
 pub mod snapshot;
 pub mod stack;
+pub mod sys;
 pub mod tui;

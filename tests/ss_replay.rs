@@ -33,3 +33,55 @@ fn replay_matches_the_client_ss() {
         assert_eq!(s["ssnoff"].as_u64(), Some(ssnoff), "{local}");
     }
 }
+
+/// `mptcp-ss -r FILE --events`: the analysis' events, as the kernel's
+/// path-manager vocabulary names them, with the frame that shows each.
+#[test]
+fn replay_events_name_the_frames() {
+    let pcap = testdata().join("captures/pcap/remove-addr.pcap");
+    let run = |json: bool| {
+        let mut c = std::process::Command::new(bin("mptcp-ss"));
+        c.arg("-r").arg(&pcap).args(["--events", "--speed", "1000"]);
+        if json {
+            c.arg("--json");
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = run(false);
+    let kinds: Vec<&str> = text.lines().map(|l| l.split_whitespace().nth(3).unwrap_or("")).collect();
+    assert_eq!(
+        kinds,
+        [
+            "created",
+            "announced",
+            "sub_established",
+            "established",
+            "sub_established",
+            "removed",
+            "sub_closed",
+            "reinjection",
+            "reinjection",
+            "removed",
+            "sub_closed",
+            "closed",
+            "sub_closed"
+        ],
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "frame 8        sub_established  0x789a6f4c 10.77.2.1:37665 -> 10.77.2.2:10000 ids 2/5 (MP_JOIN HMACs verified)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains(
+        "frame 4        announced        0x789a6f4c -> 10.77.2.2 id_rem 5 (ADD_ADDR from the server, HMAC ok)"
+    ));
+    assert!(text.contains("(RST from the server after RM_ADDR id 2 from the client)"), "{text}");
+    let first: Value = serde_json::from_str(run(true).lines().next().unwrap()).unwrap();
+    assert_eq!((first["kind"].as_str(), first["frame"].as_u64()), (Some("created"), Some(3)));
+    assert_eq!(first["source"], format!("capture:{}", pcap.display()));
+    assert_eq!(first["token"], "0x789a6f4c");
+}

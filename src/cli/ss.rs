@@ -76,9 +76,12 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
-/// The model that turns packets into connections: the dissector's analysis.
+/// The model that turns packets into connections and events: the
+/// dissector's analysis, with its event log on.
 fn packet_model() -> anyhow::Result<crate::dissect::analysis::Analyzer> {
-    Ok(crate::dissect::analysis::Analyzer::new(Default::default()))
+    let mut a = crate::dissect::analysis::Analyzer::new(Default::default());
+    a.enable_events();
+    Ok(a)
 }
 
 fn capture_sources<M: PacketModel + 'static>(args: &Args, model: M, once: bool) -> Result<Sources, CaptureError> {

@@ -5,28 +5,15 @@
 //! Every event becomes a [`ControlEvent`], the vocabulary the embedded
 //! stacks use too, with errors and MP_TCPRST reasons (RFC 8684 §3.6) in words.
 
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use super::netlink::{self, Attr, NetlinkError, Socket, attrs, messages, push_attr};
 use super::{LogEvent, Note, Source, SourceUpdate, fmt_sockaddr};
 use crate::control::ControlEvent;
 use crate::snapshot::token_hex;
-
-/// The nlctrl family (include/uapi/linux/genetlink.h).
-pub const GENL_ID_CTRL: u16 = 0x10;
-pub const CTRL_CMD_GETFAMILY: u8 = 3;
-pub const CTRL_ATTR_FAMILY_ID: u16 = 1;
-pub const CTRL_ATTR_FAMILY_NAME: u16 = 2;
-pub const CTRL_ATTR_MCAST_GROUPS: u16 = 7;
-pub const CTRL_ATTR_MCAST_GRP_NAME: u16 = 1;
-pub const CTRL_ATTR_MCAST_GRP_ID: u16 = 2;
-/// `struct genlmsghdr`: cmd u8, version u8, reserved u16.
-pub const GENL_HDRLEN: usize = 4;
-
-pub const MPTCP_PM_NAME: &str = "mptcp_pm";
-pub const MPTCP_PM_EV_GRP_NAME: &str = "mptcp_pm_events";
+use crate::sys::errno_text;
+use crate::sys::genl::{self, MPTCP_PM_EV_GRP_NAME, MPTCP_PM_NAME};
+use crate::sys::netlink::{self, Attr, NetlinkError, Socket, attrs, messages};
 
 /// enum mptcp_event_type.
 pub mod event {
@@ -99,59 +86,6 @@ pub fn reset_reason_words(code: u32) -> String {
     }
 }
 
-/// An errno in words ("Connection reset by peer").
-pub fn errno_words(e: i32) -> String {
-    let s = io::Error::from_raw_os_error(e).to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
-}
-
-/// A generic netlink family as nlctrl describes it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Family {
-    pub id: u16,
-    pub name: String,
-    pub groups: Vec<(String, u32)>,
-}
-
-/// The payload of a CTRL_CMD_GETFAMILY request for `name`.
-pub fn getfamily_payload(name: &str) -> Vec<u8> {
-    let mut p = vec![CTRL_CMD_GETFAMILY, 1, 0, 0];
-    let mut v = name.as_bytes().to_vec();
-    v.push(0);
-    push_attr(&mut p, CTRL_ATTR_FAMILY_NAME, &v);
-    p
-}
-
-/// Parse nlctrl's answer (genl header + CTRL_ATTR_*).
-pub fn parse_family(payload: &[u8]) -> Result<Family, NetlinkError> {
-    let body = payload.get(GENL_HDRLEN..).ok_or_else(|| NetlinkError::Malformed {
-        what: "nlctrl answer",
-        detail: format!("{} bytes, shorter than the genl header", payload.len()),
-    })?;
-    let mut f = Family::default();
-    for a in attrs(body) {
-        let a = a?;
-        match a.ty {
-            CTRL_ATTR_FAMILY_ID => f.id = a.u16().unwrap_or(0),
-            CTRL_ATTR_FAMILY_NAME => f.name = a.str(),
-            CTRL_ATTR_MCAST_GROUPS => {
-                for g in a.nested().map_while(Result::ok) {
-                    let name = g.nested().find(CTRL_ATTR_MCAST_GRP_NAME).map(|n| n.str());
-                    let id = g.nested().find(CTRL_ATTR_MCAST_GRP_ID).and_then(|n| n.u32());
-                    if let (Some(name), Some(id)) = (name, id) {
-                        f.groups.push((name, id));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(f)
-}
-
 fn ip_of(a: Option<Attr<'_>>, v6: Option<Attr<'_>>) -> Option<IpAddr> {
     if let Some(d) = a.and_then(|a| a.data.get(..4)) {
         return Some(IpAddr::V4(Ipv4Addr::new(d[0], d[1], d[2], d[3])));
@@ -173,8 +107,8 @@ fn endpoint(ip: Option<IpAddr>, port: Option<u16>) -> Option<String> {
 /// [`ControlEvent`] stamped `time_ms`. `None` if the payload is too short to
 /// hold a genl header.
 pub fn parse_event(payload: &[u8], time_ms: u64) -> Option<ControlEvent> {
-    let cmd = *payload.first()?;
-    let body = payload.get(GENL_HDRLEN..)?;
+    let cmd = genl::command(payload)?;
+    let body = genl::body(payload)?;
     let mut list: Vec<Attr<'_>> = Vec::new();
     let mut malformed = false;
     for a in attrs(body) {
@@ -186,7 +120,7 @@ pub fn parse_event(payload: &[u8], time_ms: u64) -> Option<ControlEvent> {
     let get = |ty: u16| list.iter().find(|a| a.ty == ty).copied();
     let mut words: Vec<String> = Vec::new();
     if let Some(e) = get(attr::ERROR).and_then(|a| a.u8()).filter(|&e| e != 0) {
-        words.push(format!("error: {}", errno_words(i32::from(e))));
+        words.push(format!("error: {}", errno_text(i32::from(e))));
     }
     if let Some(r) = get(attr::RESET_REASON).and_then(|a| a.u32()) {
         let transient = get(attr::RESET_FLAGS).and_then(|a| a.u32()).is_some_and(|f| f & 1 != 0);
@@ -215,6 +149,7 @@ pub fn parse_event(payload: &[u8], time_ms: u64) -> Option<ControlEvent> {
         id_rem: get(attr::REM_ID).and_then(|a| a.u8()),
         backup: get(attr::BACKUP).and_then(|a| a.u8()).map(|b| b != 0),
         reason: if words.is_empty() { None } else { Some(words.join("; ")) },
+        frame: None,
     })
 }
 
@@ -223,8 +158,8 @@ pub fn parse_event(payload: &[u8], time_ms: u64) -> Option<ControlEvent> {
 pub enum EventsError {
     #[error("path-manager events: cannot open a generic netlink socket: {0}")]
     Open(#[source] NetlinkError),
-    #[error("path-manager events: the kernel has no \"mptcp_pm\" netlink family (MPTCP off or too old): {0}")]
-    NoFamily(#[source] NetlinkError),
+    #[error("path-manager events: the kernel has no \"mptcp_pm\" netlink family (MPTCP off or too old)")]
+    NoFamily,
     #[error("path-manager events: the \"mptcp_pm\" family has no \"mptcp_pm_events\" group")]
     NoGroup,
     #[error("path-manager events need CAP_NET_ADMIN (run as root): {0}")]
@@ -243,16 +178,8 @@ pub struct PmEvents {
 impl PmEvents {
     pub fn subscribe() -> Result<PmEvents, EventsError> {
         let mut sock = Socket::open(netlink::NETLINK_GENERIC).map_err(EventsError::Open)?;
-        let answers =
-            sock.request("nlctrl GETFAMILY", GENL_ID_CTRL, &getfamily_payload(MPTCP_PM_NAME)).map_err(|e| {
-                if e.errno() == Some(libc::ENOENT) { EventsError::NoFamily(e) } else { EventsError::Other(e) }
-            })?;
-        let fam = answers
-            .iter()
-            .filter(|m| m.ty == GENL_ID_CTRL)
-            .find_map(|m| parse_family(&m.payload).ok())
-            .ok_or(EventsError::NoGroup)?;
-        let group = fam.groups.iter().find(|(n, _)| n == MPTCP_PM_EV_GRP_NAME).ok_or(EventsError::NoGroup)?.1;
+        let fam = genl::resolve(&mut sock, MPTCP_PM_NAME).map_err(EventsError::Other)?.ok_or(EventsError::NoFamily)?;
+        let group = fam.group(MPTCP_PM_EV_GRP_NAME).ok_or(EventsError::NoGroup)?;
         sock.add_membership(group).map_err(|e| match e.errno() {
             Some(libc::EPERM) | Some(libc::EACCES) => EventsError::Permission(e),
             _ => EventsError::Other(e),
@@ -295,14 +222,14 @@ impl Source for PmEvents {
         if snapshot && self.lost {
             notes.push(Note::warn(self.label(), "some events were lost (socket buffer overrun)"));
         }
-        SourceUpdate { snapshot: None, events, notes }
+        SourceUpdate { snapshot: None, events, notes, clock: None }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diag::netlink::NLA_F_NESTED;
+    use crate::sys::netlink::push_attr;
 
     fn genl(cmd: u8, attrs: &[(u16, Vec<u8>)]) -> Vec<u8> {
         let mut p = vec![cmd, 1, 0, 0];
@@ -310,35 +237,6 @@ mod tests {
             push_attr(&mut p, *t, v);
         }
         p
-    }
-
-    #[test]
-    fn family_answer() {
-        let mut grp1 = Vec::new();
-        push_attr(&mut grp1, CTRL_ATTR_MCAST_GRP_NAME, b"mptcp_pm_cmds\0");
-        push_attr(&mut grp1, CTRL_ATTR_MCAST_GRP_ID, &7u32.to_ne_bytes());
-        let mut grp2 = Vec::new();
-        push_attr(&mut grp2, CTRL_ATTR_MCAST_GRP_ID, &8u32.to_ne_bytes());
-        push_attr(&mut grp2, CTRL_ATTR_MCAST_GRP_NAME, b"mptcp_pm_events\0");
-        let mut groups = Vec::new();
-        push_attr(&mut groups, 1 | NLA_F_NESTED, &grp1);
-        push_attr(&mut groups, 2 | NLA_F_NESTED, &grp2);
-        let p = genl(
-            1,
-            &[
-                (CTRL_ATTR_FAMILY_ID, 0x1au16.to_ne_bytes().to_vec()),
-                (CTRL_ATTR_FAMILY_NAME, b"mptcp_pm\0".to_vec()),
-                (CTRL_ATTR_MCAST_GROUPS | NLA_F_NESTED, groups),
-            ],
-        );
-        let f = parse_family(&p).unwrap();
-        assert_eq!(f.id, 0x1a);
-        assert_eq!(f.name, "mptcp_pm");
-        assert_eq!(f.groups, vec![("mptcp_pm_cmds".into(), 7), ("mptcp_pm_events".into(), 8)]);
-        assert!(parse_family(&[1, 2]).is_err());
-        let req = getfamily_payload("mptcp_pm");
-        assert_eq!(req[0], CTRL_CMD_GETFAMILY);
-        assert_eq!(attrs(&req[4..]).find(CTRL_ATTR_FAMILY_NAME).unwrap().str(), "mptcp_pm");
     }
 
     #[test]
@@ -418,6 +316,6 @@ mod tests {
     fn words() {
         assert_eq!(reset_reason_words(3), "administratively prohibited");
         assert_eq!(reset_reason_words(9), "reason 9");
-        assert_eq!(errno_words(libc::ETIMEDOUT), "Connection timed out");
+        assert_eq!(errno_text(libc::ETIMEDOUT), "Connection timed out");
     }
 }

@@ -10,7 +10,6 @@
 pub mod embedded;
 pub mod events;
 pub mod kernel;
-pub mod netlink;
 pub mod packets;
 
 use std::net::IpAddr;
@@ -63,7 +62,8 @@ impl Note {
 /// One line of the event log.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LogEvent {
-    /// When mptcp-ss received it, since mptcp-ss started.
+    /// When mptcp-ss received it, since mptcp-ss started; for events
+    /// reconstructed from packets, the capture time since the first frame.
     pub at: Duration,
     /// "kernel", "embedded:PID", ...
     pub source: String,
@@ -79,6 +79,10 @@ pub struct SourceUpdate {
     /// The source's notes; only read on snapshot polls, where they replace
     /// the previous ones.
     pub notes: Vec<Note>,
+    /// With a snapshot from packets: the capture time it reflects (since the
+    /// first frame), the clock its rates are to be measured on. `None` for
+    /// live sources, whose clock is the poll's `now`.
+    pub clock: Option<Duration>,
 }
 
 /// A provider of connections and/or events.
@@ -120,6 +124,8 @@ pub struct Update {
     pub sources_with_snapshot: usize,
     pub events: Vec<LogEvent>,
     pub notes: Vec<Note>,
+    /// The first source's capture clock (see [`SourceUpdate::clock`]).
+    pub clock: Option<Duration>,
 }
 
 /// The set of sources the view draws from.
@@ -156,6 +162,7 @@ impl Sources {
             let u = s.poll(now, snapshot);
             out.events.extend(u.events);
             out.notes.extend(u.notes);
+            out.clock = out.clock.or(u.clock);
             if let Some(snap) = u.snapshot {
                 out.sources_with_snapshot += 1;
                 let first_mib = merged.mib.is_empty();
@@ -193,6 +200,7 @@ mod tests {
                 snapshot: snapshot.then_some(snap),
                 events: vec![LogEvent { at: now, source: self.0.into(), event: ControlEvent::default() }],
                 notes: vec![Note::info(self.0, "ok")],
+                clock: None,
             }
         }
     }

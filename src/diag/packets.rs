@@ -2,7 +2,8 @@
 //! live traffic (libpcap through the `pcap` crate); each frame is decoded by
 //! [`crate::dissect::packet::decode`] and handed to a [`PacketModel`], the
 //! thing that turns packets into connections (the dissector's analysis),
-//! whose [`PacketModel::snapshot`] is the view. This is the only way to see
+//! whose [`PacketModel::snapshot`] is the view, and whose events
+//! ([`PacketModel::events`]) are the event log. This is the only way to see
 //! a peer you do not run.
 
 use std::path::{Path, PathBuf};
@@ -10,9 +11,11 @@ use std::time::Duration;
 
 use pcap::{Active, Capture, Offline};
 
-use super::{Note, Source, SourceUpdate};
+use super::{LogEvent, Note, Source, SourceUpdate};
+use crate::control::ControlEvent;
+use crate::dissect::analysis::{Analyzer, ConnEvent, ConnEventKind};
 use crate::dissect::packet::{FrameMeta, Packet, decode, linktype};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, token_hex};
 
 /// What reconstructs connections from packets, fed in capture order.
 pub trait PacketModel {
@@ -20,16 +23,55 @@ pub trait PacketModel {
     /// The connections as of the last frame fed, every one with
     /// `source` as its source.
     fn snapshot(&self, source: &str) -> Snapshot;
+    /// What happened since the last call (none by default).
+    fn events(&mut self) -> Vec<ConnEvent> {
+        Vec::new()
+    }
 }
 
-/// The dissector's connection analysis is the model of the packets source.
-impl PacketModel for crate::dissect::analysis::Analyzer {
+/// The dissector's connection analysis is the model of the packets source:
+/// its snapshot the connections, its event log the events.
+impl PacketModel for Analyzer {
     fn feed(&mut self, meta: &FrameMeta, pkt: &Packet<'_>) {
         self.observe(meta, pkt);
     }
     fn snapshot(&self, source: &str) -> Snapshot {
-        crate::dissect::analysis::Analyzer::snapshot(self, source)
+        Analyzer::snapshot(self, source)
     }
+    fn events(&mut self) -> Vec<ConnEvent> {
+        self.drain_events()
+    }
+}
+
+/// An analysis event in the event-log vocabulary the kernel's and the
+/// embedded stacks' events use; `first_ts` is the capture time of the first
+/// frame, from which the event's time counts.
+pub fn control_event(e: &ConnEvent, first_ts: f64) -> ControlEvent {
+    let rel = (e.ts - first_ts).max(0.0);
+    let mut c = ControlEvent {
+        time_ms: (rel * 1000.0) as u64,
+        kind: e.kind.name().into(),
+        token: e.token.map(token_hex),
+        local: e.local.map(|a| a.to_string()),
+        remote: e.remote.map(|a| a.to_string()),
+        id_loc: e.id_loc,
+        id_rem: e.id_rem,
+        backup: e.backup,
+        reason: Some(e.kind.to_string()),
+        frame: Some(e.frame),
+    };
+    if let ConnEventKind::Announced { by, addr, port, .. } = &e.kind {
+        let at = match port {
+            Some(p) => super::fmt_sockaddr(*addr, *p),
+            None => addr.to_string(),
+        };
+        if *by == crate::dissect::analysis::Side::Client {
+            c.local = Some(at);
+        } else {
+            c.remote = Some(at);
+        }
+    }
+    c
 }
 
 /// How a capture file is fed.
@@ -69,6 +111,8 @@ pub struct CaptureSource<M> {
     /// A frame read but not yet due (replay pacing).
     pending: Option<(FrameMeta, Vec<u8>)>,
     first_ts: Option<f64>,
+    /// Capture time of the last frame fed.
+    last_ts: Option<f64>,
     started: Option<Duration>,
     done: bool,
     problem: Option<String>,
@@ -117,6 +161,7 @@ impl<M: PacketModel> CaptureSource<M> {
             undecodable: 0,
             pending: None,
             first_ts: None,
+            last_ts: None,
             started: None,
             done: false,
             problem: None,
@@ -201,6 +246,7 @@ impl<M: PacketModel> CaptureSource<M> {
                     break;
                 }
             }
+            self.last_ts = Some(meta.ts());
             self.feed(meta, &data);
         }
     }
@@ -214,8 +260,21 @@ impl<M: PacketModel> Source for CaptureSource<M> {
     fn poll(&mut self, now: Duration, snapshot: bool) -> SourceUpdate {
         self.advance(now);
         let mut u = SourceUpdate::default();
+        let first = self.first_ts.unwrap_or(0.0);
+        u.events = self
+            .model
+            .events()
+            .iter()
+            .map(|e| {
+                let event = control_event(e, first);
+                LogEvent { at: Duration::from_millis(event.time_ms), source: self.label.clone(), event }
+            })
+            .collect();
         if snapshot {
             u.snapshot = Some(self.model.snapshot(&self.label));
+            // The capture's own clock: rates follow the traffic's pace
+            // whatever the replay speed, and stop when the capture ends.
+            u.clock = self.last_ts.map(|t| Duration::from_secs_f64((t - first).max(0.0)));
             let mut text = format!("{} frames", self.frames);
             if self.undecodable > 0 {
                 text.push_str(&format!(", {} not decodable", self.undecodable));

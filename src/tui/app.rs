@@ -123,12 +123,13 @@ pub struct ConnView {
     pub subflows: Vec<SubflowView>,
 }
 
-/// Byte counters remembered for rates.
+/// Byte counters remembered for rates, and the rates they gave.
 #[derive(Clone, Copy, Debug)]
 struct Counters {
     at: Duration,
     sent: u64,
     recv: u64,
+    rates: Rates,
 }
 
 fn conn_bytes(c: &ConnSnapshot) -> (u64, u64) {
@@ -143,13 +144,18 @@ fn sf_bytes(s: &SubflowSnapshot) -> (u64, u64) {
     (s.bytes_sent.unwrap_or(0), s.bytes_received.unwrap_or(0))
 }
 
-fn rate(prev: Option<&Counters>, now: Duration, sent: u64, recv: u64) -> Rates {
-    let Some(p) = prev else { return Rates::default() };
+/// The counters and rates at `now` after `prev`; `false` when the clock did
+/// not move (a capture read to its end), in which case the previous rates
+/// stand: the last measured pace, not a drop to zero.
+fn rate(prev: Option<&Counters>, now: Duration, sent: u64, recv: u64) -> (Counters, bool) {
+    let fresh = Counters { at: now, sent, recv, rates: Rates::default() };
+    let Some(p) = prev else { return (fresh, true) };
     let dt = now.saturating_sub(p.at).as_secs_f64();
     if dt <= 0.0 {
-        return Rates::default();
+        return (*p, false);
     }
-    Rates { send: sent.saturating_sub(p.sent) as f64 / dt, recv: recv.saturating_sub(p.recv) as f64 / dt }
+    let rates = Rates { send: sent.saturating_sub(p.sent) as f64 / dt, recv: recv.saturating_sub(p.recv) as f64 / dt };
+    (Counters { rates, ..fresh }, true)
 }
 
 /// The whole state of the view.
@@ -209,8 +215,10 @@ impl App {
         }
     }
 
-    /// Take what the sources brought at `now` (time since start). While
-    /// paused, snapshots are dropped and events held until the resume.
+    /// Take what the sources brought at `now` (time since start). Rates are
+    /// measured on the update's capture clock when it has one, else on
+    /// `now`. While paused, snapshots are dropped and events held until the
+    /// resume.
     pub fn ingest(&mut self, u: Update, now: Duration) {
         if self.paused {
             self.held_events.extend(u.events);
@@ -220,7 +228,7 @@ impl App {
         if let Some(snap) = u.snapshot {
             self.notes = u.notes;
             self.notes.sort_by_key(|n| std::cmp::Reverse(n.level));
-            self.apply_snapshot(snap, now);
+            self.apply_snapshot(snap, u.clock.unwrap_or(now));
         }
     }
 
@@ -246,18 +254,22 @@ impl App {
         for c in snap.connections {
             let key = conn_key(&c);
             let (sent, recv) = conn_bytes(&c);
-            let rates = rate(self.counters.get(&key), now, sent, recv);
-            counters.insert(key.clone(), Counters { at: now, sent, recv });
+            let (cc, _) = rate(self.counters.get(&key), now, sent, recv);
+            let rates = cc.rates;
+            counters.insert(key.clone(), cc);
             let total: u64 = c.subflows.iter().map(|s| sf_bytes(s).0 + sf_bytes(s).1).sum();
             let mut subflows = Vec::with_capacity(c.subflows.len());
             for s in &c.subflows {
                 let sk = subflow_key(&key, s);
                 let (ss, sr) = sf_bytes(s);
-                let r = rate(self.counters.get(&sk), now, ss, sr);
-                counters.insert(sk.clone(), Counters { at: now, sent: ss, recv: sr });
+                let (sc, moved) = rate(self.counters.get(&sk), now, ss, sr);
+                let r = sc.rates;
+                counters.insert(sk.clone(), sc);
                 let has_bytes = s.bytes_sent.is_some() || s.bytes_received.is_some();
                 let h = self.history.entry(sk.clone()).or_default();
-                h.push_back((r.send + r.recv).round() as u64);
+                if moved {
+                    h.push_back((r.send + r.recv).round() as u64);
+                }
                 while h.len() > HISTORY {
                     h.pop_front();
                 }

@@ -22,58 +22,57 @@ pub fn ms(us: u32) -> String {
     format!("{}", f64::from(us) / 1000.0)
 }
 
+/// " name:v" for a known, non-zero value (ss prints only those).
+fn nz(s: &mut String, name: &str, v: Option<u64>) {
+    if let Some(v) = v.filter(|&v| v != 0) {
+        let _ = write!(s, " {name}:{v}");
+    }
+}
+
+/// " name:v" in hex for a known, non-zero value.
+fn nz_hex(s: &mut String, name: &str, v: Option<u64>) {
+    if let Some(v) = v.filter(|&v| v != 0) {
+        let _ = write!(s, " {name}:{v:x}");
+    }
+}
+
 /// The words after the `mptcp` line, ss order, non-zero fields only.
 pub fn conn_fields(c: &ConnSnapshot) -> String {
     let mut s = String::new();
-    let mut nz = |name: &str, v: Option<u64>| {
-        if let Some(v) = v.filter(|&v| v != 0) {
-            let _ = write!(s, " {name}:{v}");
-        }
-    };
-    nz("subflows", c.subflows_used.map(u64::from));
-    nz("add_addr_signal", c.add_addr_signal.map(u64::from));
-    nz("add_addr_accepted", c.add_addr_accepted.map(u64::from));
-    nz("subflows_max", c.subflows_max.map(u64::from));
-    nz("add_addr_signal_max", c.add_addr_signal_max.map(u64::from));
-    nz("add_addr_accepted_max", c.add_addr_accepted_max.map(u64::from));
+    let small = |v: Option<u8>| v.map(u64::from);
+    nz(&mut s, "subflows", small(c.subflows_used));
+    nz(&mut s, "add_addr_signal", small(c.add_addr_signal));
+    nz(&mut s, "add_addr_accepted", small(c.add_addr_accepted));
+    nz(&mut s, "subflows_max", small(c.subflows_max));
+    nz(&mut s, "add_addr_signal_max", small(c.add_addr_signal_max));
+    nz(&mut s, "add_addr_accepted_max", small(c.add_addr_accepted_max));
     if c.fallback {
         s.push_str(" fallback");
     }
     if c.remote_key {
         s.push_str(" remote_key");
     }
-    if let Some(t) = c.token.as_deref().map(token_value).filter(|&t| t != 0) {
-        let _ = write!(s, " token:{t:x}");
-    }
-    for (name, v) in [("write_seq", c.write_seq), ("snd_una", c.snd_una), ("rcv_nxt", c.rcv_nxt)] {
-        if let Some(v) = v.filter(|&v| v != 0) {
-            let _ = write!(s, " {name}:{v:x}");
-        }
-    }
-    let mut nz = |name: &str, v: Option<u64>| {
-        if let Some(v) = v.filter(|&v| v != 0) {
-            let _ = write!(s, " {name}:{v}");
-        }
-    };
-    nz("local_addr_used", c.local_addr_used.map(u64::from));
-    nz("local_addr_max", c.local_addr_max.map(u64::from));
-    nz("csum_enabled", c.csum_enabled.map(u64::from));
-    nz("retransmits", c.retransmits);
-    nz("bytes_retrans", c.bytes_retrans);
-    nz("bytes_sent", c.bytes_sent);
-    nz("bytes_received", c.bytes_received);
-    nz("bytes_acked", c.bytes_acked);
-    nz("subflows_total", c.subflows_total.map(u64::from));
-    nz("endp_laminar_max", c.endp_laminar_max.map(u64::from));
-    nz("endp_fullmesh_max", c.endp_fullmesh_max.map(u64::from));
-    nz("last_data_sent", c.last_data_sent_ms.map(u64::from));
-    nz("last_data_recv", c.last_data_recv_ms.map(u64::from));
-    nz("last_ack_recv", c.last_ack_recv_ms.map(u64::from));
+    nz_hex(&mut s, "token", c.token.as_deref().map(|t| u64::from(token_value(t))));
+    nz_hex(&mut s, "write_seq", c.write_seq);
+    nz_hex(&mut s, "snd_una", c.snd_una);
+    nz_hex(&mut s, "rcv_nxt", c.rcv_nxt);
+    nz(&mut s, "local_addr_used", small(c.local_addr_used));
+    nz(&mut s, "local_addr_max", small(c.local_addr_max));
+    nz(&mut s, "csum_enabled", c.csum_enabled.map(u64::from));
+    nz(&mut s, "retransmits", c.retransmits);
+    nz(&mut s, "bytes_retrans", c.bytes_retrans);
+    nz(&mut s, "bytes_sent", c.bytes_sent);
+    nz(&mut s, "bytes_received", c.bytes_received);
+    nz(&mut s, "bytes_acked", c.bytes_acked);
+    nz(&mut s, "subflows_total", c.subflows_total.map(u64::from));
+    nz(&mut s, "endp_laminar_max", small(c.endp_laminar_max));
+    nz(&mut s, "endp_fullmesh_max", small(c.endp_fullmesh_max));
+    nz(&mut s, "last_data_sent", c.last_data_sent_ms.map(u64::from));
+    nz(&mut s, "last_data_recv", c.last_data_recv_ms.map(u64::from));
+    nz(&mut s, "last_ack_recv", c.last_ack_recv_ms.map(u64::from));
     // Facts a source other than the kernel may know.
-    nz("bytes_reinjected", c.bytes_reinjected);
-    if let Some(t) = c.remote_token.as_deref().map(token_value).filter(|&t| t != 0) {
-        let _ = write!(s, " remote_token:{t:x}");
-    }
+    nz(&mut s, "bytes_reinjected", c.bytes_reinjected);
+    nz_hex(&mut s, "remote_token", c.remote_token.as_deref().map(|t| u64::from(token_value(t))));
     if let Some(r) = &c.fallback_reason {
         let _ = write!(s, " fallback_reason:\"{r}\"");
     }
@@ -87,19 +86,14 @@ pub fn subflow_fields(sf: &SubflowSnapshot) -> String {
     if let Some(rtt) = sf.rtt_us.filter(|&r| r != 0) {
         let _ = write!(s, " rtt:{}/{}", ms(rtt), ms(sf.rttvar_us.unwrap_or(0)));
     }
-    let mut nz = |name: &str, v: Option<u64>| {
-        if let Some(v) = v.filter(|&v| v != 0) {
-            let _ = write!(s, " {name}:{v}");
-        }
-    };
-    nz("mss", sf.mss.map(u64::from));
-    nz("cwnd", sf.cwnd.map(u64::from));
-    nz("ssthresh", sf.ssthresh.map(u64::from));
-    nz("bytes_sent", sf.bytes_sent);
-    nz("bytes_retrans", sf.bytes_retrans);
-    nz("bytes_acked", sf.bytes_acked);
-    nz("bytes_received", sf.bytes_received);
-    nz("bytes_reinjected", sf.bytes_reinjected);
+    nz(&mut s, "mss", sf.mss.map(u64::from));
+    nz(&mut s, "cwnd", sf.cwnd.map(u64::from));
+    nz(&mut s, "ssthresh", sf.ssthresh.map(u64::from));
+    nz(&mut s, "bytes_sent", sf.bytes_sent);
+    nz(&mut s, "bytes_retrans", sf.bytes_retrans);
+    nz(&mut s, "bytes_acked", sf.bytes_acked);
+    nz(&mut s, "bytes_received", sf.bytes_received);
+    nz(&mut s, "bytes_reinjected", sf.bytes_reinjected);
     if let Some(r) = sf.retransmits.filter(|&r| r != 0) {
         let _ = write!(s, " retrans:0/{r}");
     }

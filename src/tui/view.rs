@@ -370,10 +370,16 @@ fn subflow_cells(v: &SubflowView) -> Vec<Cell<'static>> {
     .collect()
 }
 
-/// One event log line: "+12.345s kernel sub_closed 0x... local -> remote ids 2/0 reason".
+/// One event log line: "+12.345s kernel sub_closed 0x... local -> remote
+/// ids 2/0 (reason)"; events from packets name their frame instead of the
+/// source ("+0.012s frame 30 sub_established ...").
 pub fn event_text(e: &LogEvent) -> String {
     let ev = &e.event;
-    let mut s = format!("+{:.3}s {:<14} {:<16}", e.at.as_secs_f64(), e.source, ev.kind);
+    let origin = match ev.frame {
+        Some(f) => format!("frame {f}"),
+        None => e.source.clone(),
+    };
+    let mut s = format!("+{:.3}s {:<14} {:<16}", e.at.as_secs_f64(), origin, ev.kind);
     if let Some(t) = &ev.token {
         s.push_str(&format!(" {t}"));
     }

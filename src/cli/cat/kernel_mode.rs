@@ -191,6 +191,7 @@ impl Monitor {
             match self.live.get_mut(&sf.id) {
                 Some(old) => {
                     // Counters only grow; a closing socket reports zeros.
+                    // (None, from a kernel that does not count, is below any count.)
                     if sf.tcp.bytes_sent >= old.tcp.bytes_sent && sf.tcp.bytes_received >= old.tcp.bytes_received {
                         *old = sf.clone();
                     }
@@ -228,19 +229,25 @@ impl Monitor {
         let mut all: Vec<&SubflowInfo> = self.gone.iter().chain(self.live.values()).collect();
         all.sort_by_key(|s| s.id);
         for sf in all {
+            let t = &sf.tcp;
             let mut line = format!(
                 "{}subflow #{} {}: sent {} bytes, received {} bytes",
                 self.tag,
                 sf.id,
                 fmt_pair(sf),
-                sf.tcp.bytes_sent.saturating_sub(sf.tcp.bytes_retrans),
-                sf.tcp.bytes_received
+                t.bytes_sent.unwrap_or(0).saturating_sub(t.bytes_retrans.unwrap_or(0)),
+                t.bytes_received.unwrap_or(0)
             );
-            if sf.tcp.total_retrans > 0 || verbose > 1 {
-                line.push_str(&format!(", {} retransmits", sf.tcp.total_retrans));
+            let retrans = t.total_retrans.unwrap_or(0);
+            if retrans > 0 || verbose > 1 {
+                line.push_str(&format!(", {retrans} retransmits"));
             }
             if verbose > 1 {
-                line.push_str(&format!(", rtt {:.1}ms, cwnd {}", f64::from(sf.tcp.rtt_us) / 1000.0, sf.tcp.snd_cwnd));
+                line.push_str(&format!(
+                    ", rtt {:.1}ms, cwnd {}",
+                    f64::from(t.rtt_us.unwrap_or(0)) / 1000.0,
+                    t.snd_cwnd.unwrap_or(0)
+                ));
             }
             note(line);
         }
@@ -329,10 +336,12 @@ impl<'a> Session<'a> {
         let args = self.args;
         let local = unmap(stream.local_addr().context("getsockname")?);
         // With TCP Fast Open the SYN leaves with the first data: until then
-        // the socket has no peer and nothing is negotiated yet.
+        // the socket has no peer and nothing is negotiated yet. An accepted
+        // connection the peer already reset has no peer either: accept(2)
+        // told us who it was, and the first read reports the reset.
         let (peer, deferred) = match (stream.peer_addr(), remote) {
             (Ok(p), _) => (unmap(p), false),
-            (Err(e), Some(r)) if e.raw_os_error() == Some(libc::ENOTCONN) => (r, true),
+            (Err(e), Some(r)) if e.raw_os_error() == Some(libc::ENOTCONN) => (unmap(r), client),
             (Err(e), _) => return Err(anyhow!("getpeername: {e}")),
         };
         if args.verbose > 0 {
@@ -479,7 +488,7 @@ impl<'a> Session<'a> {
                     let _ = kernel::set_abortive_close(stream.as_raw_fd());
                     return Ok(());
                 }
-                if let Err(e) = self.add_conn(stream, false, None) {
+                if let Err(e) = self.add_conn(stream, false, Some(peer)) {
                     if self.args.keep_open {
                         note(format!("{e:#}"));
                     } else {
@@ -699,7 +708,7 @@ fn negotiation(args: &CatArgs, c: &mut Conn) -> anyhow::Result<()> {
                     info.subflows.len().max(1),
                     if info.subflows.len() > 1 { "s" } else { "" },
                     info.info.subflows_max,
-                    if info.info.csum_enabled != 0 { "DSS checksums on" } else { "no DSS checksums" }
+                    if info.info.csum_enabled.unwrap_or(0) != 0 { "DSS checksums on" } else { "no DSS checksums" }
                 ));
             }
             c.monitor = Some(Monitor::new(tag, info, args.verbose));

@@ -32,13 +32,17 @@
 //! - HMACs: MP_JOIN SYN/ACK and third ACK (§3.2), ADD_ADDR (§3.4.1).
 //! - Verdicts (§3.7 fallback, §3.5 fast close, §3.6 reset reasons, §3.4.2
 //!   address removal) with the frame that shows them.
+//! - Events (`events.rs`, opt-in): what happened to each connection, in the
+//!   path-manager vocabulary, drained incrementally by live views.
 
 mod csum;
+mod events;
 mod flows;
 mod sentlog;
 mod snapshot;
 mod types;
 
+pub use events::{ConnClose, ConnEvent, ConnEventKind, SubflowClose};
 pub use types::*;
 
 use std::collections::VecDeque;
@@ -76,6 +80,8 @@ pub struct Analyzer {
     tokens: WordMap<u32, (u32, Side)>,
     frames: u64,
     tcp_segments: u64,
+    /// The event log, when [`Analyzer::enable_events`] turned it on.
+    events: Option<Box<events::EventLog>>,
 }
 
 /// What a TCP flow is to MPTCP.
@@ -226,6 +232,8 @@ struct Conn {
     first_frame: u64,
     last_frame: u64,
     unmapped: u64,
+    /// How far the event log has looked at this connection.
+    ev: events::EventCursor,
 }
 
 impl Conn {
@@ -362,6 +370,7 @@ impl Analyzer {
             f.packets += 1;
             if src_lo == f.client_lo { 0 } else { 1 }
         };
+        let reinjected = if self.events.is_some() { self.reinjected_bytes(fi) } else { 0 };
         let syn = tcp.has(tcp_flags::SYN);
         let ack = tcp.has(tcp_flags::ACK);
         if syn && !ack {
@@ -386,6 +395,9 @@ impl Analyzer {
         }
         if let Some(ci) = f.conn {
             self.conns[ci as usize].last_frame = frame;
+        }
+        if self.events.is_some() {
+            self.derive_events(fi, d, o.prio.map(|p| p.backup), frame, meta.ts(), reinjected);
         }
     }
 
@@ -476,6 +488,7 @@ impl Analyzer {
             first_frame: frame,
             last_frame: frame,
             unmapped: 0,
+            ev: Default::default(),
         });
         f.conn = Some(ci);
         f.sf = 1;

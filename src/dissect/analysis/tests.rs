@@ -672,3 +672,75 @@ mod garbage {
         }
     }
 }
+
+/// The event log (`events.rs`) on the synthetic cases the captures lack.
+fn event_lines(s: &mut Sim) -> Vec<String> {
+    s.a.drain_events().iter().map(|e| format!("{} {} {:?}: {}", e.frame, e.kind.name(), e.subflow, e.kind)).collect()
+}
+
+#[test]
+fn events_for_bad_hmacs_refused_and_failed_joins() {
+    let mut s = Sim::new();
+    s.a.enable_events();
+    s.handshake_v1(false);
+    join(&mut s, Version::V1, false, false);
+    assert_eq!(
+        event_lines(&mut s),
+        [
+            "3 created None: MPTCP v1",
+            "4 established None: MPTCP v1",
+            "6 hmac_failed Some(2): join syn/ack hmac does not verify",
+            "7 sub_established Some(2): an MP_JOIN HMAC does not verify",
+        ]
+    );
+    // A refused join: its reset, with the MP_TCPRST reason in words.
+    let tok = token(KS, Version::V1);
+    let syn = MpJoin::Syn { backup: false, addr_id: 3, token: tok, nonce: 1 };
+    s.c2s(("10.0.3.1", 43000), SYN, 1, 0, &[TcpOption::Mptcp(MptcpOption::MpJoin(syn))], &[]);
+    let rst = TcpOption::Mptcp(MptcpOption::MpTcpRst(MpTcpRst { flags: 0, reason: 3 }));
+    let b = segment(S.0, S.1, "10.0.3.1", 43000, RST | ACK, 0, 2, &[rst], &[]);
+    s.feed(&b, usize::MAX);
+    assert_eq!(
+        event_lines(&mut s),
+        ["9 sub_closed Some(3): join refused by the server: MP_TCPRST reason 3 (administratively prohibited)"]
+    );
+    // A join answered without MP_JOIN runs without MPTCP.
+    let syn = MpJoin::Syn { backup: true, addr_id: 4, token: tok, nonce: 1 };
+    s.c2s(("10.0.4.1", 44000), SYN, 1, 0, &[TcpOption::Mptcp(MptcpOption::MpJoin(syn))], &[]);
+    let b = segment(S.0, S.1, "10.0.4.1", 44000, SYN | ACK, 9, 2, &[TcpOption::Mss(1400)], &[]);
+    s.feed(&b, usize::MAX);
+    let e = s.a.drain_events();
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].kind.to_string(), "join failed: the SYN/ACK has no MP_JOIN");
+    assert_eq!((e[0].kind.name(), e[0].id_loc, e[0].backup), ("fallback", Some(4), Some(true)));
+    assert_eq!(e[0].local, Some("10.0.4.1:44000".parse().unwrap()));
+}
+
+#[test]
+fn events_for_key_mismatch_and_infinite_mapping() {
+    let mut s = Sim::new();
+    s.a.enable_events();
+    s.c2s(C1, SYN, ISN_C, 0, &[mpc(1, 1, None, None, None, None)], &[]);
+    s.s2c(C1, SYN | ACK, ISN_S, ISN_C + 1, &[mpc(1, 1, Some(KS), None, None, None)], &[]);
+    s.c2s(C1, ACK, ISN_C + 1, ISN_S + 1, &[mpc(1, 1, Some(KC), Some(KS ^ 1), None, None)], &[]);
+    let ack = WireSeq::U64(idsn(KC, Version::V1) + 1);
+    s.s2c(
+        C1,
+        ACK,
+        ISN_S + 1,
+        ISN_C + 1,
+        &[dss(Some(ack), Some((WireSeq::U64(idsn(KS, Version::V1) + 1), 1, 0, None)), false)],
+        &[],
+    );
+    let got = event_lines(&mut s);
+    assert_eq!(
+        got,
+        [
+            "3 created None: MPTCP v1",
+            "3 key_mismatch None: the third ACK echoes a key other than the server's",
+            "4 established None: MPTCP v1",
+            "4 fallback None: infinite mapping from the server",
+        ],
+        "{got:#?}"
+    );
+}

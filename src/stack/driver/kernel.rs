@@ -21,6 +21,12 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::sys::{self, PollFd, cvt};
+pub use crate::sys::mptcp_info::{
+    MPTCP_INFO_FLAG_FALLBACK, MPTCP_INFO_FLAG_REMOTE_KEY_RECEIVED, MPTCP_INFO_SIZE, MptcpInfo, TcpInfo,
+};
+use crate::sys::netlink::read;
+pub use crate::sys::os_text;
+pub use crate::sys::sock_diag::SubflowUlp;
 
 pub const IPPROTO_MPTCP: libc::c_int = 262;
 pub const SOL_MPTCP: libc::c_int = 284;
@@ -30,9 +36,6 @@ pub const MPTCP_SUBFLOW_ADDRS: libc::c_int = 3;
 pub const MPTCP_FULL_INFO: libc::c_int = 4;
 /// SOL_TCP option telling whether the socket is (still) MPTCP.
 pub const TCP_IS_MPTCP: libc::c_int = 43;
-/// `mptcp_info.flags` bits.
-pub const MPTCP_INFO_FLAG_FALLBACK: u32 = 1 << 0;
-pub const MPTCP_INFO_FLAG_REMOTE_KEY_RECEIVED: u32 = 1 << 1;
 
 /// What went wrong, with the facts a one-line message needs.
 #[derive(Debug, thiserror::Error)]
@@ -65,15 +68,6 @@ pub enum KernelError {
     Io { op: &'static str, err: io::Error },
     #[error("congestion control {name:?} is not available: {}", os_text(err))]
     CongestionControl { name: String, err: io::Error },
-}
-
-/// An OS error without the "(os error N)" suffix.
-pub fn os_text(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
 }
 
 /// "3s", "250ms".
@@ -274,129 +268,9 @@ pub fn is_mptcp(fd: RawFd) -> Option<bool> {
     sys::getsockopt_bytes(fd, libc::IPPROTO_TCP, TCP_IS_MPTCP, &mut b).ok().map(|_| i32::from_ne_bytes(b) != 0)
 }
 
-/// `struct mptcp_info` (include/uapi/linux/mptcp.h). Older kernels return a
-/// prefix: fields past `len` are zero.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MptcpInfo {
-    /// How many bytes the kernel filled.
-    pub len: usize,
-    pub subflows: u8,
-    pub add_addr_signal: u8,
-    pub add_addr_accepted: u8,
-    pub subflows_max: u8,
-    pub add_addr_signal_max: u8,
-    pub add_addr_accepted_max: u8,
-    pub flags: u32,
-    pub token: u32,
-    pub write_seq: u64,
-    pub snd_una: u64,
-    pub rcv_nxt: u64,
-    pub local_addr_used: u8,
-    pub local_addr_max: u8,
-    pub csum_enabled: u8,
-    pub retransmits: u32,
-    pub bytes_retrans: u64,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
-    pub bytes_acked: u64,
-    pub subflows_total: u8,
-    pub last_data_sent: u32,
-    pub last_data_recv: u32,
-    pub last_ack_recv: u32,
-}
-
-/// Size of `struct mptcp_info` in Linux 6.18.
-pub const MPTCP_INFO_SIZE: usize = 96;
-
-/// Fixed-offset little readers over a byte prefix: absent bytes read as 0.
-struct Fields<'a>(&'a [u8]);
-
-impl Fields<'_> {
-    fn u8(&self, off: usize) -> u8 {
-        self.0.get(off).copied().unwrap_or(0)
-    }
-    fn u32(&self, off: usize) -> u32 {
-        self.0.get(off..off + 4).map(|b| u32::from_ne_bytes(b.try_into().unwrap_or([0; 4]))).unwrap_or(0)
-    }
-    fn u64(&self, off: usize) -> u64 {
-        self.0.get(off..off + 8).map(|b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]))).unwrap_or(0)
-    }
-}
-
-impl MptcpInfo {
-    /// Parse the kernel's bytes (any prefix length).
-    pub fn parse(b: &[u8]) -> MptcpInfo {
-        let f = Fields(b);
-        MptcpInfo {
-            len: b.len(),
-            subflows: f.u8(0),
-            add_addr_signal: f.u8(1),
-            add_addr_accepted: f.u8(2),
-            subflows_max: f.u8(3),
-            add_addr_signal_max: f.u8(4),
-            add_addr_accepted_max: f.u8(5),
-            flags: f.u32(8),
-            token: f.u32(12),
-            write_seq: f.u64(16),
-            snd_una: f.u64(24),
-            rcv_nxt: f.u64(32),
-            local_addr_used: f.u8(40),
-            local_addr_max: f.u8(41),
-            csum_enabled: f.u8(42),
-            retransmits: f.u32(44),
-            bytes_retrans: f.u64(48),
-            bytes_sent: f.u64(56),
-            bytes_received: f.u64(64),
-            bytes_acked: f.u64(72),
-            subflows_total: f.u8(80),
-            last_data_sent: f.u32(84),
-            last_data_recv: f.u32(88),
-            last_ack_recv: f.u32(92),
-        }
-    }
-
-    pub fn fallback(&self) -> bool {
-        self.flags & MPTCP_INFO_FLAG_FALLBACK != 0
-    }
-    pub fn remote_key_received(&self) -> bool {
-        self.flags & MPTCP_INFO_FLAG_REMOTE_KEY_RECEIVED != 0
-    }
-}
-
-/// The `tcp_info` fields we report per subflow (include/uapi/linux/tcp.h
-/// offsets; a shorter struct leaves later fields at 0).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TcpInfoLite {
-    pub state: u8,
-    pub rtt_us: u32,
-    pub rttvar_us: u32,
-    pub snd_ssthresh: u32,
-    pub snd_cwnd: u32,
-    pub snd_mss: u32,
-    pub total_retrans: u32,
-    pub bytes_acked: u64,
-    pub bytes_received: u64,
-    pub bytes_sent: u64,
-    pub bytes_retrans: u64,
-}
-
-impl TcpInfoLite {
-    pub fn parse(b: &[u8]) -> TcpInfoLite {
-        let f = Fields(b);
-        TcpInfoLite {
-            state: f.u8(0),
-            snd_mss: f.u32(16),
-            rtt_us: f.u32(68),
-            rttvar_us: f.u32(72),
-            snd_ssthresh: f.u32(76),
-            snd_cwnd: f.u32(80),
-            total_retrans: f.u32(100),
-            bytes_acked: f.u64(120),
-            bytes_received: f.u64(128),
-            bytes_sent: f.u64(200),
-            bytes_retrans: f.u64(208),
-        }
-    }
+/// A u32 at `at`, 0 past the end of what the kernel wrote.
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    read::u32(b, at).unwrap_or(0)
 }
 
 /// One subflow as MPTCP_FULL_INFO describes it.
@@ -407,7 +281,7 @@ pub struct SubflowInfo {
     pub id: u32,
     pub local: Option<SocketAddr>,
     pub remote: Option<SocketAddr>,
-    pub tcp: TcpInfoLite,
+    pub tcp: TcpInfo,
 }
 
 /// The connection and its subflows.
@@ -473,10 +347,9 @@ pub fn full_info(fd: RawFd) -> io::Result<Option<FullInfo>> {
 
 /// Decode the buffers MPTCP_FULL_INFO filled (separate for testing).
 pub fn parse_full_info(hdr: &[u8], len: usize, sf: &[u8], ti: &[u8]) -> FullInfo {
-    let f = Fields(hdr);
-    let size_tcpinfo_user = f.u32(4) as usize;
-    let size_sfinfo_user = f.u32(12) as usize;
-    let num = f.u32(16) as usize;
+    let size_tcpinfo_user = u32_at(hdr, 4) as usize;
+    let size_sfinfo_user = u32_at(hdr, 12) as usize;
+    let num = u32_at(hdr, 16) as usize;
     let n = num.min(MAX_SUBFLOWS);
     let info = MptcpInfo::parse(hdr.get(FULL_HDR..len.min(hdr.len())).unwrap_or(&[]));
     let mut subflows = Vec::with_capacity(n);
@@ -484,10 +357,10 @@ pub fn parse_full_info(hdr: &[u8], len: usize, sf: &[u8], ti: &[u8]) -> FullInfo
         let s = sf.get(i * size_sfinfo_user..(i + 1) * size_sfinfo_user).unwrap_or(&[]);
         let t = ti.get(i * size_tcpinfo_user..(i + 1) * size_tcpinfo_user).unwrap_or(&[]);
         subflows.push(SubflowInfo {
-            id: Fields(s).u32(0),
+            id: u32_at(s, 0),
             local: s.get(8..136).and_then(sys::sockaddr_from_bytes),
             remote: s.get(136..264).and_then(sys::sockaddr_from_bytes),
-            tcp: TcpInfoLite::parse(t),
+            tcp: crate::sys::mptcp_info::parse_tcp_info(t),
         });
     }
     FullInfo { info, subflows }
@@ -510,7 +383,7 @@ pub fn subflows_legacy(fd: RawFd) -> io::Result<Option<Vec<SubflowInfo>>> {
                 id: i as u32 + 1,
                 local: a.get(0..128).and_then(sys::sockaddr_from_bytes),
                 remote: a.get(128..256).and_then(sys::sockaddr_from_bytes),
-                tcp: tcp.get(i).map(|t| TcpInfoLite::parse(t)).unwrap_or_default(),
+                tcp: tcp.get(i).map(|t| crate::sys::mptcp_info::parse_tcp_info(t)).unwrap_or_default(),
             })
             .collect(),
     ))
@@ -534,9 +407,9 @@ fn subflow_data(fd: RawFd, opt: libc::c_int, elem: usize) -> io::Result<Option<V
         Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let f = Fields(&b[..n.min(b.len())]);
-    let count = f.u32(4) as usize;
-    let size_user = f.u32(12) as usize;
+    let got = &b[..n.min(b.len())];
+    let count = u32_at(got, 4) as usize;
+    let size_user = u32_at(got, 12) as usize;
     let mut v = Vec::new();
     for i in 0..count.min(MAX_SUBFLOWS) {
         let start = HDR + i * size_user;
@@ -563,89 +436,19 @@ pub fn snapshot(fd: RawFd) -> io::Result<Option<FullInfo>> {
     }
 }
 
-/// What sock_diag knows about one subflow (its MPTCP ULP info,
-/// MPTCP_SUBFLOW_ATTR_*): the address ids and ss's flag bits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SubflowUlp {
-    pub id_loc: u8,
-    pub id_rem: u8,
-    pub flags: u32,
-    pub token_loc: u32,
-    pub token_rem: u32,
-}
-
-/// Look up the TCP subflow `local` -> `remote` with an exact sock_diag
-/// request (NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY) and read its MPTCP ULP
-/// info. `None` if the socket is gone or carries no MPTCP info. Needs
-/// CAP_NET_ADMIN for the ULP attribute.
+/// Look up the TCP subflow `local` -> `remote` with the crate's sock_diag
+/// reader and return its MPTCP ULP info (address ids, ss's flag bits,
+/// tokens). `None` if the socket is gone, carries no MPTCP info, or
+/// sock_diag cannot be asked.
 pub fn subflow_ulp(local: SocketAddr, remote: SocketAddr) -> Option<SubflowUlp> {
-    use super::netlink::{self, Msg, NLM_F_REQUEST};
-    const SOCK_DIAG_BY_FAMILY: u16 = 20;
-    const INET_DIAG_ULP_INFO: u16 = 19;
-    const INET_ULP_INFO_MPTCP: u16 = 3;
-    if local.is_ipv4() != remote.is_ipv4() {
-        return None;
-    }
-    let mut sock = netlink::Socket::open(libc::NETLINK_SOCK_DIAG).ok()?;
-    let mut m = Msg::new(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST);
-    // struct inet_diag_req_v2: family, protocol, ext, pad, states, then
-    // struct inet_diag_sockid: sport, dport (big-endian), src[16], dst[16],
-    // if, cookie[2] (INET_DIAG_NOCOOKIE).
-    let mut req = [0u8; 56];
-    req[0] = if local.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 } as u8;
-    req[1] = libc::IPPROTO_TCP as u8;
-    // ext: INET_DIAG_INFO, which also turns on the ULP attribute.
-    req[2] = 1 << (2 - 1);
-    req[4..8].copy_from_slice(&u32::MAX.to_ne_bytes());
-    req[8..10].copy_from_slice(&local.port().to_be_bytes());
-    req[10..12].copy_from_slice(&remote.port().to_be_bytes());
-    let put = |b: &mut [u8], a: &SocketAddr| match a.ip() {
-        std::net::IpAddr::V4(v) => b[..4].copy_from_slice(&v.octets()),
-        std::net::IpAddr::V6(v) => b[..16].copy_from_slice(&v.octets()),
-    };
-    put(&mut req[12..28], &local);
-    put(&mut req[28..44], &remote);
-    req[48..56].copy_from_slice(&[0xff; 8]);
-    m.bytes(&req);
-    let replies = sock.request(&mut m).ok()?;
-    // struct inet_diag_msg is 72 bytes; attributes follow.
-    let body = replies.first()?.get(72..)?;
-    let (_, ulp) = netlink::attrs(body).find(|(t, _)| *t == INET_DIAG_ULP_INFO)?;
-    let (_, mp) = netlink::attrs(ulp).find(|(t, _)| *t == INET_ULP_INFO_MPTCP)?;
-    let mut u = SubflowUlp::default();
-    for (ty, p) in netlink::attrs(mp) {
-        match ty {
-            1 => u.token_rem = netlink::attr_u32(p).unwrap_or(0),
-            2 => u.token_loc = netlink::attr_u32(p).unwrap_or(0),
-            8 => u.flags = netlink::attr_u32(p).unwrap_or(0),
-            9 => u.id_rem = netlink::attr_u8(p).unwrap_or(0),
-            10 => u.id_loc = netlink::attr_u8(p).unwrap_or(0),
-            _ => {}
-        }
-    }
-    Some(u)
+    use crate::sys::{netlink, sock_diag};
+    let mut sock = netlink::Socket::open(netlink::NETLINK_SOCK_DIAG).ok()?;
+    sock_diag::lookup(&mut sock, local, remote).ok()??.subflow
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mptcp_info_prefix_tolerant() {
-        let mut b = vec![0u8; MPTCP_INFO_SIZE];
-        b[0] = 2;
-        b[3] = 8;
-        b[8..12].copy_from_slice(&2u32.to_ne_bytes());
-        b[12..16].copy_from_slice(&0x768f615cu32.to_ne_bytes());
-        b[56..64].copy_from_slice(&1234u64.to_ne_bytes());
-        b[80] = 3;
-        let i = MptcpInfo::parse(&b);
-        assert_eq!((i.subflows, i.subflows_max, i.token, i.bytes_sent, i.subflows_total), (2, 8, 0x768f615c, 1234, 3));
-        assert!(i.remote_key_received() && !i.fallback());
-        // A 6.1-era kernel stops after csum_enabled (43 bytes).
-        let short = MptcpInfo::parse(&b[..43]);
-        assert_eq!((short.token, short.bytes_sent, short.len), (0x768f615c, 0, 43));
-    }
 
     #[test]
     fn full_info_layout() {
@@ -675,6 +478,6 @@ mod tests {
         assert_eq!(fi.subflows[1].id, 3);
         assert_eq!(fi.subflows[1].local, Some(a));
         assert_eq!(fi.subflows[1].remote, Some(b));
-        assert_eq!(fi.subflows[1].tcp.bytes_acked, 99);
+        assert_eq!(fi.subflows[1].tcp.bytes_acked, Some(99));
     }
 }

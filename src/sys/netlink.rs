@@ -1,5 +1,9 @@
-//! Netlink plumbing (RFC 3549; Linux include/uapi/linux/netlink.h): a socket,
-//! message framing and a bounds-checked attribute reader.
+//! The one netlink layer (RFC 3549; Linux include/uapi/linux/netlink.h) of
+//! the crate: a socket, message building, a bounds-checked message and
+//! attribute reader, multipart dumps and acknowledgements. Generic netlink
+//! ([`super::genl`]) and sock_diag ([`super::sock_diag`]) build on it;
+//! mptcp-ss (kernel source, path-manager events) and mptcp-cat (path-manager
+//! endpoints, TUN set-up over rtnetlink, subflow lookups) all go through it.
 //!
 //! The parsing half is pure: [`messages`] and [`attrs`] walk a byte buffer
 //! and never index past what the headers allow; a header that claims more
@@ -8,6 +12,8 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use super::{cvt, cvt_size};
 
 /// `struct nlmsghdr` is 16 bytes: len u32, type u16, flags u16, seq u32, pid u32.
 pub const NLMSG_HDRLEN: usize = 16;
@@ -25,14 +31,18 @@ pub const NLM_F_ACK: u16 = 0x04;
 pub const NLM_F_ROOT: u16 = 0x100;
 pub const NLM_F_MATCH: u16 = 0x200;
 pub const NLM_F_DUMP: u16 = NLM_F_ROOT | NLM_F_MATCH;
+/// For new requests (rtnetlink, generic netlink "add" commands).
+pub const NLM_F_EXCL: u16 = 0x200;
+pub const NLM_F_CREATE: u16 = 0x400;
 
 /// Attribute type bits that are flags, not part of the type.
 pub const NLA_F_NESTED: u16 = 0x8000;
 pub const NLA_F_NET_BYTEORDER: u16 = 0x4000;
 const NLA_TYPE_MASK: u16 = !(NLA_F_NESTED | NLA_F_NET_BYTEORDER);
 
-pub const NETLINK_GENERIC: i32 = 16;
+pub const NETLINK_ROUTE: i32 = 0;
 pub const NETLINK_SOCK_DIAG: i32 = 4;
+pub const NETLINK_GENERIC: i32 = 16;
 const SOL_NETLINK: i32 = 270;
 const NETLINK_ADD_MEMBERSHIP: i32 = 1;
 
@@ -44,10 +54,10 @@ pub const fn align4(n: usize) -> usize {
 /// Errors of the netlink layer.
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
-    #[error("netlink {what}: {source}")]
+    #[error("netlink {what}: {}", super::os_text(source))]
     Io { what: &'static str, source: io::Error },
     /// The kernel answered with an NLMSG_ERROR carrying a negative errno.
-    #[error("netlink {what}: the kernel answered: {}", io::Error::from_raw_os_error(*.errno))]
+    #[error("netlink {what}: the kernel answered: {}", super::errno_text(*.errno))]
     Kernel { what: &'static str, errno: i32 },
     #[error("netlink: malformed {what}: {detail}")]
     Malformed { what: &'static str, detail: String },
@@ -60,6 +70,18 @@ impl NetlinkError {
             NetlinkError::Io { source, .. } => source.raw_os_error(),
             NetlinkError::Kernel { errno, .. } => Some(*errno),
             NetlinkError::Malformed { .. } => None,
+        }
+    }
+}
+
+/// For callers that speak `io::Result` (the TUN set-up): the kernel's errno
+/// as the OS error it is, a malformed answer as `InvalidData`.
+impl From<NetlinkError> for io::Error {
+    fn from(e: NetlinkError) -> io::Error {
+        match e {
+            NetlinkError::Io { source, .. } => source,
+            NetlinkError::Kernel { errno, .. } => io::Error::from_raw_os_error(errno),
+            m @ NetlinkError::Malformed { .. } => io::Error::new(io::ErrorKind::InvalidData, m.to_string()),
         }
     }
 }
@@ -236,19 +258,89 @@ pub fn push_attr(buf: &mut Vec<u8>, ty: u16, value: &[u8]) {
     buf.resize(align4(buf.len()), 0);
 }
 
-/// A whole message: header then `payload` (already aligned by the caller's
-/// attribute pushes, padded here if not).
+/// A request being built: the header, a fixed part (`genlmsghdr`,
+/// `ifinfomsg`, `inet_diag_req_v2`, ...), then attributes, nested ones
+/// included. The length and sequence number are filled in when it is sent.
+#[derive(Clone, Debug)]
+pub struct Request {
+    buf: Vec<u8>,
+    nests: Vec<usize>,
+}
+
+impl Request {
+    /// A message of type `ty` with `flags` (NLM_F_REQUEST and the rest).
+    pub fn new(ty: u16, flags: u16) -> Request {
+        let mut buf = vec![0u8; NLMSG_HDRLEN];
+        buf[4..6].copy_from_slice(&ty.to_ne_bytes());
+        buf[6..8].copy_from_slice(&flags.to_ne_bytes());
+        Request { buf, nests: Vec::new() }
+    }
+
+    pub fn flags(&self) -> u16 {
+        u16::from_ne_bytes([self.buf[6], self.buf[7]])
+    }
+
+    /// Raw bytes (a fixed header), padded to the alignment.
+    pub fn bytes(&mut self, b: &[u8]) -> &mut Request {
+        self.buf.extend_from_slice(b);
+        self.buf.resize(align4(self.buf.len()), 0);
+        self
+    }
+
+    /// One attribute.
+    pub fn attr(&mut self, ty: u16, value: &[u8]) -> &mut Request {
+        push_attr(&mut self.buf, ty, value);
+        self
+    }
+    pub fn attr_u8(&mut self, ty: u16, v: u8) -> &mut Request {
+        self.attr(ty, &[v])
+    }
+    pub fn attr_u16(&mut self, ty: u16, v: u16) -> &mut Request {
+        self.attr(ty, &v.to_ne_bytes())
+    }
+    pub fn attr_u32(&mut self, ty: u16, v: u32) -> &mut Request {
+        self.attr(ty, &v.to_ne_bytes())
+    }
+    /// A NUL-terminated string attribute.
+    pub fn attr_str(&mut self, ty: u16, s: &str) -> &mut Request {
+        let mut b = s.as_bytes().to_vec();
+        b.push(0);
+        self.attr(ty, &b)
+    }
+
+    /// Open a nested attribute (NLA_F_NESTED); close it with [`Request::end_nest`].
+    pub fn nest(&mut self, ty: u16) -> &mut Request {
+        self.nests.push(self.buf.len());
+        self.buf.extend_from_slice(&[0, 0]);
+        self.buf.extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
+        self
+    }
+
+    pub fn end_nest(&mut self) -> &mut Request {
+        if let Some(start) = self.nests.pop() {
+            let len = (self.buf.len() - start) as u16;
+            self.buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+        }
+        self
+    }
+
+    /// The finished message with sequence number `seq`.
+    pub fn finish(&mut self, seq: u32) -> &[u8] {
+        while !self.nests.is_empty() {
+            self.end_nest();
+        }
+        let len = self.buf.len() as u32;
+        self.buf[0..4].copy_from_slice(&len.to_ne_bytes());
+        self.buf[8..12].copy_from_slice(&seq.to_ne_bytes());
+        &self.buf
+    }
+}
+
+/// A whole message: header then `payload` (padded to the alignment).
 pub fn message_bytes(ty: u16, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
-    let len = NLMSG_HDRLEN + payload.len();
-    let mut v = Vec::with_capacity(align4(len));
-    v.extend_from_slice(&(len as u32).to_ne_bytes());
-    v.extend_from_slice(&ty.to_ne_bytes());
-    v.extend_from_slice(&flags.to_ne_bytes());
-    v.extend_from_slice(&seq.to_ne_bytes());
-    v.extend_from_slice(&0u32.to_ne_bytes());
-    v.extend_from_slice(payload);
-    v.resize(align4(v.len()), 0);
-    v
+    let mut r = Request::new(ty, flags);
+    r.bytes(payload);
+    r.finish(seq).to_vec()
 }
 
 /// An owned copy of a received message (type and payload).
@@ -269,85 +361,53 @@ pub struct Socket {
 /// Receive buffer size: dumps arrive in datagrams of up to 32 KiB (or a page
 /// per message); a larger buffer never truncates.
 const RECV_BUF: usize = 256 * 1024;
+/// How long a request waits for the kernel's answer.
+const ANSWER_TIMEOUT_SECS: i64 = 2;
 
 impl Socket {
-    /// Open and bind a netlink socket of `protocol` (NETLINK_SOCK_DIAG, NETLINK_GENERIC).
+    /// Open and bind a netlink socket of `protocol` (NETLINK_ROUTE,
+    /// NETLINK_SOCK_DIAG, NETLINK_GENERIC). Reads time out after 2 s, so a
+    /// kernel that never answers cannot hang the caller.
     pub fn open(protocol: i32) -> Result<Socket, NetlinkError> {
         let io = |what| move |source| NetlinkError::Io { what, source };
         // SAFETY: plain syscall with constant arguments; the result is checked.
-        let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, protocol) };
-        if fd < 0 {
-            return Err(io("socket")(io::Error::last_os_error()));
-        }
+        let fd = cvt(unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, protocol) })
+            .map_err(io("socket"))?;
         // SAFETY: fd is a freshly created descriptor that we own.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         // SAFETY: sockaddr_nl is plain data; zeroed is a valid value.
         let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
         // SAFETY: sa is a valid sockaddr_nl of the length we pass.
-        let r = unsafe {
+        cvt(unsafe {
             libc::bind(
                 fd.as_raw_fd(),
-                &sa as *const libc::sockaddr_nl as *const libc::sockaddr,
+                (&sa as *const libc::sockaddr_nl).cast(),
                 std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
             )
-        };
-        if r < 0 {
-            return Err(io("bind")(io::Error::last_os_error()));
-        }
+        })
+        .map_err(io("bind"))?;
         let s = Socket { fd, seq: 1, buf: vec![0; RECV_BUF] };
-        s.set_recv_timeout(2)?;
-        Ok(s)
-    }
-
-    fn set_recv_timeout(&self, secs: i64) -> Result<(), NetlinkError> {
-        let tv = libc::timeval { tv_sec: secs, tv_usec: 0 };
-        // SAFETY: tv is a valid timeval of the length we pass.
-        let r = unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                &tv as *const libc::timeval as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
+        let tv = libc::timeval { tv_sec: ANSWER_TIMEOUT_SECS, tv_usec: 0 };
+        // SAFETY: timeval is plain data; viewed as its bytes for setsockopt.
+        let tv = unsafe {
+            std::slice::from_raw_parts((&tv as *const libc::timeval).cast::<u8>(), std::mem::size_of::<libc::timeval>())
         };
-        if r < 0 {
-            return Err(NetlinkError::Io { what: "setsockopt SO_RCVTIMEO", source: io::Error::last_os_error() });
-        }
-        Ok(())
+        super::setsockopt_bytes(s.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, tv)
+            .map_err(io("setsockopt SO_RCVTIMEO"))?;
+        Ok(s)
     }
 
     /// Join a multicast group (generic netlink group ids come from nlctrl).
     pub fn add_membership(&self, group: u32) -> Result<(), NetlinkError> {
-        // SAFETY: group is a valid u32 of the length we pass.
-        let r = unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                SOL_NETLINK,
-                NETLINK_ADD_MEMBERSHIP,
-                &group as *const u32 as *const libc::c_void,
-                4,
-            )
-        };
-        if r < 0 {
-            return Err(NetlinkError::Io { what: "joining the multicast group", source: io::Error::last_os_error() });
-        }
-        Ok(())
+        super::setsockopt_bytes(self.fd.as_raw_fd(), SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group.to_ne_bytes())
+            .map_err(|source| NetlinkError::Io { what: "joining the multicast group", source })
     }
 
     /// Switch to non-blocking reads (for event sockets polled by the run loop).
     pub fn set_nonblocking(&self) -> Result<(), NetlinkError> {
-        let fd = self.fd.as_raw_fd();
-        // SAFETY: fcntl on a descriptor we own.
-        let r = unsafe {
-            let fl = libc::fcntl(fd, libc::F_GETFL);
-            if fl < 0 { fl } else { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) }
-        };
-        if r < 0 {
-            return Err(NetlinkError::Io { what: "fcntl O_NONBLOCK", source: io::Error::last_os_error() });
-        }
-        Ok(())
+        super::set_nonblocking(self.fd.as_raw_fd(), true)
+            .map_err(|source| NetlinkError::Io { what: "fcntl O_NONBLOCK", source })
     }
 
     /// The next sequence number for a request.
@@ -362,37 +422,31 @@ impl Socket {
         let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
         // SAFETY: bytes and sa are valid for the lengths passed.
-        let r = unsafe {
+        cvt_size(unsafe {
             libc::sendto(
                 self.fd.as_raw_fd(),
-                bytes.as_ptr() as *const libc::c_void,
+                bytes.as_ptr().cast(),
                 bytes.len(),
                 0,
-                &sa as *const libc::sockaddr_nl as *const libc::sockaddr,
+                (&sa as *const libc::sockaddr_nl).cast(),
                 std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
             )
-        };
-        if r < 0 {
-            return Err(NetlinkError::Io { what: "send", source: io::Error::last_os_error() });
-        }
-        Ok(())
+        })
+        .map(drop)
+        .map_err(|source| NetlinkError::Io { what: "send", source })
     }
 
     /// Receive one datagram; `Ok(None)` when a non-blocking socket has nothing.
     pub fn recv(&mut self) -> Result<Option<&[u8]>, NetlinkError> {
         loop {
             // SAFETY: buf is valid for writes of its length.
-            let n = unsafe {
-                libc::recv(self.fd.as_raw_fd(), self.buf.as_mut_ptr() as *mut libc::c_void, self.buf.len(), 0)
-            };
-            if n >= 0 {
-                return Ok(Some(&self.buf[..n as usize]));
-            }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => return Ok(None),
-                _ => return Err(NetlinkError::Io { what: "recv", source: e }),
+            let r =
+                cvt_size(unsafe { libc::recv(self.fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), self.buf.len(), 0) });
+            match r {
+                Ok(n) => return Ok(Some(&self.buf[..n])),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(source) => return Err(NetlinkError::Io { what: "recv", source }),
             }
         }
     }
@@ -400,19 +454,37 @@ impl Socket {
     /// Send a dump request (NLM_F_REQUEST | NLM_F_DUMP is added) and collect
     /// every answer message up to NLMSG_DONE.
     pub fn dump(&mut self, what: &'static str, ty: u16, payload: &[u8]) -> Result<Vec<OwnedMessage>, NetlinkError> {
-        let seq = self.next_seq();
-        self.send(&message_bytes(ty, NLM_F_REQUEST | NLM_F_DUMP, seq, payload))?;
-        self.collect(what, seq, true)
+        let mut r = Request::new(ty, NLM_F_REQUEST | NLM_F_DUMP);
+        r.bytes(payload);
+        self.transact(what, &mut r)
     }
 
     /// Send a request with NLM_F_ACK and collect the answers up to the ack.
     pub fn request(&mut self, what: &'static str, ty: u16, payload: &[u8]) -> Result<Vec<OwnedMessage>, NetlinkError> {
-        let seq = self.next_seq();
-        self.send(&message_bytes(ty, NLM_F_REQUEST | NLM_F_ACK, seq, payload))?;
-        self.collect(what, seq, false)
+        let mut r = Request::new(ty, NLM_F_REQUEST | NLM_F_ACK);
+        r.bytes(payload);
+        self.transact(what, &mut r)
     }
 
-    fn collect(&mut self, what: &'static str, seq: u32, dump: bool) -> Result<Vec<OwnedMessage>, NetlinkError> {
+    /// Send `req` and collect the kernel's answers: up to NLMSG_DONE for a
+    /// dump (NLM_F_DUMP), up to the acknowledgement with NLM_F_ACK, else the
+    /// first answer. A negative acknowledgement is [`NetlinkError::Kernel`].
+    pub fn transact(&mut self, what: &'static str, req: &mut Request) -> Result<Vec<OwnedMessage>, NetlinkError> {
+        let seq = self.next_seq();
+        let flags = req.flags();
+        self.send(req.finish(seq))?;
+        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+        let until = if dump {
+            Until::Done
+        } else if flags & NLM_F_ACK != 0 {
+            Until::Ack
+        } else {
+            Until::FirstAnswer
+        };
+        self.collect(what, seq, until)
+    }
+
+    fn collect(&mut self, what: &'static str, seq: u32, until: Until) -> Result<Vec<OwnedMessage>, NetlinkError> {
         let mut out = Vec::new();
         loop {
             let Some(buf) = self.recv()? else {
@@ -429,30 +501,37 @@ impl Socket {
                 }
                 match m.ty {
                     NLMSG_NOOP => {}
-                    NLMSG_ERROR => {
+                    NLMSG_ERROR | NLMSG_DONE => {
                         let code = m.error_code().unwrap_or(0);
                         if code < 0 {
                             return Err(NetlinkError::Kernel { what, errno: -code });
                         }
-                        if !dump {
+                        // An ack (error 0) ends a request; a dump ends at DONE.
+                        if m.ty == NLMSG_DONE || until != Until::Done {
                             return Ok(out);
                         }
-                    }
-                    NLMSG_DONE => {
-                        let code = m.error_code().unwrap_or(0);
-                        if code < 0 {
-                            return Err(NetlinkError::Kernel { what, errno: -code });
-                        }
-                        return Ok(out);
                     }
                     NLMSG_OVERRUN => {
                         return Err(NetlinkError::Malformed { what, detail: "overrun: messages were lost".into() });
                     }
-                    _ => out.push(OwnedMessage { ty: m.ty, flags: m.flags, payload: m.payload.to_vec() }),
+                    _ => {
+                        out.push(OwnedMessage { ty: m.ty, flags: m.flags, payload: m.payload.to_vec() });
+                        if until == Until::FirstAnswer {
+                            return Ok(out);
+                        }
+                    }
                 }
             }
         }
     }
+}
+
+/// When a request's answer is complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Until {
+    Done,
+    Ack,
+    FirstAnswer,
 }
 
 #[cfg(test)]
@@ -514,9 +593,50 @@ mod tests {
     }
 
     #[test]
+    fn request_builder_nests_and_pads() {
+        let mut m = Request::new(42, NLM_F_REQUEST);
+        m.bytes(&[1, 2]).attr_u32(3, 7).nest(1).attr_u16(1, 2).attr_u8(2, 9).end_nest().attr_str(5, "ab");
+        assert_eq!(m.flags(), NLM_F_REQUEST);
+        let b = m.finish(9).to_vec();
+        let msg = messages(&b).next().unwrap().unwrap();
+        assert_eq!((msg.ty, msg.seq, msg.payload.len() + NLMSG_HDRLEN), (42, 9, b.len()));
+        assert_eq!(&msg.payload[..4], &[1, 2, 0, 0], "the fixed part is padded");
+        let a: Vec<_> = attrs(&msg.payload[4..]).collect::<Result<_, _>>().unwrap();
+        assert_eq!(a.len(), 3);
+        assert_eq!(a[0].u32(), Some(7));
+        let inner: Vec<_> = a[1].nested().collect::<Result<_, _>>().unwrap();
+        assert_eq!((a[1].ty, inner.len(), inner[0].u16(), inner[1].u8()), (1, 2, Some(2), Some(9)));
+        assert_eq!(a[2].str(), "ab");
+        // A nest left open is closed by finish.
+        let mut m = Request::new(1, 0);
+        m.nest(4).attr_u8(1, 1);
+        let b = m.finish(1).to_vec();
+        let msg = messages(&b).next().unwrap().unwrap();
+        assert_eq!(attrs(msg.payload).find(4).unwrap().nested().count(), 1);
+    }
+
+    #[test]
+    fn kernel_answers_dumps_and_errors() {
+        // rtnetlink needs no privilege to list links; every namespace has lo.
+        let mut s = Socket::open(NETLINK_ROUTE).unwrap();
+        let ifinfomsg = [0u8; 16];
+        let links = s.dump("links", libc::RTM_GETLINK, &ifinfomsg).unwrap();
+        assert!(links.iter().all(|m| m.ty == libc::RTM_NEWLINK) && !links.is_empty());
+        let names: Vec<String> =
+            links.iter().filter_map(|m| attrs(m.payload.get(16..)?).find(libc::IFLA_IFNAME).map(|a| a.str())).collect();
+        assert!(names.iter().any(|n| n == "lo"), "{names:?}");
+        // A request about a link that does not exist: a negative ack.
+        let mut ifi = [0u8; 16];
+        ifi[4..8].copy_from_slice(&0x7fff_fff0i32.to_ne_bytes());
+        let e = s.request("get link", libc::RTM_GETLINK, &ifi).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::ENODEV), "{e}");
+        assert_eq!(io::Error::from(e).raw_os_error(), Some(libc::ENODEV));
+    }
+
+    #[test]
     fn kernel_error_text() {
         let e = NetlinkError::Kernel { what: "sock_diag", errno: libc::ENOENT };
-        assert!(e.to_string().contains("No such file"), "{e}");
+        assert_eq!(e.to_string(), "netlink sock_diag: the kernel answered: No such file or directory");
         assert_eq!(e.errno(), Some(libc::ENOENT));
     }
 }
