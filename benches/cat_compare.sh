@@ -129,14 +129,7 @@ kernel() {
     result "$s" "$e" "$TMP/cli" "$TMP/srv"
 }
 
-best() { # command... -> the line of the fastest run
-    local b="" r i
-    for i in $(seq "$RUNS"); do
-        r=$("$@")
-        if [ -z "$b" ] || awk -v x="${r%% *}" -v y="${b%% *}" 'BEGIN {exit !(x > y)}'; then b=$r; fi
-    done
-    echo "$b"
-}
+. benches/lib.sh
 
 ratio() { python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
 

@@ -93,15 +93,7 @@ iperf() {
         awk -v c="${capable:-0}" -v j="${joins:-0}" '{printf "%.2f %.0f %.0f %s %s\n", $1, $2, $3, c, j}'
 }
 
-# best of RUNS: prints the run with the highest rate (its whole line)
-best() {
-    local b="" r i
-    for i in $(seq "$RUNS"); do
-        r=$("$@")
-        if [ -z "$b" ] || awk -v x="${r%% *}" -v y="${b%% *}" 'BEGIN {exit !(x > y)}'; then b=$r; fi
-    done
-    echo "$b"
-}
+. benches/lib.sh
 
 ours() { # SUBFLOWS -> Gbit/s
     SIM_QUICK="$1,$((GIB * 1024))" "$BIN" | awk '/^quick:/ {print $(NF-1)}'

@@ -30,7 +30,7 @@ use crate::stack::driver::kernel::{self, FullInfo, KernelError, SocketOptions, S
 use crate::stack::driver::signals::Termination;
 use crate::stack::driver::sys::{self, POLLIN, POLLOUT, PollFd};
 
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 256 * 1024;
 /// Stop reading standard input while a connection has this much unsent.
 const TX_HIGH_WATER: usize = 1024 * 1024;
 /// How often -v looks for subflows opening and closing.

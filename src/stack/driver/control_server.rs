@@ -123,24 +123,22 @@ impl ControlServer {
         snapshot: &mut dyn FnMut() -> Snapshot,
         events: &mut dyn FnMut() -> EventBatch,
     ) {
-        let fd_ready = |fd: i32| ready.iter().find(|p| p.fd == fd).copied();
-        if fd_ready(self.listener.as_raw_fd()).is_some_and(|p| p.readable()) {
-            while let Ok((stream, _)) = self.listener.accept() {
-                if stream.set_nonblocking(true).is_ok() {
-                    self.clients.push(Client { stream, inbuf: Vec::new(), out: Vec::new(), cursor: 0 });
-                }
-            }
-        }
-        let mut buf = [0u8; 1024];
-        self.clients.retain_mut(|c| {
-            let Some(p) = fd_ready(c.stream.as_raw_fd()) else { return true };
-            Self::serve_client(c, p, &mut buf, &mut *snapshot, &mut |cursor| (events(), cursor))
-        });
+        self.serve(ready, snapshot, &mut |cursor| (events(), cursor));
     }
 
     /// Like [`Self::service`], with `events` answered from `log`: each
     /// client gets the events since its own previous `events` request.
     pub fn service_log(&mut self, ready: &[PollFd], snapshot: &mut dyn FnMut() -> Snapshot, log: &EventLog) {
+        self.serve(ready, snapshot, &mut |cursor| log.since(cursor));
+    }
+
+    /// `events` maps a client's cursor to its batch and its next cursor.
+    fn serve(
+        &mut self,
+        ready: &[PollFd],
+        snapshot: &mut dyn FnMut() -> Snapshot,
+        events: &mut dyn FnMut(u64) -> (EventBatch, u64),
+    ) {
         let fd_ready = |fd: i32| ready.iter().find(|p| p.fd == fd).copied();
         if fd_ready(self.listener.as_raw_fd()).is_some_and(|p| p.readable()) {
             while let Ok((stream, _)) = self.listener.accept() {
@@ -152,12 +150,10 @@ impl ControlServer {
         let mut buf = [0u8; 1024];
         self.clients.retain_mut(|c| {
             let Some(p) = fd_ready(c.stream.as_raw_fd()) else { return true };
-            Self::serve_client(c, p, &mut buf, &mut *snapshot, &mut |cursor| log.since(cursor))
+            Self::serve_client(c, p, &mut buf, &mut *snapshot, &mut *events)
         });
     }
 
-    /// Read a client's requests, answer them, write what can be written;
-    /// false when the client is gone.
     fn serve_client(
         c: &mut Client,
         p: PollFd,
