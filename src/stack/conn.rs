@@ -391,9 +391,10 @@ pub(crate) struct Connection {
     /// The peer sent MP_FAIL on the only subflow: the next data segment
     /// carries an infinite mapping from this DSN (RFC 8684 §3.7).
     tx_infinite: Option<DataSeq>,
-    /// Sending was rewound to an MP_FAIL's DSN: the subflow's queue holds
-    /// segments from before the rewind, with higher DSNs than new ones.
-    rewound: bool,
+    /// Sending was rewound to an MP_FAIL's DSN at this subflow sequence
+    /// number: the segments before it carry data the peer dropped, and
+    /// only those after it count at the data level.
+    rewound: Option<SubflowSeq>,
     persist_at: Option<Instant>,
     persist_backoff: u32,
     last_adv_edge: DataSeq,
@@ -488,7 +489,7 @@ impl Connection {
             rx_fail: None,
             mp_fail_out: None,
             tx_infinite: None,
-            rewound: false,
+            rewound: None,
             persist_at: None,
             persist_backoff: 0,
             last_adv_edge: DataSeq(0),
@@ -631,10 +632,11 @@ impl Connection {
         self.subflows[i].initial && self.subflows.iter().enumerate().all(|(j, s)| j == i || !s.alive())
     }
 
-    /// The peer sent MP_FAIL for the mapping at `dsn` on subflow `i`, on a
-    /// RST (`on_rst`) or on an ACK (RFC 8684 §3.7). Returns whether the
-    /// connection fell back to TCP.
-    fn on_mp_fail(&mut self, i: usize, dsn: u64, on_rst: bool, ctx: &mut Ctx<'_>) -> bool {
+    /// The peer sent MP_FAIL on subflow `i`, on a RST (`on_rst`) or on an
+    /// ACK (RFC 8684 §3.7). Returns whether the connection fell back to TCP.
+    /// Its DSN (the failed mapping) is not needed: whatever the peer did
+    /// not DATA_ACK is sent again, which starts there.
+    fn on_mp_fail(&mut self, i: usize, on_rst: bool, ctx: &mut Ctx<'_>) -> bool {
         ctx.mib.inc(Counter::MpFailRx);
         if let Some(f) = self.rx_fail.as_mut() {
             // The echo of our own MP_FAIL.
@@ -645,9 +647,9 @@ impl Connection {
             return false;
         }
         if on_rst || !self.subflows[i].initial {
-            // The subflow goes away (the RST is here, or we send it): what
-            // it carried from the failed mapping on goes on the others.
-            self.resend_failed(i, DataSeq(dsn), ctx);
+            // The subflow goes away (the RST is here, or we send it), and
+            // what it carried from the failed mapping on goes on the others
+            // (`kill_subflow`).
             if !on_rst {
                 self.abort_subflow(
                     i,
@@ -681,7 +683,7 @@ impl Connection {
         self.mpc_map = None;
         self.mpc_map_done = true;
         self.tx_infinite = Some(p);
-        self.rewound = true;
+        self.rewound = Some(self.subflows[i].tcb.snd_nxt);
         // The answer carries, as Linux's does, the DSN where our own
         // receiving stands (MP_FAIL's DSN is in its sender's receive space).
         let sf = &mut self.subflows[i];
@@ -690,9 +692,9 @@ impl Connection {
         true
     }
 
-    /// Queue for reinjection what subflow `i` carried from `d` on: after an
-    /// MP_FAIL the peer drops the failed mapping and the subflow goes away,
-    /// even the part its TCP acknowledged (RFC 8684 §3.7).
+    /// Queue for reinjection what subflow `i` carried from `d` on, even
+    /// what its TCP acknowledged: after an MP_FAIL the peer dropped the
+    /// failed mapping (RFC 8684 §3.7).
     fn resend_failed(&mut self, i: usize, d: DataSeq, ctx: &mut Ctx<'_>) {
         let id = self.subflows[i].id;
         let una = self.snd_una;
@@ -915,7 +917,15 @@ impl Connection {
 
     /// Tear a subflow down: no more sending, data reinjected, tuple freed.
     fn kill_subflow(&mut self, i: usize, reason: CloseReason, ctx: &mut Ctx<'_>, reinject: bool) {
-        if reinject {
+        if reinject && self.subflows[i].down.is_none() {
+            if !self.csum_sent.is_empty() && self.mp.active() {
+                // DSS checksums: the peer may have dropped data its TCP
+                // acknowledged (a mapping staged for its checksum, or one
+                // that failed it), so everything this subflow carried that
+                // is not DATA_ACKed goes again (RFC 8684 §3.7).
+                let una = self.snd_una;
+                self.resend_failed(i, una, ctx);
+            }
             self.reinject_from(i, ctx);
         }
         let sf = &mut self.subflows[i];
@@ -1295,6 +1305,11 @@ impl Connection {
             }
             sf.tcb.on_timestamp(seg);
         }
+        // Join responder: a retransmitted third ACK means ours to it was
+        // lost; A waits for it before sending data (RFC 8684 §3.2).
+        if !self.subflows[i].initial && seg.opts.mptcp().any(|o| matches!(o, MptcpOption::MpJoin(MpJoin::Ack { .. }))) {
+            self.subflows[i].tcb.ack_now = true;
+        }
         // Join initiator: any ACK from B after our third ACK confirms it.
         {
             let sf = &mut self.subflows[i];
@@ -1337,10 +1352,9 @@ impl Connection {
             // Plain TCP: the data level follows the subflow (after a rewind
             // to an MP_FAIL's DSN, segments from before it have higher DSNs).
             let sf = &self.subflows[i];
-            let una = if self.rewound {
-                sf.tcb.txq.iter().map(|s| s.dsn).reduce(|a, b| if b < a { b } else { a })
-            } else {
-                sf.tcb.txq.front().map(|s| s.dsn)
+            let una = match self.rewound {
+                Some(at) => sf.tcb.txq.iter().find(|s| s.seq >= at).map(|s| s.dsn),
+                None => sf.tcb.txq.front().map(|s| s.dsn),
             }
             .unwrap_or(self.snd_nxt);
             if una > self.snd_una {
@@ -1382,6 +1396,13 @@ impl Connection {
             }
             self.subflows[i].tcb.after_ack(now, false);
         }
+        // Plain TCP: a FIN that came before the end of the data is taken
+        // once the hole before it fills (by this segment).
+        if !self.mp.active() && !self.peer_fin_done && self.subflows[i].tcb.fin_received {
+            self.peer_fin_done = true;
+            ctx.events.push_back(Event::PeerClosed(self.handle));
+            ctx.events.push_back(Event::Readable(self.handle));
+        }
         self.subflows[i].tcb.schedule_ack(now);
     }
 
@@ -1403,8 +1424,8 @@ impl Connection {
             MptcpOption::MpFail(f) => Some(f.dsn),
             _ => None,
         });
-        if let Some(dsn) = fail {
-            self.on_mp_fail(i, dsn, true, ctx);
+        if fail.is_some() {
+            self.on_mp_fail(i, true, ctx);
         }
         let close = CloseReason::Reset { mptcp_reason: reason };
         self.kill_subflow(i, close, ctx, true);
@@ -1481,8 +1502,8 @@ impl Connection {
                     self.peer_fastclose(ctx);
                     return;
                 }
-                MptcpOption::MpFail(f) => {
-                    self.on_mp_fail(i, f.dsn, false, ctx);
+                MptcpOption::MpFail(_) => {
+                    self.on_mp_fail(i, false, ctx);
                     if !self.subflows[i].alive() || !self.mp.active() {
                         return;
                     }
