@@ -21,8 +21,8 @@ use super::wire::{self, Segment, SegmentRepr, flags};
 use super::{AddrFlags, CloseReason, Config, ConnHandle, Event, FallbackReason, StackError, SubflowInfo};
 use crate::dissect::crypto::{self, Key, Version, add_addr_hmac, join_ack_hmac, join_synack_hmac};
 use crate::dissect::options::{
-    AddAddr, Dss, DssMapping, MpCapable, MpFastclose, MpJoin, MpPrio, MpTcpRst, MptcpOption, RawBytes, RemoveAddr,
-    TcpOption, WireSeq,
+    AddAddr, Dss, DssMapping, MpCapable, MpFail, MpFastclose, MpJoin, MpPrio, MpTcpRst, MptcpOption, RawBytes,
+    RemoveAddr, TcpOption, WireSeq,
 };
 use crate::seq::{DataSeq, SubflowSeq};
 use crate::snapshot::{ConnSnapshot, SubflowSnapshot, subflow_flags, token_hex};
@@ -55,6 +55,9 @@ pub(crate) struct RstOut {
     pub ack: Option<SubflowSeq>,
     pub tcprst: Option<u8>,
     pub fastclose: Option<u64>,
+    /// MP_FAIL with this DSN (RFC 8684 §3.7: a checksum failure on a
+    /// subflow that cannot fall back).
+    pub mp_fail: Option<u64>,
 }
 
 /// What a connection needs from its endpoint while it works.
@@ -122,6 +125,26 @@ struct JoinState {
     /// Initiator: the third ACK must be (re)sent.
     ack_due: bool,
 }
+
+/// A DSS checksum failed on the only subflow (RFC 8684 §3.7): we sent
+/// MP_FAIL and wait for the peer's infinite mapping; in-order data before
+/// it is acknowledged and dropped.
+#[derive(Clone, Copy, Debug)]
+struct RxFail {
+    /// DSN of the mapping that failed (what MP_FAIL carries).
+    dsn: DataSeq,
+    /// The subflow it failed on.
+    sf_id: u32,
+    /// The peer echoed MP_FAIL: no need to send it again.
+    echoed: bool,
+    /// MP_FAIL timer: resend it, or give up after [`MP_FAIL_TRIES`].
+    retx_at: Option<Instant>,
+    tries: u32,
+}
+
+/// MP_FAIL timer expiries (with exponential backoff from the RTO) before
+/// a receiver that got no infinite mapping gives up and resets.
+const MP_FAIL_TRIES: u32 = 5;
 
 /// Staging of a checksummed mapping until it is complete and verified.
 #[derive(Debug)]
@@ -357,6 +380,21 @@ pub(crate) struct Connection {
     pub peer_fin_done: bool,
     /// Receive base after a fallback: (subflow seq, DSN).
     fb_rx: Option<(SubflowSeq, DataSeq)>,
+    /// DSS checksums on: the mappings sent and not yet DATA_ACKed, as
+    /// (subflow id, DSN, length), which an MP_FAIL makes us resend even
+    /// when the subflow's TCP acknowledged them (RFC 8684 §3.7).
+    csum_sent: VecDeque<(u32, DataSeq, u32)>,
+    /// We detected a checksum failure on the only subflow (see [`RxFail`]).
+    rx_fail: Option<RxFail>,
+    /// MP_FAIL to send on an ACK with a DSS: (subflow id, DSN).
+    mp_fail_out: Option<(u32, u64)>,
+    /// The peer sent MP_FAIL on the only subflow: the next data segment
+    /// carries an infinite mapping from this DSN (RFC 8684 §3.7).
+    tx_infinite: Option<DataSeq>,
+    /// Sending was rewound to an MP_FAIL's DSN at this subflow sequence
+    /// number: the segments before it carry data the peer dropped, and
+    /// only those after it count at the data level.
+    rewound: Option<SubflowSeq>,
     persist_at: Option<Instant>,
     persist_backoff: u32,
     last_adv_edge: DataSeq,
@@ -447,6 +485,11 @@ impl Connection {
             peer_fin: None,
             peer_fin_done: false,
             fb_rx: None,
+            csum_sent: VecDeque::new(),
+            rx_fail: None,
+            mp_fail_out: None,
+            tx_infinite: None,
+            rewound: None,
             persist_at: None,
             persist_backoff: 0,
             last_adv_edge: DataSeq(0),
@@ -564,11 +607,186 @@ impl Connection {
         }
         self.mp.fallback = Some(reason);
         ctx.events.push_back(Event::Fallback { conn: self.handle, reason });
+        self.csum_sent.clear();
         if let Some(sf) = self.subflows.first_mut() {
             sf.ready = sf.tcb.state.synchronized();
-            // Data continues in order from where the subflow stands.
-            self.fb_rx = Some((sf.tcb.rcv_nxt, self.rx.nxt));
+            // Data continues in order from where the subflow stands. A
+            // checksummed mapping half received is delivered as it is: no
+            // checksum covers what follows a fallback either.
+            let mut base = self.rx.nxt;
+            if let Some(st) = sf.stage.take() {
+                let w = self.rx.write(st.map.dsn, &st.data);
+                if w.duplicate > 0 {
+                    ctx.mib.inc(Counter::DuplicateData);
+                }
+                base = base.max(st.map.dsn + st.data.len() as u64);
+            }
+            self.fb_rx = Some((sf.tcb.rcv_nxt, base));
         }
+    }
+
+    /// Whether a checksum failure on subflow `i` may end in a fallback to
+    /// TCP (RFC 8684 §3.7) rather than a reset of the subflow: it is the
+    /// initial subflow and no other one is left.
+    fn infinite_fallback_ok(&self, i: usize) -> bool {
+        self.subflows[i].initial && self.subflows.iter().enumerate().all(|(j, s)| j == i || !s.alive())
+    }
+
+    /// The peer sent MP_FAIL on subflow `i`, on a RST (`on_rst`) or on an
+    /// ACK (RFC 8684 §3.7). Returns whether the connection fell back to TCP.
+    /// Its DSN (the failed mapping) is not needed: whatever the peer did
+    /// not DATA_ACK is sent again, which starts there.
+    fn on_mp_fail(&mut self, i: usize, on_rst: bool, ctx: &mut Ctx<'_>) -> bool {
+        ctx.mib.inc(Counter::MpFailRx);
+        if let Some(f) = self.rx_fail.as_mut() {
+            // The echo of our own MP_FAIL.
+            f.echoed = true;
+            return false;
+        }
+        if !self.mp.active() {
+            return false;
+        }
+        if on_rst || !self.subflows[i].initial {
+            // The subflow goes away (the RST is here, or we send it), and
+            // what it carried from the failed mapping on goes on the others
+            // (`kill_subflow`).
+            if !on_rst {
+                self.abort_subflow(
+                    i,
+                    rst_reason::MIDDLEBOX,
+                    CloseReason::LocalReset { mptcp_reason: rst_reason::MIDDLEBOX },
+                    ctx,
+                );
+            }
+            return false;
+        }
+        // MP_FAIL on an ACK of the initial subflow: the peer saw it as the
+        // only one and asks for a fallback. Subflows it did not count go.
+        for j in 0..self.subflows.len() {
+            if j != i && self.subflows[j].alive() {
+                self.abort_subflow(j, rst_reason::UNSPECIFIED, CloseReason::LocalReset { mptcp_reason: 0 }, ctx);
+            }
+        }
+        // Answer with MP_FAIL, fall back, and send again from the first
+        // byte the peer lacks under an infinite mapping: the failed DSN
+        // itself when the peer DATA_ACKed everything before it (as a
+        // receiver that drops the failed mapping does).
+        let p = self.snd_una;
+        self.reinject.clear();
+        for sf in self.subflows.iter_mut() {
+            sf.redundant.clear();
+        }
+        self.fallback(FallbackReason::InfiniteMapping, ctx);
+        if p < self.snd_nxt {
+            self.snd_nxt = p;
+        }
+        self.mpc_map = None;
+        self.mpc_map_done = true;
+        self.tx_infinite = Some(p);
+        self.rewound = Some(self.subflows[i].tcb.snd_nxt);
+        // The answer carries, as Linux's does, the DSN where our own
+        // receiving stands (MP_FAIL's DSN is in its sender's receive space).
+        let sf = &mut self.subflows[i];
+        self.mp_fail_out = Some((sf.id, self.rx.nxt.0));
+        sf.tcb.ack_now = true;
+        true
+    }
+
+    /// Queue for reinjection what subflow `i` carried from `d` on, even
+    /// what its TCP acknowledged: after an MP_FAIL the peer dropped the
+    /// failed mapping (RFC 8684 §3.7).
+    fn resend_failed(&mut self, i: usize, d: DataSeq, ctx: &mut Ctx<'_>) {
+        let id = self.subflows[i].id;
+        let una = self.snd_una;
+        for &(sid, dsn, len) in self.csum_sent.iter() {
+            let end = dsn + len as u64;
+            if sid != id || end <= d || end <= una {
+                continue;
+            }
+            let start = dsn.max(una);
+            self.reinject.push_back((start, (end - start) as u32));
+            ctx.mib.inc(Counter::MptcpRetrans);
+        }
+        for seg in self.subflows[i].tcb.txq.iter_mut() {
+            seg.reinjected = true;
+        }
+    }
+
+    /// A DSS checksum failed on subflow `i` for the mapping at `dsn`
+    /// (RFC 8684 §3.7). Returns whether the subflow goes on (fallback).
+    fn on_checksum_failure(&mut self, i: usize, dsn: DataSeq, ctx: &mut Ctx<'_>) -> bool {
+        ctx.mib.inc(Counter::DataCsumErr);
+        if self.infinite_fallback_ok(i) {
+            // The only subflow: MP_FAIL on an ACK with a DSS, then plain TCP
+            // from the peer's infinite mapping on; the failed mapping is
+            // not delivered, the peer sends it again.
+            self.fallback(FallbackReason::ChecksumFailure, ctx);
+            let sf = &mut self.subflows[i];
+            self.rx_fail = Some(RxFail { dsn, sf_id: sf.id, echoed: false, retx_at: None, tries: 0 });
+            self.mp_fail_out = Some((sf.id, dsn.0));
+            sf.tcb.ack_now = true;
+            return true;
+        }
+        // Several subflows: reset this one with MP_FAIL and MP_TCPRST
+        // "middlebox interference", as Linux does; the peer resends the
+        // mapping elsewhere.
+        let sf = &self.subflows[i];
+        ctx.rsts.push_back(RstOut {
+            src: sf.tcb.local,
+            dst: sf.tcb.remote,
+            seq: sf.tcb.seq_for_ack(),
+            ack: Some(sf.tcb.rcv_nxt),
+            tcprst: Some(rst_reason::MIDDLEBOX),
+            fastclose: None,
+            mp_fail: Some(dsn.0),
+        });
+        ctx.mib.inc(Counter::TcpOutRsts);
+        ctx.mib.inc(Counter::MpRstTx);
+        ctx.mib.inc(Counter::MpFailTx);
+        self.kill_subflow(i, CloseReason::LocalReset { mptcp_reason: rst_reason::MIDDLEBOX }, ctx, true);
+        false
+    }
+
+    /// Options of a segment while we wait for the infinite mapping that
+    /// answers our MP_FAIL (the connection already fell back).
+    fn on_fail_options(&mut self, i: usize, seg: &Segment<'_>, ctx: &mut Ctx<'_>) {
+        for o in seg.opts.mptcp() {
+            match *o {
+                MptcpOption::MpFail(_) => {
+                    ctx.mib.inc(Counter::MpFailRx);
+                    if let Some(f) = self.rx_fail.as_mut() {
+                        f.echoed = true;
+                    }
+                }
+                MptcpOption::Dss(Dss { mapping: Some(m), .. }) if m.data_len == 0 => {
+                    ctx.mib.inc(Counter::InfiniteMapRx);
+                    let dsn = match m.dsn {
+                        WireSeq::U64(v) => DataSeq(v),
+                        WireSeq::U32(v) => DataSeq::extend(v, self.rx.nxt),
+                    };
+                    self.rx_fail = None;
+                    self.mp_fail_out = None;
+                    if dsn > self.rx.nxt {
+                        // The peer goes on past data we never got: the
+                        // stream cannot be whole any more.
+                        self.reset_all(rst_reason::MIDDLEBOX, ctx);
+                        return;
+                    }
+                    let ssn = self.subflows[i].tcb.abs_rcv(m.ssn);
+                    self.fb_rx = Some((ssn, dsn));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Reset every subflow and end the connection (our reason in MP_TCPRST).
+    fn reset_all(&mut self, reason: u8, ctx: &mut Ctx<'_>) {
+        let close = CloseReason::LocalReset { mptcp_reason: reason };
+        for j in 0..self.subflows.len() {
+            self.abort_subflow(j, reason, close, ctx);
+        }
+        self.finish(close, ctx);
     }
 
     // ------------------------------------------------------------------
@@ -671,6 +889,7 @@ impl Connection {
                     ack: Some(sf.tcb.rcv_nxt),
                     tcprst: None,
                     fastclose: if fast { self.mp.remote_key.map(|k| k.0) } else { None },
+                    mp_fail: None,
                 });
                 ctx.mib.inc(Counter::TcpOutRsts);
                 if fast {
@@ -698,7 +917,15 @@ impl Connection {
 
     /// Tear a subflow down: no more sending, data reinjected, tuple freed.
     fn kill_subflow(&mut self, i: usize, reason: CloseReason, ctx: &mut Ctx<'_>, reinject: bool) {
-        if reinject {
+        if reinject && self.subflows[i].down.is_none() {
+            if !self.csum_sent.is_empty() && self.mp.active() {
+                // DSS checksums: the peer may have dropped data its TCP
+                // acknowledged (a mapping staged for its checksum, or one
+                // that failed it), so everything this subflow carried that
+                // is not DATA_ACKed goes again (RFC 8684 §3.7).
+                let una = self.snd_una;
+                self.resend_failed(i, una, ctx);
+            }
             self.reinject_from(i, ctx);
         }
         let sf = &mut self.subflows[i];
@@ -788,6 +1015,7 @@ impl Connection {
                     ack: None,
                     tcprst: None,
                     fastclose: None,
+                    mp_fail: None,
                 });
             }
             return;
@@ -907,6 +1135,7 @@ impl Connection {
                 ack: None,
                 tcprst: None,
                 fastclose: None,
+                mp_fail: None,
             });
             return;
         }
@@ -1006,6 +1235,7 @@ impl Connection {
             ack,
             tcprst: if self.mp.active() { Some(reason) } else { None },
             fastclose: None,
+            mp_fail: None,
         });
         ctx.mib.inc(Counter::TcpOutRsts);
         if self.mp.active() {
@@ -1027,6 +1257,7 @@ impl Connection {
             ack: Some(sf.tcb.rcv_nxt),
             tcprst: if self.mp.active() { Some(reason) } else { None },
             fastclose: None,
+            mp_fail: None,
         });
         ctx.mib.inc(Counter::TcpOutRsts);
         if self.mp.active() {
@@ -1074,6 +1305,11 @@ impl Connection {
             }
             sf.tcb.on_timestamp(seg);
         }
+        // Join responder: a retransmitted third ACK means ours to it was
+        // lost; A waits for it before sending data (RFC 8684 §3.2).
+        if !self.subflows[i].initial && seg.opts.mptcp().any(|o| matches!(o, MptcpOption::MpJoin(MpJoin::Ack { .. }))) {
+            self.subflows[i].tcb.ack_now = true;
+        }
         // Join initiator: any ACK from B after our third ACK confirms it.
         {
             let sf = &mut self.subflows[i];
@@ -1107,9 +1343,20 @@ impl Connection {
                 return;
             }
         } else if out.acked > 0 || self.is_fallback() || !self.mp.enabled {
-            // Plain TCP: the data level follows the subflow.
+            if self.rx_fail.is_some() {
+                self.on_fail_options(i, seg, ctx);
+                if self.closed.is_some() {
+                    return;
+                }
+            }
+            // Plain TCP: the data level follows the subflow (after a rewind
+            // to an MP_FAIL's DSN, segments from before it have higher DSNs).
             let sf = &self.subflows[i];
-            let una = sf.tcb.txq.front().map_or(self.snd_nxt, |s| s.dsn);
+            let una = match self.rewound {
+                Some(at) => sf.tcb.txq.iter().find(|s| s.seq >= at).map(|s| s.dsn),
+                None => sf.tcb.txq.front().map(|s| s.dsn),
+            }
+            .unwrap_or(self.snd_nxt);
             if una > self.snd_una {
                 self.snd_una = una;
             }
@@ -1149,6 +1396,13 @@ impl Connection {
             }
             self.subflows[i].tcb.after_ack(now, false);
         }
+        // Plain TCP: a FIN that came before the end of the data is taken
+        // once the hole before it fills (by this segment).
+        if !self.mp.active() && !self.peer_fin_done && self.subflows[i].tcb.fin_received {
+            self.peer_fin_done = true;
+            ctx.events.push_back(Event::PeerClosed(self.handle));
+            ctx.events.push_back(Event::Readable(self.handle));
+        }
         self.subflows[i].tcb.schedule_ack(now);
     }
 
@@ -1163,6 +1417,15 @@ impl Connection {
             ctx.mib.inc(Counter::MpFastcloseRx);
             self.peer_fastclose(ctx);
             return;
+        }
+        // RFC 8684 §3.7: a RST with MP_FAIL (Linux adds MP_TCPRST 0x06):
+        // the peer dropped the mapping at that DSN.
+        let fail = seg.opts.mptcp().find_map(|o| match o {
+            MptcpOption::MpFail(f) => Some(f.dsn),
+            _ => None,
+        });
+        if fail.is_some() {
+            self.on_mp_fail(i, true, ctx);
         }
         let close = CloseReason::Reset { mptcp_reason: reason };
         self.kill_subflow(i, close, ctx, true);
@@ -1187,6 +1450,7 @@ impl Connection {
                     ack: Some(sf.tcb.rcv_nxt),
                     tcprst: None,
                     fastclose: None,
+                    mp_fail: None,
                 });
             }
             self.kill_subflow(j, CloseReason::PeerFastClose, ctx, false);
@@ -1239,7 +1503,10 @@ impl Connection {
                     return;
                 }
                 MptcpOption::MpFail(_) => {
-                    ctx.mib.inc(Counter::MpFailRx);
+                    self.on_mp_fail(i, false, ctx);
+                    if !self.subflows[i].alive() || !self.mp.active() {
+                        return;
+                    }
                 }
                 _ => {}
             }
@@ -1291,6 +1558,9 @@ impl Connection {
         }
         if ack > self.snd_una {
             self.snd_una = ack.min(self.tx.tail);
+            while self.csum_sent.front().is_some_and(|&(_, d, l)| d + l as u64 <= self.snd_una) {
+                self.csum_sent.pop_front();
+            }
             if self.app_closed && ack == self.tx.tail + 1u64 && !self.dfin_acked {
                 self.dfin_acked = true;
                 self.dfin_due = false;
@@ -1316,6 +1586,12 @@ impl Connection {
             // and the kernel also takes length 0 as infinite).
             ctx.mib.inc(Counter::InfiniteMapRx);
             self.fallback(FallbackReason::InfiniteMapping, ctx);
+            // Plain TCP from the mapping's subflow sequence number at its DSN
+            // (unless that leaves a hole: then from where we stand, as Linux).
+            let ssn = self.subflows[i].tcb.abs_rcv(m.ssn);
+            if dsn <= self.rx.nxt {
+                self.fb_rx = Some((ssn, dsn));
+            }
             return;
         }
         if m.ssn == 0 && data_fin && m.data_len == 1 {
@@ -1415,7 +1691,11 @@ impl Connection {
         let start = seg.seq + off;
         let data = &seg.payload[off..off + len];
         let mut taken = 0usize;
-        if !self.mp.active() {
+        if self.rx_fail.is_some() {
+            // MP_FAIL sent, no infinite mapping yet: in-order data was sent
+            // before the peer rewound; acknowledge and drop it (RFC 8684 §3.7).
+            taken = if start == self.subflows[i].tcb.rcv_nxt { len } else { 0 };
+        } else if !self.mp.active() {
             // Plain TCP: DSN follows the subflow sequence from the fallback point.
             let (bseq, bdsn) = self.fb_rx.unwrap_or((self.subflows[i].tcb.rcv_nxt, self.rx.nxt));
             let dsn = bdsn + (start.diff(bseq) as i64 as u64);
@@ -1522,17 +1802,11 @@ impl Connection {
                     crypto::dss_checksum_ok(m.dsn.0, m.ssn.0.wrapping_sub(sf.tcb.irs.0), dl, c, &st.data)
                 });
                 if !ok {
-                    ctx.mib.inc(Counter::DataCsumErr);
-                    ctx.mib.inc(Counter::MpFailTx);
-                    // RFC 8684 §3.7: the subflow is reset (MP_TCPRST,
-                    // middlebox interference); its data goes elsewhere.
-                    self.abort_subflow(
-                        i,
-                        rst_reason::MIDDLEBOX,
-                        CloseReason::LocalReset { mptcp_reason: rst_reason::MIDDLEBOX },
-                        ctx,
-                    );
-                    return 0;
+                    // RFC 8684 §3.7: the mapping is not delivered. The
+                    // only subflow falls back (what follows in this
+                    // segment is dropped until the infinite mapping);
+                    // otherwise it is reset.
+                    return if self.on_checksum_failure(i, m.dsn, ctx) { data.len() } else { 0 };
                 }
                 let w = self.rx.write(m.dsn, &st.data);
                 if w.duplicate > 0 {
@@ -1869,7 +2143,8 @@ impl Connection {
     // ------------------------------------------------------------------
 
     pub fn next_timeout(&self) -> Option<Instant> {
-        let mut t = [self.dfin_rto_at, self.persist_at].into_iter().flatten().min();
+        let fail = self.rx_fail.and_then(|f| f.retx_at);
+        let mut t = [self.dfin_rto_at, self.persist_at, fail].into_iter().flatten().min();
         for sf in &self.subflows {
             if sf.down.is_none()
                 && let Some(x) = sf.tcb.next_timeout()
@@ -1906,6 +2181,26 @@ impl Connection {
             }
             if self.subflows[j].tcb.rto_at.is_some_and(|t| t <= now) {
                 self.on_subflow_rto(now, j, ctx);
+            }
+        }
+        if let Some(f) = self.rx_fail.as_mut()
+            && f.retx_at.is_some_and(|t| t <= now)
+        {
+            // No infinite mapping came: MP_FAIL again (unless echoed), and
+            // give up in the end, as Linux does after its MP_FAIL timeout.
+            f.retx_at = None;
+            f.tries += 1;
+            if f.tries > MP_FAIL_TRIES {
+                self.rx_fail = None;
+                self.reset_all(rst_reason::MIDDLEBOX, ctx);
+                return;
+            }
+            let (id, dsn, echoed) = (f.sf_id, f.dsn, f.echoed);
+            if echoed {
+                let rto = self.subflows.iter().find(|s| s.id == id).map_or(Duration::from_secs(1), |s| s.tcb.rtt.rto());
+                f.retx_at = Some(now + rto * (1u64 << f.tries.min(6)));
+            } else {
+                self.mp_fail_out = Some((id, dsn.0));
             }
         }
         if self.dfin_rto_at.is_some_and(|t| t <= now) {
@@ -2098,6 +2393,21 @@ impl Connection {
             self.subflows[j].hs_ack_due = false;
             return Some(self.emit_ack(now, j, out, None, false));
         }
+        // MP_FAIL (RFC 8684 §3.7), ours or the echo of the peer's, before any
+        // data (the infinite mapping follows it), on an ACK with a DSS even
+        // when the connection already fell back, as Linux sends it.
+        if let Some((id, dsn)) = self.mp_fail_out
+            && sf.id == id
+        {
+            self.mp_fail_out = None;
+            if let Some(f) = self.rx_fail.as_mut() {
+                let rto = self.subflows[j].tcb.rtt.rto();
+                f.retx_at = Some(now + rto * (1u64 << f.tries.min(6)));
+            }
+            ctx.mib.inc(Counter::MpFailTx);
+            return Some(self.emit_mp_fail(now, j, out, dsn));
+        }
+        let tcb = &self.subflows[j].tcb;
         if let Some(idx) = tcb.next_retransmit() {
             return Some(self.emit_retransmit(now, j, idx, out, ctx));
         }
@@ -2119,6 +2429,10 @@ impl Connection {
             // DSS with 4-byte DATA_ACK and DSN (RFC 8684 §3.3: the receiver
             // extends them), 20 bytes padded; the MP_CAPABLE data form, 24.
             opt += if self.role == Role::Client && !self.mp.fully_established { 24 } else { 20 };
+        } else if self.tx_infinite.is_some() {
+            // The infinite mapping: DSS with a 4-byte DATA_ACK, an 8-byte
+            // DSN and the checksum field.
+            opt += 24;
         }
         sf.tcb.mss.saturating_sub(opt).max(1)
     }
@@ -2321,6 +2635,21 @@ impl Connection {
         let sf = &self.subflows[j];
         if sf.down.is_some() || !sf.tcb.state.synchronized() {
             return None;
+        }
+        // The infinite mapping with no data left to carry it.
+        if let Some(p) = self.tx_infinite
+            && p >= self.tx.tail
+        {
+            self.tx_infinite = None;
+            ctx.mib.inc(Counter::InfiniteMapTx);
+            let ssn = sf.tcb.rel(sf.tcb.snd_nxt);
+            let map = TxMap { dsn: p, ssn, len: 0, checksum: self.mp.csum.then_some(0), mpc: false };
+            let opt = self.data_option(&map, false);
+            let mut o = OptList::new();
+            o.timestamps(&self.subflows[j].tcb, now);
+            o.push(TcpOption::Mptcp(opt));
+            let seq = self.subflows[j].tcb.seq_for_ack();
+            return Some(self.write(now, j, out, seq, flags::ACK, &o, Payload::None));
         }
         let mptcp = self.mp.active();
         // MP_PRIO on this subflow.
@@ -2566,7 +2895,8 @@ impl Connection {
                 data_fin,
                 data_ack: Some(WireSeq::U32(self.data_ack().low32())),
                 mapping: Some(DssMapping {
-                    dsn: WireSeq::U32(map.dsn.low32()),
+                    // The infinite mapping with the full DSN, as Linux sends it.
+                    dsn: if map.len == 0 { WireSeq::U64(map.dsn.0) } else { WireSeq::U32(map.dsn.low32()) },
                     ssn: map.ssn,
                     data_len: map.len,
                     checksum: map.checksum,
@@ -2589,7 +2919,7 @@ impl Connection {
     ) -> (usize, SocketAddr, SocketAddr) {
         let seq = self.subflows[j].tcb.snd_nxt;
         let mptcp = self.mp.active();
-        let map = map.or_else(|| {
+        let mut map = map.or_else(|| {
             mptcp.then(|| {
                 let ssn = self.subflows[j].tcb.rel(seq);
                 let checksum = self.mp.csum.then(|| {
@@ -2600,6 +2930,17 @@ impl Connection {
                 TxMap { dsn, ssn, len: len as u16, checksum, mpc: false }
             })
         });
+        if self.mp.csum && mptcp {
+            self.csum_sent.push_back((self.subflows[j].id, dsn, len as u32));
+        }
+        if !mptcp && self.tx_infinite == Some(dsn) {
+            // RFC 8684 §3.7: after MP_FAIL, the first data carries the
+            // infinite mapping (data-level length 0) from the DSN we resume at.
+            self.tx_infinite = None;
+            ctx.mib.inc(Counter::InfiniteMapTx);
+            let ssn = self.subflows[j].tcb.rel(seq);
+            map = Some(TxMap { dsn, ssn, len: 0, checksum: self.mp.csum.then_some(0), mpc: false });
+        }
         let mut o = OptList::new();
         o.timestamps(&self.subflows[j].tcb, now);
         if let Some(m) = &map {
@@ -2630,9 +2971,10 @@ impl Connection {
         let seg = self.subflows[j].tcb.txq[idx];
         let mut o = OptList::new();
         o.timestamps(&self.subflows[j].tcb, now);
-        if self.mp.active()
-            && let Some(m) = &seg.map
+        if let Some(m) = &seg.map
+            && (self.mp.active() || m.len == 0)
         {
+            // The infinite mapping goes again with its data.
             o.push(TcpOption::Mptcp(self.data_option(m, false)));
         }
         let t = self.write(now, j, out, seg.seq, flags::ACK, &o, Payload::Data(seg.dsn, seg.len as usize));
@@ -2708,6 +3050,22 @@ impl Connection {
         } else {
             tcb.seq_for_ack()
         };
+        self.write(now, j, out, seq, flags::ACK, &o, Payload::None)
+    }
+
+    /// MP_FAIL with a DSS DATA_ACK (RFC 8684 §3.7).
+    fn emit_mp_fail(
+        &mut self,
+        now: Instant,
+        j: usize,
+        out: &mut TxOut<'_>,
+        dsn: u64,
+    ) -> (usize, SocketAddr, SocketAddr) {
+        let mut o = OptList::new();
+        o.timestamps(&self.subflows[j].tcb, now);
+        o.push(TcpOption::Mptcp(MptcpOption::Dss(self.dss_ack())));
+        o.push(TcpOption::Mptcp(MptcpOption::MpFail(MpFail { dsn })));
+        let seq = self.subflows[j].tcb.seq_for_ack();
         self.write(now, j, out, seq, flags::ACK, &o, Payload::None)
     }
 
@@ -2937,6 +3295,9 @@ pub(crate) fn fmt_addr(a: SocketAddr) -> String {
 /// Write a RST (RFC 9293 §3.10.7.1) with optional MP_TCPRST / MP_FASTCLOSE.
 pub(crate) fn emit_rst(r: &RstOut, buf: &mut [u8], checksum: bool) -> usize {
     let mut o = OptList::new();
+    if let Some(dsn) = r.mp_fail {
+        o.push(TcpOption::Mptcp(MptcpOption::MpFail(MpFail { dsn })));
+    }
     if let Some(reason) = r.tcprst {
         o.push(TcpOption::Mptcp(MptcpOption::MpTcpRst(MpTcpRst { flags: 0, reason })));
     }

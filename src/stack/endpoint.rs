@@ -429,7 +429,7 @@ impl Endpoint {
     /// RFC 9293 §3.10.7.1: a RST for a segment no connection owns.
     fn reply_rst(&mut self, seg: &Segment<'_>, tcprst: Option<u8>) {
         let r = if seg.has(flags::ACK) {
-            RstOut { src: seg.dst, dst: seg.src, seq: seg.ack, ack: None, tcprst, fastclose: None }
+            RstOut { src: seg.dst, dst: seg.src, seq: seg.ack, ack: None, tcprst, fastclose: None, mp_fail: None }
         } else {
             RstOut {
                 src: seg.dst,
@@ -438,6 +438,7 @@ impl Endpoint {
                 ack: Some(seg.seq + seg.seq_len()),
                 tcprst,
                 fastclose: None,
+                mp_fail: None,
             }
         };
         self.mib.inc(Counter::TcpOutRsts);

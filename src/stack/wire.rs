@@ -498,6 +498,45 @@ pub fn strip_mptcp_options_parts(packet: &mut [u8], payload: &[u8], checksum: bo
     stripped
 }
 
+/// Payload bytes of a TCP segment whose headers are in `packet` (with
+/// part of its payload, maybe) and `extra` more payload bytes elsewhere.
+pub fn tcp_payload_len(packet: &[u8], extra: usize) -> usize {
+    let Some(off) = tcp_offset(packet) else { return 0 };
+    let Some(&d) = packet.get(off + field::tcp::DATA_OFF) else { return 0 };
+    packet.len().saturating_sub(off + (d >> 4) as usize * 4) + extra
+}
+
+/// Flip every bit of the payload byte at `index` (modulo the payload
+/// length) of a TCP segment whose headers are in `packet` and whose payload
+/// follows them there or is `payload`, and repair the TCP checksum (when
+/// `checksum`): a middlebox that rewrites data and keeps TCP happy, which
+/// only the DSS checksum can catch (RFC 8684 §3.3.1). Returns whether a
+/// payload byte was changed.
+pub fn corrupt_payload_byte(packet: &mut [u8], payload: &mut [u8], index: usize, checksum: bool) -> bool {
+    let Ok(seg) = parse_split(packet, payload, false) else { return false };
+    let (src, dst) = (seg.src.ip(), seg.dst.ip());
+    let Some(off) = tcp_offset(packet) else { return false };
+    let hlen = (packet[off + field::tcp::DATA_OFF] >> 4) as usize * 4;
+    let inline = packet.len().saturating_sub(off + hlen);
+    let total = inline + payload.len();
+    if total == 0 {
+        return false;
+    }
+    let i = index % total;
+    if i < inline {
+        packet[off + hlen + i] ^= 0xff;
+    } else {
+        payload[i - inline] ^= 0xff;
+    }
+    if checksum {
+        let tcp_len = packet.len() - off + payload.len();
+        packet[off + 16..off + 18].copy_from_slice(&[0, 0]);
+        let v = pseudo_sum(src, dst, tcp_len).add_then(&packet[off..]).add_then(payload).finish();
+        packet[off + 16..off + 18].copy_from_slice(&v.to_be_bytes());
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,6 +583,19 @@ mod tests {
         let s = parse(&buf[..n], true).unwrap();
         assert!(!s.opts.has_mptcp());
         assert_eq!(s.opts.timestamps, Some((1, 2)));
+        // A middlebox rewriting one payload byte keeps the TCP checksum valid,
+        // with the payload inline and with the payload apart.
+        assert_eq!(tcp_payload_len(&buf[..n], 0), 5);
+        assert!(corrupt_payload_byte(&mut buf[..n], &mut [], 7, true));
+        let s = parse(&buf[..n], true).unwrap();
+        assert_eq!(s.payload, b"he\x93lo");
+        let h = n - 5;
+        let mut payload = b"hello".to_vec();
+        assert_eq!(tcp_payload_len(&buf[..h], 5), 5);
+        assert!(corrupt_payload_byte(&mut buf[..h], &mut payload, 0, true));
+        assert_eq!(payload, b"\x97ello");
+        assert!(parse_split(&buf[..h], &payload, true).is_ok());
+        assert!(!corrupt_payload_byte(&mut buf[..h], &mut [], 0, true), "no payload, nothing changed");
     }
 
     #[test]

@@ -287,7 +287,47 @@ pub fn run(opts: &Options, sink: &mut dyn SessionSink, term: &Termination) -> Re
     let mut d = Driver::setup(opts, sink, term)?;
     let r = d.run();
     d.shutdown();
+    if d.corrupt.enabled() {
+        // The test hook reports what the stack counted (our side of the
+        // MP_FAIL exchange), as `nstat` does for the kernel.
+        let mib = serde_json::to_string(&d.ep.mib().nonzero()).unwrap_or_default();
+        eprintln!("mptcp-cat: test hook: corrupted tx {} rx {}; mib {mib}", d.corrupt.tx_done, d.corrupt.rx_done);
+    }
     r
+}
+
+/// Test hook (hidden): `MPTCP_CAT_TEST_CORRUPT_TX=N` flips one payload byte
+/// of the Nth data segment we send, after the stack computed its DSS
+/// checksum, and `MPTCP_CAT_TEST_CORRUPT_RX=N` of the Nth data segment we
+/// receive, before the stack sees it; the TCP checksum is repaired (or left
+/// to the offload), as a middlebox rewriting data would: only the DSS
+/// checksum can tell (RFC 8684 §3.7 tests against the kernel).
+#[derive(Debug, Default)]
+struct CorruptHook {
+    tx: Option<u64>,
+    rx: Option<u64>,
+    tx_seen: u64,
+    rx_seen: u64,
+    tx_done: u64,
+    rx_done: u64,
+}
+
+impl CorruptHook {
+    fn from_env() -> CorruptHook {
+        let n = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok()).filter(|&n| n > 0);
+        CorruptHook { tx: n("MPTCP_CAT_TEST_CORRUPT_TX"), rx: n("MPTCP_CAT_TEST_CORRUPT_RX"), ..Default::default() }
+    }
+    fn enabled(&self) -> bool {
+        self.tx.is_some() || self.rx.is_some()
+    }
+    /// Whether this data segment (`payload` bytes) is the one to change.
+    fn hit(want: Option<u64>, seen: &mut u64, payload: usize) -> bool {
+        if want.is_none() || payload == 0 {
+            return false;
+        }
+        *seen += 1;
+        want == Some(*seen)
+    }
 }
 
 struct Driver<'a> {
@@ -312,6 +352,7 @@ struct Driver<'a> {
     tun_in: (u64, u64),
     tun_stats: TunStats,
     gso: Coalescer,
+    corrupt: CorruptHook,
 }
 
 /// What went into the TUN.
@@ -443,6 +484,7 @@ impl<'a> Driver<'a> {
             tun_in: (0, 0),
             tun_stats: TunStats::default(),
             gso: Coalescer::new(),
+            corrupt: CorruptHook::from_env(),
         })
     }
 
@@ -634,6 +676,16 @@ impl<'a> Driver<'a> {
             let off = if self.tun.vnet_hdr() { VNET_HDR_LEN.min(n) } else { 0 };
             self.tun_in.0 += 1;
             self.tun_in.1 += (n - off) as u64;
+            if self.corrupt.rx.is_some() {
+                let pkt = &mut self.rxbuf[off..n];
+                let plen = crate::stack::wire::tcp_payload_len(pkt, 0);
+                if CorruptHook::hit(self.corrupt.rx, &mut self.corrupt.rx_seen, plen) {
+                    let fix = !self.ep.config().offload_checksums;
+                    if crate::stack::wire::corrupt_payload_byte(pkt, &mut [], plen / 2, fix) {
+                        self.corrupt.rx_done += 1;
+                    }
+                }
+            }
             let pkt = &self.rxbuf[off..n];
             if let Some(tap) = &mut self.tap {
                 tap.write(pkt, Direction::In).map_err(io_err("writing the --pcap file"))?;
@@ -658,7 +710,22 @@ impl<'a> Driver<'a> {
     fn flush_tx(&mut self, now: Instant) -> Result<(), EmbeddedError> {
         let offload = self.tun.vnet_hdr();
         let mut err: Option<io::Error> = None;
-        while let Some((t, payload)) = self.ep.poll_transmit_parts(now, &mut self.txbuf) {
+        while let Some((t, mut payload)) = self.ep.poll_transmit_parts(now, &mut self.txbuf) {
+            if self.corrupt.tx.is_some() {
+                let pl = payload.as_ref().map_or(0, |p| p.len());
+                let plen = crate::stack::wire::tcp_payload_len(&self.txbuf[..t.len], pl);
+                if CorruptHook::hit(self.corrupt.tx, &mut self.corrupt.tx_seen, plen) {
+                    // The payload is the send buffer: change a copy.
+                    let mut v = payload.as_ref().map(|p| p.to_vec()).unwrap_or_default();
+                    let fix = !self.ep.config().offload_checksums;
+                    if crate::stack::wire::corrupt_payload_byte(&mut self.txbuf[..t.len], &mut v, plen / 2, fix) {
+                        self.corrupt.tx_done += 1;
+                    }
+                    if payload.is_some() {
+                        payload = Some(crate::stack::buf::Slice::copy_from(&v));
+                    }
+                }
+            }
             let hdr = &self.txbuf[..t.len];
             if let Some(tap) = &mut self.tap {
                 let whole: Vec<u8>;

@@ -48,6 +48,8 @@ pub struct LinkStats {
     pub down_drops: u64,
     pub duplicated: u64,
     pub corrupted: u64,
+    /// Data segments whose payload `corrupt-data` changed (TCP checksum repaired).
+    pub data_corrupted: u64,
     pub reordered: u64,
     pub stripped: u64,
 }
@@ -58,11 +60,13 @@ struct Link {
     /// Departure times of packets still queued.
     queue: VecDeque<Instant>,
     stats: LinkStats,
+    /// Data segments seen (for `corrupt-data`).
+    data_segs: u64,
 }
 
 impl Link {
     fn new() -> Link {
-        Link { busy_until: Instant::ZERO, queue: VecDeque::new(), stats: LinkStats::default() }
+        Link { busy_until: Instant::ZERO, queue: VecDeque::new(), stats: LinkStats::default(), data_segs: 0 }
     }
 }
 
@@ -306,6 +310,24 @@ impl Sim {
             let p: &[u8] = payload.as_deref().unwrap_or(&[]);
             if super::wire::strip_mptcp_options_parts(&mut buf, p, self.checksums) {
                 self.paths[pi].links[dir].stats.stripped += 1;
+            }
+        }
+        if let Some(n) = spec.corrupt_data {
+            let plen = super::wire::tcp_payload_len(&buf, payload.as_ref().map_or(0, |p| p.len()));
+            let link = &mut self.paths[pi].links[dir];
+            if plen > 0 {
+                link.data_segs += 1;
+                if link.data_segs == n {
+                    // The payload is the sender's memory: change a copy.
+                    let mut v = payload.as_ref().map(|p| p.to_vec()).unwrap_or_default();
+                    let at = self.rng.next_u64() as usize;
+                    if super::wire::corrupt_payload_byte(&mut buf, &mut v, at, self.checksums) {
+                        self.paths[pi].links[dir].stats.data_corrupted += 1;
+                    }
+                    if payload.is_some() {
+                        payload = Some(Slice::copy_from(&v));
+                    }
+                }
             }
         }
         if self.chance(spec.corrupt) && total > 0 {

@@ -19,6 +19,10 @@ pub struct PathSpec {
     pub reorder_gap: Option<Duration>,
     pub dup: f64,
     pub corrupt: f64,
+    /// Flip one payload byte of the Nth data segment (1-based, counted per
+    /// direction) and repair the TCP checksum, as a middlebox rewriting
+    /// data: only the DSS checksum (RFC 8684 §3.3.1) can tell.
+    pub corrupt_data: Option<u64>,
     /// Drop-tail queue limit, in packets.
     pub queue: usize,
     /// Strip MPTCP options (kind 30) from every packet, as a middlebox may.
@@ -37,6 +41,7 @@ impl Default for PathSpec {
             reorder_gap: None,
             dup: 0.0,
             corrupt: 0.0,
+            corrupt_data: None,
             queue: 1000,
             strip_options: false,
             down: Vec::new(),
@@ -143,6 +148,15 @@ impl FromStr for PathSpec {
                 "reorder-gap" => p.reorder_gap = Some(parse_duration(need(v, tok, k)?).map_err(|e| err(tok, e))?),
                 "dup" | "duplicate" => p.dup = parse_prob(need(v, tok, k)?).map_err(|e| err(tok, e))?,
                 "corrupt" => p.corrupt = parse_prob(need(v, tok, k)?).map_err(|e| err(tok, e))?,
+                "corrupt-data" => {
+                    let n: u64 = need(v, tok, k)?
+                        .parse()
+                        .map_err(|_| err(tok, "not a segment number (e.g. corrupt-data=50: the 50th data segment)"))?;
+                    if n == 0 {
+                        return Err(err(tok, "segments count from 1"));
+                    }
+                    p.corrupt_data = Some(n);
+                }
                 "queue" => {
                     let q: usize = need(v, tok, k)?.parse().map_err(|_| err(tok, "not a packet count (e.g. 100)"))?;
                     if q == 0 {
@@ -169,7 +183,8 @@ impl FromStr for PathSpec {
                 _ => {
                     return Err(err(
                         tok,
-                        "unknown key (rate, delay, loss, reorder, reorder-gap, dup, corrupt, queue, strip-options, down)",
+                        "unknown key (rate, delay, loss, reorder, reorder-gap, dup, corrupt, corrupt-data, queue, strip-options, \
+                         down)",
                     ));
                 }
             }
@@ -190,6 +205,9 @@ impl fmt::Display for PathSpec {
             if v > 0.0 {
                 write!(f, ",{k}={}%", v * 100.0)?;
             }
+        }
+        if let Some(n) = self.corrupt_data {
+            write!(f, ",corrupt-data={n}")?;
         }
         write!(f, ",queue={}", self.queue)?;
         if self.strip_options {
@@ -233,6 +251,16 @@ mod tests {
         assert_eq!("down=4s-1s".parse::<PathSpec>().unwrap_err().token, "down=4s-1s");
         assert_eq!("rate=10furlongs".parse::<PathSpec>().unwrap_err().token, "rate=10furlongs");
         assert_eq!("queue=0".parse::<PathSpec>().unwrap_err().token, "queue=0");
+        assert_eq!("corrupt-data=0".parse::<PathSpec>().unwrap_err().token, "corrupt-data=0");
+        assert_eq!("corrupt-data=x".parse::<PathSpec>().unwrap_err().token, "corrupt-data=x");
+    }
+
+    #[test]
+    fn corrupt_data_round_trips() {
+        let p: PathSpec = "rate=20mbit,corrupt-data=50".parse().unwrap();
+        assert_eq!(p.corrupt_data, Some(50));
+        let again: PathSpec = p.to_string().parse().unwrap();
+        assert_eq!(again, p);
     }
 
     #[test]
