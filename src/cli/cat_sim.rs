@@ -28,7 +28,7 @@ pub struct SimArgs {
     /// Use the simulated network (required; it selects this mode).
     #[arg(long)]
     pub sim: bool,
-    /// One path (repeatable): rate=50mbit,delay=20ms,loss=1%,reorder=1%,dup=0.1%,corrupt=0.1%,queue=100,strip-options,down=1s-4s
+    /// One path (repeatable): rate=50mbit,delay=20ms,loss=1%,reorder=1%,dup=0.1%,corrupt=0.1%,queue=100,strip-options,corrupt-data=N,down=1s-4s
     #[arg(long = "path", value_name = "SPEC", value_parser = parse_path)]
     pub paths: Vec<PathSpec>,
     /// Write every packet the client sees to this pcap file (raw IP).
