@@ -150,7 +150,7 @@ impl App {
         let data_w =
             |f: &dyn Fn(&ConnView) -> usize, min: usize| self.visible().map(f).max().unwrap_or(0).max(min) as u16;
         let cols = [
-            Col { name: "Source", width: data_w(&|v| v.conn.source.len(), 6), prio: 5 },
+            Col { name: "Source", width: data_w(&|v| short_source(&v.conn.source).len(), 6), prio: 5 },
             Col { name: "State", width: 10, prio: 8 },
             Col { name: "Local", width: data_w(&|v| v.conn.local.len(), 5), prio: 10 },
             Col { name: "Remote", width: data_w(&|v| v.conn.remote.len(), 6), prio: 10 },
@@ -325,6 +325,18 @@ fn widths(cols: &[Col], keep: &[usize]) -> Vec<Constraint> {
     keep.iter().map(|&i| Constraint::Length(cols[i].width)).collect()
 }
 
+/// The source as the table shows it: a capture by its file name (the header
+/// line and `--json` carry the whole path).
+fn short_source(source: &str) -> std::borrow::Cow<'_, str> {
+    match source.strip_prefix("capture:") {
+        Some(path) => match std::path::Path::new(path).file_name() {
+            Some(name) => format!("capture:{}", name.to_string_lossy()).into(),
+            None => source.into(),
+        },
+        None => source.into(),
+    }
+}
+
 fn conn_cells(v: &ConnView) -> Vec<Cell<'static>> {
     let c = &v.conn;
     let subflows = match c.subflows_max {
@@ -333,7 +345,7 @@ fn conn_cells(v: &ConnView) -> Vec<Cell<'static>> {
     };
     let fallback = if c.fallback { Cell::from("yes").style(Style::default().fg(Color::Red)) } else { Cell::from("no") };
     vec![
-        Cell::from(c.source.clone()),
+        Cell::from(short_source(&c.source).to_string()),
         Cell::from(c.state.clone()),
         Cell::from(c.local.clone()),
         Cell::from(c.remote.clone()),
@@ -456,4 +468,17 @@ fn render_help(area: Rect, buf: &mut Buffer) {
     let popup = Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h };
     Clear.render(popup, buf);
     Paragraph::new(lines).block(Block::bordered().title(" Help ").border_type(BorderType::Double)).render(popup, buf);
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::short_source;
+
+    #[test]
+    fn a_capture_is_shown_by_its_file_name() {
+        assert_eq!(short_source("capture:testdata/captures/pcap/x.pcap"), "capture:x.pcap");
+        assert_eq!(short_source("kernel"), "kernel");
+        assert_eq!(short_source("embedded:4242"), "embedded:4242");
+        assert_eq!(short_source("live:eth0"), "live:eth0");
+    }
 }
