@@ -249,7 +249,7 @@ impl CaptureReader {
         match r.next_matching(&mut self.frames, &|data| filter.is_none_or(|f| f.filter(data))) {
             Ok(Some((mut meta, range))) => {
                 meta.linktype = self.linktype;
-                Ok(Some((meta, &r.buf[range])))
+                Ok(Some((meta, &r.data()[range])))
             }
             Ok(None) => Ok(None),
             Err(reason) => Err(if reason.contains("truncated dump file") {
@@ -333,14 +333,22 @@ fn wait_readable(fd: std::os::fd::RawFd, ms: i32) {
 const MAX_SNAPLEN: u32 = 262_144;
 
 /// A classic pcap file (the libpcap format: a 24-byte header, then a 16-byte
-/// header per record), read in large blocks. It follows libpcap's rules: a
-/// record longer than the file's snapshot length is cut to it, a capture
-/// length beyond 262144 is an error, a file that ends inside a record is a
-/// truncated dump file.
+/// header per record). It follows libpcap's rules: a record longer than the
+/// file's snapshot length is cut to it, a capture length beyond 262144 is an
+/// error, a file that ends inside a record is a truncated dump file.
+///
+/// A regular file is mapped into memory and its frames are handed out in
+/// place (no copy through read(2), which cost as much as decoding them);
+/// what the file gains after it was opened (a capture still being written),
+/// and files that cannot be mapped (pipes, special files), are read in large
+/// blocks.
 struct PcapRecords {
     file: std::fs::File,
+    /// The file as it was when opened, while records remain in it.
+    map: Option<Mapping>,
+    /// The block buffer once the mapping is used up (or without one).
     buf: Vec<u8>,
-    /// Parse position and end of valid data in `buf`.
+    /// Parse position and end of valid data in the mapping or `buf`.
     pos: usize,
     end: usize,
     eof: bool,
@@ -372,23 +380,39 @@ impl PcapRecords {
         let rd = |b: [u8; 4]| if swapped { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
         let snap = rd([h[16], h[17], h[18], h[19]]);
         let snaplen = if snap == 0 || snap > MAX_SNAPLEN { MAX_SNAPLEN } else { snap };
-        Ok(Some(PcapRecords {
-            file,
-            buf: vec![0; Self::BLOCK + 16 + MAX_SNAPLEN as usize],
-            pos: 0,
-            end: 0,
-            eof: false,
-            swapped,
-            nanos,
-            snaplen,
-        }))
+        let map = Mapping::new(&file);
+        let (pos, end) = match &map {
+            Some(m) => (24, m.len()),
+            None => (0, 0),
+        };
+        Ok(Some(PcapRecords { file, map, buf: Vec::new(), pos, end, eof: false, swapped, nanos, snaplen }))
+    }
+
+    /// The bytes `pos..end` index.
+    fn data(&self) -> &[u8] {
+        match &self.map {
+            Some(m) => m.bytes(),
+            None => &self.buf,
+        }
     }
 
     /// Make `need` bytes available at `pos`; false if the file ends first.
     fn fill(&mut self, need: usize) -> Result<bool, String> {
-        use std::io::Read;
+        use std::io::{Read, Seek};
         if self.end - self.pos >= need {
             return Ok(true);
+        }
+        if self.buf.is_empty() {
+            self.buf = vec![0; Self::BLOCK + 16 + MAX_SNAPLEN as usize];
+        }
+        if let Some(m) = self.map.take() {
+            // The mapping is used up: go on reading the file where it ends,
+            // with the partial record that is left.
+            let rest = &m.bytes()[self.pos..self.end];
+            self.buf[..rest.len()].copy_from_slice(rest);
+            self.file.seek(std::io::SeekFrom::Start(m.len() as u64)).map_err(|e| e.to_string())?;
+            self.pos = 0;
+            self.end = rest.len();
         }
         self.buf.copy_within(self.pos..self.end, 0);
         self.end -= self.pos;
@@ -406,12 +430,13 @@ impl PcapRecords {
     }
 
     fn u32_at(&self, at: usize) -> u32 {
-        let b = [self.buf[at], self.buf[at + 1], self.buf[at + 2], self.buf[at + 3]];
+        let b: [u8; 4] = self.data()[at..at + 4].try_into().expect("4 bytes");
         if self.swapped { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
     }
 
     /// The next record that `keep` accepts: its metadata (all but the link
-    /// type) and where its bytes are in `buf`. `frames` counts every record.
+    /// type) and where its bytes are in [`Self::data`]. `frames` counts
+    /// every record.
     fn next_matching(
         &mut self,
         frames: &mut u64,
@@ -445,7 +470,7 @@ impl PcapRecords {
             // libpcap hands out at most the file's snapshot length.
             let kept = caplen.min(self.snaplen);
             let range = start..start + kept as usize;
-            if !keep(&self.buf[range.clone()]) {
+            if !keep(&self.data()[range.clone()]) {
                 continue;
             }
             let meta = FrameMeta {
@@ -457,6 +482,64 @@ impl PcapRecords {
                 linktype: 0,
             };
             return Ok(Some((meta, range)));
+        }
+    }
+}
+
+/// A regular file mapped read-only (mmap(2), MAP_PRIVATE).
+///
+/// The file must not shrink while it is mapped (reading a page past its new
+/// end raises SIGBUS), the usual condition of reading a file in place; a
+/// capture being written only grows.
+struct Mapping {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    /// `None` when the file is not a regular file, is empty, or cannot be
+    /// mapped: the caller reads it instead.
+    fn new(file: &std::fs::File) -> Option<Mapping> {
+        let meta = file.metadata().ok()?;
+        let len = usize::try_from(meta.len()).ok()?;
+        if !meta.is_file() || len == 0 {
+            return None;
+        }
+        // SAFETY: a fresh read-only private mapping of an open descriptor; no
+        // Rust object aliases it.
+        let p = unsafe {
+            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0)
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        // Read ahead generously and fault in the pages now: one call for the
+        // whole file costs less than a page fault every few frames. Both are
+        // hints; a kernel without them still reads the file.
+        // SAFETY: advice on the range just mapped.
+        unsafe {
+            libc::madvise(p, len, libc::MADV_SEQUENTIAL);
+            libc::madvise(p, len, libc::MADV_POPULATE_READ);
+        }
+        Some(Mapping { ptr: std::ptr::NonNull::new(p.cast())?, len })
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `len` bytes are mapped readable for the life of `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the range mmap returned; no borrow of it
+        // outlives `self` (`bytes` borrows `self`).
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
         }
     }
 }

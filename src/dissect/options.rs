@@ -830,22 +830,38 @@ impl<'a> Options<'a> {
     /// parsed, which is what a consumer that only looks at MPTCP wants (the
     /// analysis reads every frame's options).
     pub fn mptcp(self) -> MptcpOptions<'a> {
-        MptcpOptions { inner: self }
+        MptcpOptions { inner: self.mptcp_raw() }
+    }
+
+    /// The framing walk of [`Self::mptcp`] without the parsing: each MPTCP
+    /// option's bytes (kind and length included), for a consumer that
+    /// parses only some subtypes, or parses them straight where they go
+    /// ([`parse_mptcp`], [`parse_dss`]).
+    pub fn mptcp_raw(self) -> MptcpRaw<'a> {
+        MptcpRaw { inner: self }
     }
 }
 
-/// Iterator over the MPTCP options of an option space; see [`Options::mptcp`].
+/// Iterator over the framed MPTCP options of an option space, unparsed; see
+/// [`Options::mptcp_raw`]. A framing error (of any kind) is the last item.
 #[derive(Clone, Debug)]
-pub struct MptcpOptions<'a> {
+pub struct MptcpRaw<'a> {
     inner: Options<'a>,
 }
 
-impl Iterator for MptcpOptions<'_> {
-    type Item = Result<MptcpOption, OptionError>;
+impl<'a> MptcpRaw<'a> {
+    /// Offset of the next option within the option space.
+    pub fn offset(&self) -> usize {
+        self.inner.pos
+    }
+}
+
+impl<'a> Iterator for MptcpRaw<'a> {
+    type Item = Result<&'a [u8], OptionError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let o = &mut self.inner;
         loop {
-            let o = &mut self.inner;
             if o.done || o.pos >= o.data.len() {
                 return None;
             }
@@ -859,19 +875,47 @@ impl Iterator for MptcpOptions<'_> {
                 kind::NOP => o.pos += 1,
                 k => {
                     let framed = rest.get(1).is_some_and(|&l| l >= 2 && l as usize <= rest.len());
-                    if k != kind::MPTCP && framed {
-                        o.pos += rest[1] as usize;
-                        continue;
+                    if !framed {
+                        // The full walk reports the framing error and stops.
+                        return match o.next()? {
+                            Err(e) => Some(Err(e)),
+                            Ok(_) => None,
+                        };
                     }
-                    // An MPTCP option, or a framing error (which ends the walk).
-                    match o.next()? {
-                        Ok(TcpOption::Mptcp(m)) => return Some(Ok(m)),
-                        Ok(_) => {}
-                        Err(e) => return Some(Err(e)),
+                    let len = rest[1] as usize;
+                    o.pos += len;
+                    if k == kind::MPTCP {
+                        return Some(Ok(&rest[..len]));
                     }
                 }
             }
         }
+    }
+}
+
+/// Iterator over the MPTCP options of an option space; see [`Options::mptcp`].
+#[derive(Clone, Debug)]
+pub struct MptcpOptions<'a> {
+    inner: MptcpRaw<'a>,
+}
+
+impl Iterator for MptcpOptions<'_> {
+    type Item = Result<MptcpOption, OptionError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let whole = match self.inner.next()? {
+            Ok(w) => w,
+            Err(e) => return Some(Err(e)),
+        };
+        let offset = self.inner.offset() - whole.len();
+        Some(parse_mptcp(whole).map_err(|reason| OptionError {
+            offset,
+            kind: kind::MPTCP,
+            len: Some(whole[1]),
+            subtype: whole.get(2).map(|b| b >> 4),
+            raw: RawBytes::new(whole),
+            reason,
+        }))
     }
 }
 
@@ -986,7 +1030,7 @@ pub fn parse_mptcp(whole: &[u8]) -> Result<MptcpOption, OptionErrorReason> {
                 _ => return bad,
             }
         }
-        subtype::DSS => MptcpOption::Dss(run(dss(after))?.ok_or(OptionErrorReason::InvalidLength)?),
+        subtype::DSS => MptcpOption::Dss(parse_dss(whole)?),
         subtype::ADD_ADDR => {
             let (v4, port, hmac) = match len {
                 8 => (true, false, false),
@@ -1041,6 +1085,15 @@ pub fn parse_mptcp(whole: &[u8]) -> Result<MptcpOption, OptionErrorReason> {
         _ => MptcpOption::Unknown { subtype: st, data: RawBytes::new(&whole[2..]) },
     };
     Ok(opt)
+}
+
+/// Parses a DSS option (RFC 8684 §3.3); `whole` is the full option (kind,
+/// length, body) with subtype DSS. [`parse_mptcp`] gives the same as
+/// `MptcpOption::Dss`; this is for the consumer that looks at DSS alone
+/// (every data segment carries one).
+pub fn parse_dss(whole: &[u8]) -> Result<Dss, OptionErrorReason> {
+    let after = whole.get(3..).ok_or(OptionErrorReason::InvalidLength)?;
+    run(dss(after))?.ok_or(OptionErrorReason::InvalidLength)
 }
 
 fn mp_capable(i: &[u8], version: u8, len: usize) -> IResult<&[u8], MpCapable> {

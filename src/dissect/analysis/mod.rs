@@ -55,6 +55,7 @@ use sentlog::SentLog;
 use super::crypto::{self, Key, Version};
 use super::options::{
     AddAddr, Dss, MpCapable, MpFail, MpFastclose, MpJoin, MpPrio, MpTcpRst, MptcpOption, RemoveAddr, WireSeq, kind,
+    parse_dss, parse_mptcp, parse_options, subtype,
 };
 use super::packet::{self, FrameMeta, Packet, TcpSegment, tcp_flags};
 use crate::seq::{DataSeq, SubflowSeq};
@@ -269,20 +270,35 @@ struct Opts {
 impl Opts {
     /// The MPTCP options of a segment, through the codec's MPTCP-only walk
     /// (other kinds are skipped by their length, RFC 9293 §3.2 framing).
+    /// A DSS, the option of nearly every segment, is parsed straight into
+    /// its field.
     fn collect(tcp: &TcpSegment<'_>) -> Opts {
         let mut o = Opts::default();
-        for r in tcp.mptcp_options() {
-            match r {
-                Ok(m) => {
-                    o.any = true;
-                    o.add(m);
+        for r in parse_options(tcp.options_raw).mptcp_raw() {
+            let whole = match r {
+                Ok(w) => w,
+                Err(e) => {
+                    if e.kind == kind::MPTCP {
+                        o.any = true;
+                        o.bad = true;
+                    }
+                    // A framing error ends the walk.
+                    continue;
                 }
-                Err(e) if e.kind == kind::MPTCP => {
-                    o.any = true;
-                    o.bad = true;
+            };
+            o.any = true;
+            if whole.get(2).is_some_and(|b| b >> 4 == subtype::DSS) {
+                match parse_dss(whole) {
+                    Ok(d) => {
+                        o.dss.get_or_insert(d);
+                    }
+                    Err(_) => o.bad = true,
                 }
-                // Another kind's framing error ends the walk.
-                Err(_) => {}
+                continue;
+            }
+            match parse_mptcp(whole) {
+                Ok(m) => o.add(m),
+                Err(_) => o.bad = true,
             }
         }
         o
