@@ -1091,6 +1091,7 @@ pub fn parse_mptcp(whole: &[u8]) -> Result<MptcpOption, OptionErrorReason> {
 /// length, body) with subtype DSS. [`parse_mptcp`] gives the same as
 /// `MptcpOption::Dss`; this is for the consumer that looks at DSS alone
 /// (every data segment carries one).
+#[inline]
 pub fn parse_dss(whole: &[u8]) -> Result<Dss, OptionErrorReason> {
     let after = whole.get(3..).ok_or(OptionErrorReason::InvalidLength)?;
     run(dss(after))?.ok_or(OptionErrorReason::InvalidLength)
@@ -1114,6 +1115,7 @@ fn wire_seq(wide: bool) -> impl Fn(&[u8]) -> IResult<&[u8], WireSeq> {
 /// DSS body after the subtype byte; `None` when the length does not match the
 /// flags (RFC 8684 §3.3: the flags say which fields follow, and the only
 /// optional part left is the 2-byte checksum of a mapping).
+#[inline]
 fn dss(i: &[u8]) -> IResult<&[u8], Option<Dss>> {
     let (i, flags) = be_u8(i)?;
     let has_ack = flags & Dss::FLAG_ACK != 0;

@@ -359,10 +359,19 @@ impl Analyzer {
         self.process::<false>(meta, pkt, &mut note);
     }
 
-    /// Feed one captured frame on the summary path (no note): decodes it
-    /// with [`packet::decode`] and observes it.
+    /// Feed one captured frame on the summary path (no note): what
+    /// [`Self::observe`] of [`packet::decode`] does, with the common frames'
+    /// IP and TCP facts handed over as they are decoded
+    /// ([`packet::decode_common_tcp`]).
     pub fn observe_frame(&mut self, meta: &FrameMeta, frame: &[u8]) {
-        self.observe(meta, &packet::decode(meta.linktype, frame));
+        match packet::decode_common_tcp(meta.linktype, frame) {
+            Some((ip, tcp)) => {
+                self.frames += 1;
+                let mut note = PacketNote::default();
+                self.process_tcp::<false>(meta, ip.src, ip.dst, &tcp, &mut note);
+            }
+            None => self.observe(meta, &packet::decode_general(meta.linktype, frame)),
+        }
     }
 
     /// Connections and flows tracked so far.
@@ -372,14 +381,25 @@ impl Analyzer {
 
     fn process<const NOTE: bool>(&mut self, meta: &FrameMeta, pkt: &Packet<'_>, note: &mut PacketNote) {
         self.frames += 1;
-        let (Some(ip), Some(tcp)) = (pkt.ip.as_ref(), pkt.tcp.as_ref()) else {
-            return;
-        };
+        if let (Some(ip), Some(tcp)) = (pkt.ip.as_ref(), pkt.tcp.as_ref()) {
+            self.process_tcp::<NOTE>(meta, ip.src, ip.dst, tcp, note);
+        }
+    }
+
+    /// A TCP segment from `src` to `dst` (the frame already counted).
+    fn process_tcp<const NOTE: bool>(
+        &mut self,
+        meta: &FrameMeta,
+        src: IpAddr,
+        dst: IpAddr,
+        tcp: &TcpSegment<'_>,
+        note: &mut PacketNote,
+    ) {
         self.tcp_segments += 1;
         let frame = meta.number;
         let o = Opts::collect(tcp);
-        let (key, src_lo) = FlowKey::new(ip.src, tcp.sport, ip.dst, tcp.dport);
-        let fi = self.flow_for(key, src_lo, ip.src, ip.dst, tcp, frame);
+        let (key, src_lo) = FlowKey::new(src, tcp.sport, dst, tcp.dport);
+        let fi = self.flow_for(key, src_lo, src, dst, tcp, frame);
         let d = {
             let f = &mut self.flows[fi];
             f.last_frame = frame;
@@ -422,6 +442,7 @@ impl Analyzer {
     /// old flow already closed: a SYN can only be retransmitted before the
     /// connection ends (RFC 9293 §3.10.7.3), so a same-ISN SYN after a FIN or
     /// RST is a new connection (e.g. a capture replayed with `mergecap -a`).
+    #[inline]
     fn flow_for(
         &mut self,
         key: FlowKey,
@@ -442,6 +463,20 @@ impl Analyzer {
                 return fi as usize;
             }
         }
+        self.new_flow(key, src_lo, src, dst, tcp, frame)
+    }
+
+    /// A new flow on the 4-tuple (see [`Self::flow_for`]).
+    #[inline(never)]
+    fn new_flow(
+        &mut self,
+        key: FlowKey,
+        src_lo: bool,
+        src: IpAddr,
+        dst: IpAddr,
+        tcp: &TcpSegment<'_>,
+        frame: u64,
+    ) -> usize {
         let synack = tcp.has(tcp_flags::SYN) && tcp.has(tcp_flags::ACK);
         let (client, server, client_lo) = if synack {
             (SocketAddr::new(dst, tcp.dport), SocketAddr::new(src, tcp.sport), !src_lo)
