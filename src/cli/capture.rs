@@ -437,11 +437,18 @@ impl PcapRecords {
     }
 
     /// Make `need` bytes available at `pos`; false if the file ends first.
+    #[inline(always)]
     fn fill(&mut self, need: usize) -> Result<bool, String> {
-        use std::io::{Read, Seek};
         if self.end - self.pos >= need {
             return Ok(true);
         }
+        self.refill(need)
+    }
+
+    /// [`Self::fill`] when the bytes are not there yet.
+    #[inline(never)]
+    fn refill(&mut self, need: usize) -> Result<bool, String> {
+        use std::io::{Read, Seek};
         if self.buf.is_empty() {
             self.buf = vec![0; Self::BLOCK + 16 + MAX_SNAPLEN as usize];
         }
@@ -478,7 +485,7 @@ impl PcapRecords {
     /// The next record that `keep` accepts: its metadata (all but the link
     /// type) and where its bytes are in [`Self::data`]. `frames` counts
     /// every record.
-    #[inline]
+    #[inline(always)]
     fn next_matching(
         &mut self,
         frames: &mut u64,

@@ -1091,7 +1091,7 @@ pub fn parse_mptcp(whole: &[u8]) -> Result<MptcpOption, OptionErrorReason> {
 /// length, body) with subtype DSS. [`parse_mptcp`] gives the same as
 /// `MptcpOption::Dss`; this is for the consumer that looks at DSS alone
 /// (every data segment carries one).
-#[inline]
+#[inline(always)]
 pub fn parse_dss(whole: &[u8]) -> Result<Dss, OptionErrorReason> {
     let after = whole.get(3..).ok_or(OptionErrorReason::InvalidLength)?;
     run(dss(after))?.ok_or(OptionErrorReason::InvalidLength)
@@ -1106,26 +1106,37 @@ fn mp_capable(i: &[u8], version: u8, len: usize) -> IResult<&[u8], MpCapable> {
     Ok((i, MpCapable { version, flags, sender_key, receiver_key, data_len, checksum }))
 }
 
-fn wire_seq(wide: bool) -> impl Fn(&[u8]) -> IResult<&[u8], WireSeq> {
-    move |i| {
-        if wide { be_u64(i).map(|(i, v)| (i, WireSeq::U64(v))) } else { be_u32(i).map(|(i, v)| (i, WireSeq::U32(v))) }
-    }
+#[inline(always)]
+fn wire_seq(i: &[u8], wide: bool) -> IResult<&[u8], WireSeq> {
+    if wide { be_u64(i).map(|(i, v)| (i, WireSeq::U64(v))) } else { be_u32(i).map(|(i, v)| (i, WireSeq::U32(v))) }
 }
 
 /// DSS body after the subtype byte; `None` when the length does not match the
 /// flags (RFC 8684 §3.3: the flags say which fields follow, and the only
 /// optional part left is the 2-byte checksum of a mapping).
-#[inline]
+#[inline(always)]
 fn dss(i: &[u8]) -> IResult<&[u8], Option<Dss>> {
     let (i, flags) = be_u8(i)?;
     let has_ack = flags & Dss::FLAG_ACK != 0;
     let has_map = flags & Dss::FLAG_MAPPING != 0;
-    let (i, data_ack) = cond(has_ack, wire_seq(flags & Dss::FLAG_ACK8 != 0)).parse(i)?;
+    let (i, data_ack) = if has_ack {
+        let (i, a) = wire_seq(i, flags & Dss::FLAG_ACK8 != 0)?;
+        (i, Some(a))
+    } else {
+        (i, None)
+    };
     let mut mapping = None;
     let mut i = i;
     if has_map {
-        let (r, (dsn, ssn, data_len)) = (wire_seq(flags & Dss::FLAG_DSN8 != 0), be_u32, be_u16).parse(i)?;
-        let (r, checksum) = cond(r.len() == 2, be_u16).parse(r)?;
+        let (r, dsn) = wire_seq(i, flags & Dss::FLAG_DSN8 != 0)?;
+        let (r, ssn) = be_u32(r)?;
+        let (r, data_len) = be_u16(r)?;
+        let (r, checksum) = if r.len() == 2 {
+            let (r, c) = be_u16(r)?;
+            (r, Some(c))
+        } else {
+            (r, None)
+        };
         mapping = Some(DssMapping { dsn, ssn, data_len, checksum });
         i = r;
     }

@@ -442,7 +442,7 @@ impl Analyzer {
     /// old flow already closed: a SYN can only be retransmitted before the
     /// connection ends (RFC 9293 §3.10.7.3), so a same-ISN SYN after a FIN or
     /// RST is a new connection (e.g. a capture replayed with `mergecap -a`).
-    #[inline]
+    #[inline(always)]
     fn flow_for(
         &mut self,
         key: FlowKey,
