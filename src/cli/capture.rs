@@ -608,6 +608,12 @@ impl Mapping {
     }
 }
 
+// SAFETY: the mapping is read-only memory owned by the value; sharing or
+// moving it across threads is as safe as for a `Box<[u8]>`.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; `&Mapping` only gives out `&[u8]`.
+unsafe impl Sync for Mapping {}
+
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the range mmap returned; no borrow of it
@@ -679,5 +685,85 @@ impl CaptureWriter {
     pub fn flush(&mut self) -> Result<(), CaptureError> {
         use std::io::Write;
         self.out.flush().map_err(|e| CaptureError::Write { file: self.file.clone(), reason: e.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A classic little-endian microsecond pcap: the file header, then
+    /// records of the given bytes (raw IP link type).
+    fn header() -> Vec<u8> {
+        let mut h = vec![0u8; 24];
+        h[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        h[4..6].copy_from_slice(&2u16.to_le_bytes());
+        h[6..8].copy_from_slice(&4u16.to_le_bytes());
+        h[16..20].copy_from_slice(&65535u32.to_le_bytes());
+        h[20..24].copy_from_slice(&(linktype::RAW).to_le_bytes());
+        h
+    }
+
+    fn record(i: u8, len: usize) -> Vec<u8> {
+        let mut r = Vec::new();
+        r.extend_from_slice(&(1000 + i as u32).to_le_bytes());
+        r.extend_from_slice(&(i as u32).to_le_bytes());
+        r.extend_from_slice(&(len as u32).to_le_bytes());
+        r.extend_from_slice(&(len as u32).to_le_bytes());
+        r.extend((0..len).map(|k| i.wrapping_mul(31).wrapping_add(k as u8)));
+        r
+    }
+
+    fn read_all(r: &mut PcapRecords) -> Vec<(u64, i64, Vec<u8>)> {
+        let mut frames = 0;
+        let mut out = Vec::new();
+        while let Some((meta, range)) = r.next_matching(&mut frames, &|_| true).unwrap() {
+            out.push((meta.number, meta.ts_sec, r.data()[range].to_vec()));
+        }
+        out
+    }
+
+    #[test]
+    fn mapped_file_gives_every_record_and_what_it_gains_after_opening() {
+        let recs: Vec<Vec<u8>> = (0..5u8).map(|i| record(i, 40 + 7 * i as usize)).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("growing.pcap");
+        // Opened while the third record is half written.
+        let mut first = header();
+        first.extend_from_slice(&recs[0]);
+        first.extend_from_slice(&recs[1]);
+        let half = recs[2].len() / 2;
+        first.extend_from_slice(&recs[2][..half]);
+        std::fs::write(&path, &first).unwrap();
+        let mut r = PcapRecords::open(&path).unwrap().expect("a classic pcap");
+        assert!(r.map.is_some(), "a regular file is mapped");
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&recs[2][half..]).unwrap();
+        f.write_all(&recs[3]).unwrap();
+        f.write_all(&recs[4]).unwrap();
+        drop(f);
+        let got = read_all(&mut r);
+        assert_eq!(got.len(), 5);
+        for (i, (n, ts, data)) in got.iter().enumerate() {
+            assert_eq!((*n, *ts), (i as u64 + 1, 1000 + i as i64));
+            assert_eq!(data[..], recs[i][16..]);
+        }
+    }
+
+    #[test]
+    fn truncated_record_in_a_mapped_file_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.pcap");
+        let mut bytes = header();
+        bytes.extend_from_slice(&record(0, 60));
+        bytes.extend_from_slice(&record(1, 60)[..30]);
+        std::fs::write(&path, &bytes).unwrap();
+        let mut r = PcapRecords::open(&path).unwrap().unwrap();
+        let mut frames = 0;
+        assert!(r.next_matching(&mut frames, &|_| true).unwrap().is_some());
+        let e = r.next_matching(&mut frames, &|_| true).unwrap_err();
+        assert!(e.contains("truncated dump file"), "{e}");
+        assert_eq!(frames, 1);
     }
 }

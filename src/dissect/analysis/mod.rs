@@ -280,8 +280,10 @@ impl Opts {
     /// (other kinds are skipped by their length, RFC 9293 §3.2 framing).
     /// A DSS, the option of nearly every segment, is parsed straight into
     /// its field.
-    fn collect(tcp: &TcpSegment<'_>) -> Opts {
-        let mut o = Opts::default();
+    /// Fills an empty `Opts` in place (built where it is used, not copied
+    /// there).
+    fn collect(&mut self, tcp: &TcpSegment<'_>) {
+        let o = self;
         for r in parse_options(tcp.options_raw).mptcp_raw() {
             let whole = match r {
                 Ok(w) => w,
@@ -309,7 +311,6 @@ impl Opts {
                 Err(_) => o.bad = true,
             }
         }
-        o
     }
 
     #[cold]
@@ -438,7 +439,8 @@ impl Analyzer {
     ) {
         self.tcp_segments += 1;
         let frame = meta.number;
-        let o = Opts::collect(tcp);
+        let mut o = Opts::default();
+        o.collect(tcp);
         let (key, src_lo) = FlowKey::new(src, tcp.sport, dst, tcp.dport);
         let fi = self.flow_for(key, src_lo, src, dst, tcp, frame);
         let d = {
@@ -846,7 +848,7 @@ impl Analyzer {
 
         self.check_options_present::<NOTE>(fi, ci, d, tcp, o, frame, note);
 
-        if let Some(dss) = o.dss {
+        if let Some(dss) = &o.dss {
             self.on_dss::<NOTE>(fi, ci, d, tcp, dss, frame, note);
         }
         if tcp.payload_len > 0 {
@@ -1026,7 +1028,7 @@ impl Analyzer {
         ci: u32,
         d: usize,
         tcp: &TcpSegment<'_>,
-        dss: Dss,
+        dss: &Dss,
         frame: u64,
         note: &mut PacketNote,
     ) {
