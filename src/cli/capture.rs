@@ -581,9 +581,8 @@ impl Mapping {
         }
         // SAFETY: a fresh read-only private mapping of an open descriptor; no
         // Rust object aliases it.
-        let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0)
-        };
+        let p =
+            unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0) };
         if p == libc::MAP_FAILED {
             return None;
         }
