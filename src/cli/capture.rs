@@ -391,6 +391,8 @@ struct PcapRecords {
     end: usize,
     /// Where the cache lines prefetched so far end.
     fetched: usize,
+    /// Where the pages of the mapping faulted in so far end.
+    populated: usize,
     eof: bool,
     swapped: bool,
     nanos: bool,
@@ -425,7 +427,19 @@ impl PcapRecords {
             Some(m) => (24, m.len()),
             None => (0, 0),
         };
-        Ok(Some(PcapRecords { file, map, buf: Vec::new(), pos, end, fetched: 0, eof: false, swapped, nanos, snaplen }))
+        Ok(Some(PcapRecords {
+            file,
+            map,
+            buf: Vec::new(),
+            pos,
+            end,
+            fetched: 0,
+            populated: 0,
+            eof: false,
+            swapped,
+            nanos,
+            snaplen,
+        }))
     }
 
     /// The bytes `pos..end` index.
@@ -433,6 +447,19 @@ impl PcapRecords {
         match &self.map {
             Some(m) => m.bytes(),
             None => &self.buf,
+        }
+    }
+
+    /// Faults in the mapping's next window (see [`POPULATE_WINDOW`]).
+    #[cold]
+    fn populate_ahead(&mut self) {
+        match &self.map {
+            Some(m) if self.populated < m.len() => {
+                let to = (self.pos + POPULATE_WINDOW).max(self.populated + POPULATE_WINDOW / 2);
+                m.populate(self.populated, to);
+                self.populated = to;
+            }
+            _ => self.populated = usize::MAX,
         }
     }
 
@@ -502,6 +529,9 @@ impl PcapRecords {
                 ));
             }
             let p = self.pos;
+            if p + POPULATE_WINDOW / 2 >= self.populated {
+                self.populate_ahead();
+            }
             while self.fetched < p + PREFETCH_AHEAD {
                 prefetch(self.data(), self.fetched);
                 self.fetched += 64;
@@ -538,6 +568,11 @@ impl PcapRecords {
         }
     }
 }
+
+/// The mapping is faulted in by windows of this size, the next one when the
+/// reader is half-way through the current: a few calls for a whole file,
+/// without reading a file larger than memory in full before the first frame.
+const POPULATE_WINDOW: usize = 32 << 20;
 
 /// How far ahead of the record being read its successors are prefetched
 /// into the cache: records are read once, in order, so every cache line of
@@ -586,15 +621,21 @@ impl Mapping {
         if p == libc::MAP_FAILED {
             return None;
         }
-        // Read ahead generously and fault in the pages now: one call for the
-        // whole file costs less than a page fault every few frames. Both are
-        // hints; a kernel without them still reads the file.
-        // SAFETY: advice on the range just mapped.
-        unsafe {
-            libc::madvise(p, len, libc::MADV_SEQUENTIAL);
-            libc::madvise(p, len, libc::MADV_POPULATE_READ);
-        }
         Some(Mapping { ptr: std::ptr::NonNull::new(p.cast())?, len })
+    }
+
+    /// Faults in `from..to` (clipped to the file) in one call, which costs
+    /// less than a page fault every few frames; a hint, so a kernel without
+    /// MADV_POPULATE_READ (before 5.14) still reads the file, page by page.
+    fn populate(&self, from: usize, to: usize) {
+        let to = to.min(self.len);
+        if from >= to {
+            return;
+        }
+        // SAFETY: advice on a range inside the mapping.
+        unsafe {
+            libc::madvise(self.ptr.as_ptr().add(from).cast(), to - from, libc::MADV_POPULATE_READ);
+        }
     }
 
     fn len(&self) -> usize {
