@@ -5,6 +5,7 @@
 //! Errors name the file or interface and say what is wrong with it.
 
 use std::fmt;
+use std::ops::ControlFlow;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -249,15 +250,43 @@ impl CaptureReader {
         match r.next_matching(&mut self.frames, &|data| filter.is_none_or(|f| f.filter(data))) {
             Ok(Some((mut meta, range))) => {
                 meta.linktype = self.linktype;
-                Ok(Some((meta, &r.buf[range])))
+                Ok(Some((meta, &r.data()[range])))
             }
             Ok(None) => Ok(None),
-            Err(reason) => Err(if reason.contains("truncated dump file") {
-                CaptureError::Truncated { file: self.name.clone(), frames: self.frames, reason }
-            } else {
-                CaptureError::Read { source_name: self.name.clone(), frames: self.frames, reason }
-            }),
+            Err(reason) => Err(record_error(&self.name, self.frames, reason)),
         }
+    }
+
+    /// Hands every frame that passes the filter to `f`, in order, until `f`
+    /// breaks or the source ends: the frames [`Self::next_frame`] returns,
+    /// with a classic pcap file's records given to `f` where they lie
+    /// (nothing per frame is returned through a `Result`).
+    pub fn for_each_frame<F>(&mut self, stop: &dyn Fn() -> bool, mut f: F) -> Result<(), CaptureError>
+    where
+        F: FnMut(&FrameMeta, &[u8]) -> ControlFlow<()>,
+    {
+        if let Handle::Records(r, _) = &mut self.handle {
+            let filter = self.filter.as_ref();
+            let keep = |data: &[u8]| filter.is_none_or(|fl| fl.filter(data));
+            loop {
+                match r.next_matching(&mut self.frames, &keep) {
+                    Ok(Some((mut meta, range))) => {
+                        meta.linktype = self.linktype;
+                        if f(&meta, &r.data()[range]).is_break() {
+                            return Ok(());
+                        }
+                    }
+                    Ok(None) => return Ok(()),
+                    Err(reason) => return Err(record_error(&self.name, self.frames, reason)),
+                }
+            }
+        }
+        while let Some((meta, frame)) = self.next_frame(stop)? {
+            if f(&meta, frame).is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// The next frame that passes the filter, or `None` at the end of a file.
@@ -318,6 +347,15 @@ impl CaptureReader {
     }
 }
 
+/// A direct read's error, after `frames` frames of `name`.
+fn record_error(name: &str, frames: u64, reason: String) -> CaptureError {
+    if reason.contains("truncated dump file") {
+        CaptureError::Truncated { file: name.to_string(), frames, reason }
+    } else {
+        CaptureError::Read { source_name: name.to_string(), frames, reason }
+    }
+}
+
 /// Wait up to `ms` milliseconds for a live capture's descriptor to become
 /// readable; a signal ends the wait early (the caller then checks its stop
 /// flag).
@@ -333,16 +371,28 @@ fn wait_readable(fd: std::os::fd::RawFd, ms: i32) {
 const MAX_SNAPLEN: u32 = 262_144;
 
 /// A classic pcap file (the libpcap format: a 24-byte header, then a 16-byte
-/// header per record), read in large blocks. It follows libpcap's rules: a
-/// record longer than the file's snapshot length is cut to it, a capture
-/// length beyond 262144 is an error, a file that ends inside a record is a
-/// truncated dump file.
+/// header per record). It follows libpcap's rules: a record longer than the
+/// file's snapshot length is cut to it, a capture length beyond 262144 is an
+/// error, a file that ends inside a record is a truncated dump file.
+///
+/// A regular file is mapped into memory and its frames are handed out in
+/// place (no copy through read(2), which cost as much as decoding them);
+/// what the file gains after it was opened (a capture still being written),
+/// and files that cannot be mapped (pipes, special files), are read in large
+/// blocks.
 struct PcapRecords {
     file: std::fs::File,
+    /// The file as it was when opened, while records remain in it.
+    map: Option<Mapping>,
+    /// The block buffer once the mapping is used up (or without one).
     buf: Vec<u8>,
-    /// Parse position and end of valid data in `buf`.
+    /// Parse position and end of valid data in the mapping or `buf`.
     pos: usize,
     end: usize,
+    /// Where the cache lines prefetched so far end.
+    fetched: usize,
+    /// Where the pages of the mapping faulted in so far end.
+    populated: usize,
     eof: bool,
     swapped: bool,
     nanos: bool,
@@ -372,11 +422,19 @@ impl PcapRecords {
         let rd = |b: [u8; 4]| if swapped { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
         let snap = rd([h[16], h[17], h[18], h[19]]);
         let snaplen = if snap == 0 || snap > MAX_SNAPLEN { MAX_SNAPLEN } else { snap };
+        let map = Mapping::new(&file);
+        let (pos, end) = match &map {
+            Some(m) => (24, m.len()),
+            None => (0, 0),
+        };
         Ok(Some(PcapRecords {
             file,
-            buf: vec![0; Self::BLOCK + 16 + MAX_SNAPLEN as usize],
-            pos: 0,
-            end: 0,
+            map,
+            buf: Vec::new(),
+            pos,
+            end,
+            fetched: 0,
+            populated: 0,
             eof: false,
             swapped,
             nanos,
@@ -384,15 +442,56 @@ impl PcapRecords {
         }))
     }
 
+    /// The bytes `pos..end` index.
+    fn data(&self) -> &[u8] {
+        match &self.map {
+            Some(m) => m.bytes(),
+            None => &self.buf,
+        }
+    }
+
+    /// Faults in the mapping's next window (see [`POPULATE_WINDOW`]).
+    #[cold]
+    fn populate_ahead(&mut self) {
+        match &self.map {
+            Some(m) if self.populated < m.len() => {
+                let to = (self.pos + POPULATE_WINDOW).max(self.populated + POPULATE_WINDOW / 2);
+                m.populate(self.populated, to);
+                self.populated = to;
+            }
+            _ => self.populated = usize::MAX,
+        }
+    }
+
     /// Make `need` bytes available at `pos`; false if the file ends first.
+    #[inline(always)]
     fn fill(&mut self, need: usize) -> Result<bool, String> {
-        use std::io::Read;
         if self.end - self.pos >= need {
             return Ok(true);
+        }
+        self.refill(need)
+    }
+
+    /// [`Self::fill`] when the bytes are not there yet.
+    #[inline(never)]
+    fn refill(&mut self, need: usize) -> Result<bool, String> {
+        use std::io::{Read, Seek};
+        if self.buf.is_empty() {
+            self.buf = vec![0; Self::BLOCK + 16 + MAX_SNAPLEN as usize];
+        }
+        if let Some(m) = self.map.take() {
+            // The mapping is used up: go on reading the file where it ends,
+            // with the partial record that is left.
+            let rest = &m.bytes()[self.pos..self.end];
+            self.buf[..rest.len()].copy_from_slice(rest);
+            self.file.seek(std::io::SeekFrom::Start(m.len() as u64)).map_err(|e| e.to_string())?;
+            self.pos = 0;
+            self.end = rest.len();
         }
         self.buf.copy_within(self.pos..self.end, 0);
         self.end -= self.pos;
         self.pos = 0;
+        self.fetched = 0;
         while self.end < need && !self.eof {
             let upto = (self.end + Self::BLOCK).max(need).min(self.buf.len());
             match self.file.read(&mut self.buf[self.end..upto]) {
@@ -406,12 +505,14 @@ impl PcapRecords {
     }
 
     fn u32_at(&self, at: usize) -> u32 {
-        let b = [self.buf[at], self.buf[at + 1], self.buf[at + 2], self.buf[at + 3]];
+        let b: [u8; 4] = self.data()[at..at + 4].try_into().expect("4 bytes");
         if self.swapped { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
     }
 
     /// The next record that `keep` accepts: its metadata (all but the link
-    /// type) and where its bytes are in `buf`. `frames` counts every record.
+    /// type) and where its bytes are in [`Self::data`]. `frames` counts
+    /// every record.
+    #[inline(always)]
     fn next_matching(
         &mut self,
         frames: &mut u64,
@@ -428,6 +529,13 @@ impl PcapRecords {
                 ));
             }
             let p = self.pos;
+            if p + POPULATE_WINDOW / 2 >= self.populated {
+                self.populate_ahead();
+            }
+            while self.fetched < p + PREFETCH_AHEAD {
+                prefetch(self.data(), self.fetched);
+                self.fetched += 64;
+            }
             let (sec, frac, caplen, len) =
                 (self.u32_at(p), self.u32_at(p + 4), self.u32_at(p + 8), self.u32_at(p + 12));
             if caplen > MAX_SNAPLEN {
@@ -445,7 +553,7 @@ impl PcapRecords {
             // libpcap hands out at most the file's snapshot length.
             let kept = caplen.min(self.snaplen);
             let range = start..start + kept as usize;
-            if !keep(&self.buf[range.clone()]) {
+            if !keep(&self.data()[range.clone()]) {
                 continue;
             }
             let meta = FrameMeta {
@@ -457,6 +565,101 @@ impl PcapRecords {
                 linktype: 0,
             };
             return Ok(Some((meta, range)));
+        }
+    }
+}
+
+/// The mapping is faulted in by windows of this size, the next one when the
+/// reader is half-way through the current: a few calls for a whole file,
+/// without reading a file larger than memory in full before the first frame.
+const POPULATE_WINDOW: usize = 32 << 20;
+
+/// How far ahead of the record being read its successors are prefetched
+/// into the cache: records are read once, in order, so every cache line of
+/// the file is a miss unless it was asked for in time (a few records ahead).
+const PREFETCH_AHEAD: usize = 2048;
+
+/// Asks the CPU to bring `data[at]` into the cache (a hint; nothing when `at`
+/// is out of bounds or the architecture has no prefetch instruction here).
+#[inline(always)]
+fn prefetch(data: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if at < data.len() {
+        // SAFETY: a prefetch reads nothing architecturally and cannot fault;
+        // the address is inside `data` anyway.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(data.as_ptr().add(at).cast());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, at);
+}
+
+/// A regular file mapped read-only (mmap(2), MAP_PRIVATE).
+///
+/// The file must not shrink while it is mapped (reading a page past its new
+/// end raises SIGBUS), the usual condition of reading a file in place; a
+/// capture being written only grows.
+struct Mapping {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    /// `None` when the file is not a regular file, is empty, or cannot be
+    /// mapped: the caller reads it instead.
+    fn new(file: &std::fs::File) -> Option<Mapping> {
+        let meta = file.metadata().ok()?;
+        let len = usize::try_from(meta.len()).ok()?;
+        if !meta.is_file() || len == 0 {
+            return None;
+        }
+        // SAFETY: a fresh read-only private mapping of an open descriptor; no
+        // Rust object aliases it.
+        let p =
+            unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0) };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        Some(Mapping { ptr: std::ptr::NonNull::new(p.cast())?, len })
+    }
+
+    /// Faults in `from..to` (clipped to the file) in one call, which costs
+    /// less than a page fault every few frames; a hint, so a kernel without
+    /// MADV_POPULATE_READ (before 5.14) still reads the file, page by page.
+    fn populate(&self, from: usize, to: usize) {
+        let to = to.min(self.len);
+        if from >= to {
+            return;
+        }
+        // SAFETY: advice on a range inside the mapping.
+        unsafe {
+            libc::madvise(self.ptr.as_ptr().add(from).cast(), to - from, libc::MADV_POPULATE_READ);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `len` bytes are mapped readable for the life of `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+// SAFETY: the mapping is read-only memory owned by the value; sharing or
+// moving it across threads is as safe as for a `Box<[u8]>`.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; `&Mapping` only gives out `&[u8]`.
+unsafe impl Sync for Mapping {}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the range mmap returned; no borrow of it
+        // outlives `self` (`bytes` borrows `self`).
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
         }
     }
 }
@@ -522,5 +725,85 @@ impl CaptureWriter {
     pub fn flush(&mut self) -> Result<(), CaptureError> {
         use std::io::Write;
         self.out.flush().map_err(|e| CaptureError::Write { file: self.file.clone(), reason: e.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A classic little-endian microsecond pcap: the file header, then
+    /// records of the given bytes (raw IP link type).
+    fn header() -> Vec<u8> {
+        let mut h = vec![0u8; 24];
+        h[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        h[4..6].copy_from_slice(&2u16.to_le_bytes());
+        h[6..8].copy_from_slice(&4u16.to_le_bytes());
+        h[16..20].copy_from_slice(&65535u32.to_le_bytes());
+        h[20..24].copy_from_slice(&(linktype::RAW).to_le_bytes());
+        h
+    }
+
+    fn record(i: u8, len: usize) -> Vec<u8> {
+        let mut r = Vec::new();
+        r.extend_from_slice(&(1000 + i as u32).to_le_bytes());
+        r.extend_from_slice(&(i as u32).to_le_bytes());
+        r.extend_from_slice(&(len as u32).to_le_bytes());
+        r.extend_from_slice(&(len as u32).to_le_bytes());
+        r.extend((0..len).map(|k| i.wrapping_mul(31).wrapping_add(k as u8)));
+        r
+    }
+
+    fn read_all(r: &mut PcapRecords) -> Vec<(u64, i64, Vec<u8>)> {
+        let mut frames = 0;
+        let mut out = Vec::new();
+        while let Some((meta, range)) = r.next_matching(&mut frames, &|_| true).unwrap() {
+            out.push((meta.number, meta.ts_sec, r.data()[range].to_vec()));
+        }
+        out
+    }
+
+    #[test]
+    fn mapped_file_gives_every_record_and_what_it_gains_after_opening() {
+        let recs: Vec<Vec<u8>> = (0..5u8).map(|i| record(i, 40 + 7 * i as usize)).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("growing.pcap");
+        // Opened while the third record is half written.
+        let mut first = header();
+        first.extend_from_slice(&recs[0]);
+        first.extend_from_slice(&recs[1]);
+        let half = recs[2].len() / 2;
+        first.extend_from_slice(&recs[2][..half]);
+        std::fs::write(&path, &first).unwrap();
+        let mut r = PcapRecords::open(&path).unwrap().expect("a classic pcap");
+        assert!(r.map.is_some(), "a regular file is mapped");
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&recs[2][half..]).unwrap();
+        f.write_all(&recs[3]).unwrap();
+        f.write_all(&recs[4]).unwrap();
+        drop(f);
+        let got = read_all(&mut r);
+        assert_eq!(got.len(), 5);
+        for (i, (n, ts, data)) in got.iter().enumerate() {
+            assert_eq!((*n, *ts), (i as u64 + 1, 1000 + i as i64));
+            assert_eq!(data[..], recs[i][16..]);
+        }
+    }
+
+    #[test]
+    fn truncated_record_in_a_mapped_file_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.pcap");
+        let mut bytes = header();
+        bytes.extend_from_slice(&record(0, 60));
+        bytes.extend_from_slice(&record(1, 60)[..30]);
+        std::fs::write(&path, &bytes).unwrap();
+        let mut r = PcapRecords::open(&path).unwrap().unwrap();
+        let mut frames = 0;
+        assert!(r.next_matching(&mut frames, &|_| true).unwrap().is_some());
+        let e = r.next_matching(&mut frames, &|_| true).unwrap_err();
+        assert!(e.contains("truncated dump file"), "{e}");
+        assert_eq!(frames, 1);
     }
 }

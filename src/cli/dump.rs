@@ -3,6 +3,7 @@
 //! per frame; `--summary` for one block per MPTCP connection.
 
 use std::io::{self, Write};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -10,7 +11,7 @@ use clap::{ArgAction, Parser};
 
 use super::capture::{CaptureError, CaptureReader, CaptureWriter, OpenOptions, Source};
 use crate::dissect::analysis::{Analyzer, AnalyzerOptions};
-use crate::dissect::packet::decode;
+use crate::dissect::packet::{FrameMeta, decode};
 use crate::dissect::tcpdump::{PrintOptions, Printer, TimestampFormat};
 use crate::dissect::{json, summary};
 
@@ -223,46 +224,56 @@ pub fn run(args: &DumpArgs, out: &mut dyn Write) -> Result<Outcome, DumpError> {
     let stop = || STOP.load(Ordering::Relaxed);
     let limit = args.count.unwrap_or(u64::MAX);
 
-    while outcome.frames_shown < limit {
-        let (meta, frame) = match reader.next_frame(&stop) {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
-                outcome.warning = Some(e);
-                break;
-            }
-        };
+    // An error of the output file, which ends the run.
+    let mut failed: Option<DumpError> = None;
+    let mut each = |meta: &FrameMeta, frame: &[u8]| {
         outcome.frames_shown += 1;
-        if let Some(w) = &mut writer {
-            w.write(&meta, frame)?;
+        if let Some(w) = &mut writer
+            && let Err(e) = w.write(meta, frame)
+        {
+            failed = Some(e.into());
+            return ControlFlow::Break(());
         }
-        let pkt = decode(meta.linktype, frame);
-        if args.json {
-            let note = if analyse { analyzer.on_packet(&meta, &pkt) } else { Default::default() };
-            json::write_packet(&mut buf, &meta, &pkt, &note);
-        } else if args.summary {
+        if args.summary {
             if analyse {
-                analyzer.observe(&meta, &pkt);
+                analyzer.observe_frame(meta, frame);
             }
+        } else if args.json {
+            let pkt = decode(meta.linktype, frame);
+            let note = if analyse { analyzer.on_packet(meta, &pkt) } else { Default::default() };
+            json::write_packet(&mut buf, meta, &pkt, &note);
         } else if text {
-            printer.write_packet(&mut buf, &meta, &pkt, frame);
+            let pkt = decode(meta.linktype, frame);
+            printer.write_packet(&mut buf, meta, &pkt, frame);
             if analyse {
-                analyzer.on_packet(&meta, &pkt).write_text(&mut buf);
+                analyzer.on_packet(meta, &pkt).write_text(&mut buf);
             }
             buf.push(b'\n');
         }
         if buf.len() >= (1 << 16) || (live && !buf.is_empty()) {
             if flush(out, &mut buf).is_err() {
                 outcome.output_closed = true;
-                break;
+                return ControlFlow::Break(());
             }
             if live {
                 let _ = out.flush();
-                if let Some(w) = &mut writer {
-                    w.flush()?;
+                if let Some(w) = &mut writer
+                    && let Err(e) = w.flush()
+                {
+                    failed = Some(e.into());
+                    return ControlFlow::Break(());
                 }
             }
         }
+        if outcome.frames_shown >= limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    };
+    if limit > 0
+        && let Err(e) = reader.for_each_frame(&stop, &mut each)
+    {
+        outcome.warning = Some(e);
+    }
+    if let Some(e) = failed {
+        return Err(e);
     }
     outcome.frames_read = reader.frames_read();
     if let Some(w) = &mut writer {

@@ -830,22 +830,38 @@ impl<'a> Options<'a> {
     /// parsed, which is what a consumer that only looks at MPTCP wants (the
     /// analysis reads every frame's options).
     pub fn mptcp(self) -> MptcpOptions<'a> {
-        MptcpOptions { inner: self }
+        MptcpOptions { inner: self.mptcp_raw() }
+    }
+
+    /// The framing walk of [`Self::mptcp`] without the parsing: each MPTCP
+    /// option's bytes (kind and length included), for a consumer that
+    /// parses only some subtypes, or parses them straight where they go
+    /// ([`parse_mptcp`], [`parse_dss`]).
+    pub fn mptcp_raw(self) -> MptcpRaw<'a> {
+        MptcpRaw { inner: self }
     }
 }
 
-/// Iterator over the MPTCP options of an option space; see [`Options::mptcp`].
+/// Iterator over the framed MPTCP options of an option space, unparsed; see
+/// [`Options::mptcp_raw`]. A framing error (of any kind) is the last item.
 #[derive(Clone, Debug)]
-pub struct MptcpOptions<'a> {
+pub struct MptcpRaw<'a> {
     inner: Options<'a>,
 }
 
-impl Iterator for MptcpOptions<'_> {
-    type Item = Result<MptcpOption, OptionError>;
+impl<'a> MptcpRaw<'a> {
+    /// Offset of the next option within the option space.
+    pub fn offset(&self) -> usize {
+        self.inner.pos
+    }
+}
+
+impl<'a> Iterator for MptcpRaw<'a> {
+    type Item = Result<&'a [u8], OptionError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let o = &mut self.inner;
         loop {
-            let o = &mut self.inner;
             if o.done || o.pos >= o.data.len() {
                 return None;
             }
@@ -859,19 +875,47 @@ impl Iterator for MptcpOptions<'_> {
                 kind::NOP => o.pos += 1,
                 k => {
                     let framed = rest.get(1).is_some_and(|&l| l >= 2 && l as usize <= rest.len());
-                    if k != kind::MPTCP && framed {
-                        o.pos += rest[1] as usize;
-                        continue;
+                    if !framed {
+                        // The full walk reports the framing error and stops.
+                        return match o.next()? {
+                            Err(e) => Some(Err(e)),
+                            Ok(_) => None,
+                        };
                     }
-                    // An MPTCP option, or a framing error (which ends the walk).
-                    match o.next()? {
-                        Ok(TcpOption::Mptcp(m)) => return Some(Ok(m)),
-                        Ok(_) => {}
-                        Err(e) => return Some(Err(e)),
+                    let len = rest[1] as usize;
+                    o.pos += len;
+                    if k == kind::MPTCP {
+                        return Some(Ok(&rest[..len]));
                     }
                 }
             }
         }
+    }
+}
+
+/// Iterator over the MPTCP options of an option space; see [`Options::mptcp`].
+#[derive(Clone, Debug)]
+pub struct MptcpOptions<'a> {
+    inner: MptcpRaw<'a>,
+}
+
+impl Iterator for MptcpOptions<'_> {
+    type Item = Result<MptcpOption, OptionError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let whole = match self.inner.next()? {
+            Ok(w) => w,
+            Err(e) => return Some(Err(e)),
+        };
+        let offset = self.inner.offset() - whole.len();
+        Some(parse_mptcp(whole).map_err(|reason| OptionError {
+            offset,
+            kind: kind::MPTCP,
+            len: Some(whole[1]),
+            subtype: whole.get(2).map(|b| b >> 4),
+            raw: RawBytes::new(whole),
+            reason,
+        }))
     }
 }
 
@@ -986,7 +1030,7 @@ pub fn parse_mptcp(whole: &[u8]) -> Result<MptcpOption, OptionErrorReason> {
                 _ => return bad,
             }
         }
-        subtype::DSS => MptcpOption::Dss(run(dss(after))?.ok_or(OptionErrorReason::InvalidLength)?),
+        subtype::DSS => MptcpOption::Dss(parse_dss(whole)?),
         subtype::ADD_ADDR => {
             let (v4, port, hmac) = match len {
                 8 => (true, false, false),
@@ -1043,6 +1087,16 @@ pub fn parse_mptcp(whole: &[u8]) -> Result<MptcpOption, OptionErrorReason> {
     Ok(opt)
 }
 
+/// Parses a DSS option (RFC 8684 §3.3); `whole` is the full option (kind,
+/// length, body) with subtype DSS. [`parse_mptcp`] gives the same as
+/// `MptcpOption::Dss`; this is for the consumer that looks at DSS alone
+/// (every data segment carries one).
+#[inline(always)]
+pub fn parse_dss(whole: &[u8]) -> Result<Dss, OptionErrorReason> {
+    let after = whole.get(3..).ok_or(OptionErrorReason::InvalidLength)?;
+    run(dss(after))?.ok_or(OptionErrorReason::InvalidLength)
+}
+
 fn mp_capable(i: &[u8], version: u8, len: usize) -> IResult<&[u8], MpCapable> {
     let (i, flags) = be_u8(i)?;
     let (i, sender_key) = cond(len >= 12, be_u64).parse(i)?;
@@ -1052,25 +1106,37 @@ fn mp_capable(i: &[u8], version: u8, len: usize) -> IResult<&[u8], MpCapable> {
     Ok((i, MpCapable { version, flags, sender_key, receiver_key, data_len, checksum }))
 }
 
-fn wire_seq(wide: bool) -> impl Fn(&[u8]) -> IResult<&[u8], WireSeq> {
-    move |i| {
-        if wide { be_u64(i).map(|(i, v)| (i, WireSeq::U64(v))) } else { be_u32(i).map(|(i, v)| (i, WireSeq::U32(v))) }
-    }
+#[inline(always)]
+fn wire_seq(i: &[u8], wide: bool) -> IResult<&[u8], WireSeq> {
+    if wide { be_u64(i).map(|(i, v)| (i, WireSeq::U64(v))) } else { be_u32(i).map(|(i, v)| (i, WireSeq::U32(v))) }
 }
 
 /// DSS body after the subtype byte; `None` when the length does not match the
 /// flags (RFC 8684 §3.3: the flags say which fields follow, and the only
 /// optional part left is the 2-byte checksum of a mapping).
+#[inline(always)]
 fn dss(i: &[u8]) -> IResult<&[u8], Option<Dss>> {
     let (i, flags) = be_u8(i)?;
     let has_ack = flags & Dss::FLAG_ACK != 0;
     let has_map = flags & Dss::FLAG_MAPPING != 0;
-    let (i, data_ack) = cond(has_ack, wire_seq(flags & Dss::FLAG_ACK8 != 0)).parse(i)?;
+    let (i, data_ack) = if has_ack {
+        let (i, a) = wire_seq(i, flags & Dss::FLAG_ACK8 != 0)?;
+        (i, Some(a))
+    } else {
+        (i, None)
+    };
     let mut mapping = None;
     let mut i = i;
     if has_map {
-        let (r, (dsn, ssn, data_len)) = (wire_seq(flags & Dss::FLAG_DSN8 != 0), be_u32, be_u16).parse(i)?;
-        let (r, checksum) = cond(r.len() == 2, be_u16).parse(r)?;
+        let (r, dsn) = wire_seq(i, flags & Dss::FLAG_DSN8 != 0)?;
+        let (r, ssn) = be_u32(r)?;
+        let (r, data_len) = be_u16(r)?;
+        let (r, checksum) = if r.len() == 2 {
+            let (r, c) = be_u16(r)?;
+            (r, Some(c))
+        } else {
+            (r, None)
+        };
         mapping = Some(DssMapping { dsn, ssn, data_len, checksum });
         i = r;
     }

@@ -438,6 +438,15 @@ fn layer_name(l: etherparse::err::Layer) -> &'static str {
 /// etherparse's general slicing moves large structs per layer, which cost as
 /// much as reading the capture.
 pub fn decode_common(lt: u32, frame: &[u8]) -> Option<Packet<'_>> {
+    let (info, seg) = decode_common_tcp(lt, frame)?;
+    Some(Packet { vlans: Vec::new(), ip: Some(info), tcp: Some(seg), other: None, error: None })
+}
+
+/// [`decode_common`]'s IP and TCP layers, without the [`Packet`] around
+/// them: for a consumer that needs no more (the summary), the frame's facts
+/// go where they are used instead of through a large struct.
+#[inline(always)]
+pub fn decode_common_tcp(lt: u32, frame: &[u8]) -> Option<(IpInfo, TcpSegment<'_>)> {
     // The EtherType, where the link layer has one, must agree with the IP
     // version (etherparse trusts the EtherType).
     let ether_version = |et: u16| match et {
@@ -531,8 +540,8 @@ pub fn decode_common(lt: u32, frame: &[u8]) -> Option<Packet<'_>> {
     if data.len() < 20 || data[12] >> 4 < 5 {
         return None;
     }
-    let seg = tcp(data, info.payload_len()).ok()?;
-    Some(Packet { vlans: Vec::new(), ip: Some(info), tcp: Some(seg), other: None, error: None })
+    let seg = tcp_header(data, info.payload_len());
+    Some((info, seg))
 }
 
 /// Read a TCP header at a fixed offset (RFC 9293 §3.1, Figure 1). `data` is
@@ -541,19 +550,26 @@ fn tcp(data: &[u8], claimed: u32) -> Result<TcpSegment<'_>, DecodeError> {
     if data.len() < 20 {
         return Err(DecodeError::Truncated { layer: "TCP", needed: 20, available: data.len() });
     }
-    let be16 = |i: usize| u16::from_be_bytes([data[i], data[i + 1]]);
-    let be32 = |i: usize| u32::from_be_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
-    let header_len = (data[12] >> 4) * 4;
-    if header_len < 20 {
+    if data[12] >> 4 < 5 {
         return Err(DecodeError::Malformed {
             layer: "TCP",
             detail: format!("data offset {} is below the minimum of 5 words", data[12] >> 4),
         });
     }
+    Ok(tcp_header(data, claimed))
+}
+
+/// [`tcp`] once its checks passed: `data` holds the 20 fixed bytes and the
+/// data offset is at least 5 words.
+#[inline(always)]
+fn tcp_header(data: &[u8], claimed: u32) -> TcpSegment<'_> {
+    let be16 = |i: usize| u16::from_be_bytes([data[i], data[i + 1]]);
+    let be32 = |i: usize| u32::from_be_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+    let header_len = (data[12] >> 4) * 4;
     let hl = header_len as usize;
     let opt_end = hl.min(data.len());
     let payload = if data.len() > hl { &data[hl..] } else { &[][..] };
-    Ok(TcpSegment {
+    TcpSegment {
         sport: be16(0),
         dport: be16(2),
         seq: be32(4),
@@ -568,7 +584,7 @@ fn tcp(data: &[u8], claimed: u32) -> Result<TcpSegment<'_>, DecodeError> {
         options_truncated: data.len() < hl,
         payload,
         payload_len: claimed.saturating_sub(header_len as u32),
-    })
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ pub(crate) struct FlowKey {
 
 impl FlowKey {
     /// The key and whether the source is the canonical "low" endpoint.
+    #[inline]
     pub(crate) fn new(src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> (FlowKey, bool) {
         let (s, d) = (addr_bits(src), addr_bits(dst));
         if (s, sport) <= (d, dport) {
@@ -89,6 +90,7 @@ pub(crate) struct FlowTable {
 }
 
 impl FlowTable {
+    #[inline]
     pub(crate) fn get(&mut self, key: &FlowKey) -> Option<u32> {
         if let Some((k, v)) = self.last
             && k == *key

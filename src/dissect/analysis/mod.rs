@@ -55,6 +55,7 @@ use sentlog::SentLog;
 use super::crypto::{self, Key, Version};
 use super::options::{
     AddAddr, Dss, MpCapable, MpFail, MpFastclose, MpJoin, MpPrio, MpTcpRst, MptcpOption, RemoveAddr, WireSeq, kind,
+    parse_dss, parse_mptcp, parse_options, subtype,
 };
 use super::packet::{self, FrameMeta, Packet, TcpSegment, tcp_flags};
 use crate::seq::{DataSeq, SubflowSeq};
@@ -250,14 +251,22 @@ impl Conn {
     }
 }
 
-/// The MPTCP options of one segment.
+/// The MPTCP options of one segment: the DSS inline, the options of
+/// handshakes and signals (rare next to data segments) boxed, so that the
+/// per-segment value stays small.
 #[derive(Default)]
 struct Opts {
     any: bool,
     bad: bool,
+    dss: Option<Dss>,
+    rare: Option<Box<RareOpts>>,
+}
+
+/// The first of each kind of MPTCP option but DSS.
+#[derive(Default)]
+struct RareOpts {
     mpc: Option<MpCapable>,
     join: Option<MpJoin>,
-    dss: Option<Dss>,
     add_addr: Option<AddAddr>,
     rm: Option<RemoveAddr>,
     prio: Option<MpPrio>,
@@ -269,38 +278,87 @@ struct Opts {
 impl Opts {
     /// The MPTCP options of a segment, through the codec's MPTCP-only walk
     /// (other kinds are skipped by their length, RFC 9293 §3.2 framing).
-    fn collect(tcp: &TcpSegment<'_>) -> Opts {
-        let mut o = Opts::default();
-        for r in tcp.mptcp_options() {
-            match r {
-                Ok(m) => {
-                    o.any = true;
-                    o.add(m);
+    /// A DSS, the option of nearly every segment, is parsed straight into
+    /// its field.
+    /// Fills an empty `Opts` in place (built where it is used, not copied
+    /// there).
+    fn collect(&mut self, tcp: &TcpSegment<'_>) {
+        let o = self;
+        for r in parse_options(tcp.options_raw).mptcp_raw() {
+            let whole = match r {
+                Ok(w) => w,
+                Err(e) => {
+                    if e.kind == kind::MPTCP {
+                        o.any = true;
+                        o.bad = true;
+                    }
+                    // A framing error ends the walk.
+                    continue;
                 }
-                Err(e) if e.kind == kind::MPTCP => {
-                    o.any = true;
-                    o.bad = true;
+            };
+            o.any = true;
+            if whole.get(2).is_some_and(|b| b >> 4 == subtype::DSS) {
+                match parse_dss(whole) {
+                    Ok(d) => {
+                        o.dss.get_or_insert(d);
+                    }
+                    Err(_) => o.bad = true,
                 }
-                // Another kind's framing error ends the walk.
-                Err(_) => {}
+                continue;
+            }
+            match parse_mptcp(whole) {
+                Ok(m) => o.add(m),
+                Err(_) => o.bad = true,
             }
         }
-        o
     }
 
+    #[cold]
     fn add(&mut self, m: MptcpOption) {
-        match m {
-            MptcpOption::MpCapable(c) => self.mpc = self.mpc.or(Some(c)),
-            MptcpOption::MpJoin(j) => self.join = self.join.or(Some(j)),
-            MptcpOption::Dss(d) => self.dss = self.dss.or(Some(d)),
-            MptcpOption::AddAddr(a) => self.add_addr = self.add_addr.or(Some(a)),
-            MptcpOption::RemoveAddr(r) => self.rm = self.rm.or(Some(r)),
-            MptcpOption::MpPrio(p) => self.prio = self.prio.or(Some(p)),
-            MptcpOption::MpFail(f) => self.fail = self.fail.or(Some(f)),
-            MptcpOption::MpFastclose(f) => self.fastclose = self.fastclose.or(Some(f)),
-            MptcpOption::MpTcpRst(r) => self.tcprst = self.tcprst.or(Some(r)),
-            MptcpOption::Experimental { .. } | MptcpOption::Unknown { .. } => {}
+        if let MptcpOption::Dss(d) = m {
+            self.dss.get_or_insert(d);
+            return;
         }
+        if matches!(m, MptcpOption::Experimental { .. } | MptcpOption::Unknown { .. }) {
+            return;
+        }
+        let r = self.rare.get_or_insert_with(Box::default);
+        match m {
+            MptcpOption::MpCapable(c) => r.mpc = r.mpc.or(Some(c)),
+            MptcpOption::MpJoin(j) => r.join = r.join.or(Some(j)),
+            MptcpOption::AddAddr(a) => r.add_addr = r.add_addr.or(Some(a)),
+            MptcpOption::RemoveAddr(x) => r.rm = r.rm.or(Some(x)),
+            MptcpOption::MpPrio(p) => r.prio = r.prio.or(Some(p)),
+            MptcpOption::MpFail(f) => r.fail = r.fail.or(Some(f)),
+            MptcpOption::MpFastclose(f) => r.fastclose = r.fastclose.or(Some(f)),
+            MptcpOption::MpTcpRst(t) => r.tcprst = r.tcprst.or(Some(t)),
+            MptcpOption::Dss(_) | MptcpOption::Experimental { .. } | MptcpOption::Unknown { .. } => {}
+        }
+    }
+
+    fn mpc(&self) -> Option<MpCapable> {
+        self.rare.as_ref()?.mpc
+    }
+    fn join(&self) -> Option<MpJoin> {
+        self.rare.as_ref()?.join
+    }
+    fn add_addr(&self) -> Option<AddAddr> {
+        self.rare.as_ref()?.add_addr
+    }
+    fn rm(&self) -> Option<RemoveAddr> {
+        self.rare.as_ref()?.rm
+    }
+    fn prio(&self) -> Option<MpPrio> {
+        self.rare.as_ref()?.prio
+    }
+    fn fail(&self) -> Option<MpFail> {
+        self.rare.as_ref()?.fail
+    }
+    fn fastclose(&self) -> Option<MpFastclose> {
+        self.rare.as_ref()?.fastclose
+    }
+    fn tcprst(&self) -> Option<MpTcpRst> {
+        self.rare.as_ref()?.tcprst
     }
 }
 
@@ -343,10 +401,19 @@ impl Analyzer {
         self.process::<false>(meta, pkt, &mut note);
     }
 
-    /// Feed one captured frame on the summary path (no note): decodes it
-    /// with [`packet::decode`] and observes it.
+    /// Feed one captured frame on the summary path (no note): what
+    /// [`Self::observe`] of [`packet::decode`] does, with the common frames'
+    /// IP and TCP facts handed over as they are decoded
+    /// ([`packet::decode_common_tcp`]).
     pub fn observe_frame(&mut self, meta: &FrameMeta, frame: &[u8]) {
-        self.observe(meta, &packet::decode(meta.linktype, frame));
+        match packet::decode_common_tcp(meta.linktype, frame) {
+            Some((ip, tcp)) => {
+                self.frames += 1;
+                let mut note = PacketNote::default();
+                self.process_tcp::<false>(meta, ip.src, ip.dst, &tcp, &mut note);
+            }
+            None => self.observe(meta, &packet::decode_general(meta.linktype, frame)),
+        }
     }
 
     /// Connections and flows tracked so far.
@@ -356,14 +423,26 @@ impl Analyzer {
 
     fn process<const NOTE: bool>(&mut self, meta: &FrameMeta, pkt: &Packet<'_>, note: &mut PacketNote) {
         self.frames += 1;
-        let (Some(ip), Some(tcp)) = (pkt.ip.as_ref(), pkt.tcp.as_ref()) else {
-            return;
-        };
+        if let (Some(ip), Some(tcp)) = (pkt.ip.as_ref(), pkt.tcp.as_ref()) {
+            self.process_tcp::<NOTE>(meta, ip.src, ip.dst, tcp, note);
+        }
+    }
+
+    /// A TCP segment from `src` to `dst` (the frame already counted).
+    fn process_tcp<const NOTE: bool>(
+        &mut self,
+        meta: &FrameMeta,
+        src: IpAddr,
+        dst: IpAddr,
+        tcp: &TcpSegment<'_>,
+        note: &mut PacketNote,
+    ) {
         self.tcp_segments += 1;
         let frame = meta.number;
-        let o = Opts::collect(tcp);
-        let (key, src_lo) = FlowKey::new(ip.src, tcp.sport, ip.dst, tcp.dport);
-        let fi = self.flow_for(key, src_lo, ip.src, ip.dst, tcp, frame);
+        let mut o = Opts::default();
+        o.collect(tcp);
+        let (key, src_lo) = FlowKey::new(src, tcp.sport, dst, tcp.dport);
+        let fi = self.flow_for(key, src_lo, src, dst, tcp, frame);
         let d = {
             let f = &mut self.flows[fi];
             f.last_frame = frame;
@@ -397,7 +476,7 @@ impl Analyzer {
             self.conns[ci as usize].last_frame = frame;
         }
         if self.events.is_some() {
-            self.derive_events(fi, d, o.prio.map(|p| p.backup), frame, meta.ts(), reinjected);
+            self.derive_events(fi, d, o.prio().map(|p| p.backup), frame, meta.ts(), reinjected);
         }
     }
 
@@ -406,6 +485,7 @@ impl Analyzer {
     /// old flow already closed: a SYN can only be retransmitted before the
     /// connection ends (RFC 9293 §3.10.7.3), so a same-ISN SYN after a FIN or
     /// RST is a new connection (e.g. a capture replayed with `mergecap -a`).
+    #[inline(always)]
     fn flow_for(
         &mut self,
         key: FlowKey,
@@ -426,6 +506,20 @@ impl Analyzer {
                 return fi as usize;
             }
         }
+        self.new_flow(key, src_lo, src, dst, tcp, frame)
+    }
+
+    /// A new flow on the 4-tuple (see [`Self::flow_for`]).
+    #[inline(never)]
+    fn new_flow(
+        &mut self,
+        key: FlowKey,
+        src_lo: bool,
+        src: IpAddr,
+        dst: IpAddr,
+        tcp: &TcpSegment<'_>,
+        frame: u64,
+    ) -> usize {
         let synack = tcp.has(tcp_flags::SYN) && tcp.has(tcp_flags::ACK);
         let (client, server, client_lo) = if synack {
             (SocketAddr::new(dst, tcp.dport), SocketAddr::new(src, tcp.sport), !src_lo)
@@ -524,7 +618,7 @@ impl Analyzer {
         let retransmission = self.flows[fi].syn_frame.is_some();
         if retransmission {
             let f = &mut self.flows[fi];
-            if f.role == Role::Initial && o.mpc.is_none() && f.synack_frame.is_none() && f.fallback.is_none() {
+            if f.role == Role::Initial && o.mpc().is_none() && f.synack_frame.is_none() && f.fallback.is_none() {
                 let r = FallbackReason::SynRetransmittedWithoutMpCapable;
                 f.fallback = Some((frame, r));
                 let ci = f.conn.expect("initial subflows have a connection");
@@ -545,7 +639,7 @@ impl Analyzer {
             f.dirs[0].bytes += tcp.payload_len as u64;
             f.dirs[0].syn_data = tcp.payload_len as u64;
         }
-        if let Some(m) = o.mpc {
+        if let Some(m) = o.mpc() {
             let ci = self.new_conn(fi, frame);
             let f = &mut self.flows[fi];
             f.role = Role::Initial;
@@ -561,7 +655,7 @@ impl Analyzer {
             if tcp.payload_len > 0 {
                 ev!(note, NOTE, Event::SynData);
             }
-        } else if let Some(MpJoin::Syn { backup, addr_id, token, nonce }) = o.join {
+        } else if let Some(MpJoin::Syn { backup, addr_id, token, nonce }) = o.join() {
             let f = &mut self.flows[fi];
             f.ids[0] = Some(addr_id);
             f.backup[0] = backup;
@@ -605,12 +699,12 @@ impl Analyzer {
         f.dirs[1].high = Some(tcp.seq.wrapping_add(1).wrapping_add(tcp.payload_len));
         if f.role == Role::Unknown {
             // The SYN is not in the capture.
-            f.role = if o.mpc.is_some() || o.join.is_some() { Role::MidStream } else { Role::Plain };
+            f.role = if o.mpc().is_some() || o.join().is_some() { Role::MidStream } else { Role::Plain };
             if f.role == Role::MidStream {
                 let ci = self.new_conn(fi, frame);
                 let f = &mut self.flows[fi];
                 f.ids = [Some(0), Some(0)];
-                if let Some(m) = o.mpc {
+                if let Some(m) = o.mpc() {
                     f.role = Role::Initial;
                     self.conns[ci as usize].version = Some(m.version);
                     self.conns[ci as usize].checksum = m.checksum_required();
@@ -626,7 +720,7 @@ impl Analyzer {
             Role::Initial => {
                 let ci = f.conn.expect("initial subflows have a connection");
                 let syn = f.syn_mpc.unwrap_or_default();
-                let verdict = match o.mpc {
+                let verdict = match o.mpc() {
                     None => Err(FallbackReason::SynAckWithoutMpCapable),
                     Some(m) if m == syn => Err(FallbackReason::SynAckEchoesSyn),
                     Some(m) if m.sender_key.is_none() => Err(FallbackReason::SynAckWithoutKey),
@@ -652,7 +746,7 @@ impl Analyzer {
             Role::Join => {
                 let ci = f.conn.expect("joins have a connection");
                 let sf = f.sf;
-                match o.join {
+                match o.join() {
                     Some(MpJoin::SynAck { backup, addr_id, hmac, nonce }) => {
                         f.synack_mptcp = true;
                         f.ids[1] = Some(addr_id);
@@ -712,14 +806,14 @@ impl Analyzer {
 
         // MP_CAPABLE after the SYN/ACK: the third ACK and the first data
         // carry both keys (§3.1).
-        if let Some(m) = o.mpc
+        if let Some(m) = o.mpc()
             && matches!(role, Role::Initial)
             && sender == Side::Client
         {
             self.on_mpc_ack::<NOTE>(fi, ci, tcp, m, frame, note);
         }
         // MP_JOIN third ACK: the initiator's HMAC (§3.2).
-        if let (Role::Join, Some(MpJoin::Ack { hmac })) = (role, o.join)
+        if let (Role::Join, Some(MpJoin::Ack { hmac })) = (role, o.join())
             && d == 0
         {
             let f = &mut self.flows[fi];
@@ -754,7 +848,7 @@ impl Analyzer {
 
         self.check_options_present::<NOTE>(fi, ci, d, tcp, o, frame, note);
 
-        if let Some(dss) = o.dss {
+        if let Some(dss) = &o.dss {
             self.on_dss::<NOTE>(fi, ci, d, tcp, dss, frame, note);
         }
         if tcp.payload_len > 0 {
@@ -775,7 +869,7 @@ impl Analyzer {
         let f = &mut self.flows[fi];
         f.role = Role::MidStream;
         f.synack_mptcp = true;
-        if let Some(m) = o.mpc {
+        if let Some(m) = o.mpc() {
             // A 20/22/24-byte MP_CAPABLE comes from the client with both keys.
             f.role = Role::Initial;
             f.ids = [Some(0), Some(0)];
@@ -934,7 +1028,7 @@ impl Analyzer {
         ci: u32,
         d: usize,
         tcp: &TcpSegment<'_>,
-        dss: Dss,
+        dss: &Dss,
         frame: u64,
         note: &mut PacketNote,
     ) {
@@ -1211,7 +1305,7 @@ impl Analyzer {
     ) {
         let sender = self.flows[fi].sides[d];
         let peer = sender.other();
-        if let Some(a) = o.add_addr {
+        if let Some(a) = o.add_addr() {
             let c = &mut self.conns[ci as usize];
             if a.echo {
                 if let Some(an) = c
@@ -1245,7 +1339,7 @@ impl Analyzer {
                 });
             }
         }
-        if let Some(rm) = o.rm {
+        if let Some(rm) = o.rm() {
             let ids: Vec<u8> = rm.addr_ids.to_vec();
             let mut hit = Vec::new();
             let c = &mut self.conns[ci as usize];
@@ -1269,7 +1363,7 @@ impl Analyzer {
             }
             ev!(note, NOTE, Event::Removes { subflows: hit.iter().map(|(s, _)| *s).collect() });
         }
-        if let Some(p) = o.prio {
+        if let Some(p) = o.prio() {
             match p.addr_id {
                 None => self.flows[fi].backup[d] = p.backup,
                 Some(id) => {
@@ -1285,7 +1379,7 @@ impl Analyzer {
             }
             ev!(note, NOTE, Event::Backup { on: p.backup });
         }
-        if let Some(fail) = o.fail {
+        if let Some(fail) = o.fail() {
             // The sender saw bad data from the peer: the DSN is in the
             // peer's sequence space.
             let f = &mut self.flows[fi];
@@ -1303,7 +1397,7 @@ impl Analyzer {
                 ev!(note, NOTE, Event::Fallback(r));
             }
         }
-        if let Some(fc) = o.fastclose {
+        if let Some(fc) = o.fastclose() {
             let c = &mut self.conns[ci as usize];
             let key = match c.keys[peer.index()] {
                 Some(k) if k == fc.receiver_key => Check::Ok,
@@ -1326,11 +1420,11 @@ impl Analyzer {
         if tcp.has(tcp_flags::RST) && f.rst.is_none() {
             f.rst = Some((frame, d));
             let by = f.sides[d];
-            let cause = if o.fastclose.is_some() {
+            let cause = if o.fastclose().is_some() {
                 Some(CloseCause::FastClose { by })
-            } else if let Some(r) = o.tcprst {
+            } else if let Some(r) = o.tcprst() {
                 Some(CloseCause::TcpRst { by, flags: r.flags, reason: r.reason })
-            } else if o.fail.is_some() {
+            } else if o.fail().is_some() {
                 Some(CloseCause::MpFail { by })
             } else {
                 None
@@ -1354,14 +1448,14 @@ impl Analyzer {
         let f = &self.flows[fi];
         if f.rst.map(|(fr, _)| fr) != Some(frame) {
             // Not the first reset of this subflow.
-            if let Some(r) = o.tcprst {
+            if let Some(r) = o.tcprst() {
                 ev!(note, NOTE, Event::TcpRst { flags: r.flags, reason: r.reason });
             }
             return;
         }
         let by = f.sides[d];
         let sf = f.sf;
-        let reason = o.tcprst.map(|r| r.reason);
+        let reason = o.tcprst().map(|r| r.reason);
         // A reset after the connection was fast-closed answers the
         // MP_FASTCLOSE (RFC 8684 §3.5), whatever else it carries.
         let set_here = f.cause.is_none_or(|(fr, _)| fr == frame);
@@ -1374,7 +1468,7 @@ impl Analyzer {
             self.flows[fi].cause = Some((frame, CloseCause::FastClose { by: fc_by }));
         }
         let f = &self.flows[fi];
-        if let Some(r) = o.tcprst {
+        if let Some(r) = o.tcprst() {
             ev!(note, NOTE, Event::TcpRst { flags: r.flags, reason: r.reason });
         }
         // A join reset by the responder before it confirmed the join.
