@@ -7,18 +7,6 @@ use clap::Parser;
 use mptcp_tools::cli::cat_sim::{SimArgs, run};
 use sha2::{Digest, Sha256};
 
-fn data(n: usize) -> Vec<u8> {
-    let mut x = 0x9e3779b97f4a7c15u64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 fn sim(argv: &[&str], input: &[u8]) -> (Vec<u8>, String, anyhow::Result<mptcp_tools::cli::cat_sim::SimReport>) {
     let mut full = vec!["mptcp-cat", "--sim"];
     full.extend_from_slice(argv);
@@ -32,7 +20,7 @@ fn sim(argv: &[&str], input: &[u8]) -> (Vec<u8>, String, anyhow::Result<mptcp_to
 
 #[test]
 fn default_two_clean_paths() {
-    let input = data(8 << 20);
+    let input = common::pseudo_random_bytes(8 << 20, 0x9e3779b97f4a7c15);
     let (out, stats, r) = sim(&[], &input);
     eprintln!("{stats}");
     let r = r.unwrap();
@@ -44,7 +32,7 @@ fn default_two_clean_paths() {
 
 #[test]
 fn path_down_mid_transfer() {
-    let input = data(20 << 20);
+    let input = common::pseudo_random_bytes(20 << 20, 0x9e3779b97f4a7c15);
     let (out, stats, r) = sim(
         &["--path", "rate=50mbit,delay=20ms,queue=100", "--path", "rate=50mbit,delay=20ms,queue=100,down=1s-3s", "-v"],
         &input,
@@ -67,7 +55,7 @@ fn bad_path_spec_names_the_token() {
 fn pcap_decodes_cleanly_in_tshark() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("sim.pcap");
-    let input = data(1 << 20);
+    let input = common::pseudo_random_bytes(1 << 20, 0x9e3779b97f4a7c15);
     let (out, stats, r) = sim(
         &[
             "--pcap",
@@ -126,7 +114,7 @@ fn pcap_decodes_cleanly_in_tshark() {
 fn pcap_hmacs_verify_in_mptcp_dump() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("sim.pcap");
-    let input = data(1 << 20);
+    let input = common::pseudo_random_bytes(1 << 20, 0x9e3779b97f4a7c15);
     let (_, stats, r) = sim(
         &[
             "--pcap",

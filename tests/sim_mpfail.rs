@@ -9,18 +9,6 @@ use mptcp_tools::stack::sim::{PathSpec, Sim, SimConfig, Transfer};
 use mptcp_tools::stack::{CloseReason, Event, FallbackReason, Instant};
 use sha2::{Digest, Sha256};
 
-fn data(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 fn spec(s: &str) -> PathSpec {
     s.parse().unwrap()
 }
@@ -95,7 +83,7 @@ fn fallbacks(o: &Outcome, host: usize) -> Vec<FallbackReason> {
 fn two_subflows_reset_with_mp_fail_and_reinject() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("mpfail-2sf.pcap");
-    let input = data(2 << 20, 31);
+    let input = common::pseudo_random_bytes(2 << 20, 31);
     let o =
         run(vec![spec("rate=50mbit,delay=10ms,corrupt-data=300"), spec("rate=50mbit,delay=10ms")], 31, &input, &pcap);
     assert_eq!(o.sim.paths[0].stats(0).data_corrupted, 1);
@@ -129,7 +117,7 @@ fn two_subflows_reset_with_mp_fail_and_reinject() {
 fn one_subflow_falls_back_with_infinite_mapping() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("mpfail-1sf.pcap");
-    let input = data(1 << 20, 32);
+    let input = common::pseudo_random_bytes(1 << 20, 32);
     let o = run(vec![spec("rate=50mbit,delay=10ms,corrupt-data=120")], 32, &input, &pcap);
     assert_eq!(o.sim.paths[0].stats(0).data_corrupted, 1);
     let (c, s) = (o.sim.hosts[0].mib(), o.sim.hosts[1].mib());
@@ -172,7 +160,7 @@ fn mp_fail_under_loss() {
     let dir = tempfile::tempdir().unwrap();
     let (mut seen1, mut seen2) = (0, 0);
     for seed in 40..46 {
-        let input = data(512 << 10, seed);
+        let input = common::pseudo_random_bytes(512 << 10, seed);
         let lossy = "rate=30mbit,delay=10ms,loss=3%,reorder=2%";
         let pcap = dir.path().join(format!("1sf-{seed}.pcap"));
         let o = run(vec![spec(&format!("{lossy},corrupt-data=100"))], seed, &input, &pcap);

@@ -2,21 +2,11 @@
 //! byte for byte what was sent (sha256), under loss, reordering, duplication,
 //! a path going down, and option stripping.
 
+mod common;
+
 use mptcp_tools::stack::sim::{PathSpec, Sim, SimConfig, Transfer};
 use mptcp_tools::stack::{Event, FallbackReason, Instant};
 use sha2::{Digest, Sha256};
-
-fn data(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 struct Outcome {
     sim: Sim,
@@ -54,7 +44,7 @@ fn run(cfg: SimConfig, input: &[u8], limit_s: u64) -> Outcome {
 
 #[test]
 fn one_path_clean() {
-    let input = data(1 << 20, 1);
+    let input = common::pseudo_random_bytes(1 << 20, 1);
     let o = run(SimConfig::new(vec![PathSpec::clean()], 1), &input, 30);
     assert_eq!(o.out.len(), input.len());
     let mib = o.sim.hosts[1].mib();
@@ -65,7 +55,7 @@ fn one_path_clean() {
 
 #[test]
 fn two_paths_clean() {
-    let input = data(4 << 20, 2);
+    let input = common::pseudo_random_bytes(4 << 20, 2);
     let o = run(SimConfig::new(vec![PathSpec::clean(), PathSpec::clean()], 2), &input, 30);
     let mib = o.sim.hosts[1].mib();
     assert_eq!(mib.by_name("MPTcpExtMPJoinAckRx"), Some(1), "{:?}", mib.nonzero());
@@ -78,7 +68,7 @@ fn spec(s: &str) -> PathSpec {
 
 #[test]
 fn two_paths_lossy_reordered_duplicated() {
-    let input = data(3 << 20, 3);
+    let input = common::pseudo_random_bytes(3 << 20, 3);
     let p = spec("rate=50mbit,delay=10ms,loss=2%,reorder=2%,dup=1%,queue=100");
     let o = run(SimConfig::new(vec![p.clone(), p], 3), &input, 120);
     let st = &o.sim.paths[0].stats(0);
@@ -87,7 +77,7 @@ fn two_paths_lossy_reordered_duplicated() {
 
 #[test]
 fn three_paths_five_percent_loss_reorder_dup() {
-    let input = data(4 << 20, 14);
+    let input = common::pseudo_random_bytes(4 << 20, 14);
     let p = spec("rate=30mbit,delay=8ms,loss=5%,reorder=3%,dup=2%,queue=100");
     let o = run(SimConfig::new(vec![p.clone(), p.clone(), p], 14), &input, 300);
     let mib = o.sim.hosts[1].mib();
@@ -96,14 +86,14 @@ fn three_paths_five_percent_loss_reorder_dup() {
 
 #[test]
 fn one_path_five_percent_loss() {
-    let input = data(2 << 20, 4);
+    let input = common::pseudo_random_bytes(2 << 20, 4);
     let p = spec("rate=20mbit,delay=5ms,loss=5%");
     run(SimConfig::new(vec![p], 4), &input, 300);
 }
 
 #[test]
 fn option_stripping_falls_back_to_tcp() {
-    let input = data(1 << 20, 5);
+    let input = common::pseudo_random_bytes(1 << 20, 5);
     let o = run(SimConfig::new(vec![spec("rate=20mbit,delay=5ms,strip-options")], 5), &input, 60);
     let fb: Vec<_> = o.events.iter().filter(|e| matches!(e.2, Event::Fallback { .. })).collect();
     assert_eq!(fb.len(), 2, "both ends fall back: {fb:?}");
@@ -121,7 +111,7 @@ fn option_stripping_falls_back_to_tcp() {
 
 #[test]
 fn stripped_second_path_refuses_the_join_and_data_flows_on_the_first() {
-    let input = data(2 << 20, 6);
+    let input = common::pseudo_random_bytes(2 << 20, 6);
     let o = run(
         SimConfig::new(vec![spec("rate=20mbit,delay=5ms"), spec("rate=20mbit,delay=5ms,strip-options")], 6),
         &input,
@@ -138,7 +128,7 @@ fn stripped_second_path_refuses_the_join_and_data_flows_on_the_first() {
 
 #[test]
 fn path_down_mid_transfer_loses_and_doubles_nothing() {
-    let input = data(12 << 20, 7);
+    let input = common::pseudo_random_bytes(12 << 20, 7);
     let p1 = spec("rate=50mbit,delay=20ms,queue=100");
     let p2 = spec("rate=50mbit,delay=20ms,queue=100,down=1s-3s");
     let o = run(SimConfig::new(vec![p1, p2], 7), &input, 120);
@@ -150,7 +140,7 @@ fn path_down_mid_transfer_loses_and_doubles_nothing() {
 
 #[test]
 fn add_addr_signal_leads_to_a_join() {
-    let input = data(1 << 20, 8);
+    let input = common::pseudo_random_bytes(1 << 20, 8);
     let mut cfg = SimConfig::new(vec![PathSpec::clean(), PathSpec::clean()], 8);
     cfg.client_subflows = false;
     cfg.server_signal = true;
@@ -170,7 +160,7 @@ fn add_addr_signal_leads_to_a_join() {
 
 #[test]
 fn dss_checksums_under_loss() {
-    let input = data(2 << 20, 9);
+    let input = common::pseudo_random_bytes(2 << 20, 9);
     let p = spec("rate=20mbit,delay=5ms,loss=1%,reorder=1%");
     let o = run(SimConfig::new(vec![p.clone(), p], 9).both(|c| c.checksum = true), &input, 120);
     let snap = o.sim.hosts[1].snapshot(o.sim.now);
@@ -180,7 +170,7 @@ fn dss_checksums_under_loss() {
 
 #[test]
 fn newreno_and_roundrobin_and_redundant() {
-    let input = data(1 << 20, 10);
+    let input = common::pseudo_random_bytes(1 << 20, 10);
     let p = spec("rate=20mbit,delay=5ms,loss=1%");
     for sched in ["roundrobin", "redundant"] {
         let o = run(
@@ -202,7 +192,7 @@ fn newreno_and_roundrobin_and_redundant() {
 
 #[test]
 fn backup_subflow_idles_until_priority_changes() {
-    let input = data(4 << 20, 11);
+    let input = common::pseudo_random_bytes(4 << 20, 11);
     let mut cfg = SimConfig::new(vec![PathSpec::clean(), PathSpec::clean()], 11);
     cfg.client.send_buffer = 1 << 20;
     let mut sim = Sim::new(cfg);
@@ -233,7 +223,7 @@ fn backup_subflow_idles_until_priority_changes() {
 
 #[test]
 fn removing_an_address_mid_transfer() {
-    let input = data(4 << 20, 12);
+    let input = common::pseudo_random_bytes(4 << 20, 12);
     let mut sim = Sim::new(SimConfig::new(vec![PathSpec::clean(), PathSpec::clean()], 12));
     let mut src: &[u8] = &input;
     let mut out = Vec::new();
@@ -256,7 +246,7 @@ fn removing_an_address_mid_transfer() {
 /// the transfer finishes once the reader comes back.
 #[test]
 fn zero_window_then_reader_returns() {
-    let input = data(300_000, 13);
+    let input = common::pseudo_random_bytes(300_000, 13);
     let mut cfg = SimConfig::new(vec![PathSpec::clean()], 13);
     cfg.server.recv_buffer = 16 * 1024;
     let mut sim = Sim::new(cfg);
