@@ -60,6 +60,29 @@ pub(crate) struct RstOut {
     pub mp_fail: Option<u64>,
 }
 
+impl RstOut {
+    /// RFC 9293 §3.10.7.1: the RST answering `seg`: at its ACK number when it
+    /// has one, else at 0 acknowledging everything it occupies.
+    pub fn reply(seg: &Segment<'_>, tcprst: Option<u8>) -> RstOut {
+        let (seq, ack) =
+            if seg.has(flags::ACK) { (seg.ack, None) } else { (SubflowSeq(0), Some(seg.seq + seg.seq_len())) };
+        RstOut { src: seg.dst, dst: seg.src, seq, ack, tcprst, fastclose: None, mp_fail: None }
+    }
+
+    /// A RST on an open subflow, in its sequence space, with no MPTCP option.
+    fn on(tcb: &super::tcp::Tcb) -> RstOut {
+        RstOut {
+            src: tcb.local,
+            dst: tcb.remote,
+            seq: tcb.seq_for_ack(),
+            ack: Some(tcb.rcv_nxt),
+            tcprst: None,
+            fastclose: None,
+            mp_fail: None,
+        }
+    }
+}
+
 /// What a connection needs from its endpoint while it works.
 pub(crate) struct Ctx<'a> {
     pub cfg: &'a Config,
@@ -731,15 +754,7 @@ impl Connection {
         // "middlebox interference", as Linux does; the peer resends the
         // mapping elsewhere.
         let sf = &self.subflows[i];
-        ctx.rsts.push_back(RstOut {
-            src: sf.tcb.local,
-            dst: sf.tcb.remote,
-            seq: sf.tcb.seq_for_ack(),
-            ack: Some(sf.tcb.rcv_nxt),
-            tcprst: Some(rst_reason::MIDDLEBOX),
-            fastclose: None,
-            mp_fail: Some(dsn.0),
-        });
+        ctx.rsts.push_back(RstOut { tcprst: Some(rst_reason::MIDDLEBOX), mp_fail: Some(dsn.0), ..RstOut::on(&sf.tcb) });
         ctx.mib.inc(Counter::TcpOutRsts);
         ctx.mib.inc(Counter::MpRstTx);
         ctx.mib.inc(Counter::MpFailTx);
@@ -883,13 +898,8 @@ impl Connection {
             }
             if sf.tcb.state != TcpState::SynSent {
                 ctx.rsts.push_back(RstOut {
-                    src: sf.tcb.local,
-                    dst: sf.tcb.remote,
-                    seq: sf.tcb.seq_for_ack(),
-                    ack: Some(sf.tcb.rcv_nxt),
-                    tcprst: None,
                     fastclose: if fast { self.mp.remote_key.map(|k| k.0) } else { None },
-                    mp_fail: None,
+                    ..RstOut::on(&sf.tcb)
                 });
                 ctx.mib.inc(Counter::TcpOutRsts);
                 if fast {
@@ -1008,15 +1018,7 @@ impl Connection {
         if !(seg.has(flags::SYN) && ack_ok) {
             // RFC 9293 §3.10.7.3: an unacceptable ACK gets a RST.
             if seg.has(flags::ACK) && !ack_ok {
-                ctx.rsts.push_back(RstOut {
-                    src: seg.dst,
-                    dst: seg.src,
-                    seq: seg.ack,
-                    ack: None,
-                    tcprst: None,
-                    fastclose: None,
-                    mp_fail: None,
-                });
+                ctx.rsts.push_back(RstOut::reply(seg, None));
             }
             return;
         }
@@ -1128,15 +1130,7 @@ impl Connection {
             return;
         }
         if seg.ack != iss + 1u32 {
-            ctx.rsts.push_back(RstOut {
-                src: seg.dst,
-                dst: seg.src,
-                seq: seg.ack,
-                ack: None,
-                tcprst: None,
-                fastclose: None,
-                mp_fail: None,
-            });
+            ctx.rsts.push_back(RstOut::reply(seg, None));
             return;
         }
         if self.subflows[i].initial {
@@ -1226,17 +1220,7 @@ impl Connection {
 
     /// Send a RST with MP_TCPRST on a subflow and forget it.
     fn reset_subflow(&mut self, i: usize, reason: u8, seg: &Segment<'_>, ctx: &mut Ctx<'_>) {
-        let (seq, ack) =
-            if seg.has(flags::ACK) { (seg.ack, None) } else { (SubflowSeq(0), Some(seg.seq + seg.seq_len())) };
-        ctx.rsts.push_back(RstOut {
-            src: seg.dst,
-            dst: seg.src,
-            seq,
-            ack,
-            tcprst: if self.mp.active() { Some(reason) } else { None },
-            fastclose: None,
-            mp_fail: None,
-        });
+        ctx.rsts.push_back(RstOut::reply(seg, self.mp.active().then_some(reason)));
         ctx.mib.inc(Counter::TcpOutRsts);
         if self.mp.active() {
             ctx.mib.inc(Counter::MpRstTx);
@@ -1250,15 +1234,7 @@ impl Connection {
         if !sf.alive() {
             return;
         }
-        ctx.rsts.push_back(RstOut {
-            src: sf.tcb.local,
-            dst: sf.tcb.remote,
-            seq: sf.tcb.seq_for_ack(),
-            ack: Some(sf.tcb.rcv_nxt),
-            tcprst: if self.mp.active() { Some(reason) } else { None },
-            fastclose: None,
-            mp_fail: None,
-        });
+        ctx.rsts.push_back(RstOut { tcprst: self.mp.active().then_some(reason), ..RstOut::on(&sf.tcb) });
         ctx.mib.inc(Counter::TcpOutRsts);
         if self.mp.active() {
             ctx.mib.inc(Counter::MpRstTx);
@@ -1443,15 +1419,7 @@ impl Connection {
         for j in 0..self.subflows.len() {
             let sf = &self.subflows[j];
             if sf.alive() {
-                ctx.rsts.push_back(RstOut {
-                    src: sf.tcb.local,
-                    dst: sf.tcb.remote,
-                    seq: sf.tcb.seq_for_ack(),
-                    ack: Some(sf.tcb.rcv_nxt),
-                    tcprst: None,
-                    fastclose: None,
-                    mp_fail: None,
-                });
+                ctx.rsts.push_back(RstOut::on(&sf.tcb));
             }
             self.kill_subflow(j, CloseReason::PeerFastClose, ctx, false);
         }

@@ -428,19 +428,7 @@ impl Endpoint {
 
     /// RFC 9293 §3.10.7.1: a RST for a segment no connection owns.
     fn reply_rst(&mut self, seg: &Segment<'_>, tcprst: Option<u8>) {
-        let r = if seg.has(flags::ACK) {
-            RstOut { src: seg.dst, dst: seg.src, seq: seg.ack, ack: None, tcprst, fastclose: None, mp_fail: None }
-        } else {
-            RstOut {
-                src: seg.dst,
-                dst: seg.src,
-                seq: crate::seq::SubflowSeq(0),
-                ack: Some(seg.seq + seg.seq_len()),
-                tcprst,
-                fastclose: None,
-                mp_fail: None,
-            }
-        };
+        let r = RstOut::reply(seg, tcprst);
         self.mib.inc(Counter::TcpOutRsts);
         if tcprst.is_some() {
             self.mib.inc(Counter::MpRstTx);
