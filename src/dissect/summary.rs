@@ -9,6 +9,7 @@ use super::options::MpTcpRst;
 
 use super::analysis::{
     Check, CloseCause, ConnReport, FallbackReason, Report, Side, SubflowKind, SubflowReport, Tally, TcpFlowKind,
+    VerdictKind,
 };
 
 /// Append the summary text of a finished analysis.
@@ -81,6 +82,9 @@ fn conn(out: &mut Vec<u8>, c: &ConnReport) -> std::io::Result<()> {
     // The headline: fallback first, then established, else what is missing.
     if let Some(v) = c.fallback() {
         writeln!(out, "  verdict: {} (frame {})", v.kind, v.frame)?;
+        if let VerdictKind::Fallback(r) = &v.kind {
+            writeln!(out, "  likely cause: {}", r.likely_cause())?;
+        }
     } else if let Some(v) = c.established() {
         writeln!(out, "  verdict: {} (frame {})", v.kind, v.frame)?;
     } else if c.keys[1].is_some() {

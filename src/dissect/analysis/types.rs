@@ -69,6 +69,42 @@ pub enum FallbackReason {
     InfiniteMapping { from: Side },
 }
 
+impl FallbackReason {
+    /// What usually causes this fallback, in words for the person reading a
+    /// summary (RFC 8684 §3.1 and §3.7 say when each side falls back).
+    pub fn likely_cause(&self) -> &'static str {
+        match self {
+            FallbackReason::NoMpCapableInSyn => {
+                "the client did not ask for MPTCP: its application opened a plain TCP socket (on Linux, \
+                 IPPROTO_MPTCP or mptcpize), MPTCP is disabled there (net.mptcp.enabled=0), or a middlebox \
+                 before this capture point removed the option"
+            }
+            FallbackReason::SynAckWithoutMpCapable => {
+                "the server did not accept MPTCP: it listens on a plain TCP socket, has MPTCP disabled \
+                 (net.mptcp.enabled=0), or a middlebox between the client and the server removed the option"
+            }
+            FallbackReason::SynAckEchoesSyn => {
+                "a middlebox answered with the SYN's own options (an option-reflecting proxy or NAT)"
+            }
+            FallbackReason::SynAckWithoutKey => "the server's MP_CAPABLE is malformed or was truncated on the way",
+            FallbackReason::SynAckWithoutJoin => {
+                "the server refused this join (or a middlebox removed MP_JOIN from the SYN/ACK)"
+            }
+            FallbackReason::SynRetransmittedWithoutMpCapable => {
+                "SYNs with MP_CAPABLE went unanswered: a firewall on the path drops SYNs with unknown options"
+            }
+            FallbackReason::OptionsMissing { .. } => {
+                "a middlebox strips TCP options from data segments (RFC 8684 §3.7), or that side fell back \
+                 on its own"
+            }
+            FallbackReason::MpFail { .. } | FallbackReason::InfiniteMapping { .. } => {
+                "a DSS checksum failed: something on the path changed the payload (a rewriting middlebox), \
+                 and with no other subflow the connection continues as plain TCP (RFC 8684 §3.7)"
+            }
+        }
+    }
+}
+
 impl fmt::Display for FallbackReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
