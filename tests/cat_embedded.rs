@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{NetNs, assert_mib_clean, bin, pseudo_random_bytes, require_interop};
+use common::{NetNs, assert_mib_clean, bin, finish, pseudo_random_bytes, require_interop};
 use mptcp_tools::control::ControlClient;
 use mptcp_tools::snapshot::Snapshot;
 use sha2::{Digest, Sha256};
@@ -113,14 +113,7 @@ impl Env {
     }
 
     fn wait_listen(&self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.ns.sh(&format!("ss -Hltn 'sport = :{port}'")).contains(&format!(":{port}")) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("nothing listens on port {port} in {}", self.ns.name);
+        self.ns.wait_listen(port);
     }
 
     /// The control socket of our process `pid`, once it exists.
@@ -185,37 +178,6 @@ fn sha(data: &[u8]) -> String {
 
 fn file_sha(p: &Path) -> String {
     sha(&std::fs::read(p).unwrap_or_default())
-}
-
-/// Wait for a child with a deadline, draining its output meanwhile; kill it
-/// and fail if it overruns.
-fn finish(mut child: Child, what: &str, secs: u64) -> Output {
-    fn drain(r: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut v);
-            }
-            v
-        })
-    }
-    drop(child.stdin.take());
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let e = err.join().unwrap_or_default();
-            panic!("{what} did not finish within {secs}s; stderr: {}", String::from_utf8_lossy(&e));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }
 }
 
 fn text(b: &[u8]) -> String {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{NetNs, assert_mib_clean, bin, pseudo_random_bytes, require_interop};
+use common::{NetNs, assert_mib_clean, bin, finish, pseudo_random_bytes, require_interop};
 use sha2::{Digest, Sha256};
 
 const SRV: &str = "10.0.1.2";
@@ -72,49 +72,8 @@ fn start(
     c.spawn().expect("spawn")
 }
 
-/// Wait for a child with a deadline, draining its piped output meanwhile;
-/// kill it and fail if it overruns.
-fn finish(mut child: Child, what: &str, secs: u64) -> Output {
-    fn drain(r: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut v);
-            }
-            v
-        })
-    }
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let e = err.join().unwrap_or_default();
-            panic!("{what} did not finish within {secs}s; stderr: {}", String::from_utf8_lossy(&e));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }
-}
-
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn wait_listen(ns: &NetNs, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if ns.sh(&format!("ss -Hltn 'sport = :{port}'")).contains(&format!(":{port}")) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("nothing listens on port {port} in {}", ns.name);
 }
 
 fn cat() -> PathBuf {
@@ -182,7 +141,7 @@ fn client_to_python_server_20mb() {
     let input = p.file("in.bin", &data);
     let peer = py(&p);
     let srv = start(&p.srv, "python3", &[&peer, "server", "262", SRV, "5000"], None, None);
-    wait_listen(&p.srv, 5000);
+    p.srv.wait_listen(5000);
     let cli = start(&p.cli, cat(), &["-v", SRV, "5000"], Some(&input), None);
     let co = finish(cli, "mptcp-cat client", 60);
     let so = finish(srv, "python server", 60);
@@ -207,7 +166,7 @@ fn python_client_to_server_20mb_both_ways() {
     let out = p.path("out.bin");
     let peer = py(&p);
     let srv = start(&p.srv, cat(), &["-v", "-l", "5001"], Some(&down_f), Some(&out));
-    wait_listen(&p.srv, 5001);
+    p.srv.wait_listen(5001);
     let cli = start(&p.cli, "python3", &[&peer, "client", "262", SRV, "5001", up_f.to_str().unwrap()], None, None);
     let co = finish(cli, "python client", 60);
     let so = finish(srv, "mptcp-cat server", 60);
@@ -229,7 +188,7 @@ fn ncat_under_mptcpize_both_ways() {
     // Our client -> ncat server.
     let out1 = p.path("ncat.out");
     let srv = start(&p.srv, "mptcpize", &["run", "ncat", "-l", SRV, "5002"], None, Some(&out1));
-    wait_listen(&p.srv, 5002);
+    p.srv.wait_listen(5002);
     let cli = start(&p.cli, cat(), &["-v", "--require-mptcp", SRV, "5002"], Some(&input), None);
     let co = finish(cli, "mptcp-cat client", 60);
     finish(srv, "ncat server", 60);
@@ -238,7 +197,7 @@ fn ncat_under_mptcpize_both_ways() {
     // ncat client -> our server.
     let out2 = p.path("cat.out");
     let srv = start(&p.srv, cat(), &["-v", "--require-mptcp", "-l", SRV, "5003"], None, Some(&out2));
-    wait_listen(&p.srv, 5003);
+    p.srv.wait_listen(5003);
     let cli = start(&p.cli, "mptcpize", &["run", "ncat", "--send-only", SRV, "5003"], Some(&input), None);
     finish(cli, "ncat client", 60);
     let so = finish(srv, "mptcp-cat server", 60);
@@ -284,7 +243,7 @@ fn two_subflows_through_endpoints() {
             None,
             Some(&out),
         );
-        wait_listen(&p.srv, 5003 + attempt);
+        p.srv.wait_listen(5003 + attempt);
         // Standard input is fed in two parts: the rest only once the client
         // has reported the second subflow open, so that it carries data.
         let mut cli = p
@@ -384,7 +343,7 @@ fn fallback_against_plain_tcp_and_require_mptcp() {
     let peer = py(&p);
     // Our client -> plain TCP server: data arrives, -v says fallback.
     let srv = start(&p.srv, "python3", &[&peer, "server", "6", SRV, "5005"], None, None);
-    wait_listen(&p.srv, 5005);
+    p.srv.wait_listen(5005);
     let co = finish(start(&p.cli, cat(), &["-v", SRV, "5005"], Some(&input), None), "client", 30);
     let so = finish(srv, "python server", 30);
     assert!(co.status.success(), "{}", stderr(&co));
@@ -392,7 +351,7 @@ fn fallback_against_plain_tcp_and_require_mptcp() {
     assert!(stderr(&co).contains("fallback to plain TCP"), "{}", stderr(&co));
     // --require-mptcp turns it into an error.
     let srv = start(&p.srv, "python3", &[&peer, "server", "6", SRV, "5006"], None, None);
-    wait_listen(&p.srv, 5006);
+    p.srv.wait_listen(5006);
     let co = finish(start(&p.cli, cat(), &["--require-mptcp", SRV, "5006"], Some(&input), None), "client", 30);
     let _ = finish(srv, "python server", 30);
     assert_eq!(co.status.code(), Some(1));
@@ -402,7 +361,7 @@ fn fallback_against_plain_tcp_and_require_mptcp() {
     // Plain TCP client -> our server.
     let out = p.path("out.bin");
     let srv = start(&p.srv, cat(), &["-v", "-l", SRV, "5007"], None, Some(&out));
-    wait_listen(&p.srv, 5007);
+    p.srv.wait_listen(5007);
     let co = finish(
         start(&p.cli, "python3", &[&peer, "client", "6", SRV, "5007", input.to_str().unwrap()], None, None),
         "py",
@@ -435,13 +394,13 @@ fn errors_are_one_line() {
     one_line_failure(&run(&p.cli, &["-w", "300ms", "10.0.1.99", "80"]), "timed out after 300ms");
     // Address in use.
     let holder = start(&p.srv, cat(), &["-l", SRV, "5010"], None, None);
-    wait_listen(&p.srv, 5010);
+    p.srv.wait_listen(5010);
     one_line_failure(&run(&p.srv, &["-l", SRV, "5010"]), "address already in use");
     drop(holder);
     // Peer reset while we send.
     let peer = py(&p);
     let srv = start(&p.srv, "python3", &[&peer, "server", "262", SRV, "5011", "reset"], None, None);
-    wait_listen(&p.srv, 5011);
+    p.srv.wait_listen(5011);
     one_line_failure(&run(&p.cli, &[SRV, "5011"]), "reset by peer");
     let _ = finish(srv, "python", 10);
     // MPTCP disabled in the namespace.
@@ -461,7 +420,7 @@ fn keep_open_serves_clients_concurrently() {
     // Each connection gets its own `sha256sum`: a client only gets its answer
     // if the server handles it while the other clients are still connected.
     let srv = start(&p.srv, cat(), &["-l", "-k", "-c", "sha256sum", SRV, "5020"], None, None);
-    wait_listen(&p.srv, 5020);
+    p.srv.wait_listen(5020);
     let script = r#"
 import hashlib, socket, sys
 socks = []
@@ -483,7 +442,7 @@ print("ok")
     let o = finish(start(&p.cli, "python3", &[f.to_str().unwrap(), SRV], None, None), "clients", 30);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ok", "{}", stderr(&o));
     // Still listening after serving them.
-    wait_listen(&p.srv, 5020);
+    p.srv.wait_listen(5020);
     let mut srv = srv;
     let _ = srv.kill();
     let _ = srv.wait();
@@ -495,7 +454,7 @@ fn exec_logs_and_abort() {
     let p = pair("kexec", 1);
     // -e echo server; client logs both directions with -o and -x.
     let srv = start(&p.srv, cat(), &["-l", "-e", "/bin/cat", SRV, "5030"], None, None);
-    wait_listen(&p.srv, 5030);
+    p.srv.wait_listen(5030);
     let input = p.file("in.txt", b"hello world, this is a longer line of text!\n");
     let (raw, hex) = (p.path("o.log"), p.path("x.log"));
     let co = finish(
@@ -519,7 +478,7 @@ fn exec_logs_and_abort() {
     // --abort: the kernel ends the connection with MP_FASTCLOSE.
     let out = p.path("abort.out");
     let srv = start(&p.srv, cat(), &["-l", SRV, "5031"], None, Some(&out));
-    wait_listen(&p.srv, 5031);
+    p.srv.wait_listen(5031);
     let co = finish(start(&p.cli, cat(), &["--abort", SRV, "5031"], Some(&input), None), "client", 30);
     let so = finish(srv, "server", 30);
     assert!(co.status.success(), "{}", stderr(&co));
@@ -544,7 +503,7 @@ fn source_options_idle_timeout_cc_scheduler() {
     // -s/-p choose the source; --cc and --scheduler are applied.
     let out = p.path("out.txt");
     let srv = start(&p.srv, cat(), &["-v", "-l", SRV, "5040"], None, Some(&out));
-    wait_listen(&p.srv, 5040);
+    p.srv.wait_listen(5040);
     let co = finish(
         start(
             &p.cli,
@@ -567,7 +526,7 @@ fn source_options_idle_timeout_cc_scheduler() {
     // -i: a silent peer that never closes ends in an idle timeout.
     let never = p.file("never.py", b"import socket,time\nl=socket.socket(socket.AF_INET,socket.SOCK_STREAM,262)\nl.bind(('10.0.1.2',5041));l.listen()\nc,_=l.accept();time.sleep(30)\n");
     let silent = start(&p.srv, "python3", &[never.to_str().unwrap()], None, None);
-    wait_listen(&p.srv, 5041);
+    p.srv.wait_listen(5041);
     let t0 = Instant::now();
     one_line_failure(
         &run(&["--recv-only", "-i", "300ms", SRV, "5041"]),
@@ -591,7 +550,7 @@ fn send_only_and_recv_only() {
     // (A short reply: the client is gone once its input is sent.)
     let reply_f = p.file("reply.txt", b"thanks\n");
     let srv = start(&p.srv, "python3", &[&peer, "server", "262", SRV, "5050", reply_f.to_str().unwrap()], None, None);
-    wait_listen(&p.srv, 5050);
+    p.srv.wait_listen(5050);
     let co = finish(start(&p.cli, cat(), &["--send-only", SRV, "5050"], Some(&up_f), None), "client", 30);
     let so = finish(srv, "server", 30);
     assert!(co.status.success(), "{}", stderr(&co));
@@ -599,7 +558,7 @@ fn send_only_and_recv_only() {
     assert_eq!(String::from_utf8_lossy(&so.stdout).trim(), sha(&up));
     // --recv-only: stdin is not sent (the server gets nothing), the reply arrives.
     let srv = start(&p.srv, cat(), &["-l", SRV, "5051"], Some(&down_f), None);
-    wait_listen(&p.srv, 5051);
+    p.srv.wait_listen(5051);
     let co = finish(start(&p.cli, cat(), &["--recv-only", SRV, "5051"], Some(&up_f), None), "client", 30);
     let so = finish(srv, "server", 30);
     let _ = so;
@@ -617,7 +576,7 @@ fn fastopen_carries_data_in_the_syn() {
     let input = p.file("in.txt", b"hello over TFO\n");
     let out = p.path("out.txt");
     let srv = start(&p.srv, cat(), &["-l", "-k", "--fastopen", "-o", out.to_str().unwrap(), SRV, "5070"], None, None);
-    wait_listen(&p.srv, 5070);
+    p.srv.wait_listen(5070);
     // The first connection fetches a cookie, the next ones use it.
     for _ in 0..3 {
         let co = finish(

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
 
 use common::{NetNs, bin, pseudo_random_bytes, require_interop};
 use sha2::{Digest, Sha256};
@@ -48,39 +47,9 @@ fn start(ns: &NetNs, args: &[&str], env: &[(&str, String)], input: Option<&Path>
 }
 
 /// Wait for `child` at most `secs` (then kill it): its status and stderr.
-fn finish(mut child: Child, secs: u64) -> (Option<std::process::ExitStatus>, String) {
-    let err = child.stderr.take();
-    let reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        if let Some(mut r) = err {
-            let _ = std::io::Read::read_to_end(&mut r, &mut v);
-        }
-        v
-    });
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break Some(st);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (status, String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned())
-}
-
-fn wait_listen(ns: &NetNs, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if ns.sh(&format!("ss -Hltn 'sport = :{port}'")).contains(&format!(":{port}")) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("nothing listens on {port}");
+fn finish(child: Child, secs: u64) -> (Option<std::process::ExitStatus>, String) {
+    let (status, out) = common::wait_with_deadline(child, secs);
+    (status, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// Our stack's counters, from the test hook's last stderr line.
@@ -111,7 +80,7 @@ fn kernel_resets_the_subflow_with_mp_fail_and_we_resend() {
     std::fs::write(&input, &data).unwrap();
     let (srv_out, cli_out) = (dir.path().join("srv.out"), dir.path().join("cli.out"));
     let srv = start(&ns, &["--stack", "kernel", "--recv-only", "-l", "5000"], &[], None, &srv_out);
-    wait_listen(&ns, 5000);
+    ns.wait_listen(5000);
     let cli = start(
         &ns,
         &["--stack", "embedded", "--tun", TUN, "-v", "--local", OURS, "--local", OURS2, KERNEL_IP, "5000"],
@@ -152,7 +121,7 @@ fn single_subflow_kernel_detects() {
     std::fs::write(&input, &data).unwrap();
     let (srv_out, cli_out) = (dir.path().join("srv.out"), dir.path().join("cli.out"));
     let srv = start(&ns, &["--stack", "kernel", "--recv-only", "-l", "-i", "5", "5000"], &[], None, &srv_out);
-    wait_listen(&ns, 5000);
+    ns.wait_listen(5000);
     let cli = start(
         &ns,
         &["--stack", "embedded", "--tun", TUN, "-v", "-i", "5", "--local", OURS, KERNEL_IP, "5000"],
@@ -194,7 +163,7 @@ fn we_detect_and_send_mp_fail_to_the_kernel() {
         std::fs::write(&input, &data).unwrap();
         let (srv_out, cli_out) = (dir.path().join("srv.out"), dir.path().join("cli.out"));
         let srv = start(&ns, &["--stack", "kernel", "-l", "-i", "5", "5000"], &[], Some(&input), &srv_out);
-        wait_listen(&ns, 5000);
+        ns.wait_listen(5000);
         let mut args = vec!["--stack", "embedded", "--tun", TUN, "-v", "-i", "5", "--recv-only", "--local", OURS];
         if two {
             args.extend(["--local", OURS2]);

@@ -2373,7 +2373,12 @@ impl Connection {
                 f.retx_at = Some(now + rto * (1u64 << f.tries.min(6)));
             }
             ctx.mib.inc(Counter::MpFailTx);
-            return Some(self.emit_mp_fail(now, j, out, dsn));
+            return Some(self.emit_options(
+                now,
+                j,
+                out,
+                &[MptcpOption::Dss(self.dss_ack()), MptcpOption::MpFail(MpFail { dsn })],
+            ));
         }
         let tcb = &self.subflows[j].tcb;
         if let Some(idx) = tcb.next_retransmit() {
@@ -2642,7 +2647,7 @@ impl Connection {
             }
             if let Some(e) = self.pm.echo.pop_front() {
                 ctx.mib.inc(Counter::EchoAddTx);
-                return Some(self.emit_signal(now, j, out, MptcpOption::AddAddr(e)));
+                return Some(self.emit_options(now, j, out, &[MptcpOption::AddAddr(e)]));
             }
             if let Some(k) = self.pm.announce.iter().position(|(_, at, _)| at.is_some_and(|t| t <= now)) {
                 let timeout = self.add_addr_timeout;
@@ -2652,7 +2657,7 @@ impl Connection {
                 *at = if *tries < 4 { Some(now + timeout) } else { None };
                 self.pm.signals_sent = self.pm.signals_sent.saturating_add(1);
                 ctx.mib.inc(Counter::AddAddrTx);
-                return Some(self.emit_signal(now, j, out, MptcpOption::AddAddr(a)));
+                return Some(self.emit_options(now, j, out, &[MptcpOption::AddAddr(a)]));
             }
             if !self.pm.remove.is_empty() {
                 let ids: Vec<u8> = std::mem::take(&mut self.pm.remove);
@@ -3021,33 +3026,21 @@ impl Connection {
         self.write(now, j, out, seq, flags::ACK, &o, Payload::None)
     }
 
-    /// MP_FAIL with a DSS DATA_ACK (RFC 8684 §3.7).
-    fn emit_mp_fail(
+    /// A pure ACK carrying `opts` after the timestamps: ADD_ADDR (and its
+    /// echo) on an ACK of its own as Linux sends them, or MP_FAIL with a DSS
+    /// DATA_ACK (RFC 8684 §3.7).
+    fn emit_options(
         &mut self,
         now: Instant,
         j: usize,
         out: &mut TxOut<'_>,
-        dsn: u64,
+        opts: &[MptcpOption],
     ) -> (usize, SocketAddr, SocketAddr) {
         let mut o = OptList::new();
         o.timestamps(&self.subflows[j].tcb, now);
-        o.push(TcpOption::Mptcp(MptcpOption::Dss(self.dss_ack())));
-        o.push(TcpOption::Mptcp(MptcpOption::MpFail(MpFail { dsn })));
-        let seq = self.subflows[j].tcb.seq_for_ack();
-        self.write(now, j, out, seq, flags::ACK, &o, Payload::None)
-    }
-
-    /// ADD_ADDR (and its echo) on an ACK of its own, as Linux sends them.
-    fn emit_signal(
-        &mut self,
-        now: Instant,
-        j: usize,
-        out: &mut TxOut<'_>,
-        opt: MptcpOption,
-    ) -> (usize, SocketAddr, SocketAddr) {
-        let mut o = OptList::new();
-        o.timestamps(&self.subflows[j].tcb, now);
-        o.push(TcpOption::Mptcp(opt));
+        for opt in opts {
+            o.push(TcpOption::Mptcp(*opt));
+        }
         let seq = self.subflows[j].tcb.seq_for_ack();
         self.write(now, j, out, seq, flags::ACK, &o, Payload::None)
     }

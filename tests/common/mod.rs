@@ -9,8 +9,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 /// The project's testdata directory.
 pub fn testdata() -> PathBuf {
@@ -77,6 +78,18 @@ pub struct NetNs {
 }
 
 impl NetNs {
+    /// Wait (at most 10 s) until something listens on TCP `port` here.
+    pub fn wait_listen(&self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.sh(&format!("ss -Hltn 'sport = :{port}'")).contains(&format!(":{port}")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("nothing listens on port {port} in {}", self.name);
+    }
+
     /// A fresh namespace named `mt-PREFIX-PID-N`, loopback up.
     pub fn new(prefix: &str) -> NetNs {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
@@ -220,4 +233,46 @@ pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
     }
     v.truncate(len);
     v
+}
+
+/// Wait for `child` at most `secs`, draining its piped stdout and stderr
+/// meanwhile (its stdin, if piped, is closed first); on overrun it is killed
+/// and the status is `None`.
+pub fn wait_with_deadline(mut child: Child, secs: u64) -> (Option<ExitStatus>, Output) {
+    fn drain(r: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut v);
+            }
+            v
+        })
+    }
+    drop(child.stdin.take());
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break Some(st);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    let exit = status.unwrap_or_else(|| child.wait().expect("wait"));
+    (status, Output { status: exit, stdout, stderr })
+}
+
+/// [`wait_with_deadline`], failing the test when `what` overruns.
+pub fn finish(child: Child, what: &str, secs: u64) -> Output {
+    match wait_with_deadline(child, secs) {
+        (Some(_), out) => out,
+        (None, out) => panic!("{what} did not finish within {secs}s; stderr: {}", String::from_utf8_lossy(&out.stderr)),
+    }
 }
