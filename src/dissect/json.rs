@@ -16,7 +16,8 @@ use std::net::IpAddr;
 
 use super::analysis::{Check, CsumStatus, Event, HmacKind, PacketNote, Side};
 use super::options::{MpCapable, MpJoin, MptcpOption, OptionError, TcpOption, WireSeq, kind, subtype};
-use super::packet::{FrameMeta, Other, Packet, tcp_flags};
+use super::packet::{FrameMeta, Other, Packet};
+use super::tcpdump::tcp_flag_letters;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -126,30 +127,6 @@ fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// tcpdump's flag letters (print-tcp.c `tcp_flag_values`, in its order),
-/// "none" when no flag is set.
-pub fn tcp_flag_letters(flags: u8, out: &mut Vec<u8>) {
-    const TABLE: [(u8, u8); 8] = [
-        (tcp_flags::FIN, b'F'),
-        (tcp_flags::SYN, b'S'),
-        (tcp_flags::RST, b'R'),
-        (tcp_flags::PSH, b'P'),
-        (tcp_flags::ACK, b'.'),
-        (tcp_flags::URG, b'U'),
-        (tcp_flags::ECE, b'E'),
-        (tcp_flags::CWR, b'W'),
-    ];
-    let start = out.len();
-    for (bit, c) in TABLE {
-        if flags & bit != 0 {
-            out.push(c);
-        }
-    }
-    if out.len() == start {
-        out.extend_from_slice(b"none");
-    }
-}
-
 /// Append one JSON object (and a newline) describing the frame.
 pub fn write_packet(out: &mut Vec<u8>, meta: &FrameMeta, pkt: &Packet<'_>, note: &PacketNote) {
     let mut w = W { out, comma: false };
@@ -167,7 +144,7 @@ pub fn write_packet(out: &mut Vec<u8>, meta: &FrameMeta, pkt: &Packet<'_>, note:
         w.open("tcp", b'{');
         w.key("flags");
         w.raw(b"\"");
-        tcp_flag_letters(t.flags, w.out);
+        tcp_flag_letters(w.out, t.flags);
         w.raw(b"\"");
         w.u64("seq", t.seq as u64);
         w.u64("ack", t.ack as u64);
@@ -499,7 +476,7 @@ fn event(w: &mut W<'_>, e: &Event) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dissect::packet::{decode, linktype};
+    use crate::dissect::packet::{decode, linktype, tcp_flags};
 
     fn frame_with_options(opts: &[u8], flags: u8, payload: &[u8]) -> Vec<u8> {
         let mut f = vec![0u8; 14];
@@ -557,13 +534,13 @@ mod tests {
     #[test]
     fn flag_letters_follow_tcpdump() {
         let mut s = Vec::new();
-        tcp_flag_letters(tcp_flags::SYN | tcp_flags::ACK, &mut s);
+        tcp_flag_letters(&mut s, tcp_flags::SYN | tcp_flags::ACK);
         assert_eq!(s, b"S.");
         s.clear();
-        tcp_flag_letters(tcp_flags::FIN | tcp_flags::PSH | tcp_flags::ACK, &mut s);
+        tcp_flag_letters(&mut s, tcp_flags::FIN | tcp_flags::PSH | tcp_flags::ACK);
         assert_eq!(s, b"FP.");
         s.clear();
-        tcp_flag_letters(0, &mut s);
+        tcp_flag_letters(&mut s, 0);
         assert_eq!(s, b"none");
     }
 
