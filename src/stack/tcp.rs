@@ -446,26 +446,22 @@ impl Tcb {
         self.take_syn_options(seg);
         self.irs = seg.seq;
         self.rcv_nxt = seg.seq + 1u32;
-        self.snd_una = seg.ack;
-        self.snd_wnd = seg.window as u32; // never scaled in a SYN (RFC 7323 §2.2)
-        self.snd_wl1 = seg.seq;
-        self.snd_wl2 = seg.ack;
-        self.syn_due = false;
-        if let Some(t) = self.syn_sent_at
-            && self.syn_retries == 0
-        {
-            self.rtt.sample(now - t);
-        }
-        self.rto_at = None;
-        self.backoff = 0;
-        self.state = TcpState::Established;
+        // The window is never scaled in a SYN (RFC 7323 §2.2).
+        self.establish(now, seg, seg.window as u32);
         self.ack_now = true;
     }
 
     /// Our SYN/ACK was acknowledged in SYN-RECEIVED.
     pub fn on_handshake_ack(&mut self, now: Instant, seg: &super::wire::Segment<'_>) {
+        self.establish(now, seg, (seg.window as u32) << self.snd_wscale);
+    }
+
+    /// The handshake's SYN is acknowledged by `seg`: the send window from it,
+    /// an RTT sample unless the SYN was retransmitted (Karn, RFC 6298 §3),
+    /// the timer stopped, ESTABLISHED.
+    fn establish(&mut self, now: Instant, seg: &super::wire::Segment<'_>, window: u32) {
         self.snd_una = seg.ack;
-        self.snd_wnd = (seg.window as u32) << self.snd_wscale;
+        self.snd_wnd = window;
         self.snd_wl1 = seg.seq;
         self.snd_wl2 = seg.ack;
         self.syn_due = false;
