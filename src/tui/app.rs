@@ -221,7 +221,10 @@ impl App {
     /// resume.
     pub fn ingest(&mut self, u: Update, now: Duration) {
         if self.paused {
+            // Only the newest EVENT_LOG can be shown on resume: keep no more.
             self.held_events.extend(u.events);
+            let over = self.held_events.len().saturating_sub(EVENT_LOG);
+            self.held_events.drain(..over);
             return;
         }
         self.push_events(u.events);
