@@ -81,8 +81,9 @@ impl EmbeddedSource {
         self.problem(format!("embedded:{pid}: {e}; skipped for {}s", wait.as_secs()));
     }
 
-    /// Connect to sockets that appeared, forget those that went away.
-    fn refresh(&mut self, now: Duration) {
+    /// Connect to sockets that appeared, forget those that went away;
+    /// `snapshot`: this poll reports the notes (the others only gather).
+    fn refresh(&mut self, now: Duration, snapshot: bool) {
         if let Err(e) = check_runtime_dir(&self.dir) {
             self.clients.clear();
             match &e {
@@ -100,9 +101,11 @@ impl EmbeddedSource {
                 continue;
             }
             if let Some(b) = self.skipped.get(&pid).filter(|b| now < b.until) {
-                let left = b.until.saturating_sub(now).as_secs_f64().ceil();
-                let text = format!("embedded:{pid}: skipped for {left}s more: {}", b.reason);
-                self.problem(text);
+                if snapshot {
+                    let left = b.until.saturating_sub(now).as_secs_f64().ceil();
+                    let text = format!("embedded:{pid}: skipped for {left}s more: {}", b.reason);
+                    self.problem(text);
+                }
                 continue;
             }
             match ControlClient::connect_with_deadline(&path, self.deadline) {
@@ -136,7 +139,7 @@ impl Source for EmbeddedSource {
 
     fn poll(&mut self, now: Duration, snapshot: bool) -> SourceUpdate {
         if snapshot || self.clients.is_empty() {
-            self.refresh(now);
+            self.refresh(now, snapshot);
         }
         let mut out = SourceUpdate::default();
         let mut snap = Snapshot::default();
@@ -261,5 +264,61 @@ mod tests {
         assert_eq!(src.count(), 0);
         drop(src);
         assert_eq!(server.join().unwrap(), 3, "events and snapshot, then events");
+    }
+
+    #[test]
+    fn an_unresponsive_process_is_skipped_with_a_growing_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        // Accepts, reads, never answers.
+        let l = UnixListener::bind(dir.path().join("mptcp-cat-77.sock")).unwrap();
+        let server = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for s in l.incoming().take(2) {
+                held.push(s.unwrap());
+            }
+            held
+        });
+        let mut src = EmbeddedSource::in_dir(dir.path().to_path_buf()).with_deadline(Duration::from_millis(200));
+        let t = std::time::Instant::now();
+        let u = src.poll(Duration::ZERO, true);
+        assert!(t.elapsed() < Duration::from_secs(2));
+        assert_eq!(u.notes.len(), 1, "{:?}", u.notes);
+        assert!(u.notes[0].text.contains("no complete reply within 200 ms"), "{:?}", u.notes);
+        assert!(u.notes[0].text.ends_with("skipped for 5s"), "{:?}", u.notes);
+        assert_eq!(src.count(), 0);
+        // Within the pause: not asked again (no wait), and said so.
+        let t = std::time::Instant::now();
+        for ms in (100..4000).step_by(100) {
+            src.poll(Duration::from_millis(ms), false);
+        }
+        let u = src.poll(Duration::from_secs(4), true);
+        assert!(t.elapsed() < Duration::from_millis(150), "{:?}", t.elapsed());
+        assert_eq!(u.notes.len(), 1, "{:?}", u.notes);
+        assert!(u.notes[0].text.starts_with("embedded:77: skipped for 1s more: control socket"), "{:?}", u.notes);
+        // After it: asked again; still silent, so the pause doubles.
+        let u = src.poll(Duration::from_secs(6), true);
+        assert!(u.notes.iter().any(|n| n.text.ends_with("skipped for 10s")), "{:?}", u.notes);
+        drop(src);
+        assert_eq!(server.join().unwrap().len(), 2, "connected twice in all");
+    }
+
+    #[test]
+    fn a_directory_others_can_write_is_not_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let _server = fake_server(dir.path(), 4243);
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o733)).unwrap();
+        let mut src = EmbeddedSource::in_dir(dir.path().to_path_buf());
+        let u = src.poll(Duration::ZERO, true);
+        assert!(u.snapshot.unwrap().connections.is_empty());
+        assert_eq!(u.notes.len(), 1, "{:?}", u.notes);
+        assert!(u.notes[0].text.contains("has mode 0733: other users can write to it"), "{:?}", u.notes);
+        // A missing directory is no problem: no process has run yet.
+        let mut src = EmbeddedSource::in_dir(dir.path().join("none"));
+        assert!(src.poll(Duration::ZERO, true).notes.is_empty());
+        // Opened properly, the same directory is read.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let mut src = EmbeddedSource::in_dir(dir.path().to_path_buf());
+        assert_eq!(src.poll(Duration::ZERO, true).snapshot.unwrap().connections.len(), 1);
     }
 }

@@ -703,6 +703,20 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn events_held_while_paused_are_bounded() {
+        let mut app = App::new(Duration::from_secs(1));
+        app.on_key(key(KeyCode::Char('p')));
+        for i in 0..5 {
+            let evs: Vec<_> = (0..EVENT_LOG).map(|_| ev(if i == 4 { "closed" } else { "created" })).collect();
+            app.ingest(Update { events: evs, ..Default::default() }, Duration::from_secs(i));
+            assert!(app.held_events.len() <= EVENT_LOG);
+        }
+        app.on_key(key(KeyCode::Char('p')));
+        assert_eq!(app.events.len(), EVENT_LOG);
+        assert!(app.events.iter().all(|e| e.event.kind == "closed"), "the newest are kept");
+    }
+
+    #[test]
     fn event_log_is_bounded() {
         let mut app = App::new(Duration::from_secs(1));
         let evs: Vec<_> = (0..EVENT_LOG + 10).map(|_| ev("created")).collect();
