@@ -461,6 +461,63 @@ fn the_server_refuses_a_client_of_another_uid() {
     assert_eq!(t.join().unwrap().unwrap(), snap);
 }
 
+/// Run `ncat -U path` as nobody with `input`; what it printed (stdout and
+/// stderr), once the server closed (at most 10 s).
+fn nobody_ncat_client(path: &Path, input: &[u8]) -> (String, String) {
+    let mut client = as_uid(NOBODY, "ncat")
+        .arg("-U")
+        .arg(path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Keep its input open: ncat ends at the end of its input, not waiting
+    // for the reply.
+    let mut stdin = client.stdin.take().unwrap();
+    let _ = stdin.write_all(input);
+    let (status, out) = wait_with_deadline(client, 10);
+    drop(stdin);
+    assert!(status.is_some(), "ncat as nobody still connected after 10 s: {}", text(&out.stdout));
+    (text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn a_real_mptcp_cat_refuses_a_client_of_another_uid() {
+    require_interop(&["setpriv", "ncat"]);
+    let ns = common::NetNs::new("ctlsec");
+    let run = open_dir();
+    let mut cat = ns
+        .cmd(bin("mptcp-cat"))
+        .args(["--stack", "embedded", "--tun", "mtun0", "-l", "--local", "10.200.0.2/24", "5000"])
+        .env("MPTCP_TOOLS_RUNTIME_DIR", run.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sock = run.path().join(format!("mptcp-cat-{}.sock", cat.id()));
+    wait_until("mptcp-cat's control socket", 10, || sock.exists());
+    // First wall: the socket is its owner's alone.
+    assert_eq!(std::fs::metadata(&sock).unwrap().mode() & 0o777, 0o600);
+    let (out, err) = nobody_ncat_client(&sock, b"snapshot\n");
+    assert!(out.is_empty() && err.contains("Permission denied"), "{out} / {err}");
+    // Second wall, with the socket opened to all: the peer check.
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (out, _) = nobody_ncat_client(&sock, b"snapshot\n");
+    assert!(
+        out.contains(&format!("refused: you are uid {NOBODY}; this control socket serves only uid 0 and root")),
+        "{out}"
+    );
+    assert!(!out.contains("connections"), "{out}");
+    // Root (its own uid) is served.
+    let snap = ControlClient::connect(&sock).unwrap().snapshot().unwrap();
+    assert_eq!(snap.connections.len(), 1, "the listener: {snap:?}");
+    assert_eq!(snap.connections[0].state, "LISTEN");
+    let _ = cat.kill();
+    let _ = cat.wait();
+}
+
 /// `ncat` as nobody serving a planted connection on `path` (in `dir`, which
 /// is opened to nobody only while it binds).
 fn planted_server(dir: &Path, path: &Path) -> Child {
