@@ -340,7 +340,7 @@ impl ControlClient {
         let remaining = || self.deadline.checked_sub(start.elapsed()).filter(|d| !d.is_zero());
         let timed_out = |e: &io::Error| matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut);
 
-        let mut msg = format!("{req}\n").into_bytes();
+        let msg = format!("{req}\n").into_bytes();
         let mut sent = 0;
         while sent < msg.len() {
             let Some(left) = remaining() else { return Err(unresponsive()) };
@@ -353,7 +353,6 @@ impl ControlClient {
                 Err(e) => return Err(io(e)),
             }
         }
-        msg.clear();
 
         let mut chunk = vec![0u8; 64 * 1024];
         let mut scanned = 0;

@@ -6,8 +6,8 @@
 //! [`check_runtime_dir`], a socket must be served by our uid or root, every
 //! request has a deadline ([`VIEW_DEADLINE`]) and a size limit, and a process
 //! that misbehaves (unresponsive, too long or bad replies) is skipped for a
-//! while ([`Backoff`]) so that the view keeps its pace; each of these is a
-//! note in the view.
+//! while ([`BACKOFF_MIN`] to [`BACKOFF_MAX`]) so that the view keeps its
+//! pace; each of these is a note in the view.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
