@@ -366,8 +366,14 @@ fn clients_are_bounded_and_overlong_requests_dropped() {
     let mut server = ControlServer::bind(&dir.path().join("mptcp-cat-7.sock")).unwrap();
     let snap = Snapshot::default();
     let now = Instant::now();
-    let held: Vec<UnixStream> = (0..MAX_CLIENTS).map(|_| UnixStream::connect(server.path()).unwrap()).collect();
-    let extra = UnixStream::connect(server.path()).unwrap();
+    let connect = || {
+        let s = UnixStream::connect(server.path()).unwrap();
+        // A server that fails to answer fails the test instead of hanging it.
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s
+    };
+    let held: Vec<UnixStream> = (0..MAX_CLIENTS).map(|_| connect()).collect();
+    let extra = connect();
     for _ in 0..5 {
         step(&mut server, &snap, now, Duration::from_millis(20));
     }
