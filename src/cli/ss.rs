@@ -4,7 +4,8 @@
 //! control sockets of running embedded `mptcp-cat` processes, or packets
 //! (`-r FILE`, `-i IFACE`). `--once` prints one snapshot the way `ss -tiM`
 //! would, grouped connection -> subflows; `--json` prints it as the
-//! snapshot contract; otherwise the TUI runs.
+//! snapshot contract; otherwise the TUI runs. Whatever it prints from a
+//! source is escaped for the terminal ([`crate::tui::escape`]).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use crate::diag::kernel::KernelSource;
 use crate::diag::packets::{CaptureError, CaptureSource, Pace, PacketModel};
 use crate::diag::{Level, Sources, Unavailable};
 use crate::tui::app::{App, conn_matches};
+use crate::tui::escape::{escaped, json_for_terminal};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -157,7 +159,7 @@ fn print_once(args: &Args, sources: &mut Sources) -> anyhow::Result<()> {
     let mut failed = 0;
     for n in &update.notes {
         if n.level == Level::Warn {
-            eprintln!("mptcp-ss: {}: {}", n.source, n.text);
+            eprintln!("mptcp-ss: {}: {}", escaped(&n.source), escaped(&n.text));
             failed += 1;
         }
     }
@@ -168,7 +170,7 @@ fn print_once(args: &Args, sources: &mut Sources) -> anyhow::Result<()> {
     }
     let mut out = String::new();
     if args.json {
-        out = serde_json::to_string_pretty(&snap)?;
+        out = json_for_terminal(serde_json::to_string_pretty(&snap)?);
         out.push('\n');
     } else {
         crate::tui::text::write_snapshot(&snap, &mut out);
@@ -192,7 +194,7 @@ fn stream_events(args: &Args, sources: &mut Sources) -> anyhow::Result<()> {
         // events may be missing); its events count like any others.
         let u = sources.poll(start.elapsed(), std::mem::take(&mut first));
         for n in u.notes.iter().filter(|n| n.level == Level::Warn) {
-            eprintln!("mptcp-ss: {}: {}", n.source, n.text);
+            eprintln!("mptcp-ss: {}: {}", escaped(&n.source), escaped(&n.text));
         }
         for e in u.events {
             let line = if args.json {
@@ -201,7 +203,7 @@ fn stream_events(args: &Args, sources: &mut Sources) -> anyhow::Result<()> {
                     o.insert("at".into(), serde_json::json!(e.at.as_secs_f64()));
                     o.insert("source".into(), serde_json::json!(e.source));
                 }
-                v.to_string()
+                json_for_terminal(v.to_string())
             } else {
                 crate::tui::view::event_text(&e)
             };

@@ -221,7 +221,10 @@ impl App {
     /// resume.
     pub fn ingest(&mut self, u: Update, now: Duration) {
         if self.paused {
+            // Only the newest EVENT_LOG can be shown on resume: keep no more.
             self.held_events.extend(u.events);
+            let over = self.held_events.len().saturating_sub(EVENT_LOG);
+            self.held_events.drain(..over);
             return;
         }
         self.push_events(u.events);
@@ -697,6 +700,20 @@ pub(crate) mod tests {
         assert!(!app.help, "any key closes the help");
         assert_eq!(app.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), Action::Quit);
         assert_eq!(app.on_key(key(KeyCode::Char('q'))), Action::Quit);
+    }
+
+    #[test]
+    fn events_held_while_paused_are_bounded() {
+        let mut app = App::new(Duration::from_secs(1));
+        app.on_key(key(KeyCode::Char('p')));
+        for i in 0..5 {
+            let evs: Vec<_> = (0..EVENT_LOG).map(|_| ev(if i == 4 { "closed" } else { "created" })).collect();
+            app.ingest(Update { events: evs, ..Default::default() }, Duration::from_secs(i));
+            assert!(app.held_events.len() <= EVENT_LOG);
+        }
+        app.on_key(key(KeyCode::Char('p')));
+        assert_eq!(app.events.len(), EVENT_LOG);
+        assert!(app.events.iter().all(|e| e.event.kind == "closed"), "the newest are kept");
     }
 
     #[test]

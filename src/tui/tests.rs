@@ -197,3 +197,74 @@ fn tiny_terminals_do_not_panic() {
         app.on_key(key(KeyCode::Esc));
     }
 }
+
+/// A connection and an event whose text carries escape sequences, a C1
+/// control and a right-to-left override, as a hostile source would send.
+fn hostile_app() -> App {
+    let mut app = App::new(Duration::from_secs(1));
+    let mut snap = client_snapshot();
+    let c = &mut snap.connections[0];
+    c.source = "embedded:7\u{1b}[2J".into();
+    c.state = "ESTAB\u{1b}[31m".into();
+    c.local = "10.77.1.1:49122\u{202e}".into();
+    c.fallback_reason = Some("\u{1b}]0;pwned\u{7}".into());
+    c.subflows[0].flags = "Mm\u{9b}".into();
+    let mut u = update(snap.connections);
+    u.notes = vec![Note::warn("embedded", "control socket x: the server refused: \u{1b}[5mblink")];
+    u.events = vec![LogEvent {
+        at: Duration::ZERO,
+        source: "embedded:7".into(),
+        event: ControlEvent { kind: "created\u{1b}[K".into(), reason: Some("a\nb".into()), ..Default::default() },
+    }];
+    app.ingest(u, Duration::ZERO);
+    app
+}
+
+#[test]
+fn text_from_sources_is_shown_escaped() {
+    let mut app = hostile_app();
+    let s = dump(&screen(&app, 200, 30));
+    for want in [
+        "! embedded: control socket x: the server refused: \\x1b[5mblink",
+        // Fixed-width columns cut the escaped text, as any other.
+        "embedded:7\\x1b[2J ESTAB\\x1b[ 10.77.1.1:49122\\u{202e} 10.77.1.2:10000",
+        "Subflows of 10.77.1.1:49122\\u{202e} f4558206",
+        "ESTAB      0/0   Mm\\u{0 0000/f4558206",
+        "embedded:7     created\\x1b[K",
+        "(a\\nb)",
+    ] {
+        assert!(s.contains(want), "missing {want:?} in\n{s}");
+    }
+    app.on_key(key(KeyCode::Enter));
+    let s = dump(&screen(&app, 200, 30));
+    assert!(
+        s.contains("mptcp ESTAB\\x1b[31m 10.77.1.1:49122\\u{202e} -> 10.77.1.2:10000  (embedded:7\\x1b[2J)"),
+        "{s}"
+    );
+    assert!(s.contains("fallback_reason:\"\\x1b]0;pwned\\x07\""), "{s}");
+    assert!(!s.chars().any(|c| crate::tui::escape::is_unsafe(c) && c != '\n'), "{s:?}");
+}
+
+#[test]
+fn once_text_and_event_lines_are_escaped() {
+    let mut snap = client_snapshot();
+    snap.connections[0].state = "ESTAB\u{1b}[31m".into();
+    snap.connections[0].subflows[1].state = Some("ESTAB\r\n`-tcp FAKE".into());
+    let mut out = String::new();
+    super::text::write_snapshot(&snap, &mut out);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 7, "a line from a source stays one line:\n{out}");
+    assert!(lines[1].starts_with("mptcp ESTAB\\x1b[31m "), "{out}");
+    assert!(lines[5].starts_with("`-tcp ESTAB\\r\\n`-tcp FAKE "), "{out}");
+    assert!(!out.chars().any(|c| crate::tui::escape::is_unsafe(c) && c != '\n' && c != '\t'), "{out:?}");
+    let e = LogEvent {
+        at: Duration::from_millis(1500),
+        source: "embedded:7".into(),
+        event: ControlEvent {
+            kind: "sub_closed".into(),
+            reason: Some("\u{1b}[1A\u{1b}[2Kfake line".into()),
+            ..Default::default()
+        },
+    };
+    assert_eq!(super::view::event_text(&e), "+1.500s embedded:7     sub_closed       (\\x1b[1A\\x1b[2Kfake line)");
+}

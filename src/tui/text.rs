@@ -10,6 +10,7 @@
 
 use std::fmt::Write;
 
+use super::escape::escaped;
 use crate::snapshot::{ConnSnapshot, Snapshot, SubflowSnapshot};
 
 /// The hex digits of a "0x%08x" token string, as u32.
@@ -36,7 +37,8 @@ fn nz_hex(s: &mut String, name: &str, v: Option<u64>) {
     }
 }
 
-/// The words after the `mptcp` line, ss order, non-zero fields only.
+/// The words after the `mptcp` line, ss order, non-zero fields only;
+/// text from the source escaped ([`super::escape`]).
 pub fn conn_fields(c: &ConnSnapshot) -> String {
     let mut s = String::new();
     let small = |v: Option<u8>| v.map(u64::from);
@@ -76,11 +78,12 @@ pub fn conn_fields(c: &ConnSnapshot) -> String {
     if let Some(r) = &c.fallback_reason {
         let _ = write!(s, " fallback_reason:\"{r}\"");
     }
-    s.trim_start().to_string()
+    escaped(s.trim_start())
 }
 
 /// The words after a subflow's `tcp` line: a few tcp_info fields in ss's
-/// order, then `tcp-ulp-mptcp` and the MPTCP subflow fields.
+/// order, then `tcp-ulp-mptcp` and the MPTCP subflow fields; text from the
+/// source escaped ([`super::escape`]).
 pub fn subflow_fields(sf: &SubflowSnapshot) -> String {
     let mut s = String::new();
     if let Some(rtt) = sf.rtt_us.filter(|&r| r != 0) {
@@ -102,7 +105,7 @@ pub fn subflow_fields(sf: &SubflowSnapshot) -> String {
         let _ = write!(s, " flags:{}", sf.flags);
     }
     if sf.state.as_deref() == Some("LISTEN") {
-        return s.trim_start().to_string();
+        return escaped(s.trim_start());
     }
     let _ = write!(
         s,
@@ -115,7 +118,7 @@ pub fn subflow_fields(sf: &SubflowSnapshot) -> String {
     if !sf.seq_withheld {
         let _ = write!(s, " seq:{:x} sfseq:{:x} ssnoff:{:x} maplen:{:x}", sf.seq, sf.sfseq, sf.ssnoff, sf.maplen);
     }
-    s.trim_start().to_string()
+    escaped(s.trim_start())
 }
 
 struct Row {
@@ -131,28 +134,29 @@ struct Row {
 
 /// The whole snapshot, ss style: a header, then for each connection its
 /// `mptcp` line and the `tcp` lines of its subflows, each followed by a
-/// tab-indented line of fields.
+/// tab-indented line of fields. Text from the sources is escaped
+/// ([`super::escape`]), so a line is one line and nothing reaches the terminal raw.
 pub fn write_snapshot(snap: &Snapshot, out: &mut String) {
     let mut rows = Vec::new();
     for c in &snap.connections {
         rows.push(Row {
             netid: "mptcp",
-            state: c.state.clone(),
+            state: escaped(&c.state),
             recv_q: c.recv_q.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
             send_q: c.send_q.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
-            local: c.local.clone(),
-            remote: c.remote.clone(),
-            source: c.source.clone(),
+            local: escaped(&c.local),
+            remote: escaped(&c.remote),
+            source: escaped(&c.source),
             info: conn_fields(c),
         });
         for sf in &c.subflows {
             rows.push(Row {
                 netid: "`-tcp",
-                state: sf.state.clone().unwrap_or_else(|| "-".into()),
+                state: sf.state.as_deref().map_or_else(|| "-".into(), escaped),
                 recv_q: sf.recv_q.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
                 send_q: sf.send_q.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
-                local: sf.local.clone(),
-                remote: sf.remote.clone(),
+                local: escaped(&sf.local),
+                remote: escaped(&sf.remote),
                 source: String::new(),
                 info: subflow_fields(sf),
             });

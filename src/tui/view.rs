@@ -5,6 +5,10 @@
 //! list, the selected connection's subflow table, one sparkline per subflow,
 //! the event log and a line of key hints; `?` lays the help over it and
 //! Enter the details of the selection.
+//!
+//! Every string that came from a source is drawn through
+//! [`super::escape`]: ratatui itself drops control characters, which would
+//! hide them; escaped, the user sees what was sent.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -15,6 +19,7 @@ use ratatui::widgets::{
 };
 
 use super::app::{App, ConnView, Focus, SubflowView};
+use super::escape::escaped;
 use super::text::{conn_fields, subflow_fields, token_value};
 use crate::diag::{Level, LogEvent};
 use crate::snapshot::subflow_flags;
@@ -91,7 +96,7 @@ impl Widget for &App {
                     Level::Warn => ("! ", Style::default().fg(Color::Yellow)),
                     Level::Info => ("  ", Style::default().fg(Color::DarkGray)),
                 };
-                Line::styled(format!("{mark}{}: {}", n.source, n.text), style)
+                Line::styled(format!("{mark}{}: {}", escaped(&n.source), escaped(&n.text)), style)
             })
             .collect();
         Paragraph::new(note_lines).render(notes_area, buf);
@@ -122,7 +127,7 @@ impl App {
         }
         spans.push(Span::raw(format!(" | every {}s | sort: {}", self.interval.as_secs_f64(), self.sort.name())));
         if !self.filter.is_empty() {
-            spans.push(Span::raw(format!(" | filter: {}", self.filter)));
+            spans.push(Span::raw(format!(" | filter: {}", escaped(&self.filter))));
         }
         if self.paused {
             spans.push(Span::raw(" | "));
@@ -136,7 +141,7 @@ impl App {
         if let Some(edit) = &self.filter_edit {
             return Line::from(vec![
                 Span::styled(" filter: ", Style::default().add_modifier(Modifier::BOLD)),
-                Span::raw(format!("{edit}_")),
+                Span::raw(format!("{}_", escaped(edit))),
                 Span::styled("   Enter keeps it, Esc cancels", Style::default().fg(Color::DarkGray)),
             ]);
         }
@@ -150,10 +155,10 @@ impl App {
         let data_w =
             |f: &dyn Fn(&ConnView) -> usize, min: usize| self.visible().map(f).max().unwrap_or(0).max(min) as u16;
         let cols = [
-            Col { name: "Source", width: data_w(&|v| short_source(&v.conn.source).len(), 6), prio: 5 },
+            Col { name: "Source", width: data_w(&|v| escaped(&short_source(&v.conn.source)).len(), 6), prio: 5 },
             Col { name: "State", width: 10, prio: 8 },
-            Col { name: "Local", width: data_w(&|v| v.conn.local.len(), 5), prio: 10 },
-            Col { name: "Remote", width: data_w(&|v| v.conn.remote.len(), 6), prio: 10 },
+            Col { name: "Local", width: data_w(&|v| escaped(&v.conn.local).len(), 5), prio: 10 },
+            Col { name: "Remote", width: data_w(&|v| escaped(&v.conn.remote).len(), 6), prio: 10 },
             Col { name: "Token", width: 8, prio: 9 },
             Col { name: "Subflows", width: 8, prio: 7 },
             Col { name: "Fallback", width: 8, prio: 6 },
@@ -179,15 +184,15 @@ impl App {
 
     fn render_subflows(&self, area: Rect, buf: &mut Buffer) {
         let title = match self.selected_conn() {
-            Some(c) => format!(" Subflows of {} {} ", c.conn.local, short_token(c.conn.token.as_deref())),
+            Some(c) => format!(" Subflows of {} {} ", escaped(&c.conn.local), short_token(c.conn.token.as_deref())),
             None => " Subflows ".into(),
         };
         let subs: &[SubflowView] = self.selected_conn().map(|c| c.subflows.as_slice()).unwrap_or(&[]);
         let data_w =
             |f: &dyn Fn(&SubflowView) -> usize, min: usize| subs.iter().map(f).max().unwrap_or(0).max(min) as u16;
         let cols = [
-            Col { name: "Local", width: data_w(&|s| s.sf.local.len(), 5), prio: 10 },
-            Col { name: "Remote", width: data_w(&|s| s.sf.remote.len(), 6), prio: 10 },
+            Col { name: "Local", width: data_w(&|s| escaped(&s.sf.local).len(), 5), prio: 10 },
+            Col { name: "Remote", width: data_w(&|s| escaped(&s.sf.remote).len(), 6), prio: 10 },
             Col { name: "State", width: 10, prio: 5 },
             Col { name: "Ids", width: 5, prio: 9 },
             Col { name: "Flags", width: 6, prio: 9 },
@@ -224,7 +229,7 @@ impl App {
         for (i, s) in c.subflows.iter().enumerate().take(inner.height as usize) {
             let row = Rect { x: inner.x, y: inner.y + i as u16, width: inner.width, height: 1 };
             let [label, spark] = Layout::horizontal([Constraint::Length(label_w), Constraint::Min(1)]).areas(row);
-            Line::raw(format!("{} {}", s.sf.local, human_rate(s.rate))).render(label, buf);
+            Line::raw(format!("{} {}", escaped(&s.sf.local), human_rate(s.rate))).render(label, buf);
             let hist = self.history(&s.key);
             let start = hist.len().saturating_sub(spark.width as usize);
             Sparkline::default().data(&hist[start..]).style(Style::default().fg(Color::Green)).render(spark, buf);
@@ -255,7 +260,13 @@ impl App {
         let Some(c) = self.selected_conn() else { return };
         let mut text = Text::default();
         text.push_line(Line::styled(
-            format!("mptcp {} {} -> {}  ({})", c.conn.state, c.conn.local, c.conn.remote, c.conn.source),
+            format!(
+                "mptcp {} {} -> {}  ({})",
+                escaped(&c.conn.state),
+                escaped(&c.conn.local),
+                escaped(&c.conn.remote),
+                escaped(&c.conn.source)
+            ),
             Style::default().add_modifier(Modifier::BOLD),
         ));
         text.push_line(Line::raw(format!(" {}", conn_fields(&c.conn))));
@@ -263,7 +274,12 @@ impl App {
             let mark = if i == self.sub_selected { ">" } else { " " };
             text.push_line(Line::raw(""));
             text.push_line(Line::styled(
-                format!("{mark}tcp {} {} -> {}", s.sf.state.as_deref().unwrap_or("-"), s.sf.local, s.sf.remote),
+                format!(
+                    "{mark}tcp {} {} -> {}",
+                    escaped(s.sf.state.as_deref().unwrap_or("-")),
+                    escaped(&s.sf.local),
+                    escaped(&s.sf.remote)
+                ),
                 Style::default().add_modifier(Modifier::BOLD),
             ));
             let f = subflow_fields(&s.sf);
@@ -345,10 +361,10 @@ fn conn_cells(v: &ConnView) -> Vec<Cell<'static>> {
     };
     let fallback = if c.fallback { Cell::from("yes").style(Style::default().fg(Color::Red)) } else { Cell::from("no") };
     vec![
-        Cell::from(short_source(&c.source).to_string()),
-        Cell::from(c.state.clone()),
-        Cell::from(c.local.clone()),
-        Cell::from(c.remote.clone()),
+        Cell::from(escaped(&short_source(&c.source))),
+        Cell::from(escaped(&c.state)),
+        Cell::from(escaped(&c.local)),
+        Cell::from(escaped(&c.remote)),
         Cell::from(short_token(c.token.as_deref())),
         Cell::from(subflows),
         fallback,
@@ -361,11 +377,11 @@ fn subflow_cells(v: &SubflowView) -> Vec<Cell<'static>> {
     let s = &v.sf;
     let withheld = |x: String| if s.seq_withheld { "-".to_string() } else { x };
     [
-        s.local.clone(),
-        s.remote.clone(),
-        s.state.clone().unwrap_or_else(|| "-".into()),
+        escaped(&s.local),
+        escaped(&s.remote),
+        s.state.as_deref().map_or_else(|| "-".into(), escaped),
         format!("{}/{}", s.id_loc, s.id_rem),
-        if s.flags.is_empty() { "-".into() } else { s.flags.clone() },
+        if s.flags.is_empty() { "-".into() } else { escaped(&s.flags) },
         format!("{:04x}/{:04x}", token_value(&s.token_rem), token_value(&s.token_loc)),
         withheld(format!("{:x}", s.seq)),
         withheld(format!("{:x}", s.sfseq)),
@@ -384,7 +400,8 @@ fn subflow_cells(v: &SubflowView) -> Vec<Cell<'static>> {
 
 /// One event log line: "+12.345s kernel sub_closed 0x... local -> remote
 /// ids 2/0 (reason)"; events from packets name their frame instead of the
-/// source ("+0.012s frame 30 sub_established ...").
+/// source ("+0.012s frame 30 sub_established ..."). Text from the source
+/// is escaped ([`super::escape`]): the line is one line and safe to print.
 pub fn event_text(e: &LogEvent) -> String {
     let ev = &e.event;
     let origin = match ev.frame {
@@ -413,7 +430,7 @@ pub fn event_text(e: &LogEvent) -> String {
     if let Some(r) = &ev.reason {
         s.push_str(&format!(" ({r})"));
     }
-    s
+    escaped(&s)
 }
 
 fn event_line(e: &LogEvent) -> Line<'static> {
