@@ -5,8 +5,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use mptcp_tools::cli::capture::CaptureWriter;
-use mptcp_tools::dissect::packet::{FrameMeta, linktype};
+use mptcp_tools::capture::PcapWriter;
+use mptcp_tools::dissect::packet::{FrameMeta, Timestamp, linktype};
 
 fn dump(args: &[&str]) -> Output {
     Command::new(common::bin("mptcp-dump")).args(args).env("TZ", "UTC").output().expect("run mptcp-dump")
@@ -67,12 +67,11 @@ fn tcp_frame(opts: &[u8], flags: u8) -> Vec<u8> {
 }
 
 fn write_pcap(path: &Path, lt: u32, frames: &[Vec<u8>]) {
-    let mut w = CaptureWriter::create(path, lt).unwrap();
+    let mut w = PcapWriter::create(path, lt).unwrap();
     for (i, f) in frames.iter().enumerate() {
         let meta = FrameMeta {
             number: i as u64 + 1,
-            ts_sec: 1_700_000_000,
-            ts_nsec: i as u32 * 1000,
+            ts: Some(Timestamp::new(1_700_000_000, i as u32 * 1000)),
             caplen: f.len() as u32,
             len: f.len() as u32,
             linktype: lt,
@@ -281,7 +280,7 @@ fn write_filtered_copy() {
 /// record longer than the snapshot length, and a cut file.
 #[test]
 fn direct_pcap_reader_matches_libpcap() {
-    use mptcp_tools::cli::capture::{CaptureReader, OpenOptions};
+    use mptcp_tools::capture::{CaptureReader, OpenOptions};
     let read_all = |p: &Path, libpcap_only: bool| {
         let mut r = CaptureReader::open_file(p, &OpenOptions { libpcap_only, ..Default::default() }).unwrap();
         let mut v = Vec::new();

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{ArgAction, Parser};
 
-use super::capture::{CaptureError, CaptureReader, CaptureWriter, OpenOptions, Source};
+use crate::capture::{CaptureError, CaptureReader, OpenOptions, PcapWriter, Source};
 use crate::dissect::analysis::{Analyzer, AnalyzerOptions};
 use crate::dissect::packet::{FrameMeta, decode};
 use crate::dissect::tcpdump::{PrintOptions, Printer, TimestampFormat};
@@ -200,7 +200,7 @@ pub fn run(args: &DumpArgs, out: &mut dyn Write) -> Result<Outcome, DumpError> {
     let opts = OpenOptions { filter, snaplen: args.snaplen, promisc: !args.no_promisc, ..Default::default() };
     let mut reader = CaptureReader::open(&source, &opts)?;
     let mut writer = match &args.write {
-        Some(p) => Some(CaptureWriter::create(p, reader.linktype())?),
+        Some(p) => Some(PcapWriter::create(p, reader.linktype())?),
         None => None,
     };
     if live {

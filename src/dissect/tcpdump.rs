@@ -26,6 +26,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use super::crypto::InternetChecksum;
+#[cfg(test)]
+use super::packet::Timestamp;
 use super::packet::{FrameMeta, IpInfo, Other, Packet, TcpSegment, linktype, tcp_flags};
 
 /// How the timestamp at the start of a line is printed (tcpdump's `-t` flags).
@@ -212,26 +214,35 @@ impl Printer {
     }
 
     fn write_timestamp(&mut self, out: &mut Vec<u8>, meta: &FrameMeta) {
-        let usec = meta.ts_nsec / 1000;
-        let now_us = meta.ts_sec.saturating_mul(1_000_000).saturating_add(usec as i64);
+        if self.opts.timestamps == TimestampFormat::None {
+            return;
+        }
+        let Some(ts) = meta.ts else {
+            // The file gives this frame no time (see `FrameMeta::ts`): said
+            // in its place, and the frames around it keep their references.
+            out.extend_from_slice(b"[no timestamp] ");
+            return;
+        };
+        let (sec, usec) = (ts.secs(), ts.subsec_micros());
+        let now_us = sec.saturating_mul(1_000_000).saturating_add(usec as i64);
         match self.opts.timestamps {
             TimestampFormat::None => {}
             TimestampFormat::Time => {
-                self.refresh_clock(meta.ts_sec);
+                self.refresh_clock(sec);
                 out.extend_from_slice(&self.clock[11..]);
                 out.push(b'.');
                 pad_left(out, usec as u64, 6, b'0');
                 out.push(b' ');
             }
             TimestampFormat::Date => {
-                self.refresh_clock(meta.ts_sec);
+                self.refresh_clock(sec);
                 out.extend_from_slice(&self.clock);
                 out.push(b'.');
                 pad_left(out, usec as u64, 6, b'0');
                 out.push(b' ');
             }
             TimestampFormat::Epoch => {
-                dec_i64(out, meta.ts_sec);
+                dec_i64(out, sec);
                 out.push(b'.');
                 pad_left(out, usec as u64, 6, b'0');
                 out.push(b' ');
@@ -2197,8 +2208,7 @@ mod tests {
     fn line(p: &mut Printer, lt: u32, frame: &[u8]) -> String {
         let meta = FrameMeta {
             number: 1,
-            ts_sec: 1_582_742_655,
-            ts_nsec: 949_492_000,
+            ts: Some(Timestamp::new(1_582_742_655, 949_492_000)),
             caplen: frame.len() as u32,
             len: frame.len() as u32,
             linktype: lt,
