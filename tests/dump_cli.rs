@@ -124,14 +124,14 @@ fn truncated_captures() {
     // Cut inside the first record header: still nothing.
     std::fs::write(&p, &full[..30]).unwrap();
     assert_error(&dump(&[&ps]), &ps, "truncated capture", 1);
-    // Cut in the middle of the file: the frames before the cut print, a
-    // warning names the file and where it stopped, exit 0.
+    // Cut in the middle of the file: the frames before the cut print, an
+    // error names the file and where it stopped, exit 1 (as tcpdump).
     let p = tmp(&d, "cut-middle.pcap");
     std::fs::write(&p, &full[..full.len() / 2]).unwrap();
     let ps = p.to_string_lossy().into_owned();
     let out = dump(&[&ps]);
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
     let n = text(&out.stdout).lines().count();
     assert!((3..14).contains(&n), "{n} frames before the cut");
     assert!(err.contains(&ps) && err.contains(&format!("truncated capture after frame {n}")), "{err}");
@@ -208,9 +208,15 @@ fn filter_count_and_frame_numbers() {
     let first: u64 = ours.split_whitespace().next().unwrap().parse().unwrap();
     assert!(first > 1, "{ours}");
     assert!(ours.lines().all(|l| l.contains(" IP 10.77.2.1.")));
-    // -c stops after N shown frames.
+    // -c stops after N shown frames; no count is refused, as tcpdump does.
     let out = dump(&["-c", "3", &f]);
     assert_eq!(text(&out.stdout).lines().count(), 3);
+    for bad in ["0", "-1", "x"] {
+        let out = dump(&["-c", bad, &f]);
+        assert_eq!(out.status.code(), Some(2), "-c {bad}");
+        assert!(text(&out.stderr).contains(&format!("invalid packet count {bad}")), "{}", text(&out.stderr));
+        assert!(out.stdout.is_empty());
+    }
     // The positional file and -r agree, and `-r -` reads standard input.
     assert_eq!(dump(&[&f]).stdout, dump(&["-r", &f]).stdout);
     let piped = Command::new(common::bin("mptcp-dump"))
