@@ -1,5 +1,6 @@
 //! mptcp-dump's command line: bad input, filters, -c/-r/-w/-t/-#, --json and
 //! --summary wiring. Bad capture files are made here with tempfile.
+mod capture_files;
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -338,5 +339,42 @@ fn direct_pcap_reader_matches_libpcap() {
         assert_eq!(direct.len(), libpcap.len(), "{f:?}");
         assert!(direct == libpcap, "{f:?}: frames differ");
         assert_eq!(e1, e2, "{f:?}");
+    }
+}
+
+/// The five timestamp formats as tcpdump prints them (TZ=UTC), on every
+/// bundled capture and on one whose clock jumps forth and back by years.
+#[test]
+fn timestamp_formats_match_tcpdump() {
+    let d = tempfile::tempdir().unwrap();
+    let frames = capture_files::bundled_frames("single-subflow.pcap");
+    // Not (0, 0): tcpdump takes a -ttt/-ttttt reference of exactly 0.000000
+    // as "not set yet" and restarts from the next frame; a time of 0 is a
+    // time to us, so the relative times differ on such a file by design.
+    let times: [(u32, u32); 6] =
+        [(0, 1), (1_700_000_000, 999_999), (1_600_000_000, 5), (86_399, 1), (2_000_000_000, 0), (1_700_000_000, 0)];
+    let recs: Vec<(u32, u32, &[u8])> = times.iter().zip(&frames).map(|(t, f)| (t.0, t.1, &f[..])).collect();
+    let jumps = tmp(&d, "jumps.pcap");
+    std::fs::write(&jumps, capture_files::classic(1, &recs)).unwrap();
+    let mut files: Vec<String> = ["pcap", "tcpdump-tests"]
+        .iter()
+        .flat_map(|sub| std::fs::read_dir(common::testdata().join("captures").join(sub)).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    files.push(jumps.to_string_lossy().into_owned());
+    // The time is what comes before the first " IP".
+    let stamps = |out: &[u8]| -> Vec<String> {
+        text(out).lines().filter_map(|l| l.find(" IP").map(|at| l[..at].to_string())).collect()
+    };
+    for f in &files {
+        for t in ["-tt", "-ttt", "-tttt", "-ttttt", "-nn"] {
+            let ours = stamps(&dump(&[t, "--no-analysis", f]).stdout);
+            let theirs = Command::new("tcpdump").args([t, "-nn", "-r", f]).env("TZ", "UTC").output().expect("tcpdump");
+            let theirs = stamps(&theirs.stdout);
+            assert!(!ours.is_empty(), "{f} {t}");
+            assert_eq!(ours, theirs, "{f} {t}");
+        }
     }
 }

@@ -26,9 +26,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use super::crypto::InternetChecksum;
-#[cfg(test)]
-use super::packet::Timestamp;
-use super::packet::{FrameMeta, IpInfo, Other, Packet, TcpSegment, linktype, tcp_flags};
+use super::packet::{FrameMeta, IpInfo, Other, Packet, TcpSegment, Timestamp, linktype, tcp_flags};
 
 /// How the timestamp at the start of a line is printed (tcpdump's `-t` flags).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -93,9 +91,9 @@ pub struct Printer {
     opts: PrintOptions,
     utc_offset: UtcOffset,
     seqs: HashMap<SeqKey, SeqBase, BuildHasherDefault<FxHasher>>,
-    /// Previous and first frame timestamps, in microseconds.
-    prev_us: Option<i64>,
-    first_us: Option<i64>,
+    /// The previous and the first frame's times (for -ttt and -ttttt).
+    prev_ts: Option<Timestamp>,
+    first_ts: Option<Timestamp>,
     /// The last second printed and its text (`YYYY-MM-DD HH:MM:SS`).
     clock_sec: i64,
     clock: [u8; 19],
@@ -181,8 +179,8 @@ impl Printer {
             opts,
             utc_offset,
             seqs: HashMap::default(),
-            prev_us: None,
-            first_us: None,
+            prev_ts: None,
+            first_ts: None,
             clock_sec: i64::MIN,
             clock: [b'0'; 19],
             ifname: None,
@@ -224,7 +222,6 @@ impl Printer {
             return;
         };
         let (sec, usec) = (ts.secs(), ts.subsec_micros());
-        let now_us = sec.saturating_mul(1_000_000).saturating_add(usec as i64);
         match self.opts.timestamps {
             TimestampFormat::None => {}
             TimestampFormat::Time => {
@@ -248,28 +245,31 @@ impl Printer {
                 out.push(b' ');
             }
             TimestampFormat::SincePrevious | TimestampFormat::SinceFirst => {
-                let first = *self.first_us.get_or_insert(now_us);
+                let first = *self.first_ts.get_or_insert(ts);
                 let reference = if self.opts.timestamps == TimestampFormat::SincePrevious {
-                    self.prev_us.unwrap_or(now_us)
+                    self.prev_ts.unwrap_or(ts)
                 } else {
                     first
                 };
-                let d = now_us.saturating_sub(reference);
+                // In microseconds, as tcpdump's timeval difference; in 128
+                // bits, which hold the difference of any two times.
+                let micros = |t: Timestamp| t.secs() as i128 * 1_000_000 + t.subsec_micros() as i128;
+                let d = micros(ts) - micros(reference);
                 out.push(if d < 0 { b'-' } else { b' ' });
                 let d = d.unsigned_abs();
                 let secs = d / 1_000_000;
                 // tcpdump prints the hours modulo a day.
-                pad_left(out, (secs / 3600) % 24, 2, b'0');
+                pad_left(out, ((secs / 3600) % 24) as u64, 2, b'0');
                 out.push(b':');
-                pad_left(out, (secs / 60) % 60, 2, b'0');
+                pad_left(out, ((secs / 60) % 60) as u64, 2, b'0');
                 out.push(b':');
-                pad_left(out, secs % 60, 2, b'0');
+                pad_left(out, (secs % 60) as u64, 2, b'0');
                 out.push(b'.');
-                pad_left(out, d % 1_000_000, 6, b'0');
+                pad_left(out, (d % 1_000_000) as u64, 6, b'0');
                 out.push(b' ');
+                self.prev_ts = Some(ts);
             }
         }
-        self.prev_us = Some(now_us);
     }
 
     /// Recompute the `YYYY-MM-DD HH:MM:SS` text when the second changes.
