@@ -219,7 +219,7 @@ impl<M: PacketModel> CaptureSource<M> {
     /// Start capturing TCP on a live interface (non-blocking; drained on
     /// every poll).
     pub fn open_live(iface: &str, model: M) -> Result<Self, CaptureError> {
-        let opts = OpenOptions { filter: Some("tcp".into()), promisc: true, ..Default::default() };
+        let opts = OpenOptions { filter: Some("tcp".into()), ..Default::default() };
         let reader = CaptureReader::open_live(iface, &opts)?;
         Ok(Self::new(format!("live:{iface}"), reader, model, Pace::AllAtOnce))
     }
