@@ -28,7 +28,7 @@ use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mptcp_tools::dissect::analysis::{Analyzer, AnalyzerOptions};
 use mptcp_tools::dissect::json;
-use mptcp_tools::dissect::packet::{FrameMeta, decode, linktype};
+use mptcp_tools::dissect::packet::{FrameMeta, Timestamp, decode, linktype};
 
 fn read(path: &Path) -> Vec<(FrameMeta, Vec<u8>)> {
     let mut cap = pcap::Capture::from_file(path).expect("capture");
@@ -40,8 +40,7 @@ fn read(path: &Path) -> Vec<(FrameMeta, Vec<u8>)> {
         out.push((
             FrameMeta {
                 number: n,
-                ts_sec: p.header.ts.tv_sec,
-                ts_nsec: p.header.ts.tv_usec as u32 * 1000,
+                ts: Some(Timestamp::new(p.header.ts.tv_sec, p.header.ts.tv_usec as u32 * 1000)),
                 caplen: p.header.caplen,
                 len: p.header.len,
                 linktype: lt,

@@ -5,7 +5,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
-use mptcp_tools::cli::capture::{CaptureReader, OpenOptions};
+use mptcp_tools::capture::{CaptureReader, OpenOptions};
 use mptcp_tools::dissect::packet::{FrameMeta, decode};
 use mptcp_tools::dissect::tcpdump::{PrintOptions, Printer};
 

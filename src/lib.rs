@@ -1,5 +1,7 @@
 //! mptcp-tools: a Multipath TCP (RFC 8684) toolbox.
 //!
+//! - [`capture`]: capture files and live capture in, pcap files out (the one
+//!   reader and the one writer every tool uses).
 //! - [`dissect`]: the option codec, framing, crypto, connection analysis and printers.
 //! - [`stack`]: the embedded sans-IO MPTCP stack, its simulator and drivers.
 //! - [`diag`]: connection sources for mptcp-ss (kernel, embedded stacks, packets).
@@ -9,6 +11,7 @@
 //! - [`control`]: the control-socket protocol of embedded mptcp-cat processes.
 //! - [`sys`]: the OS edge both mptcp-cat's drivers and mptcp-ss's sources use:
 //!   libc wrappers, the one netlink layer, generic netlink, sock_diag.
+pub mod capture;
 pub mod cli;
 pub mod control;
 pub mod diag;

@@ -132,7 +132,7 @@ fn tcp_option() -> impl Strategy<Value = TcpOption> {
 fn real_frames() -> &'static [(u32, Vec<u8>)] {
     static FRAMES: std::sync::OnceLock<Vec<(u32, Vec<u8>)>> = std::sync::OnceLock::new();
     FRAMES.get_or_init(|| {
-        use mptcp_tools::cli::capture::{CaptureReader, OpenOptions};
+        use mptcp_tools::capture::{CaptureReader, OpenOptions};
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/captures");
         let mut v = Vec::new();
         for f in [

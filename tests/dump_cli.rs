@@ -1,12 +1,13 @@
 //! mptcp-dump's command line: bad input, filters, -c/-r/-w/-t/-#, --json and
 //! --summary wiring. Bad capture files are made here with tempfile.
+mod capture_files;
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use mptcp_tools::cli::capture::CaptureWriter;
-use mptcp_tools::dissect::packet::{FrameMeta, linktype};
+use mptcp_tools::capture::PcapWriter;
+use mptcp_tools::dissect::packet::{FrameMeta, Timestamp, linktype};
 
 fn dump(args: &[&str]) -> Output {
     Command::new(common::bin("mptcp-dump")).args(args).env("TZ", "UTC").output().expect("run mptcp-dump")
@@ -67,12 +68,11 @@ fn tcp_frame(opts: &[u8], flags: u8) -> Vec<u8> {
 }
 
 fn write_pcap(path: &Path, lt: u32, frames: &[Vec<u8>]) {
-    let mut w = CaptureWriter::create(path, lt).unwrap();
+    let mut w = PcapWriter::create(path, lt).unwrap();
     for (i, f) in frames.iter().enumerate() {
         let meta = FrameMeta {
             number: i as u64 + 1,
-            ts_sec: 1_700_000_000,
-            ts_nsec: i as u32 * 1000,
+            ts: Some(Timestamp::new(1_700_000_000, i as u32 * 1000)),
             caplen: f.len() as u32,
             len: f.len() as u32,
             linktype: lt,
@@ -125,14 +125,14 @@ fn truncated_captures() {
     // Cut inside the first record header: still nothing.
     std::fs::write(&p, &full[..30]).unwrap();
     assert_error(&dump(&[&ps]), &ps, "truncated capture", 1);
-    // Cut in the middle of the file: the frames before the cut print, a
-    // warning names the file and where it stopped, exit 0.
+    // Cut in the middle of the file: the frames before the cut print, an
+    // error names the file and where it stopped, exit 1 (as tcpdump).
     let p = tmp(&d, "cut-middle.pcap");
     std::fs::write(&p, &full[..full.len() / 2]).unwrap();
     let ps = p.to_string_lossy().into_owned();
     let out = dump(&[&ps]);
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
     let n = text(&out.stdout).lines().count();
     assert!((3..14).contains(&n), "{n} frames before the cut");
     assert!(err.contains(&ps) && err.contains(&format!("truncated capture after frame {n}")), "{err}");
@@ -209,9 +209,15 @@ fn filter_count_and_frame_numbers() {
     let first: u64 = ours.split_whitespace().next().unwrap().parse().unwrap();
     assert!(first > 1, "{ours}");
     assert!(ours.lines().all(|l| l.contains(" IP 10.77.2.1.")));
-    // -c stops after N shown frames.
+    // -c stops after N shown frames; no count is refused, as tcpdump does.
     let out = dump(&["-c", "3", &f]);
     assert_eq!(text(&out.stdout).lines().count(), 3);
+    for bad in ["0", "-1", "x"] {
+        let out = dump(&["-c", bad, &f]);
+        assert_eq!(out.status.code(), Some(2), "-c {bad}");
+        assert!(text(&out.stderr).contains(&format!("invalid packet count {bad}")), "{}", text(&out.stderr));
+        assert!(out.stdout.is_empty());
+    }
     // The positional file and -r agree, and `-r -` reads standard input.
     assert_eq!(dump(&[&f]).stdout, dump(&["-r", &f]).stdout);
     let piped = Command::new(common::bin("mptcp-dump"))
@@ -281,7 +287,7 @@ fn write_filtered_copy() {
 /// record longer than the snapshot length, and a cut file.
 #[test]
 fn direct_pcap_reader_matches_libpcap() {
-    use mptcp_tools::cli::capture::{CaptureReader, OpenOptions};
+    use mptcp_tools::capture::{CaptureReader, OpenOptions};
     let read_all = |p: &Path, libpcap_only: bool| {
         let mut r = CaptureReader::open_file(p, &OpenOptions { libpcap_only, ..Default::default() }).unwrap();
         let mut v = Vec::new();
@@ -333,5 +339,42 @@ fn direct_pcap_reader_matches_libpcap() {
         assert_eq!(direct.len(), libpcap.len(), "{f:?}");
         assert!(direct == libpcap, "{f:?}: frames differ");
         assert_eq!(e1, e2, "{f:?}");
+    }
+}
+
+/// The five timestamp formats as tcpdump prints them (TZ=UTC), on every
+/// bundled capture and on one whose clock jumps forth and back by years.
+#[test]
+fn timestamp_formats_match_tcpdump() {
+    let d = tempfile::tempdir().unwrap();
+    let frames = capture_files::bundled_frames("single-subflow.pcap");
+    // Not (0, 0): tcpdump takes a -ttt/-ttttt reference of exactly 0.000000
+    // as "not set yet" and restarts from the next frame; a time of 0 is a
+    // time to us, so the relative times differ on such a file by design.
+    let times: [(u32, u32); 6] =
+        [(0, 1), (1_700_000_000, 999_999), (1_600_000_000, 5), (86_399, 1), (2_000_000_000, 0), (1_700_000_000, 0)];
+    let recs: Vec<(u32, u32, &[u8])> = times.iter().zip(&frames).map(|(t, f)| (t.0, t.1, &f[..])).collect();
+    let jumps = tmp(&d, "jumps.pcap");
+    std::fs::write(&jumps, capture_files::classic(1, &recs)).unwrap();
+    let mut files: Vec<String> = ["pcap", "tcpdump-tests"]
+        .iter()
+        .flat_map(|sub| std::fs::read_dir(common::testdata().join("captures").join(sub)).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    files.push(jumps.to_string_lossy().into_owned());
+    // The time is what comes before the first " IP".
+    let stamps = |out: &[u8]| -> Vec<String> {
+        text(out).lines().filter_map(|l| l.find(" IP").map(|at| l[..at].to_string())).collect()
+    };
+    for f in &files {
+        for t in ["-tt", "-ttt", "-tttt", "-ttttt", "-nn"] {
+            let ours = stamps(&dump(&[t, "--no-analysis", f]).stdout);
+            let theirs = Command::new("tcpdump").args([t, "-nn", "-r", f]).env("TZ", "UTC").output().expect("tcpdump");
+            let theirs = stamps(&theirs.stdout);
+            assert!(!ours.is_empty(), "{f} {t}");
+            assert_eq!(ours, theirs, "{f} {t}");
+        }
     }
 }

@@ -17,8 +17,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mptcp_tools::cli::capture::{CaptureReader, CaptureWriter, OpenOptions};
-use mptcp_tools::dissect::packet::{FrameMeta, decode, linktype};
+use mptcp_tools::capture::{CaptureReader, OpenOptions, PcapWriter};
+use mptcp_tools::dissect::packet::{FrameMeta, Timestamp, decode, linktype};
 use mptcp_tools::dissect::tcpdump::{PrintOptions, Printer, TimestampFormat};
 
 /// Our tcpdump text for every frame of a capture, one string per frame (a
@@ -494,14 +494,13 @@ fn differential_against_installed_tcpdump() {
     let path =
         std::env::var_os("MPTCP_TOOLS_KEEP_DIFF_PCAP").map_or_else(|| dir.path().join("random.pcap"), PathBuf::from);
     let mut r = Rng(std::env::var("DIFF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_1234_abcd_0001));
-    let mut w = CaptureWriter::create(&path, linktype::ETHERNET).unwrap();
+    let mut w = PcapWriter::create(&path, linktype::ETHERNET).unwrap();
     let count = std::env::var("DIFF_COUNT").ok().and_then(|s| s.parse().ok()).unwrap_or(4000);
     for i in 0..count {
         let (frame, wire) = random_frame(&mut r);
         let meta = FrameMeta {
             number: i + 1,
-            ts_sec: 1_700_000_000 + i as i64,
-            ts_nsec: 0,
+            ts: Some(Timestamp::new(1_700_000_000 + i as i64, 0)),
             caplen: frame.len() as u32,
             len: wire,
             linktype: linktype::ETHERNET,
@@ -577,7 +576,7 @@ fn differential_link_types_and_ip_extensions() {
     ] {
         let path = dir.path().join(format!("{name}.pcap"));
         let mut r = Rng(0x11a7_0000 + lt as u64);
-        let mut w = CaptureWriter::create(&path, lt).unwrap();
+        let mut w = PcapWriter::create(&path, lt).unwrap();
         for i in 0..count {
             let (ip, v6, wire) = random_ip_packet(&mut r);
             let ethertype: [u8; 2] = if v6 { [0x86, 0xdd] } else { [0x08, 0x00] };
@@ -616,8 +615,7 @@ fn differential_link_types_and_ip_extensions() {
             frame.extend(&ip);
             let meta = FrameMeta {
                 number: i + 1,
-                ts_sec: 1_700_000_000 + i as i64,
-                ts_nsec: 0,
+                ts: Some(Timestamp::new(1_700_000_000 + i as i64, 0)),
                 caplen: frame.len() as u32,
                 len: link + wire,
                 linktype: lt,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{ArgAction, Parser};
 
-use super::capture::{CaptureError, CaptureReader, CaptureWriter, OpenOptions, Source};
+use crate::capture::{CaptureError, CaptureReader, OpenOptions, PcapWriter, Source};
 use crate::dissect::analysis::{Analyzer, AnalyzerOptions};
 use crate::dissect::packet::{FrameMeta, decode};
 use crate::dissect::tcpdump::{PrintOptions, Printer, TimestampFormat};
@@ -53,8 +53,8 @@ pub struct DumpArgs {
     #[arg(short = 'w', value_name = "FILE")]
     pub write: Option<PathBuf>,
 
-    /// Stop after this many frames (that pass the filter).
-    #[arg(short = 'c', value_name = "N")]
+    /// Stop after this many frames (that pass the filter); at least 1.
+    #[arg(short = 'c', value_name = "N", value_parser = parse_count, allow_negative_numbers = true)]
     pub count: Option<u64>,
 
     /// Do not resolve addresses or ports (accepted for tcpdump habits;
@@ -101,6 +101,14 @@ pub struct DumpArgs {
     pub no_analysis: bool,
 }
 
+/// `-c N`: a positive count, refused otherwise in tcpdump's words.
+fn parse_count(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("invalid packet count {s}")),
+    }
+}
+
 /// Why mptcp-dump could not do its job.
 #[derive(Debug, thiserror::Error)]
 pub enum DumpError {
@@ -120,7 +128,8 @@ pub struct Outcome {
     /// Frames that passed the filter.
     pub frames_shown: u64,
     /// An error met after some frames were decoded (a truncated file): the
-    /// output so far is good, the rest of the file is lost.
+    /// output so far is good, the rest of the file is lost, and the run
+    /// fails (exit status 1, as tcpdump's).
     pub warning: Option<CaptureError>,
     /// The output stopped accepting data (a closed pipe).
     pub output_closed: bool,
@@ -200,7 +209,7 @@ pub fn run(args: &DumpArgs, out: &mut dyn Write) -> Result<Outcome, DumpError> {
     let opts = OpenOptions { filter, snaplen: args.snaplen, promisc: !args.no_promisc, ..Default::default() };
     let mut reader = CaptureReader::open(&source, &opts)?;
     let mut writer = match &args.write {
-        Some(p) => Some(CaptureWriter::create(p, reader.linktype())?),
+        Some(p) => Some(PcapWriter::create(p, reader.linktype())?),
         None => None,
     };
     if live {
@@ -267,9 +276,7 @@ pub fn run(args: &DumpArgs, out: &mut dyn Write) -> Result<Outcome, DumpError> {
         }
         if outcome.frames_shown >= limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     };
-    if limit > 0
-        && let Err(e) = reader.for_each_frame(&stop, &mut each)
-    {
+    if let Err(e) = reader.for_each_frame(&stop, &mut each) {
         outcome.warning = Some(e);
     }
     if let Some(e) = failed {
@@ -312,13 +319,17 @@ pub fn main_with_args(args: DumpArgs) -> u8 {
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     match run(&args, &mut out) {
         Ok(o) => {
-            if let Some(w) = &o.warning {
-                eprintln!("mptcp-dump: {w}");
-            }
             if matches!(args.source_and_filter(), Ok((Source::Interface(_), _))) {
                 eprintln!("{} packets captured", o.frames_shown);
             }
-            0
+            match &o.warning {
+                // What was read is out; the capture was not read to its end.
+                Some(w) => {
+                    eprintln!("mptcp-dump: {w}");
+                    1
+                }
+                None => 0,
+            }
         }
         Err(e) => {
             eprintln!("mptcp-dump: {e}");

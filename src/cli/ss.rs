@@ -14,10 +14,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 
+use crate::capture::CaptureError;
 use crate::diag::embedded::EmbeddedSource;
 use crate::diag::events::PmEvents;
 use crate::diag::kernel::KernelSource;
-use crate::diag::packets::{CaptureError, CaptureSource, Pace, PacketModel};
+use crate::diag::packets::{CaptureSource, Pace, PacketModel};
 use crate::diag::{Level, Sources, Unavailable};
 use crate::tui::app::{App, conn_matches};
 use crate::tui::escape::{escaped, json_for_terminal};
@@ -156,11 +157,15 @@ fn print_once(args: &Args, sources: &mut Sources) -> anyhow::Result<()> {
         now = args.interval;
     }
     let update = sources.poll(now, true);
+    let failures = sources.failures();
     let mut failed = 0;
     for n in &update.notes {
         if n.level == Level::Warn {
-            eprintln!("mptcp-ss: {}: {}", escaped(&n.source), escaped(&n.text));
             failed += 1;
+            // A failure is said once, last, as the run's error.
+            if !failures.iter().any(|(l, f)| *l == n.source && *f == n.text) {
+                eprintln!("mptcp-ss: {}: {}", escaped(&n.source), escaped(&n.text));
+            }
         }
     }
     let mut snap = update.snapshot.unwrap_or_default();
@@ -181,7 +186,18 @@ fn print_once(args: &Args, sources: &mut Sources) -> anyhow::Result<()> {
         // Nothing came through at all: a failure, not an empty view.
         bail!("no source could be read ({failed} warning{})", if failed == 1 { "" } else { "s" });
     }
-    Ok(())
+    // What was read is shown; a capture cut short still fails the run (as
+    // tcpdump exits 1 on a truncated file).
+    failure(&failures)
+}
+
+/// The run's error when a source failed (see `Source::failure`): its own
+/// words, which name the file.
+fn failure(failures: &[(String, String)]) -> anyhow::Result<()> {
+    match failures.first() {
+        Some((_, f)) => bail!("{}", escaped(f)),
+        None => Ok(()),
+    }
 }
 
 /// `--events`: print events as they come until stdout closes.
@@ -189,12 +205,21 @@ fn stream_events(args: &Args, sources: &mut Sources) -> anyhow::Result<()> {
     let start = std::time::Instant::now();
     let mut stdout = std::io::stdout().lock();
     let mut first = true;
+    let mut said: Vec<(String, String)> = Vec::new();
+    let mut last = false;
     loop {
         // The first poll takes a snapshot too, for the sources' notes (why
-        // events may be missing); its events count like any others.
-        let u = sources.poll(start.elapsed(), std::mem::take(&mut first));
+        // events may be missing); its events count like any others. Once
+        // every source is finished, a last one gathers the notes of the end
+        // (gaps a replay shortened, a capture cut short).
+        let u = sources.poll(start.elapsed(), std::mem::take(&mut first) || last);
+        let failures = sources.failures();
         for n in u.notes.iter().filter(|n| n.level == Level::Warn) {
-            eprintln!("mptcp-ss: {}: {}", escaped(&n.source), escaped(&n.text));
+            let key = (n.source.clone(), n.text.clone());
+            if !said.contains(&key) && !failures.contains(&key) {
+                eprintln!("mptcp-ss: {}: {}", escaped(&n.source), escaped(&n.text));
+                said.push(key);
+            }
         }
         for e in u.events {
             let line = if args.json {
@@ -212,8 +237,12 @@ fn stream_events(args: &Args, sources: &mut Sources) -> anyhow::Result<()> {
                 return Ok(());
             }
         }
+        if last {
+            return failure(&failures);
+        }
         if sources.finished() {
-            return Ok(());
+            last = true;
+            continue;
         }
         std::thread::sleep(crate::tui::run::TICK);
     }

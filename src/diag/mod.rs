@@ -97,6 +97,11 @@ pub trait Source {
     fn finished(&self) -> bool {
         false
     }
+    /// What made the source's data incomplete, for the exit status of a
+    /// one-shot run (a capture file that could not be read to its end).
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A source that could not start: it has no data, only the reason, which it
@@ -150,6 +155,11 @@ impl Sources {
     /// Whether every source is finished (nothing more will come).
     pub fn finished(&self) -> bool {
         self.list.iter().all(|s| s.finished())
+    }
+
+    /// Each source's failure (see [`Source::failure`]), with its label.
+    pub fn failures(&self) -> Vec<(String, String)> {
+        self.list.iter().filter_map(|s| s.failure().map(|f| (s.label(), f))).collect()
     }
 
     /// Poll every source and merge: connections in source order; MIB

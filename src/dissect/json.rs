@@ -193,12 +193,18 @@ pub fn write_packet(out: &mut Vec<u8>, meta: &FrameMeta, pkt: &Packet<'_>, note:
     w.raw(b"}\n");
 }
 
-/// Seconds with 6 decimals (microsecond captures) or 9.
+/// Seconds with 6 decimals (microsecond captures) or 9; `null` for a frame
+/// the file gives no time.
 fn ts(out: &mut Vec<u8>, meta: &FrameMeta) {
+    let Some(t) = meta.ts else {
+        out.extend_from_slice(b"null");
+        return;
+    };
     let mut b = itoa::Buffer::new();
-    out.extend_from_slice(b.format(meta.ts_sec).as_bytes());
+    out.extend_from_slice(b.format(t.secs()).as_bytes());
     out.push(b'.');
-    let (frac, digits) = if meta.ts_nsec % 1000 == 0 { (meta.ts_nsec / 1000, 6) } else { (meta.ts_nsec, 9) };
+    let nsec = t.subsec_nanos();
+    let (frac, digits) = if nsec % 1000 == 0 { (nsec / 1000, 6) } else { (nsec, 9) };
     let mut div = 10u32.pow(digits - 1);
     while div > 0 {
         out.push(b'0' + ((frac / div) % 10) as u8);
@@ -476,7 +482,7 @@ fn event(w: &mut W<'_>, e: &Event) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dissect::packet::{decode, linktype, tcp_flags};
+    use crate::dissect::packet::{Timestamp, decode, linktype, tcp_flags};
 
     fn frame_with_options(opts: &[u8], flags: u8, payload: &[u8]) -> Vec<u8> {
         let mut f = vec![0u8; 14];
@@ -510,7 +516,8 @@ mod tests {
         opts.extend_from_slice(&[30, 5, 0x10, 0, 0, 1, 1, 1, 1, 1]);
         let f = frame_with_options(&opts, tcp_flags::ACK | tcp_flags::PSH, b"abc");
         let pkt = decode(linktype::ETHERNET, &f);
-        let meta = FrameMeta { number: 3, ts_sec: 1_700_000_000, ts_nsec: 5_000, caplen: 0, len: 0, linktype: 1 };
+        let meta =
+            FrameMeta { number: 3, ts: Some(Timestamp::new(1_700_000_000, 5_000)), caplen: 0, len: 0, linktype: 1 };
         let mut out = Vec::new();
         write_packet(&mut out, &meta, &pkt, &PacketNote::default());
         assert_eq!(out.last(), Some(&b'\n'));

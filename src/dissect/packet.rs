@@ -51,14 +51,98 @@ pub mod linktype {
     }
 }
 
-/// Per-frame capture metadata (from the pcap record header).
+/// A capture time: seconds since the Unix epoch and nanoseconds within the
+/// second, as a capture file states it. It holds every time a pcap or pcapng
+/// file can state (pcapng's 64-bit units, any `if_tsresol`, any
+/// `if_tsoffset`), and nothing built from it or computed with it panics or
+/// wraps: conversions saturate at the ends of the range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp {
+    sec: i64,
+    /// Always below 1e9.
+    nsec: u32,
+}
+
+const NANOS: i128 = 1_000_000_000;
+
+impl Timestamp {
+    pub const MIN: Timestamp = Timestamp { sec: i64::MIN, nsec: 0 };
+    pub const MAX: Timestamp = Timestamp { sec: i64::MAX, nsec: 999_999_999 };
+
+    /// `sec` seconds and `nsec` nanoseconds; whole seconds in `nsec` carry
+    /// into `sec` (saturating).
+    pub fn new(sec: i64, nsec: u32) -> Timestamp {
+        if nsec < 1_000_000_000 {
+            Timestamp { sec, nsec }
+        } else {
+            Timestamp::from_nanos(sec as i128 * NANOS + nsec as i128)
+        }
+    }
+
+    /// Nanoseconds since the epoch, saturated to [`Self::MIN`]..=[`Self::MAX`].
+    pub fn from_nanos(n: i128) -> Timestamp {
+        let sec = n.div_euclid(NANOS);
+        if sec > i64::MAX as i128 {
+            Timestamp::MAX
+        } else if sec < i64::MIN as i128 {
+            Timestamp::MIN
+        } else {
+            Timestamp { sec: sec as i64, nsec: n.rem_euclid(NANOS) as u32 }
+        }
+    }
+
+    /// Nanoseconds since the epoch (an i128 holds every timestamp exactly).
+    pub fn as_nanos(self) -> i128 {
+        self.sec as i128 * NANOS + self.nsec as i128
+    }
+
+    /// Whole seconds since the epoch (rounded down: -0.5 s is -1 s + 0.5e9 ns).
+    pub fn secs(self) -> i64 {
+        self.sec
+    }
+
+    pub fn subsec_nanos(self) -> u32 {
+        self.nsec
+    }
+
+    pub fn subsec_micros(self) -> u32 {
+        self.nsec / 1000
+    }
+
+    /// Seconds since the epoch as a float (exact to the nanosecond only
+    /// near the epoch; always finite).
+    pub fn as_secs_f64(self) -> f64 {
+        self.sec as f64 + self.nsec as f64 * 1e-9
+    }
+
+    /// `self - earlier` in nanoseconds, negative when `earlier` is later
+    /// (exact: the difference of two timestamps fits an i128).
+    pub fn nanos_since(self, earlier: Timestamp) -> i128 {
+        self.as_nanos() - earlier.as_nanos()
+    }
+
+    /// `self - earlier` as a duration: zero when `earlier` is later,
+    /// [`Duration::MAX`](std::time::Duration::MAX) at most.
+    pub fn saturating_duration_since(self, earlier: Timestamp) -> std::time::Duration {
+        let d = self.nanos_since(earlier).max(0);
+        let secs = d / NANOS;
+        if secs > u64::MAX as i128 {
+            return std::time::Duration::MAX;
+        }
+        std::time::Duration::new(secs as u64, (d % NANOS) as u32)
+    }
+}
+
+/// Per-frame capture metadata (from the pcap record header or the pcapng
+/// packet block).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct FrameMeta {
     /// 1-based frame number in the capture.
     pub number: u64,
-    pub ts_sec: i64,
-    /// Nanoseconds within the second (microsecond captures are scaled up).
-    pub ts_nsec: u32,
+    /// When the frame was captured; `None` when the file does not say (a
+    /// pcapng Simple Packet Block carries no time: the reader gives it the
+    /// time of the frame before it, and `None` only when there is none).
+    pub ts: Option<Timestamp>,
     /// Bytes captured.
     pub caplen: u32,
     /// Bytes on the wire.
@@ -67,9 +151,11 @@ pub struct FrameMeta {
 }
 
 impl FrameMeta {
-    /// Seconds since the epoch as a float (the JSON `ts` field).
+    /// Seconds since the epoch as a float, for the analysis' event times;
+    /// NaN for a frame without a time (it compares false with every time,
+    /// so no rule on time intervals fires on it).
     pub fn ts(&self) -> f64 {
-        self.ts_sec as f64 + self.ts_nsec as f64 * 1e-9
+        self.ts.map_or(f64::NAN, Timestamp::as_secs_f64)
     }
 }
 

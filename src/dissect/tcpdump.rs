@@ -26,7 +26,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use super::crypto::InternetChecksum;
-use super::packet::{FrameMeta, IpInfo, Other, Packet, TcpSegment, linktype, tcp_flags};
+use super::packet::{FrameMeta, IpInfo, Other, Packet, TcpSegment, Timestamp, linktype, tcp_flags};
 
 /// How the timestamp at the start of a line is printed (tcpdump's `-t` flags).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -91,9 +91,9 @@ pub struct Printer {
     opts: PrintOptions,
     utc_offset: UtcOffset,
     seqs: HashMap<SeqKey, SeqBase, BuildHasherDefault<FxHasher>>,
-    /// Previous and first frame timestamps, in microseconds.
-    prev_us: Option<i64>,
-    first_us: Option<i64>,
+    /// The previous and the first frame's times (for -ttt and -ttttt).
+    prev_ts: Option<Timestamp>,
+    first_ts: Option<Timestamp>,
     /// The last second printed and its text (`YYYY-MM-DD HH:MM:SS`).
     clock_sec: i64,
     clock: [u8; 19],
@@ -179,8 +179,8 @@ impl Printer {
             opts,
             utc_offset,
             seqs: HashMap::default(),
-            prev_us: None,
-            first_us: None,
+            prev_ts: None,
+            first_ts: None,
             clock_sec: i64::MIN,
             clock: [b'0'; 19],
             ifname: None,
@@ -212,53 +212,64 @@ impl Printer {
     }
 
     fn write_timestamp(&mut self, out: &mut Vec<u8>, meta: &FrameMeta) {
-        let usec = meta.ts_nsec / 1000;
-        let now_us = meta.ts_sec.saturating_mul(1_000_000).saturating_add(usec as i64);
+        if self.opts.timestamps == TimestampFormat::None {
+            return;
+        }
+        let Some(ts) = meta.ts else {
+            // The file gives this frame no time (see `FrameMeta::ts`): said
+            // in its place, and the frames around it keep their references.
+            out.extend_from_slice(b"[no timestamp] ");
+            return;
+        };
+        let (sec, usec) = (ts.secs(), ts.subsec_micros());
         match self.opts.timestamps {
             TimestampFormat::None => {}
             TimestampFormat::Time => {
-                self.refresh_clock(meta.ts_sec);
+                self.refresh_clock(sec);
                 out.extend_from_slice(&self.clock[11..]);
                 out.push(b'.');
                 pad_left(out, usec as u64, 6, b'0');
                 out.push(b' ');
             }
             TimestampFormat::Date => {
-                self.refresh_clock(meta.ts_sec);
+                self.refresh_clock(sec);
                 out.extend_from_slice(&self.clock);
                 out.push(b'.');
                 pad_left(out, usec as u64, 6, b'0');
                 out.push(b' ');
             }
             TimestampFormat::Epoch => {
-                dec_i64(out, meta.ts_sec);
+                dec_i64(out, sec);
                 out.push(b'.');
                 pad_left(out, usec as u64, 6, b'0');
                 out.push(b' ');
             }
             TimestampFormat::SincePrevious | TimestampFormat::SinceFirst => {
-                let first = *self.first_us.get_or_insert(now_us);
+                let first = *self.first_ts.get_or_insert(ts);
                 let reference = if self.opts.timestamps == TimestampFormat::SincePrevious {
-                    self.prev_us.unwrap_or(now_us)
+                    self.prev_ts.unwrap_or(ts)
                 } else {
                     first
                 };
-                let d = now_us.saturating_sub(reference);
+                // In microseconds, as tcpdump's timeval difference; in 128
+                // bits, which hold the difference of any two times.
+                let micros = |t: Timestamp| t.secs() as i128 * 1_000_000 + t.subsec_micros() as i128;
+                let d = micros(ts) - micros(reference);
                 out.push(if d < 0 { b'-' } else { b' ' });
                 let d = d.unsigned_abs();
                 let secs = d / 1_000_000;
                 // tcpdump prints the hours modulo a day.
-                pad_left(out, (secs / 3600) % 24, 2, b'0');
+                pad_left(out, ((secs / 3600) % 24) as u64, 2, b'0');
                 out.push(b':');
-                pad_left(out, (secs / 60) % 60, 2, b'0');
+                pad_left(out, ((secs / 60) % 60) as u64, 2, b'0');
                 out.push(b':');
-                pad_left(out, secs % 60, 2, b'0');
+                pad_left(out, (secs % 60) as u64, 2, b'0');
                 out.push(b'.');
-                pad_left(out, d % 1_000_000, 6, b'0');
+                pad_left(out, (d % 1_000_000) as u64, 6, b'0');
                 out.push(b' ');
+                self.prev_ts = Some(ts);
             }
         }
-        self.prev_us = Some(now_us);
     }
 
     /// Recompute the `YYYY-MM-DD HH:MM:SS` text when the second changes.
@@ -2197,8 +2208,7 @@ mod tests {
     fn line(p: &mut Printer, lt: u32, frame: &[u8]) -> String {
         let meta = FrameMeta {
             number: 1,
-            ts_sec: 1_582_742_655,
-            ts_nsec: 949_492_000,
+            ts: Some(Timestamp::new(1_582_742_655, 949_492_000)),
             caplen: frame.len() as u32,
             len: frame.len() as u32,
             linktype: lt,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use mptcp_tools::dissect::analysis::{Analyzer, AnalyzerOptions, PacketNote, Report};
 use mptcp_tools::dissect::json;
-use mptcp_tools::dissect::packet::{FrameMeta, decode};
+use mptcp_tools::dissect::packet::{FrameMeta, Timestamp, decode};
 use mptcp_tools::dissect::summary;
 
 pub fn testdata() -> PathBuf {
@@ -38,8 +38,7 @@ pub fn frames(path: &Path) -> Vec<(FrameMeta, Vec<u8>)> {
         n += 1;
         let meta = FrameMeta {
             number: n,
-            ts_sec: p.header.ts.tv_sec,
-            ts_nsec: (p.header.ts.tv_usec as u32) * 1000,
+            ts: Some(Timestamp::new(p.header.ts.tv_sec, (p.header.ts.tv_usec as u32) * 1000)),
             caplen: p.header.caplen,
             len: p.header.len,
             linktype: lt,

@@ -497,7 +497,7 @@ impl EventLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dissect::packet::{FrameMeta, decode};
+    use crate::dissect::packet::{FrameMeta, Timestamp, decode};
 
     /// The events of a bundled capture, drained every `every` frames (as a
     /// live view drains between polls).
@@ -513,8 +513,7 @@ mod tests {
             n += 1;
             let meta = FrameMeta {
                 number: n,
-                ts_sec: p.header.ts.tv_sec,
-                ts_nsec: p.header.ts.tv_usec as u32 * 1000,
+                ts: Some(Timestamp::new(p.header.ts.tv_sec, p.header.ts.tv_usec as u32 * 1000)),
                 caplen: p.header.caplen,
                 len: p.header.len,
                 linktype: lt,

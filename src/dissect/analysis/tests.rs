@@ -8,7 +8,7 @@ use crate::dissect::crypto::{self, Key, Version, dss_checksum};
 use crate::dissect::options::{
     Dss, DssMapping, MpCapable, MpFail, MpJoin, MpPrio, MpTcpRst, MptcpOption, TcpOption, WireSeq, emit_options,
 };
-use crate::dissect::packet::{FrameMeta, decode, linktype, tcp_flags::*};
+use crate::dissect::packet::{FrameMeta, Timestamp, decode, linktype, tcp_flags::*};
 
 const KC: u64 = 0x1122_3344_5566_7788;
 const KS: u64 = 0x99aa_bbcc_ddee_ff00;
@@ -100,8 +100,7 @@ impl Sim {
         let cut = &bytes[..caplen.min(bytes.len())];
         let meta = FrameMeta {
             number: self.frame,
-            ts_sec: 0,
-            ts_nsec: 0,
+            ts: Some(Timestamp::new(0, 0)),
             caplen: cut.len() as u32,
             len: bytes.len() as u32,
             linktype: linktype::RAW,
@@ -658,7 +657,7 @@ mod garbage {
                 let note = s.feed(b, caplen).clone();
                 let mut t = Vec::new();
                 note.write_text(&mut t);
-                let meta = FrameMeta { number: i as u64 + 1, ts_sec: 1, ts_nsec: 0, caplen: 0, len: 0, linktype: linktype::RAW };
+                let meta = FrameMeta { number: i as u64 + 1, ts: Some(Timestamp::new(1, 0)), caplen: 0, len: 0, linktype: linktype::RAW };
                 out.clear();
                 crate::dissect::json::write_packet(&mut out, &meta, &decode(linktype::RAW, &b[..caplen.min(b.len())]), &note);
                 prop_assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok(), "{}", String::from_utf8_lossy(&out));

@@ -8,12 +8,15 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::capture::PcapWriter;
+use crate::dissect::packet::Timestamp;
+
 pub const LINKTYPE_LINUX_SLL2: u32 = 276;
 const SLL2_LEN: usize = 20;
 const ARPHRD_NONE: u16 = 0xfffe;
 /// Snap length written in the header; longer packets are cut (a TSO
 /// super-packet from the TUN can be up to 64 KiB).
-pub const SNAPLEN: u32 = 262_144;
+pub const SNAPLEN: u32 = crate::capture::writer::WRITE_SNAPLEN;
 
 /// Which way a packet went, from the stack's point of view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,11 +37,10 @@ impl Direction {
     }
 }
 
-/// A pcap writer for raw IP packets.
+/// A pcap writer for raw IP packets, each behind an SLL2 header.
 pub struct PcapTap<W: Write> {
-    w: W,
+    w: PcapWriter<W>,
     ifindex: u32,
-    packets: u64,
 }
 
 impl PcapTap<BufWriter<File>> {
@@ -51,17 +53,8 @@ impl PcapTap<BufWriter<File>> {
 impl<W: Write> PcapTap<W> {
     /// Write the file header to `w`. `ifindex` goes into every record (the
     /// TUN's index, or 0).
-    pub fn new(mut w: W, ifindex: u32) -> io::Result<Self> {
-        let mut h = Vec::with_capacity(24);
-        h.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-        h.extend_from_slice(&2u16.to_le_bytes());
-        h.extend_from_slice(&4u16.to_le_bytes());
-        h.extend_from_slice(&0i32.to_le_bytes());
-        h.extend_from_slice(&0u32.to_le_bytes());
-        h.extend_from_slice(&SNAPLEN.to_le_bytes());
-        h.extend_from_slice(&LINKTYPE_LINUX_SLL2.to_le_bytes());
-        w.write_all(&h)?;
-        Ok(PcapTap { w, ifindex, packets: 0 })
+    pub fn new(w: W, ifindex: u32) -> io::Result<Self> {
+        Ok(PcapTap { w: PcapWriter::new(w, "--pcap", LINKTYPE_LINUX_SLL2).map_err(io::Error::from)?, ifindex })
     }
 
     /// Record `pkt` (an IPv4 or IPv6 packet) now.
@@ -76,37 +69,27 @@ impl<W: Write> PcapTap<W> {
             Some(6) => 0x86dd,
             _ => 0x0800,
         };
-        let orig = SLL2_LEN + pkt.len();
-        let incl = orig.min(SNAPLEN as usize);
-        let mut r = Vec::with_capacity(16 + SLL2_LEN);
-        r.extend_from_slice(&(ts.as_secs() as u32).to_le_bytes());
-        r.extend_from_slice(&ts.subsec_micros().to_le_bytes());
-        r.extend_from_slice(&(incl as u32).to_le_bytes());
-        r.extend_from_slice(&(orig as u32).to_le_bytes());
         // SLL2 header (big-endian fields).
-        r.extend_from_slice(&proto.to_be_bytes());
-        r.extend_from_slice(&[0, 0]);
-        r.extend_from_slice(&self.ifindex.to_be_bytes());
-        r.extend_from_slice(&ARPHRD_NONE.to_be_bytes());
-        r.push(dir.pkttype());
-        r.push(0);
-        r.extend_from_slice(&[0; 8]);
-        self.w.write_all(&r)?;
-        self.w.write_all(&pkt[..incl - SLL2_LEN])?;
-        self.packets += 1;
-        Ok(())
+        let mut h = [0u8; SLL2_LEN];
+        h[0..2].copy_from_slice(&proto.to_be_bytes());
+        h[4..8].copy_from_slice(&self.ifindex.to_be_bytes());
+        h[8..10].copy_from_slice(&ARPHRD_NONE.to_be_bytes());
+        h[10] = dir.pkttype();
+        let orig = u32::try_from(SLL2_LEN + pkt.len()).unwrap_or(u32::MAX);
+        let ts = Timestamp::new(i64::try_from(ts.as_secs()).unwrap_or(i64::MAX), ts.subsec_nanos());
+        self.w.write_parts(ts, orig, &[&h, pkt]).map_err(io::Error::from)
     }
 
     pub fn packets(&self) -> u64 {
-        self.packets
+        self.w.records()
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
-        self.w.flush()
+        self.w.flush().map_err(io::Error::from)
     }
 
     pub fn into_inner(self) -> W {
-        self.w
+        self.w.into_inner()
     }
 }
 

@@ -1,42 +1,35 @@
-//! A classic pcap writer (LINKTYPE_RAW: each record is an IPv4 or IPv6
-//! packet), for the simulator's tap.
+//! The simulator's tap: every packet the client sees, as a classic pcap
+//! file of LINKTYPE_RAW (each record an IPv4 or IPv6 packet), timestamped
+//! with the simulation's clock from the epoch. Written through the one pcap
+//! writer, [`crate::capture::PcapWriter`].
 
 use std::io::{self, Write};
 
+use crate::capture::PcapWriter as Writer;
+use crate::dissect::packet::Timestamp;
 use crate::stack::time::Instant;
 
 /// LINKTYPE_RAW.
 pub const LINKTYPE_RAW: u32 = 101;
 
 pub struct PcapWriter<W: Write> {
-    out: W,
+    out: Writer<W>,
 }
 
 impl<W: Write> PcapWriter<W> {
     /// Writes the global header (microsecond timestamps, snaplen 262144).
-    pub fn new(mut out: W) -> io::Result<PcapWriter<W>> {
-        let mut h = [0u8; 24];
-        h[0..4].copy_from_slice(&0xa1b2c3d4u32.to_le_bytes());
-        h[4..6].copy_from_slice(&2u16.to_le_bytes());
-        h[6..8].copy_from_slice(&4u16.to_le_bytes());
-        h[16..20].copy_from_slice(&262144u32.to_le_bytes());
-        h[20..24].copy_from_slice(&LINKTYPE_RAW.to_le_bytes());
-        out.write_all(&h)?;
-        Ok(PcapWriter { out })
+    pub fn new(out: W) -> io::Result<PcapWriter<W>> {
+        Ok(PcapWriter { out: Writer::new(out, "the simulator's pcap", LINKTYPE_RAW).map_err(io::Error::from)? })
     }
 
     pub fn write(&mut self, t: Instant, packet: &[u8]) -> io::Result<()> {
         let us = t.as_micros();
-        let mut h = [0u8; 16];
-        h[0..4].copy_from_slice(&((us / 1_000_000) as u32).to_le_bytes());
-        h[4..8].copy_from_slice(&((us % 1_000_000) as u32).to_le_bytes());
-        h[8..12].copy_from_slice(&(packet.len() as u32).to_le_bytes());
-        h[12..16].copy_from_slice(&(packet.len() as u32).to_le_bytes());
-        self.out.write_all(&h)?;
-        self.out.write_all(packet)
+        let ts = Timestamp::new(i64::try_from(us / 1_000_000).unwrap_or(i64::MAX), (us % 1_000_000) as u32 * 1000);
+        let wire = u32::try_from(packet.len()).unwrap_or(u32::MAX);
+        self.out.write_parts(ts, wire, &[packet]).map_err(io::Error::from)
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        self.out.flush().map_err(io::Error::from)
     }
 }
