@@ -50,6 +50,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use csum::{Localizer, MappingChecksum};
 use flows::{FlowKey, FlowTable, WordMap};
+pub use sentlog::FRAMES_NAMED;
 use sentlog::SentLog;
 
 use super::crypto::{self, Key, Version};
@@ -1180,7 +1181,10 @@ impl Analyzer {
         let mut left = tcp.payload_len;
         let mut captured = tcp.payload;
         let mut first = true;
-        let mut reinjected_of: Vec<u64> = Vec::new();
+        // Frames on other subflows this payload repeats (named) and their count.
+        let mut reinjected: (Vec<u64>, u64) = (Vec::new(), 0);
+        // DSNs not yet given to the sent log.
+        let mut run: Option<(u64, u64)> = None;
         while left > 0 {
             let f = &mut self.flows[fi];
             let Some(mi) = f.dirs[d].maps.iter().rposition(|m| m.covers(rel)) else {
@@ -1237,25 +1241,25 @@ impl Analyzer {
             }
             if let Some(v) = dsn {
                 let end = v.wrapping_add(take as u64);
+                if !self.opts.no_reinjections {
+                    // DSN-contiguous parts of the segment (it spans two
+                    // mappings) go to the log as one range.
+                    match run {
+                        Some((a, e)) if e == v => run = Some((a, end)),
+                        _ => {
+                            if let Some((a, e)) = run {
+                                self.log_sent(fi, d, ci, (a, e), frame, new_bytes, &mut reinjected);
+                            }
+                            run = Some((v, end));
+                        }
+                    }
+                }
                 let c = &mut self.conns[ci as usize];
                 let cd = &mut c.dirs[sender.index()];
                 if cd.high_end.is_none_or(|h| dsn_after(end, h)) {
                     cd.high_end = Some(end);
                 }
-                if !self.opts.no_reinjections {
-                    let seen = cd.log.record(v, end, sf, frame);
-                    cd.bytes += seen.new;
-                    if !seen.other_frames.is_empty() {
-                        for fr in seen.other_frames {
-                            if !reinjected_of.contains(&fr) {
-                                reinjected_of.push(fr);
-                            }
-                        }
-                        if new_bytes > 0 {
-                            self.flows[fi].dirs[d].reinjected += seen.reinjected.min(new_bytes as u64);
-                        }
-                    }
-                } else if cd.reference.is_none_or(|r| !dsn_after(r, end)) {
+                if self.opts.no_reinjections && cd.reference.is_none_or(|r| !dsn_after(r, end)) {
                     cd.bytes += take as u64;
                 }
                 // Compare with failed mappings' segments (the copy names the
@@ -1285,9 +1289,48 @@ impl Analyzer {
             left -= take;
             captured = rest;
         }
-        if !reinjected_of.is_empty() {
-            reinjected_of.sort_unstable();
-            ev!(note, NOTE, Event::Reinjection { of: reinjected_of });
+        if let Some(r) = run {
+            self.log_sent(fi, d, ci, r, frame, new_bytes, &mut reinjected);
+        }
+        let (mut of, count) = reinjected;
+        if !of.is_empty() {
+            of.sort_unstable();
+            of.truncate(FRAMES_NAMED);
+            let more = count.saturating_sub(of.len() as u64);
+            ev!(note, NOTE, Event::Reinjection { of, more });
+        }
+    }
+
+    /// Records DSNs `[a, b)` of a payload segment in the sent log of its
+    /// direction: the connection's new bytes, the subflow's reinjected
+    /// bytes, and in `acc` the frames on other subflows it repeats (named,
+    /// at most [`FRAMES_NAMED`]) and their count.
+    #[allow(clippy::too_many_arguments)]
+    fn log_sent(
+        &mut self,
+        fi: usize,
+        d: usize,
+        ci: u32,
+        (a, b): (u64, u64),
+        frame: u64,
+        new_bytes: u32,
+        acc: &mut (Vec<u64>, u64),
+    ) {
+        let f = &self.flows[fi];
+        let (sf, sender) = (f.sf, f.sides[d]);
+        let cd = &mut self.conns[ci as usize].dirs[sender.index()];
+        let seen = cd.log.record(a, b, sf, frame);
+        cd.bytes += seen.new;
+        if !seen.other_frames.is_empty() {
+            acc.1 += seen.other_count;
+            for fr in seen.other_frames {
+                if !acc.0.contains(&fr) {
+                    acc.0.push(fr);
+                }
+            }
+            if new_bytes > 0 {
+                self.flows[fi].dirs[d].reinjected += seen.reinjected.min(new_bytes as u64);
+            }
         }
     }
 

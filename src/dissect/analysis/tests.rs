@@ -490,7 +490,7 @@ fn reinjection_names_the_original_frame_and_counts_bytes() {
     s.c2s(C1, ACK, ISN_C + 1, ISN_S + 1, &[dss(None, Some((WireSeq::U64(ic + 1), 1, 100, None)), false)], &[1; 100]);
     let n =
         s.c2s(C2, ACK, 7001, 9001, &[dss(None, Some((WireSeq::U64(ic + 1), 1, 100, None)), false)], &[1; 100]).clone();
-    assert_eq!(n.events, vec![Event::Reinjection { of: vec![8] }]);
+    assert_eq!(n.events, vec![Event::Reinjection { of: vec![8], more: 0 }]);
     let r = s.report();
     let c = &r.connections[0];
     assert_eq!(c.data_bytes, [100, 0]);
