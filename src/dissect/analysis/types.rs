@@ -722,6 +722,23 @@ pub enum TcpFlowKind {
     JoinUnknownToken { token: u32 },
 }
 
+/// The totals of a [`Report`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReportCounts {
+    pub frames: u64,
+    pub tcp_segments: u64,
+    pub connections: usize,
+    pub tcp_flows: usize,
+}
+
+/// One part of a [`Report`], as [`super::Analyzer::for_each_report`]
+/// hands them out.
+#[derive(Clone, Copy, Debug)]
+pub enum ReportPart<'a> {
+    Conn(&'a ConnReport),
+    Flow(&'a TcpFlowReport),
+}
+
 /// Everything known at the end of the capture.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
