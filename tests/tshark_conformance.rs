@@ -365,7 +365,7 @@ fn analysis_fields(
         .events
         .iter()
         .filter_map(|e| match e {
-            Event::Reinjection { of } => Some(of.clone()),
+            Event::Reinjection { of, .. } => Some(of.clone()),
             _ => None,
         })
         .flatten()

@@ -286,11 +286,14 @@ pub fn run(args: &DumpArgs, out: &mut dyn Write) -> Result<Outcome, DumpError> {
     if let Some(w) = &mut writer {
         w.flush()?;
     }
-    if args.summary && !outcome.output_closed {
-        summary::write_summary(&mut buf, &analyzer.finish());
-    }
     if !outcome.output_closed {
-        if let Err(e) = flush(out, &mut buf).and_then(|_| out.flush()) {
+        // The summary goes out a connection at a time: never held whole.
+        let summarised = if args.summary {
+            flush(out, &mut buf).and_then(|_| summary::write_analysis(out, &analyzer))
+        } else {
+            Ok(())
+        };
+        if let Err(e) = summarised.and_then(|_| flush(out, &mut buf)).and_then(|_| out.flush()) {
             if e.kind() == io::ErrorKind::BrokenPipe {
                 outcome.output_closed = true;
             } else {

@@ -427,7 +427,7 @@ fn event(w: &mut W<'_>, e: &Event) {
             );
             w.u64("map_frame", *map_frame);
         }
-        Event::Reinjection { of } => {
+        Event::Reinjection { of, more } => {
             w.str("type", "reinjection");
             w.open("of", b'[');
             for f in of {
@@ -435,6 +435,10 @@ fn event(w: &mut W<'_>, e: &Event) {
                 w.num(*f);
             }
             w.close(b']');
+            // The frames `of` leaves out (at most FRAMES_NAMED are named).
+            if *more > 0 {
+                w.u64("more", *more);
+            }
         }
         Event::Corrupted { frame } => {
             w.str("type", "corrupted");

@@ -8,34 +8,75 @@ use std::io::Write;
 use super::options::MpTcpRst;
 
 use super::analysis::{
-    Check, CloseCause, ConnReport, FallbackReason, Report, Side, SubflowKind, SubflowReport, Tally, TcpFlowKind,
-    VerdictKind,
+    Analyzer, Check, CloseCause, ConnReport, FallbackReason, Report, ReportCounts, ReportPart, Side, SubflowKind,
+    SubflowReport, Tally, TcpFlowKind, TcpFlowReport, VerdictKind,
 };
 
 /// Append the summary text of a finished analysis.
 pub fn write_summary(out: &mut Vec<u8>, report: &Report) {
-    let _ = write_all(out, report);
+    let counts = ReportCounts {
+        frames: report.frames,
+        tcp_segments: report.tcp_segments,
+        connections: report.connections.len(),
+        tcp_flows: report.tcp_flows.len(),
+    };
+    let _ = header(out, &counts);
+    for c in &report.connections {
+        let _ = writeln!(out).and_then(|_| conn(out, c));
+    }
+    for (i, f) in report.tcp_flows.iter().enumerate() {
+        let _ = flow(out, f, i == 0);
+    }
 }
 
-fn write_all(out: &mut Vec<u8>, r: &Report) -> std::io::Result<()> {
+/// Writes the summary of an analysis to `out` as [`write_summary`] of its
+/// [`Analyzer::finish`] would, one connection at a time: the report is
+/// never held whole, nor the text (it goes out in pieces of about 64 KiB),
+/// so the memory stays the analyzer's.
+pub fn write_analysis(out: &mut dyn Write, a: &Analyzer) -> std::io::Result<()> {
+    const PIECE: usize = 1 << 16;
+    let mut buf: Vec<u8> = Vec::with_capacity(2 * PIECE);
+    let mut result = header(&mut buf, &a.report_counts());
+    let mut first_flow = true;
+    a.for_each_report(|part| {
+        if result.is_err() {
+            return;
+        }
+        result = match part {
+            ReportPart::Conn(c) => writeln!(buf).and_then(|_| conn(&mut buf, c)),
+            ReportPart::Flow(f) => flow(&mut buf, f, std::mem::take(&mut first_flow)),
+        };
+        if result.is_ok() && buf.len() >= PIECE {
+            result = out.write_all(&buf);
+            buf.clear();
+        }
+    });
+    result?;
+    out.write_all(&buf)
+}
+
+fn header(out: &mut Vec<u8>, r: &ReportCounts) -> std::io::Result<()> {
     writeln!(
         out,
         "{} frames, {} TCP segments, {} MPTCP connection{}, {} other TCP flow{}",
         r.frames,
         r.tcp_segments,
-        r.connections.len(),
-        plural(r.connections.len()),
-        r.tcp_flows.len(),
-        plural(r.tcp_flows.len()),
-    )?;
-    for c in &r.connections {
-        writeln!(out)?;
-        conn(out, c)?;
-    }
-    if !r.tcp_flows.is_empty() {
-        writeln!(out)?;
-        writeln!(out, "TCP flows without MPTCP:")?;
-        for f in &r.tcp_flows {
+        r.connections,
+        plural(r.connections),
+        r.tcp_flows,
+        plural(r.tcp_flows),
+    )
+}
+
+/// The line of a TCP flow that never tried MPTCP (after the list's heading
+/// when it is the first).
+fn flow(out: &mut Vec<u8>, f: &TcpFlowReport, first: bool) -> std::io::Result<()> {
+    {
+        if first {
+            writeln!(out)?;
+            writeln!(out, "TCP flows without MPTCP:")?;
+        }
+        {
             write!(out, "  flow {}: {} -> {}: ", f.flow, f.client, f.server)?;
             match (f.kind, f.syn_frame) {
                 (TcpFlowKind::Plain, Some(s)) => {

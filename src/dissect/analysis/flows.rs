@@ -15,13 +15,24 @@ pub(crate) fn addr_bits(a: IpAddr) -> u128 {
 }
 
 /// A TCP connection's 4-tuple with the two endpoints in a canonical order,
-/// so both directions find the same entry.
+/// so both directions find the same entry. The addresses are kept as 64-bit
+/// halves (high first): 40 bytes aligned to 8, where `u128`s would make 48
+/// (a table entry and a [`super::synonly::SynOnly`] are this key and a few
+/// words).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct FlowKey {
-    lo_addr: u128,
-    hi_addr: u128,
+    lo_addr: [u64; 2],
+    hi_addr: [u64; 2],
     lo_port: u16,
     hi_port: u16,
+}
+
+fn halves(a: u128) -> [u64; 2] {
+    [(a >> 64) as u64, a as u64]
+}
+
+fn whole(h: [u64; 2]) -> u128 {
+    (h[0] as u128) << 64 | h[1] as u128
 }
 
 impl FlowKey {
@@ -30,19 +41,27 @@ impl FlowKey {
     pub(crate) fn new(src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> (FlowKey, bool) {
         let (s, d) = (addr_bits(src), addr_bits(dst));
         if (s, sport) <= (d, dport) {
-            (FlowKey { lo_addr: s, hi_addr: d, lo_port: sport, hi_port: dport }, true)
+            (FlowKey { lo_addr: halves(s), hi_addr: halves(d), lo_port: sport, hi_port: dport }, true)
         } else {
-            (FlowKey { lo_addr: d, hi_addr: s, lo_port: dport, hi_port: sport }, false)
+            (FlowKey { lo_addr: halves(d), hi_addr: halves(s), lo_port: dport, hi_port: sport }, false)
         }
+    }
+}
+
+impl FlowKey {
+    /// The low and the high endpoint (address bits as [`addr_bits`] makes
+    /// them, port).
+    pub(crate) fn ends(&self) -> ((u128, u16), (u128, u16)) {
+        ((whole(self.lo_addr), self.lo_port), (whole(self.hi_addr), self.hi_port))
     }
 }
 
 impl Hash for FlowKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.lo_addr as u64);
-        state.write_u64((self.lo_addr >> 64) as u64);
-        state.write_u64(self.hi_addr as u64);
-        state.write_u64((self.hi_addr >> 64) as u64);
+        state.write_u64(self.lo_addr[1]);
+        state.write_u64(self.lo_addr[0]);
+        state.write_u64(self.hi_addr[1]);
+        state.write_u64(self.hi_addr[0]);
         state.write_u32((self.lo_port as u32) << 16 | self.hi_port as u32);
     }
 }

@@ -40,6 +40,7 @@ mod events;
 mod flows;
 mod sentlog;
 mod snapshot;
+mod synonly;
 mod types;
 
 pub use events::{ConnClose, ConnEvent, ConnEventKind, SubflowClose};
@@ -50,7 +51,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use csum::{Localizer, MappingChecksum};
 use flows::{FlowKey, FlowTable, WordMap};
+pub use sentlog::FRAMES_NAMED;
 use sentlog::SentLog;
+use synonly::{COMPACT, SynOnly};
 
 use super::crypto::{self, Key, Version};
 use super::options::{
@@ -77,6 +80,13 @@ pub struct Analyzer {
     table: FlowTable,
     flows: Vec<Flow>,
     conns: Vec<Conn>,
+    /// Flows that have shown only their SYN (most of a SYN flood): a few
+    /// words each until a second packet makes them a [`Flow`].
+    syns: Vec<SynOnly>,
+    /// Flow and connection numbers given so far (in order of the first
+    /// packet, as the reports number them).
+    numbered_flows: u32,
+    numbered_conns: u32,
     /// Token -> (connection index, side that owns it).
     tokens: WordMap<u32, (u32, Side)>,
     frames: u64,
@@ -154,6 +164,8 @@ struct Join {
 
 #[derive(Debug)]
 struct Flow {
+    /// 1-based, in order of the first packet.
+    number: u32,
     client: SocketAddr,
     server: SocketAddr,
     /// Whether the client is the key's canonical low endpoint.
@@ -189,6 +201,38 @@ struct Flow {
 }
 
 impl Flow {
+    /// A flow before its first packet is looked at.
+    fn new(number: u32, client: SocketAddr, server: SocketAddr, client_lo: bool, frame: u64) -> Flow {
+        Flow {
+            number,
+            client,
+            server,
+            client_lo,
+            role: Role::Unknown,
+            conn: None,
+            sf: 0,
+            sides: [Side::Client, Side::Server],
+            ids: [None; 2],
+            backup: [false; 2],
+            join: None,
+            syn_mpc: None,
+            syn_frame: None,
+            synack_frame: None,
+            synack_mptcp: false,
+            first_frame: frame,
+            last_frame: frame,
+            packets: 0,
+            dirs: Default::default(),
+            fin: [None; 2],
+            rst: None,
+            rst_signal: None,
+            cause: None,
+            fallback: None,
+            mpc_ack_frame: None,
+            unknown_token: None,
+        }
+    }
+
     fn closed(&self) -> bool {
         self.rst.is_some() || self.fin.iter().any(Option::is_some)
     }
@@ -238,6 +282,33 @@ struct Conn {
 }
 
 impl Conn {
+    /// A connection whose first packet is `frame`, with no subflow yet.
+    fn new(id: u32, client: SocketAddr, server: SocketAddr, frame: u64) -> Conn {
+        Conn {
+            id,
+            version: None,
+            client,
+            server,
+            keys: [None; 2],
+            tokens: [None; 2],
+            checksum: false,
+            flows: Vec::new(),
+            dirs: Default::default(),
+            verdicts: Vec::new(),
+            established: false,
+            fallback: false,
+            closed: false,
+            hmac: Tally::default(),
+            csum: Tally::default(),
+            announced: Vec::new(),
+            removed: Vec::new(),
+            first_frame: frame,
+            last_frame: frame,
+            unmapped: 0,
+            ev: Default::default(),
+        }
+    }
+
     fn hash_version(&self) -> Version {
         if self.version == Some(0) { Version::V0 } else { Version::V1 }
     }
@@ -416,9 +487,9 @@ impl Analyzer {
         }
     }
 
-    /// Connections and flows tracked so far.
+    /// Connections tracked so far.
     pub fn connection_count(&self) -> usize {
-        self.conns.len()
+        self.numbered_conns as usize
     }
 
     fn process<const NOTE: bool>(&mut self, meta: &FrameMeta, pkt: &Packet<'_>, note: &mut PacketNote) {
@@ -442,6 +513,16 @@ impl Analyzer {
         let mut o = Opts::default();
         o.collect(tcp);
         let (key, src_lo) = FlowKey::new(src, tcp.sport, dst, tcp.dport);
+        match self.table.get(&key) {
+            Some(v) if v & COMPACT != 0 => self.promote(v & !COMPACT),
+            None if tcp.has(tcp_flags::SYN) && !tcp.has(tcp_flags::ACK) => {
+                if let Some(mpc) = SynOnly::fits(&o, tcp) {
+                    self.add_syn::<NOTE>(key, src_lo, src.is_ipv6(), tcp, mpc, frame, note);
+                    return;
+                }
+            }
+            _ => {}
+        }
         let fi = self.flow_for(key, src_lo, src, dst, tcp, frame);
         let d = {
             let f = &mut self.flows[fi];
@@ -461,9 +542,9 @@ impl Analyzer {
         }
         let f = &self.flows[fi];
         if NOTE {
-            note.flow = Some(fi as u32 + 1);
+            note.flow = Some(f.number);
             if let Some(ci) = f.conn {
-                note.conn = Some(ci + 1);
+                note.conn = Some(self.conns[ci as usize].id);
                 note.subflow = Some(f.sf);
                 note.from = Some(f.sides[d]);
                 note.fallback = f.fallback.is_some() || self.conns[ci as usize].fallback;
@@ -509,6 +590,70 @@ impl Analyzer {
         self.new_flow(key, src_lo, src, dst, tcp, frame)
     }
 
+    /// A flow's first packet is a SYN that [`SynOnly`] holds: keep that.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn add_syn<const NOTE: bool>(
+        &mut self,
+        key: FlowKey,
+        src_lo: bool,
+        v6: bool,
+        tcp: &TcpSegment<'_>,
+        mpc: Option<(u8, u8)>,
+        frame: u64,
+        note: &mut PacketNote,
+    ) {
+        self.numbered_flows += 1;
+        let conn = match mpc {
+            Some(_) => {
+                self.numbered_conns += 1;
+                self.numbered_conns
+            }
+            None => 0,
+        };
+        let (version, flags) = mpc.unwrap_or_default();
+        let rec = SynOnly {
+            key,
+            frame,
+            number: self.numbered_flows,
+            conn,
+            isn: tcp.seq,
+            version,
+            flags,
+            bits: (src_lo as u8) | (v6 as u8) << 1,
+        };
+        self.table.set(key, COMPACT | self.syns.len() as u32);
+        self.syns.push(rec);
+        if NOTE {
+            note.flow = Some(rec.number);
+            if mpc.is_some() {
+                note.conn = Some(conn);
+                note.subflow = Some(1);
+                note.from = Some(Side::Client);
+            }
+        }
+    }
+
+    /// A flow held as [`SynOnly`] shows a second packet: it becomes a
+    /// [`Flow`] (and its connection a [`Conn`]) as if they had been made at
+    /// the SYN.
+    #[cold]
+    fn promote(&mut self, idx: u32) {
+        let rec = self.syns.swap_remove(idx as usize);
+        if let Some(moved) = self.syns.get(idx as usize) {
+            self.table.set(moved.key, COMPACT | idx);
+        }
+        let fi = self.flows.len();
+        let (mut flow, conn) = rec.expand();
+        if let Some(mut c) = conn {
+            c.flows = vec![fi as u32];
+            flow.conn = Some(self.conns.len() as u32);
+            self.conns.push(c);
+        }
+        self.flows.push(flow);
+        self.table.set(rec.key, fi as u32);
+    }
+
     /// A new flow on the 4-tuple (see [`Self::flow_for`]).
     #[inline(never)]
     fn new_flow(
@@ -527,33 +672,8 @@ impl Analyzer {
             (SocketAddr::new(src, tcp.sport), SocketAddr::new(dst, tcp.dport), src_lo)
         };
         let idx = self.flows.len();
-        self.flows.push(Flow {
-            client,
-            server,
-            client_lo,
-            role: Role::Unknown,
-            conn: None,
-            sf: 0,
-            sides: [Side::Client, Side::Server],
-            ids: [None; 2],
-            backup: [false; 2],
-            join: None,
-            syn_mpc: None,
-            syn_frame: None,
-            synack_frame: None,
-            synack_mptcp: false,
-            first_frame: frame,
-            last_frame: frame,
-            packets: 0,
-            dirs: Default::default(),
-            fin: [None; 2],
-            rst: None,
-            rst_signal: None,
-            cause: None,
-            fallback: None,
-            mpc_ack_frame: None,
-            unknown_token: None,
-        });
+        self.numbered_flows += 1;
+        self.flows.push(Flow::new(self.numbered_flows, client, server, client_lo, frame));
         self.table.set(key, idx as u32);
         idx
     }
@@ -561,29 +681,10 @@ impl Analyzer {
     fn new_conn(&mut self, fi: usize, frame: u64) -> u32 {
         let ci = self.conns.len() as u32;
         let f = &mut self.flows[fi];
-        self.conns.push(Conn {
-            id: ci + 1,
-            version: None,
-            client: f.client,
-            server: f.server,
-            keys: [None; 2],
-            tokens: [None; 2],
-            checksum: false,
-            flows: vec![fi as u32],
-            dirs: Default::default(),
-            verdicts: Vec::new(),
-            established: false,
-            fallback: false,
-            closed: false,
-            hmac: Tally::default(),
-            csum: Tally::default(),
-            announced: Vec::new(),
-            removed: Vec::new(),
-            first_frame: frame,
-            last_frame: frame,
-            unmapped: 0,
-            ev: Default::default(),
-        });
+        self.numbered_conns += 1;
+        let mut c = Conn::new(self.numbered_conns, f.client, f.server, frame);
+        c.flows.push(fi as u32);
+        self.conns.push(c);
         f.conn = Some(ci);
         f.sf = 1;
         ci
@@ -1180,7 +1281,10 @@ impl Analyzer {
         let mut left = tcp.payload_len;
         let mut captured = tcp.payload;
         let mut first = true;
-        let mut reinjected_of: Vec<u64> = Vec::new();
+        // Frames on other subflows this payload repeats (named) and their count.
+        let mut reinjected: (Vec<u64>, u64) = (Vec::new(), 0);
+        // DSNs not yet given to the sent log.
+        let mut run: Option<(u64, u64)> = None;
         while left > 0 {
             let f = &mut self.flows[fi];
             let Some(mi) = f.dirs[d].maps.iter().rposition(|m| m.covers(rel)) else {
@@ -1237,25 +1341,25 @@ impl Analyzer {
             }
             if let Some(v) = dsn {
                 let end = v.wrapping_add(take as u64);
+                if !self.opts.no_reinjections {
+                    // DSN-contiguous parts of the segment (it spans two
+                    // mappings) go to the log as one range.
+                    match run {
+                        Some((a, e)) if e == v => run = Some((a, end)),
+                        _ => {
+                            if let Some((a, e)) = run {
+                                self.log_sent(fi, d, ci, (a, e), frame, new_bytes, &mut reinjected);
+                            }
+                            run = Some((v, end));
+                        }
+                    }
+                }
                 let c = &mut self.conns[ci as usize];
                 let cd = &mut c.dirs[sender.index()];
                 if cd.high_end.is_none_or(|h| dsn_after(end, h)) {
                     cd.high_end = Some(end);
                 }
-                if !self.opts.no_reinjections {
-                    let seen = cd.log.record(v, end, sf, frame);
-                    cd.bytes += seen.new;
-                    if !seen.other_frames.is_empty() {
-                        for fr in seen.other_frames {
-                            if !reinjected_of.contains(&fr) {
-                                reinjected_of.push(fr);
-                            }
-                        }
-                        if new_bytes > 0 {
-                            self.flows[fi].dirs[d].reinjected += seen.reinjected.min(new_bytes as u64);
-                        }
-                    }
-                } else if cd.reference.is_none_or(|r| !dsn_after(r, end)) {
+                if self.opts.no_reinjections && cd.reference.is_none_or(|r| !dsn_after(r, end)) {
                     cd.bytes += take as u64;
                 }
                 // Compare with failed mappings' segments (the copy names the
@@ -1285,9 +1389,48 @@ impl Analyzer {
             left -= take;
             captured = rest;
         }
-        if !reinjected_of.is_empty() {
-            reinjected_of.sort_unstable();
-            ev!(note, NOTE, Event::Reinjection { of: reinjected_of });
+        if let Some(r) = run {
+            self.log_sent(fi, d, ci, r, frame, new_bytes, &mut reinjected);
+        }
+        let (mut of, count) = reinjected;
+        if !of.is_empty() {
+            of.sort_unstable();
+            of.truncate(FRAMES_NAMED);
+            let more = count.saturating_sub(of.len() as u64);
+            ev!(note, NOTE, Event::Reinjection { of, more });
+        }
+    }
+
+    /// Records DSNs `[a, b)` of a payload segment in the sent log of its
+    /// direction: the connection's new bytes, the subflow's reinjected
+    /// bytes, and in `acc` the frames on other subflows it repeats (named,
+    /// at most [`FRAMES_NAMED`]) and their count.
+    #[allow(clippy::too_many_arguments)]
+    fn log_sent(
+        &mut self,
+        fi: usize,
+        d: usize,
+        ci: u32,
+        (a, b): (u64, u64),
+        frame: u64,
+        new_bytes: u32,
+        acc: &mut (Vec<u64>, u64),
+    ) {
+        let f = &self.flows[fi];
+        let (sf, sender) = (f.sf, f.sides[d]);
+        let cd = &mut self.conns[ci as usize].dirs[sender.index()];
+        let seen = cd.log.record(a, b, sf, frame);
+        cd.bytes += seen.new;
+        if !seen.other_frames.is_empty() {
+            acc.1 += seen.other_count;
+            for fr in seen.other_frames {
+                if !acc.0.contains(&fr) {
+                    acc.0.push(fr);
+                }
+            }
+            if new_bytes > 0 {
+                self.flows[fi].dirs[d].reinjected += seen.reinjected.min(new_bytes as u64);
+            }
         }
     }
 
@@ -1488,16 +1631,64 @@ impl Analyzer {
 
     /// Everything known at the end of the capture.
     pub fn finish(self) -> Report {
-        let mut report = Report { frames: self.frames, tcp_segments: self.tcp_segments, ..Report::default() };
-        for c in &self.conns {
-            report.connections.push(self.conn_report(c));
+        let counts = self.report_counts();
+        let mut report = Report { frames: counts.frames, tcp_segments: counts.tcp_segments, ..Report::default() };
+        self.for_each_report(|part| match part {
+            ReportPart::Conn(c) => report.connections.push(c.clone()),
+            ReportPart::Flow(f) => report.tcp_flows.push(f.clone()),
+        });
+        report
+    }
+
+    /// The totals of [`Self::finish`]'s report, without building it.
+    pub fn report_counts(&self) -> ReportCounts {
+        let syn_conns = self.syns.iter().filter(|r| r.conn != 0).count();
+        ReportCounts {
+            frames: self.frames,
+            tcp_segments: self.tcp_segments,
+            connections: self.conns.len() + syn_conns,
+            tcp_flows: self.flows.iter().filter(|f| f.conn.is_none()).count() + self.syns.len() - syn_conns,
         }
-        for (i, f) in self.flows.iter().enumerate() {
-            if f.conn.is_some() {
-                continue;
+    }
+
+    /// The parts of [`Self::finish`]'s report one at a time, in order (the
+    /// connections, then the TCP flows without MPTCP), so that a caller can
+    /// write them out without holding them all.
+    pub fn for_each_report(&self, mut out: impl FnMut(ReportPart<'_>)) {
+        for item in self.conns_in_order() {
+            match item {
+                Ok(ci) => {
+                    let c = &self.conns[ci as usize];
+                    let flows: Vec<&Flow> = c.flows.iter().map(|&fi| &self.flows[fi as usize]).collect();
+                    out(ReportPart::Conn(&self.conn_report(c, &flows)));
+                }
+                Err(si) => {
+                    let (f, c) = self.syns[si as usize].expand();
+                    let c = c.expect("only MP_CAPABLE SYNs have a connection");
+                    out(ReportPart::Conn(&self.conn_report(&c, &[&f])));
+                }
             }
-            report.tcp_flows.push(TcpFlowReport {
-                flow: i as u32 + 1,
+        }
+        let mut order: Vec<(u32, Result<u32, u32>)> = self
+            .flows
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.conn.is_none())
+            .map(|(i, f)| (f.number, Ok(i as u32)))
+            .chain(self.syns.iter().enumerate().filter(|(_, r)| r.conn == 0).map(|(i, r)| (r.number, Err(i as u32))))
+            .collect();
+        order.sort_unstable_by_key(|(n, _)| *n);
+        for (_, item) in order {
+            let held;
+            let f = match item {
+                Ok(fi) => &self.flows[fi as usize],
+                Err(si) => {
+                    held = self.syns[si as usize].expand().0;
+                    &held
+                }
+            };
+            out(ReportPart::Flow(&TcpFlowReport {
+                flow: f.number,
                 client: f.client,
                 server: f.server,
                 first_frame: f.first_frame,
@@ -1510,16 +1701,27 @@ impl Analyzer {
                     (None, Some(_)) => TcpFlowKind::Plain,
                     (None, None) => TcpFlowKind::NoHandshake,
                 },
-            });
+            }));
         }
-        report
     }
 
-    fn conn_report(&self, c: &Conn) -> ConnReport {
+    /// The connections by number: `Ok` indexes `conns`, `Err` `syns`.
+    fn conns_in_order(&self) -> Vec<Result<u32, u32>> {
+        let mut order: Vec<(u32, Result<u32, u32>)> = self
+            .conns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id, Ok(i as u32)))
+            .chain(self.syns.iter().enumerate().filter(|(_, r)| r.conn != 0).map(|(i, r)| (r.conn, Err(i as u32))))
+            .collect();
+        order.sort_unstable_by_key(|(n, _)| *n);
+        order.into_iter().map(|(_, i)| i).collect()
+    }
+
+    fn conn_report(&self, c: &Conn, flows: &[&Flow]) -> ConnReport {
         let mut csum = c.csum;
         let mut subflows = Vec::new();
-        for &fi in &c.flows {
-            let f = &self.flows[fi as usize];
+        for f in flows {
             for dir in &f.dirs {
                 csum.unverified += dir
                     .maps
@@ -1543,7 +1745,7 @@ impl Analyzer {
             }
             subflows.push(SubflowReport {
                 id: f.sf,
-                flow: fi + 1,
+                flow: f.number,
                 client: f.client,
                 server: f.server,
                 kind: match f.role {

@@ -2,82 +2,133 @@
 //! reinjection: the same DSN range sent again on another subflow
 //! (RFC 8684 §3.3.6).
 //!
-//! Every segment's DSN range is recorded; a new one is compared with what
-//! it overlaps: bytes seen on another subflow make it a reinjection (and
-//! name those frames), bytes seen only on its own subflow a
-//! retransmission, the rest is new data. Entries far below the peer's data
-//! ACK are pruned.
+//! Two structures, both sorted by DSN with a pruned prefix, both appended
+//! to at their end by new data (the common case costs a comparison or two):
+//!
+//! - `pieces`: the DSN space sent so far as disjoint pieces, each labelled
+//!   with the one subflow that sent it or with "several". A segment's bytes
+//!   are new (in no piece), retransmitted (in pieces of its own subflow) or
+//!   reinjected (in the others'), exactly as a per-byte map would say; the
+//!   work is the pieces the segment overlaps, which copies of the same range
+//!   do not multiply (sending `[a, b)` again relabels, never splits).
+//! - per subflow, the distinct ranges it sent, each with the first frame
+//!   that carried it and how many frames did; a range sent again only
+//!   counts (and keeps up to [`FRAMES_NAMED`] frames). The frames a
+//!   reinjection names come from here: at most [`FRAMES_NAMED`], and the
+//!   count of the others.
+//!
+//! So a segment costs O(log n) plus the pieces and the distinct ranges it
+//! overlaps, whatever the number of earlier copies. Entries far below the
+//! peer's data ACK are pruned.
 
-/// One segment's DSN range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Sent {
-    pub start: u64,
-    pub end: u64,
-    /// Subflow number within the connection.
-    pub sf: u32,
-    pub frame: u64,
-}
+use super::flows::WordMap;
+
+/// At most this many frames are named by one event; the others are counted.
+pub const FRAMES_NAMED: usize = 8;
 
 /// Keep this much data below the data ACK: a copy sent before the ACK was
 /// seen may still show up in the capture after it.
 const SLACK: u64 = 32 << 20;
 
-/// No segment is longer than this (an IPv4 packet is at most 64 KiB), so
-/// entries overlapping `[a, b)` start after `a - MAX_SEG`.
+/// No segment is longer than this (an IPv4 packet is at most 64 KiB).
 const MAX_SEG: u64 = 1 << 17;
 
-/// Entries sorted by first DSN, with a pruned prefix.
-#[derive(Clone, Debug, Default)]
-struct Sorted {
-    v: Vec<Sent>,
-    /// Entries before this index are pruned (dropped in batches).
-    base: usize,
+/// Signed distance from `b` to `a` in DSN space.
+fn d(a: u64, b: u64) -> i64 {
+    a.wrapping_sub(b) as i64
 }
 
-impl Sorted {
-    fn live(&self) -> &[Sent] {
-        &self.v[self.base..]
-    }
+/// Label of a piece sent on two subflows or more.
+const SEVERAL: u32 = u32::MAX;
 
-    /// Index of the first live entry whose start is after `key` (or, with
-    /// `or_equal`, at or after it). Gallops back from the end: the entries
-    /// a new segment concerns are near the end of the log.
-    fn bound(&self, key: u64, or_equal: bool) -> usize {
-        let live = self.live();
-        let before = |s: &Sent| if or_equal { d(s.start, key) < 0 } else { d(s.start, key) <= 0 };
-        let n = live.len();
-        if n == 0 {
-            return 0;
-        }
-        let mut step = 1;
-        let mut hi = n;
-        loop {
-            let lo = hi.saturating_sub(step);
-            if lo == 0 || before(&live[lo]) {
-                // The answer is in (lo, hi]: entries before lo are before.
-                let lo = if before(&live[lo]) { lo + 1 } else { lo };
-                return lo + live[lo..hi].partition_point(|s| before(s));
-            }
+/// A run of DSN space and who sent it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Piece {
+    start: u64,
+    end: u64,
+    /// The subflow that sent it, or [`SEVERAL`].
+    by: u32,
+}
+
+/// A DSN range one subflow sent, and in how many frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Range {
+    start: u64,
+    end: u64,
+    /// The first frame that carried it.
+    frame: u64,
+    /// Frames that carried exactly this range.
+    count: u64,
+}
+
+/// First index in `v[base..]` (as an absolute index) whose key is not
+/// before `key`, galloping back from the end: the entries a new segment
+/// concerns are near the end.
+fn gallop<T>(v: &[T], base: usize, before: impl Fn(&T) -> bool) -> usize {
+    let n = v.len();
+    let mut hi = n;
+    let mut step = 1;
+    while hi > base && !before(&v[hi - 1]) {
+        let lo = hi.saturating_sub(step).max(base);
+        if !before(&v[lo]) {
             hi = lo;
             step *= 2;
+            continue;
         }
+        return lo + 1 + v[lo + 1..hi].partition_point(&before);
+    }
+    hi
+}
+
+/// The ranges of one subflow, sorted by start.
+#[derive(Clone, Debug, Default)]
+struct Ranges {
+    v: Vec<Range>,
+    base: usize,
+    /// The longest range held: ranges overlapping `[a, b)` start after
+    /// `a - longest`.
+    longest: u64,
+}
+
+impl Ranges {
+    /// Records `[start, end)` in `frame`; returns the index of the range
+    /// when it was already there (sent again).
+    fn add(&mut self, start: u64, end: u64, frame: u64) -> Option<usize> {
+        let len = d(end, start) as u64;
+        if let Some(last) = self.v[self.base..].last_mut() {
+            if last.frame == frame && last.end == start && last.count == 1 {
+                // The next piece of the same segment (it spanned two
+                // mappings): one range per frame.
+                last.end = end;
+                self.longest = self.longest.max(d(end, last.start) as u64);
+                return None;
+            }
+            if d(last.start, start) < 0 {
+                self.v.push(Range { start, end, frame, count: 1 });
+                self.longest = self.longest.max(len);
+                return None;
+            }
+        }
+        let at = gallop(&self.v, self.base, |r| d(r.start, start) < 0);
+        let mut i = at;
+        while i < self.v.len() && self.v[i].start == start {
+            if self.v[i].end == end {
+                self.v[i].count += 1;
+                return Some(i);
+            }
+            i += 1;
+        }
+        self.v.insert(i, Range { start, end, frame, count: 1 });
+        self.longest = self.longest.max(len);
+        None
     }
 
-    /// Inserts keeping the order.
-    fn insert(&mut self, e: Sent) {
-        if self.live().last().is_none_or(|l| d(l.start, e.start) <= 0) {
-            self.v.push(e);
-            return;
-        }
-        let at = self.bound(e.start, false);
-        self.v.insert(self.base + at, e);
-    }
-
-    /// Entries that can overlap `[start, end)`.
-    fn around(&self, start: u64, end: u64) -> impl Iterator<Item = &Sent> {
-        let live = self.live();
-        let from = if live.is_empty() { 0 } else { self.bound(start.wrapping_sub(MAX_SEG), false) };
-        live[from..].iter().take_while(move |s| d(s.start, end) < 0).filter(move |s| d(s.end, start) > 0)
+    /// The ranges that can overlap `[start, end)`: those starting in
+    /// `[start - longest, end)`.
+    fn window(&self, start: u64, end: u64) -> impl Iterator<Item = &Range> {
+        let from = start.wrapping_sub(self.longest);
+        let at = gallop(&self.v, self.base, |r| d(r.start, from) < 0);
+        self.v[at..].iter().take_while(move |r| d(r.start, end) < 0)
     }
 
     fn prune(&mut self, limit: u64) {
@@ -92,33 +143,32 @@ impl Sorted {
 }
 
 /// The DSNs sent in one direction of a connection.
-///
-/// `covered` is the union of everything sent, as disjoint intervals: a new
-/// segment that lies beyond it or in one of its holes (a subflow filling
-/// its share while another ran ahead) is new data, found with a few
-/// comparisons at the end of a short list. Only a segment overlapping
-/// `covered` (a retransmission or a reinjection) needs the per-segment
-/// records, kept per subflow for new data (each in its subflow's sending
-/// order, so appended) and in `again` for copies.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SentLog {
-    covered: Vec<(u64, u64)>,
-    /// Pruned prefix of `covered`.
-    cbase: usize,
-    subflows: Vec<(u32, Sorted)>,
-    again: Sorted,
-}
-
-/// Signed distance from `b` to `a` in DSN space.
-fn d(a: u64, b: u64) -> i64 {
-    a.wrapping_sub(b) as i64
+    pieces: Vec<Piece>,
+    /// Pruned prefix of `pieces`.
+    pbase: usize,
+    subflows: Vec<(u32, Ranges)>,
+    /// Later frames of a range sent more than once: (subflow, start, end)
+    /// -> up to [`FRAMES_NAMED`] - 1 frames after the range's first.
+    again: WordMap<(u32, u64, u64), Vec<u64>>,
+    /// Pieces rebuilt where a segment overlaps (kept to reuse the memory).
+    scratch: Vec<Piece>,
+    /// Entries looked at by the last [`SentLog::record`] (for the test that
+    /// the work per segment stays bounded).
+    #[cfg(test)]
+    touched: usize,
 }
 
 /// What a segment is with respect to earlier ones.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Seen {
-    /// Frames on other subflows that carried some of these DSNs.
+    /// Some of the frames on other subflows that carried some of these
+    /// DSNs: at most [`FRAMES_NAMED`], the earliest of those found, sorted.
     pub other_frames: Vec<u64>,
+    /// How many frames on other subflows carried some of these DSNs
+    /// (`other_frames` and the rest).
+    pub other_count: u64,
     /// Bytes of this segment already sent on another subflow.
     pub reinjected: u64,
     /// Bytes of this segment already sent on this same subflow (and on no
@@ -128,190 +178,203 @@ pub(crate) struct Seen {
     pub new: u64,
 }
 
-/// Length of the union of intervals given sorted by start, clipped to
-/// `[lo, hi)`.
-struct Union {
-    lo: u64,
-    hi: u64,
-    cur: Option<(u64, u64)>,
-    total: u64,
-}
-
-impl Union {
-    fn new(lo: u64, hi: u64) -> Union {
-        Union { lo, hi, cur: None, total: 0 }
-    }
-    fn add(&mut self, s: u64, e: u64) {
-        let s = if d(s, self.lo) > 0 { s } else { self.lo };
-        let e = if d(e, self.hi) < 0 { e } else { self.hi };
-        if d(e, s) <= 0 {
-            return;
-        }
-        match &mut self.cur {
-            Some((_, ce)) if d(s, *ce) <= 0 => {
-                if d(e, *ce) > 0 {
-                    *ce = e;
-                }
-            }
-            _ => {
-                self.flush();
-                self.cur = Some((s, e));
-            }
-        }
-    }
-    fn flush(&mut self) {
-        if let Some((s, e)) = self.cur.take() {
-            self.total += d(e, s) as u64;
-        }
-    }
-    fn total(mut self) -> u64 {
-        self.flush();
-        self.total
-    }
-}
-
 impl SentLog {
     /// Records `[start, end)` sent on subflow `sf` in `frame`, and says how
     /// it relates to what was sent before.
     pub(crate) fn record(&mut self, start: u64, end: u64, sf: u32, frame: u64) -> Seen {
         let mut seen = Seen::default();
+        #[cfg(test)]
+        {
+            self.touched = 0;
+        }
         if d(end, start) <= 0 {
             return seen;
         }
-        let len = d(end, start) as u64;
-        let e = Sent { start, end, sf, frame };
-        let overlap = self.cover(start, end);
-        seen.new = len - overlap;
-        if overlap > 0 {
-            self.compare(&e, &mut seen);
+        let old = self.label(start, end, sf, &mut seen);
+        if old > 0 {
+            self.name_frames(start, end, sf, &mut seen);
         }
-        if seen.new > 0 {
-            let list = match self.subflows.iter_mut().position(|(s, _)| *s == sf) {
-                Some(i) => &mut self.subflows[i].1,
-                None => {
-                    self.subflows.push((sf, Sorted::default()));
-                    &mut self.subflows.last_mut().expect("just pushed").1
-                }
-            };
-            list.insert(e);
-        } else {
-            self.again.insert(e);
+        let si = match self.subflows.iter().position(|(s, _)| *s == sf) {
+            Some(i) => i,
+            None => {
+                self.subflows.push((sf, Ranges::default()));
+                self.subflows.len() - 1
+            }
+        };
+        if let Some(i) = self.subflows[si].1.add(start, end, frame) {
+            let r = self.subflows[si].1.v[i];
+            let later = self.again.entry((sf, r.start, r.end)).or_default();
+            if later.len() + 1 < FRAMES_NAMED {
+                later.push(frame);
+            }
         }
         seen
     }
 
-    /// Adds `[start, end)` to the covered set; returns how many of its
-    /// bytes were already covered.
-    fn cover(&mut self, start: u64, end: u64) -> u64 {
-        let c = &mut self.covered;
-        let base = self.cbase;
-        // First interval (after the pruned prefix) ending after `start`,
-        // galloping back from the end: new data is at or near the end.
-        let n = c.len();
-        let mut i = n;
-        let mut step = 1;
-        while i > base && d(c[i - 1].1, start) > 0 {
-            let lo = i.saturating_sub(step).max(base);
-            if d(c[lo].1, start) > 0 {
-                i = lo;
-                step *= 2;
-                continue;
-            }
-            i = lo + 1 + c[lo + 1..i].partition_point(|x| d(x.1, start) <= 0);
-            break;
-        }
-        // Common cases: disjoint from everything covered.
-        if i == n || d(c[i].0, end) >= 0 {
-            let touches_prev = i > base && c[i - 1].1 == start;
-            match (touches_prev, i < n && c[i].0 == end) {
+    /// Labels `[start, end)` as sent by `sf`; fills the byte counts of
+    /// `seen` and returns the bytes sent before.
+    fn label(&mut self, start: u64, end: u64, sf: u32, seen: &mut Seen) -> u64 {
+        let len = d(end, start) as u64;
+        let p = &mut self.pieces;
+        // First piece ending after `start`.
+        let i = gallop(p, self.pbase, |x| d(x.end, start) <= 0);
+        if i == p.len() || d(p[i].start, end) >= 0 {
+            // Disjoint from everything sent: new data, the common case.
+            seen.new = len;
+            let joins_prev = i > self.pbase && p[i - 1].end == start && p[i - 1].by == sf;
+            let joins_next = i < p.len() && p[i].start == end && p[i].by == sf;
+            match (joins_prev, joins_next) {
                 (true, true) => {
-                    c[i - 1].1 = c[i].1;
-                    c.remove(i);
+                    p[i - 1].end = p[i].end;
+                    p.remove(i);
                 }
-                (true, false) => c[i - 1].1 = end,
-                (false, true) => c[i].0 = start,
-                (false, false) => c.insert(i, (start, end)),
+                (true, false) => p[i - 1].end = end,
+                (false, true) => p[i].start = start,
+                (false, false) => p.insert(i, Piece { start, end, by: sf }),
             }
             return 0;
         }
-        // Overlapping: count the covered bytes and merge.
-        let mut overlap = 0u64;
+        // Overlapping: walk the pieces, count, and rebuild the span with the
+        // new labels.
+        let out = &mut self.scratch;
+        out.clear();
+        let mut push = |x: Piece| {
+            if d(x.end, x.start) <= 0 {
+                return;
+            }
+            match out.last_mut() {
+                Some(l) if l.by == x.by && l.end == x.start => l.end = x.end,
+                _ => out.push(x),
+            }
+        };
         let mut j = i;
-        let mut lo = start;
-        let mut hi = end;
-        while j < n && d(c[j].0, end) <= 0 {
-            let (s, e) = c[j];
-            let a = if d(s, start) > 0 { s } else { start };
-            let b = if d(e, end) < 0 { e } else { end };
-            if d(b, a) > 0 {
-                overlap += d(b, a) as u64;
+        let mut pos = start;
+        while j < p.len() && d(p[j].start, end) < 0 {
+            let x = p[j];
+            #[cfg(test)]
+            {
+                self.touched += 1;
             }
-            if d(s, lo) < 0 {
-                lo = s;
+            // What lies before this piece in the segment was never sent.
+            if d(x.start, pos) > 0 {
+                seen.new += d(x.start, pos) as u64;
+                push(Piece { start: pos, end: x.start, by: sf });
             }
-            if d(e, hi) > 0 {
-                hi = e;
+            // The piece's part before the segment keeps its label.
+            if d(x.start, start) < 0 {
+                push(Piece { start: x.start, end: start, by: x.by });
             }
+            let lo = if d(x.start, start) > 0 { x.start } else { start };
+            let hi = if d(x.end, end) < 0 { x.end } else { end };
+            let n = d(hi, lo) as u64;
+            if x.by == sf {
+                seen.retransmitted += n;
+            } else {
+                seen.reinjected += n;
+            }
+            push(Piece { start: lo, end: hi, by: if x.by == sf { sf } else { SEVERAL } });
+            if d(x.end, end) > 0 {
+                push(Piece { start: end, end: x.end, by: x.by });
+            }
+            pos = hi;
             j += 1;
         }
-        if i > base && c[i - 1].1 == lo {
-            lo = c[i - 1].0;
-            i -= 1;
+        if d(end, pos) > 0 {
+            seen.new += d(end, pos) as u64;
+            push(Piece { start: pos, end, by: sf });
         }
-        c.splice(i..j, [(lo, hi)]);
-        overlap
+        // Merge with the neighbours when the labels continue.
+        let mut from = i;
+        if from > self.pbase
+            && let Some(f) = out.first_mut()
+            && p[from - 1].end == f.start
+            && p[from - 1].by == f.by
+        {
+            f.start = p[from - 1].start;
+            from -= 1;
+        }
+        if j < p.len()
+            && let Some(l) = out.last_mut()
+            && p[j].start == l.end
+            && p[j].by == l.by
+        {
+            l.end = p[j].end;
+            j += 1;
+        }
+        p.splice(from..j, out.drain(..));
+        len - seen.new
     }
 
-    /// Which earlier segments `e` repeats: frames on other subflows, and
-    /// the bytes already sent on another subflow or on its own.
-    fn compare(&self, e: &Sent, seen: &mut Seen) {
-        let mut hits: Vec<&Sent> = self
-            .subflows
-            .iter()
-            .flat_map(|(_, l)| l.around(e.start, e.end))
-            .chain(self.again.around(e.start, e.end))
-            .collect();
-        hits.sort_by(|a, b| d(a.start, b.start).cmp(&0));
-        let mut any = Union::new(e.start, e.end);
-        let mut other = Union::new(e.start, e.end);
+    /// Names the frames on other subflows that carried some of
+    /// `[start, end)`, and counts them.
+    fn name_frames(&mut self, start: u64, end: u64, sf: u32, seen: &mut Seen) {
         let mut frames: Vec<u64> = Vec::new();
-        for s in hits {
-            any.add(s.start, s.end);
-            if s.sf != e.sf {
-                other.add(s.start, s.end);
-                if !frames.contains(&s.frame) {
-                    frames.push(s.frame);
+        let mut count = 0u64;
+        #[cfg(test)]
+        let mut touched = 0;
+        for (s, ranges) in &self.subflows {
+            if *s == sf {
+                continue;
+            }
+            for r in ranges.window(start, end) {
+                #[cfg(test)]
+                {
+                    touched += 1;
+                }
+                if d(r.end, start) <= 0 {
+                    continue;
+                }
+                count += r.count;
+                frames.push(r.frame);
+                if r.count > 1
+                    && let Some(later) = self.again.get(&(*s, r.start, r.end))
+                {
+                    frames.extend_from_slice(later);
+                }
+                if frames.len() > 4 * FRAMES_NAMED {
+                    // Keep the earliest: the list stays short.
+                    frames.sort_unstable();
+                    frames.dedup();
+                    frames.truncate(FRAMES_NAMED);
                 }
             }
         }
-        let len = d(e.end, e.start) as u64;
-        let covered = (len - seen.new).max(any.total());
-        seen.reinjected = other.total().min(covered);
-        seen.retransmitted = covered - seen.reinjected;
+        #[cfg(test)]
+        {
+            self.touched += touched;
+        }
         frames.sort_unstable();
+        frames.dedup();
+        frames.truncate(FRAMES_NAMED);
         seen.other_frames = frames;
+        seen.other_count = count.max(seen.other_frames.len() as u64);
     }
 
     /// Forgets entries that end more than [`SLACK`] below `acked`.
     pub(crate) fn prune(&mut self, acked: u64) {
         let limit = acked.wrapping_sub(SLACK).wrapping_sub(MAX_SEG);
+        let mut compacted = false;
         for (_, l) in &mut self.subflows {
+            let before = l.v.len();
             l.prune(limit);
+            compacted |= l.v.len() != before;
         }
-        self.again.prune(limit);
-        while self.cbase + 1 < self.covered.len() && d(self.covered[self.cbase].1, limit) < 0 {
-            self.cbase += 1;
+        if compacted && !self.again.is_empty() {
+            self.again.retain(|(_, s, _), _| d(*s, limit) >= 0);
         }
-        if self.cbase > 1024 && self.cbase * 2 > self.covered.len() {
-            self.covered.drain(..self.cbase);
-            self.cbase = 0;
+        while self.pbase + 1 < self.pieces.len() && d(self.pieces[self.pbase].end, limit) < 0 {
+            self.pbase += 1;
+        }
+        if self.pbase > 1024 && self.pbase * 2 > self.pieces.len() {
+            self.pieces.drain(..self.pbase);
+            self.pbase = 0;
         }
     }
 
     /// Entries held (for tests and memory accounting).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.subflows.iter().map(|(_, l)| l.live().len()).sum::<usize>() + self.again.live().len()
+        self.subflows.iter().map(|(_, l)| l.v.len() - l.base).sum::<usize>() + self.pieces.len() - self.pbase
     }
 }
 
@@ -346,44 +409,56 @@ mod tests {
 
     #[test]
     fn galloping_bound_matches_binary_search() {
-        let mut v = Sorted::default();
         let mut x = 7u64;
-        for i in 0..300u64 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            v.v.push(Sent { start: i * 10 + (x >> 62), end: i * 10 + 20, sf: 1, frame: i });
-        }
-        v.v.sort_by_key(|s| s.start);
-        for key in 0..3100u64 {
-            for or_equal in [false, true] {
-                let want = v.live().partition_point(|s| if or_equal { s.start < key } else { s.start <= key });
-                assert_eq!(v.bound(key, or_equal), want, "key {key} {or_equal}");
+        let mut v: Vec<u64> = (0..300u64)
+            .map(|i| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                i * 10 + (x >> 62)
+            })
+            .collect();
+        v.sort_unstable();
+        for base in [0, 1, 17, 299, 300] {
+            for key in 0..3100u64 {
+                let want = base + v[base..].partition_point(|s| *s < key);
+                assert_eq!(gallop(&v, base, |s| *s < key), want, "key {key} base {base}");
             }
         }
-        assert_eq!(Sorted::default().bound(5, false), 0);
+        assert_eq!(gallop(&[] as &[u64], 0, |s| *s < 5), 0);
     }
 
+    /// Random segments on three subflows against a plain byte map and a
+    /// list of every segment: new, reinjected and retransmitted bytes and
+    /// the frames named must match, whatever the order.
     #[test]
-    fn covered_set_against_a_byte_map() {
-        // Random segments on three subflows: new/old byte counts must match
-        // a plain byte map, whatever the order.
-        let mut l = SentLog::default();
-        let mut seen = vec![0u8; 4000];
-        let mut x = 12345u64;
-        for frame in 0..3000u64 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let start = (x >> 33) % 3900;
-            let len = 1 + (x >> 20) % 100;
-            let sf = 1 + (x >> 10) as u32 % 3;
-            let end = (start + len).min(4000);
-            let want_new = (start..end).filter(|&i| seen[i as usize] == 0).count() as u64;
-            let want_other = (start..end).filter(|&i| seen[i as usize] & !(1 << sf) != 0).count() as u64;
-            for i in start..end {
-                seen[i as usize] |= 1 << sf;
+    fn against_a_byte_map_and_a_segment_list() {
+        for seed in [12345u64, 7, 99] {
+            let mut l = SentLog::default();
+            let mut seen = vec![0u8; 4000];
+            let mut all: Vec<(u64, u64, u32, u64)> = Vec::new();
+            let mut x = seed;
+            for frame in 0..3000u64 {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let start = (x >> 33) % 3900;
+                let len = 1 + (x >> 20) % 100;
+                let sf = 1 + (x >> 10) as u32 % 3;
+                let end = (start + len).min(4000);
+                let want_new = (start..end).filter(|&i| seen[i as usize] == 0).count() as u64;
+                let want_other = (start..end).filter(|&i| seen[i as usize] & !(1 << sf) != 0).count() as u64;
+                for i in start..end {
+                    seen[i as usize] |= 1 << sf;
+                }
+                let mut want_frames: Vec<u64> =
+                    all.iter().filter(|s| s.2 != sf && s.0 < end && s.1 > start).map(|s| s.3).collect();
+                let want_count = want_frames.len() as u64;
+                want_frames.truncate(FRAMES_NAMED);
+                all.push((start, end, sf, frame));
+                let s = l.record(start, end, sf, frame);
+                assert_eq!(s.new, want_new, "frame {frame}");
+                assert_eq!(s.reinjected, want_other, "frame {frame}");
+                assert_eq!(s.new + s.reinjected + s.retransmitted, end - start);
+                assert_eq!(s.other_frames, want_frames, "frame {frame}");
+                assert_eq!(s.other_count, want_count, "frame {frame}");
             }
-            let s = l.record(start, end, sf, frame);
-            assert_eq!(s.new, want_new, "frame {frame}");
-            assert_eq!(s.reinjected, want_other, "frame {frame}");
-            assert_eq!(s.new + s.reinjected + s.retransmitted, end - start);
         }
     }
 
@@ -399,6 +474,42 @@ mod tests {
         assert_eq!(s.other_frames, vec![1, 2, 3]);
     }
 
+    /// The same range sent again and again, on one subflow or alternating
+    /// between two: each copy touches a bounded number of entries, the log
+    /// does not grow, and the counts stay exact.
+    #[test]
+    fn repeats_cost_a_bounded_number_of_entries() {
+        for subflows in [1u32, 2, 3] {
+            let mut l = SentLog::default();
+            // Some history before, so that the log is not trivially small.
+            for i in 0..1000u64 {
+                l.record(i * 1000, i * 1000 + 1000, 1 + (i % subflows as u64) as u32, i);
+            }
+            let held = l.len();
+            let mut max_touched = 0;
+            let n = 20_000u64;
+            for k in 0..n {
+                let sf = 1 + (k % subflows as u64) as u32;
+                let s = l.record(500_000, 501_000, sf, 1000 + k);
+                max_touched = max_touched.max(l.touched);
+                assert_eq!(s.new, 0);
+                assert_eq!(s.new + s.reinjected + s.retransmitted, 1000);
+                assert!(s.other_frames.len() <= FRAMES_NAMED);
+                if subflows > 1 && k >= subflows as u64 {
+                    // Every earlier copy on another subflow, plus the
+                    // original frame 500 when it was on another subflow.
+                    let others = (0..k).filter(|j| 1 + (j % subflows as u64) as u32 != sf).count() as u64;
+                    let orig = u64::from(1 + (500 % subflows) != sf);
+                    assert_eq!(s.other_count, others + orig, "copy {k}");
+                    assert_eq!(s.reinjected, 1000);
+                }
+            }
+            // A piece and a range or two per subflow, not one per copy.
+            assert!(max_touched <= 2 + 2 * subflows as usize, "{subflows} subflows: touched {max_touched}");
+            assert!(l.len() <= held + 2 + subflows as usize, "{} entries after {n} copies", l.len());
+        }
+    }
+
     #[test]
     fn wraps_and_prunes() {
         let mut l = SentLog::default();
@@ -407,10 +518,12 @@ mod tests {
         l.record(base.wrapping_add(100), base.wrapping_add(300), 1, 2);
         let s = l.record(base.wrapping_add(120), base.wrapping_add(180), 2, 3);
         assert_eq!(s.other_frames, vec![2]);
+        assert_eq!((s.reinjected, s.new), (60, 0));
         for i in 0..10_000u64 {
-            l.record(1000 + i * 10, 1010 + i * 10, 1, 10 + i);
+            l.record(1000 + i * 10, 1010 + i * 10, 1 + (i % 2) as u32, 10 + i);
         }
+        let before = l.len();
         l.prune(1000 + 10_000 * 10 + SLACK + MAX_SEG);
-        assert!(l.len() < 10_000);
+        assert!(l.len() < before / 2, "{} of {before}", l.len());
     }
 }

@@ -489,7 +489,7 @@ fn reinjection_names_the_original_frame_and_counts_bytes() {
     s.c2s(C1, ACK, ISN_C + 1, ISN_S + 1, &[dss(None, Some((WireSeq::U64(ic + 1), 1, 100, None)), false)], &[1; 100]);
     let n =
         s.c2s(C2, ACK, 7001, 9001, &[dss(None, Some((WireSeq::U64(ic + 1), 1, 100, None)), false)], &[1; 100]).clone();
-    assert_eq!(n.events, vec![Event::Reinjection { of: vec![8] }]);
+    assert_eq!(n.events, vec![Event::Reinjection { of: vec![8], more: 0 }]);
     let r = s.report();
     let c = &r.connections[0];
     assert_eq!(c.data_bytes, [100, 0]);
@@ -742,4 +742,160 @@ fn events_for_key_mismatch_and_infinite_mapping() {
         ],
         "{got:#?}"
     );
+}
+
+/// The same DSN range sent thousands of times, alternating between two
+/// subflows: each copy's event names at most FRAMES_NAMED frames and counts
+/// the others exactly, in the text and in the JSON, and the byte counts
+/// stay right.
+#[test]
+fn thousands_of_copies_name_at_most_the_bound() {
+    let mut s = Sim::new();
+    s.handshake_v1(false);
+    join(&mut s, Version::V1, true, false);
+    let ic = idsn(KC, Version::V1);
+    let map = [dss(None, Some((WireSeq::U64(ic + 1), 1, 100, None)), false)];
+    let copies = 3000u64;
+    let first = s.frame + 1;
+    let mut last = (Vec::new(), PacketNote::default());
+    for k in 0..copies {
+        let b = if k % 2 == 0 {
+            segment(C1.0, C1.1, S.0, S.1, ACK, ISN_C + 1, ISN_S + 1, &map, &[7; 100])
+        } else {
+            segment(C2.0, C2.1, S.0, S.1, ACK, 7001, 9001, &map, &[7; 100])
+        };
+        let n = s.feed(&b, usize::MAX).clone();
+        let Some(Event::Reinjection { of, more }) = n.events.first() else {
+            assert_eq!(k, 0, "copy {k}: {:?}", n.events);
+            continue;
+        };
+        // Every earlier copy on the other subflow: frames first+j for the
+        // j of the other parity.
+        let others: Vec<u64> = (0..k).filter(|j| j % 2 != k % 2).map(|j| first + j).collect();
+        assert!(of.len() <= FRAMES_NAMED);
+        assert_eq!(of[..], others[..others.len().min(FRAMES_NAMED)], "copy {k}");
+        assert_eq!(*more, (others.len() - of.len()) as u64, "copy {k}");
+        last = (b, n);
+    }
+    let (bytes, note) = last;
+    let mut text = Vec::new();
+    note.write_text(&mut text);
+    let text = String::from_utf8(text).unwrap();
+    let named: Vec<String> = (0..FRAMES_NAMED as u64).map(|j| (first + 2 * j).to_string()).collect();
+    let want = format!("reinjection of frames {} and {} more]", named.join(","), copies / 2 - FRAMES_NAMED as u64);
+    assert!(text.ends_with(&want), "{text}");
+    let meta = FrameMeta { number: s.frame, ts_sec: 0, ts_nsec: 0, caplen: 0, len: 0, linktype: linktype::RAW };
+    let mut js = Vec::new();
+    crate::dissect::json::write_packet(&mut js, &meta, &decode(linktype::RAW, &bytes), &note);
+    let v: serde_json::Value = serde_json::from_slice(&js).unwrap();
+    let ev = &v["analysis"]["events"][0];
+    assert_eq!(ev["type"], "reinjection");
+    assert_eq!(ev["of"].as_array().unwrap().len(), FRAMES_NAMED);
+    assert_eq!(ev["more"], copies / 2 - FRAMES_NAMED as u64);
+    let r = s.report();
+    let c = &r.connections[0];
+    assert_eq!(c.data_bytes, [100, 0]);
+    assert_eq!(c.subflows[1].reinjected, [100, 0]);
+}
+
+/// SYNs that are never answered stay a SynOnly each (no Flow, no Conn),
+/// and the report, the snapshot and the notes say what they said when
+/// every SYN made a Flow: compared with the same SYNs each followed by a
+/// retransmission, which makes them full flows.
+#[test]
+fn unanswered_syns_are_held_small_and_reported_as_before() {
+    let syn = |i: u32, mptcp: bool, again: bool| {
+        let opts = if mptcp { vec![mpc(1, 0x01, None, None, None, None)] } else { Vec::new() };
+        let src = format!("10.3.{}.{}", i >> 8, i & 0xff);
+        let seg = segment(&src, 1024 + i as u16, S.0, S.1, SYN, 77 + i, 0, &opts, &[]);
+        if again { vec![seg.clone(), seg] } else { vec![seg] }
+    };
+    let n = 600u32;
+    let mut held = Sim::new();
+    let mut notes = Vec::new();
+    for i in 0..n {
+        for b in syn(i, i % 3 != 0, false) {
+            notes.push(held.feed(&b, usize::MAX).clone());
+        }
+    }
+    assert_eq!((held.a.syns.len(), held.a.flows.len(), held.a.conns.len()), (n as usize, 0, 0));
+    assert_eq!(held.a.connection_count(), 400);
+    assert_eq!(notes[1].conn, Some(1));
+    assert_eq!((notes[1].flow, notes[1].subflow, notes[1].from), (Some(2), Some(1), Some(Side::Client)));
+    assert_eq!((notes[3].flow, notes[3].conn), (Some(4), None));
+    let snap = held.a.snapshot("test");
+    // Retransmitted SYNs: every flow full (a retransmission says nothing new).
+    let mut full = Sim::new();
+    for i in 0..n {
+        for b in syn(i, i % 3 != 0, true) {
+            full.feed(&b, usize::MAX);
+        }
+    }
+    assert_eq!((full.a.syns.len(), full.a.flows.len()), (0, n as usize));
+    let mut want_snap = full.a.snapshot("test");
+    let mut snap = snap;
+    for (c, w) in snap.connections.iter_mut().zip(want_snap.connections.iter_mut()) {
+        // The retransmissions are the only difference: the subflow's id is
+        // its first frame.
+        assert_eq!(w.subflows.len(), 1);
+        (c.subflows[0].id, w.subflows[0].id) = (None, None);
+    }
+    assert_eq!(snap, want_snap);
+    let (r, mut want) = (held.report(), full.report());
+    for c in &mut want.connections {
+        c.last_frame = c.first_frame;
+        for sf in &mut c.subflows {
+            (sf.last_frame, sf.packets) = (sf.first_frame, 1);
+        }
+    }
+    for f in &mut want.tcp_flows {
+        (f.last_frame, f.packets) = (f.first_frame, 1);
+    }
+    // Frame numbers differ (two frames per flow there): compare by flow.
+    let frames = |v: &mut Report| {
+        for c in &mut v.connections {
+            c.first_frame = 0;
+            c.last_frame = 0;
+            for sf in &mut c.subflows {
+                (sf.first_frame, sf.last_frame, sf.syn_frame) = (0, 0, None);
+            }
+        }
+        for f in &mut v.tcp_flows {
+            (f.first_frame, f.last_frame, f.syn_frame) = (0, 0, None);
+        }
+        v.frames = 0;
+        v.tcp_segments = 0;
+    };
+    let (mut r, mut want) = (r, want);
+    assert_eq!(r.connections.len(), 400);
+    assert_eq!(r.tcp_flows.len(), 200);
+    assert_eq!(r.connections[5].subflows[0].syn_frame, Some(r.connections[5].first_frame));
+    frames(&mut r);
+    frames(&mut want);
+    assert_eq!(r, want);
+}
+
+/// A SYN-only flow that shows a second packet continues as if it had been
+/// a full flow from the start: the handshake completes and the flow and
+/// connection numbers stay in order of the first packet.
+#[test]
+fn a_held_syn_grows_into_a_full_flow() {
+    let mut s = Sim::new();
+    // Flow 1: an unanswered plain SYN; flow 2, connection 1: a real one.
+    s.feed(&segment("10.9.9.9", 5555, S.0, S.1, SYN, 1, 0, &[], &[]), usize::MAX);
+    s.handshake_v1(false);
+    // Flow 3, connection 2: another unanswered MP_CAPABLE SYN.
+    s.feed(&segment("10.9.9.8", 5556, S.0, S.1, SYN, 1, 0, &[mpc(1, 1, None, None, None, None)], &[]), usize::MAX);
+    assert_eq!((s.a.syns.len(), s.a.flows.len(), s.a.conns.len()), (2, 1, 1));
+    // The server's first DSS (frame 5).
+    let n = s.notes[4].clone();
+    assert_eq!((n.flow, n.conn), (Some(2), Some(1)));
+    assert!(n.events.contains(&Event::Established));
+    let r = s.report();
+    assert_eq!(r.connections.iter().map(|c| c.id).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(r.connections[0].subflows[0].flow, 2);
+    assert_eq!(r.connections[1].subflows[0].flow, 3);
+    assert!(r.connections[0].established().is_some());
+    assert_eq!(r.tcp_flows.len(), 1);
+    assert_eq!((r.tcp_flows[0].flow, r.tcp_flows[0].kind), (1, TcpFlowKind::Plain));
 }

@@ -327,9 +327,12 @@ pub enum Event {
         status: CsumStatus,
         map_frame: u64,
     },
-    /// These DSNs were already sent on another subflow, in these frames.
+    /// These DSNs were already sent on another subflow, in these frames:
+    /// at most [`super::FRAMES_NAMED`] named (the earliest), and `more`
+    /// others.
     Reinjection {
         of: Vec<u64>,
+        more: u64,
     },
     /// Comparing this packet with the original shows that frame N's
     /// payload was corrupted.
@@ -388,13 +391,16 @@ impl fmt::Display for Event {
                 }
                 CsumStatus::Pending => write!(f, "dss checksum pending (mapping of frame {map_frame})"),
             },
-            Event::Reinjection { of } => {
+            Event::Reinjection { of, more } => {
                 f.write_str("reinjection of frame")?;
-                if of.len() > 1 {
+                if of.len() > 1 || *more > 0 {
                     f.write_str("s")?;
                 }
                 for (i, fr) in of.iter().enumerate() {
                     write!(f, "{}{fr}", if i == 0 { " " } else { "," })?;
+                }
+                if *more > 0 {
+                    write!(f, " and {more} more")?;
                 }
                 Ok(())
             }
@@ -714,6 +720,23 @@ pub enum TcpFlowKind {
     NoHandshake,
     /// An MP_JOIN SYN to a token no connection in the capture owns.
     JoinUnknownToken { token: u32 },
+}
+
+/// The totals of a [`Report`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReportCounts {
+    pub frames: u64,
+    pub tcp_segments: u64,
+    pub connections: usize,
+    pub tcp_flows: usize,
+}
+
+/// One part of a [`Report`], as [`super::Analyzer::for_each_report`]
+/// hands them out.
+#[derive(Clone, Copy, Debug)]
+pub enum ReportPart<'a> {
+    Conn(&'a ConnReport),
+    Flow(&'a TcpFlowReport),
 }
 
 /// Everything known at the end of the capture.
