@@ -784,7 +784,8 @@ fn thousands_of_copies_name_at_most_the_bound() {
     let named: Vec<String> = (0..FRAMES_NAMED as u64).map(|j| (first + 2 * j).to_string()).collect();
     let want = format!("reinjection of frames {} and {} more]", named.join(","), copies / 2 - FRAMES_NAMED as u64);
     assert!(text.ends_with(&want), "{text}");
-    let meta = FrameMeta { number: s.frame, ts_sec: 0, ts_nsec: 0, caplen: 0, len: 0, linktype: linktype::RAW };
+    let meta =
+        FrameMeta { number: s.frame, ts: Some(Timestamp::new(0, 0)), caplen: 0, len: 0, linktype: linktype::RAW };
     let mut js = Vec::new();
     crate::dissect::json::write_packet(&mut js, &meta, &decode(linktype::RAW, &bytes), &note);
     let v: serde_json::Value = serde_json::from_slice(&js).unwrap();
