@@ -992,7 +992,10 @@ impl Connection {
             TcpState::SynSent => self.on_syn_sent(now, i, seg, ctx),
             TcpState::SynReceived => self.on_syn_received(now, i, seg, ctx),
             TcpState::Closed => {}
-            _ => self.on_synchronized(now, i, seg, ctx),
+            _ => {
+                self.on_synchronized(now, i, seg, ctx);
+                self.answer_repeated_mpc_ack(i, seg);
+            }
         }
         self.after_input(now, ctx);
     }
@@ -1204,6 +1207,25 @@ impl Connection {
         sf.up_reported = true;
         ctx.events.push_back(Event::SubflowUp { conn: self.handle, subflow: sf.info() });
         self.on_synchronized(now, i, seg, ctx);
+    }
+
+    /// Server: a pure ACK with MP_CAPABLE on an established initial
+    /// subflow is the client repeating its third ACK: it has seen no DSS
+    /// from us yet, and the third ACK is reliable until one shows it
+    /// arrived (RFC 8684 §3.1). Answer at once with a DATA_ACK (the first
+    /// one, in SYN-RECEIVED, needs no answer: data or the client's next
+    /// ACK follows it).
+    fn answer_repeated_mpc_ack(&mut self, i: usize, seg: &Segment<'_>) {
+        if self.role != Role::Server || !self.mp.active() || !seg.payload.is_empty() {
+            return;
+        }
+        let Some(sf) = self.subflows.get_mut(i).filter(|s| s.initial && s.alive()) else { return };
+        let repeated = seg.opts.mptcp().any(|o| {
+            matches!(o, MptcpOption::MpCapable(m) if m.data_len.is_none() && m.receiver_key == Some(self.mp.local_key.0))
+        });
+        if repeated && sf.tcb.state.synchronized() {
+            sf.tcb.ack_now = true;
+        }
     }
 
     fn set_remote_key(&mut self, k: Key) {
@@ -1487,6 +1509,11 @@ impl Connection {
                 ctx.mib.inc(Counter::MpCurrEstab);
                 ctx.events.push_back(Event::FullyEstablished(self.handle));
                 self.pm_start(now, ctx);
+                // A DATA_FIN held back while the third ACK was being
+                // repeated goes now (RFC 8684 §3.3.3).
+                if self.app_closed && !self.dfin_acked {
+                    self.dfin_due = true;
+                }
             }
         } else if self.subflows[i].initial
             && !self.mp.dss_seen
@@ -2640,6 +2667,10 @@ impl Connection {
                 && self.snd_nxt == self.tx.tail
                 && (self.dfin_due || self.dfin_rto_at.is_none())
             {
+                // Before the peer confirmed our key (client, no DSS seen),
+                // `emit_ack` repeats the MP_CAPABLE third ACK instead, on
+                // this same backed-off timer, until the server's DATA_ACK
+                // shows it arrived (RFC 8684 §3.1); the DATA_FIN follows.
                 self.dfin_due = false;
                 let rto = self.subflows[j].tcb.rtt.rto();
                 self.dfin_rto_at = Some(now + rto * (1u64 << self.dfin_tries.min(6)));
