@@ -13,6 +13,7 @@ use rand_core::Rng;
 
 use super::buf::Slice;
 use super::mib::{Counter, Mib};
+use super::optlist::OptList;
 use super::ring::{RxRing, TxRing};
 use super::scheduler::{Pick, Scheduler, SubflowView};
 use super::tcp::{TcbParams, TcpState, TxMap, TxSeg};
@@ -165,6 +166,14 @@ struct RxFail {
     tries: u32,
 }
 
+/// Segments [`Connection::poll_transmit`] skips when they cannot be
+/// written before it gives up for this call.
+const MAX_EMIT_FAILURES: usize = 8;
+
+/// Address IDs one REMOVE_ADDR carries: 40 bytes of option space, less
+/// the timestamps (12) and an MP_CAPABLE ACK (20), less its own 3 bytes.
+const REMOVE_ADDR_IDS_PER_ACK: usize = 5;
+
 /// MP_FAIL timer expiries (with exponential backoff from the RTO) before
 /// a receiver that got no infinite mapping gives up and resets.
 const MP_FAIL_TRIES: u32 = 5;
@@ -261,50 +270,6 @@ impl Subflow {
     }
 }
 
-/// Options of one outgoing segment, within the 40-byte option space.
-#[derive(Clone, Copy)]
-struct OptList {
-    v: [TcpOption; 10],
-    n: usize,
-}
-
-impl OptList {
-    fn new() -> OptList {
-        OptList { v: [TcpOption::Nop; 10], n: 0 }
-    }
-    fn push(&mut self, o: TcpOption) {
-        self.v[self.n] = o;
-        self.n += 1;
-    }
-    fn as_slice(&self) -> &[TcpOption] {
-        &self.v[..self.n]
-    }
-    fn bytes(&self) -> usize {
-        crate::dissect::options::options_len(self.as_slice())
-    }
-    fn timestamps(&mut self, tcb: &Tcb, now: Instant) {
-        if tcb.ts_ok {
-            self.push(TcpOption::Nop);
-            self.push(TcpOption::Nop);
-            self.push(TcpOption::Timestamps { tsval: tcb.tsval(now), tsecr: tcb.ts_recent });
-        }
-    }
-    /// SACK blocks in what room is left (RFC 2018 §3).
-    fn sack(&mut self, tcb: &Tcb) {
-        let used = self.v[..self.n].iter().map(|o| o.buffer_len()).sum::<usize>();
-        let room = 40usize.saturating_sub(used);
-        if room < 2 + 2 + 8 {
-            return;
-        }
-        let max = (room - 4) / 8;
-        if let Some(b) = tcb.sack_blocks(max) {
-            self.push(TcpOption::Nop);
-            self.push(TcpOption::Nop);
-            self.push(TcpOption::Sack(b));
-        }
-    }
-}
-
 /// Where an outgoing segment goes: its headers into `buf`, its payload
 /// copied after them, or, with `by_ref`, handed over in `payload` (a slice
 /// of the send buffer: the zero-copy path).
@@ -313,6 +278,11 @@ pub(crate) struct TxOut<'a> {
     pub by_ref: bool,
     pub payload: Option<Slice>,
 }
+
+/// A segment written into a [`TxOut`]: its length, source and
+/// destination; or why it could not be (then it counts as lost on the
+/// wire, and the timers send it again).
+type Tx = Result<(usize, SocketAddr, SocketAddr), wire::EmitError>;
 
 /// Where the bytes of an outgoing segment come from.
 #[derive(Clone, Copy)]
@@ -2302,6 +2272,19 @@ impl Connection {
         out: &mut TxOut<'_>,
         ctx: &mut Ctx<'_>,
     ) -> Option<(usize, SocketAddr, SocketAddr)> {
+        // A segment that could not be written (a buffer too short for it)
+        // counts as lost on the wire, its state moved on as if sent: try
+        // the next one, a bounded number of times.
+        for _ in 0..MAX_EMIT_FAILURES {
+            match self.poll_one(now, out, ctx)? {
+                Ok(t) => return Some(t),
+                Err(_) => ctx.mib.inc(Counter::EmitErrors),
+            }
+        }
+        None
+    }
+
+    fn poll_one(&mut self, now: Instant, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Option<Tx> {
         if self.subflows.is_empty() {
             return None;
         }
@@ -2360,13 +2343,7 @@ impl Connection {
         }
     }
 
-    fn poll_control(
-        &mut self,
-        now: Instant,
-        j: usize,
-        out: &mut TxOut<'_>,
-        ctx: &mut Ctx<'_>,
-    ) -> Option<(usize, SocketAddr, SocketAddr)> {
+    fn poll_control(&mut self, now: Instant, j: usize, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Option<Tx> {
         let sf = &self.subflows[j];
         if sf.down.is_some() {
             return None;
@@ -2379,14 +2356,14 @@ impl Connection {
             && js.ack_due
             && js.ack_pending
         {
-            return Some(self.emit_join_ack(now, j, out));
+            return Some(self.emit_join_ack(now, j, out, ctx));
         }
         if !tcb.state.synchronized() {
             return None;
         }
         if sf.hs_ack_due {
             self.subflows[j].hs_ack_due = false;
-            return Some(self.emit_ack(now, j, out, None, false));
+            return Some(self.emit_ack(now, j, out, None, false, ctx));
         }
         // MP_FAIL (RFC 8684 §3.7), ours or the echo of the peer's, before any
         // data (the infinite mapping follows it), on an ACK with a DSS even
@@ -2399,13 +2376,12 @@ impl Connection {
                 let rto = self.subflows[j].tcb.rtt.rto();
                 f.retx_at = Some(now + rto * (1u64 << f.tries.min(6)));
             }
-            ctx.mib.inc(Counter::MpFailTx);
-            return Some(self.emit_options(
-                now,
-                j,
-                out,
-                &[MptcpOption::Dss(self.dss_ack()), MptcpOption::MpFail(MpFail { dsn })],
-            ));
+            // 12 + 12 bytes: always fits beside the timestamps.
+            let opts = [MptcpOption::Dss(self.dss_ack()), MptcpOption::MpFail(MpFail { dsn })];
+            if let Some(t) = self.emit_options(now, j, out, &opts, ctx) {
+                ctx.mib.inc(Counter::MpFailTx);
+                return Some(t);
+            }
         }
         let tcb = &self.subflows[j].tcb;
         if let Some(idx) = tcb.next_retransmit() {
@@ -2415,7 +2391,7 @@ impl Connection {
             // Plain TCP: the FIN waits for the data.
             let data_pending = !self.mp.active() && (self.snd_nxt < self.tx.tail);
             if !data_pending && tcb.lost_bytes() == 0 {
-                return Some(self.emit_fin(now, j, out));
+                return Some(self.emit_fin(now, j, out, ctx));
             }
         }
         None
@@ -2470,12 +2446,7 @@ impl Connection {
         }
     }
 
-    fn poll_data(
-        &mut self,
-        now: Instant,
-        out: &mut TxOut<'_>,
-        ctx: &mut Ctx<'_>,
-    ) -> Option<(usize, SocketAddr, SocketAddr)> {
+    fn poll_data(&mut self, now: Instant, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Option<Tx> {
         if self.closed.is_some() || self.subflows.is_empty() {
             return None;
         }
@@ -2591,12 +2562,7 @@ impl Connection {
 
     /// Client before the peer confirmed our key: only the first mapping,
     /// in the MP_CAPABLE data form (RFC 8684 §3.1).
-    fn poll_mpc_data(
-        &mut self,
-        now: Instant,
-        out: &mut TxOut<'_>,
-        ctx: &mut Ctx<'_>,
-    ) -> Option<(usize, SocketAddr, SocketAddr)> {
+    fn poll_mpc_data(&mut self, now: Instant, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Option<Tx> {
         let j = 0;
         if !self.views.first().is_some_and(|v| v.usable) {
             return None;
@@ -2625,13 +2591,7 @@ impl Connection {
         Some(self.emit_new(now, j, s + off as u64, want, Some(map), out, ctx, false))
     }
 
-    fn poll_ack(
-        &mut self,
-        now: Instant,
-        j: usize,
-        out: &mut TxOut<'_>,
-        ctx: &mut Ctx<'_>,
-    ) -> Option<(usize, SocketAddr, SocketAddr)> {
+    fn poll_ack(&mut self, now: Instant, j: usize, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Option<Tx> {
         let sf = &self.subflows[j];
         if sf.down.is_some() || !sf.tcb.state.synchronized() {
             return None;
@@ -2649,7 +2609,7 @@ impl Connection {
             o.timestamps(&self.subflows[j].tcb, now);
             o.push(TcpOption::Mptcp(opt));
             let seq = self.subflows[j].tcb.seq_for_ack();
-            return Some(self.write(now, j, out, seq, flags::ACK, &o, Payload::None));
+            return Some(self.write(now, j, out, seq, flags::ACK, &o, Payload::None, ctx));
         }
         let mptcp = self.mp.active();
         // MP_PRIO on this subflow.
@@ -2658,7 +2618,7 @@ impl Connection {
             self.subflows[j].pending_prio = None;
             ctx.mib.inc(Counter::MpPrioTx);
             let opt = MptcpOption::MpPrio(MpPrio { backup: b, addr_id: None });
-            return Some(self.emit_ack(now, j, out, Some(opt), false));
+            return Some(self.emit_ack(now, j, out, Some(opt), false, ctx));
         }
         let signal_here = mptcp && sf.ready && self.subflows.iter().position(|s| s.ready && s.alive()) == Some(j);
         if signal_here {
@@ -2674,11 +2634,16 @@ impl Connection {
                 self.dfin_due = false;
                 let rto = self.subflows[j].tcb.rtt.rto();
                 self.dfin_rto_at = Some(now + rto * (1u64 << self.dfin_tries.min(6)));
-                return Some(self.emit_ack(now, j, out, None, true));
+                return Some(self.emit_ack(now, j, out, None, true, ctx));
             }
             if let Some(e) = self.pm.echo.pop_front() {
-                ctx.mib.inc(Counter::EchoAddTx);
-                return Some(self.emit_options(now, j, out, &[MptcpOption::AddAddr(e)]));
+                match self.emit_options(now, j, out, &[MptcpOption::AddAddr(e)], ctx) {
+                    Some(t) => {
+                        ctx.mib.inc(Counter::EchoAddTx);
+                        return Some(t);
+                    }
+                    None => ctx.mib.inc(Counter::EchoAddTxDrop),
+                }
             }
             if let Some(k) = self.pm.announce.iter().position(|(_, at, _)| at.is_some_and(|t| t <= now)) {
                 let timeout = self.add_addr_timeout;
@@ -2686,20 +2651,29 @@ impl Connection {
                 let a = *a;
                 *tries += 1;
                 *at = if *tries < 4 { Some(now + timeout) } else { None };
-                self.pm.signals_sent = self.pm.signals_sent.saturating_add(1);
-                ctx.mib.inc(Counter::AddAddrTx);
-                return Some(self.emit_options(now, j, out, &[MptcpOption::AddAddr(a)]));
+                match self.emit_options(now, j, out, &[MptcpOption::AddAddr(a)], ctx) {
+                    Some(t) => {
+                        self.pm.signals_sent = self.pm.signals_sent.saturating_add(1);
+                        ctx.mib.inc(Counter::AddAddrTx);
+                        return Some(t);
+                    }
+                    None => ctx.mib.inc(Counter::AddAddrTxDrop),
+                }
             }
             if !self.pm.remove.is_empty() {
-                let ids: Vec<u8> = std::mem::take(&mut self.pm.remove);
+                // As many IDs as fit beside the timestamps and the largest
+                // other option of a pure ACK (the 20-byte MP_CAPABLE ACK);
+                // the rest go on the next ACK.
+                let k = self.pm.remove.len().min(REMOVE_ADDR_IDS_PER_ACK);
+                let ids: Vec<u8> = self.pm.remove.drain(..k).collect();
                 ctx.mib.inc(Counter::RmAddrTx);
                 let opt = MptcpOption::RemoveAddr(RemoveAddr { addr_ids: RawBytes::new(&ids) });
-                return Some(self.emit_ack(now, j, out, Some(opt), false));
+                return Some(self.emit_ack(now, j, out, Some(opt), false, ctx));
             }
         }
         let sf = &self.subflows[j];
         if sf.tcb.ack_now {
-            return Some(self.emit_ack(now, j, out, None, false));
+            return Some(self.emit_ack(now, j, out, None, false, ctx));
         }
         None
     }
@@ -2727,7 +2701,8 @@ impl Connection {
         fl: u8,
         opts: &OptList,
         payload: Payload,
-    ) -> (usize, SocketAddr, SocketAddr) {
+        ctx: &mut Ctx<'_>,
+    ) -> Tx {
         let syn = fl & flags::SYN != 0;
         let window = self.window_field(&self.subflows[j].tcb, syn);
         let Connection { subflows, tx, .. } = self;
@@ -2764,7 +2739,9 @@ impl Connection {
                     Slice::copy_from(&vec![0; len])
                 };
                 let h = wire::emit_parts(&repr, &data, out.buf, checksum);
-                out.payload = Some(data);
+                if h.is_ok() {
+                    out.payload = Some(data);
+                }
                 h
             }
             _ => wire::emit(&repr, plen, out.buf, checksum, |p| {
@@ -2784,6 +2761,9 @@ impl Connection {
                 }
             }),
         };
+        if opts.refused() > 0 {
+            ctx.mib.add(Counter::OptionSpaceDrop, u64::from(opts.refused()));
+        }
         sf.tcb.stats.segs_out += 1;
         if fl & flags::ACK != 0 {
             let right = sf.tcb.rcv_nxt + ((window as u32) << if syn { 0 } else { sf.tcb.rcv_wscale });
@@ -2794,16 +2774,10 @@ impl Connection {
             }
         }
         let sf = &self.subflows[j];
-        (n, sf.tcb.local, sf.tcb.remote)
+        n.map(|n| (n, sf.tcb.local, sf.tcb.remote))
     }
 
-    fn emit_syn(
-        &mut self,
-        now: Instant,
-        j: usize,
-        out: &mut TxOut<'_>,
-        _ctx: &mut Ctx<'_>,
-    ) -> (usize, SocketAddr, SocketAddr) {
+    fn emit_syn(&mut self, now: Instant, j: usize, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Tx {
         let sf = &self.subflows[j];
         let tcb = &sf.tcb;
         let server = tcb.state == TcpState::SynReceived;
@@ -2851,7 +2825,7 @@ impl Connection {
         }
         let fl = if server { flags::SYN | flags::ACK } else { flags::SYN };
         let seq = tcb.iss;
-        let t = self.write(now, j, out, seq, fl, &o, Payload::None);
+        let t = self.write(now, j, out, seq, fl, &o, Payload::None, ctx);
         let tcb = &mut self.subflows[j].tcb;
         tcb.syn_due = false;
         if tcb.syn_sent_at.is_none() || tcb.syn_retries > 0 {
@@ -2863,7 +2837,7 @@ impl Connection {
         t
     }
 
-    fn emit_join_ack(&mut self, now: Instant, j: usize, out: &mut TxOut<'_>) -> (usize, SocketAddr, SocketAddr) {
+    fn emit_join_ack(&mut self, now: Instant, j: usize, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Tx {
         let sf = &self.subflows[j];
         let js = sf.join.expect("join state");
         let rk = self.mp.remote_key.unwrap_or_default();
@@ -2872,7 +2846,7 @@ impl Connection {
         o.timestamps(&sf.tcb, now);
         o.push(TcpOption::Mptcp(MptcpOption::MpJoin(MpJoin::Ack { hmac })));
         let seq = sf.tcb.snd_nxt;
-        let t = self.write(now, j, out, seq, flags::ACK, &o, Payload::None);
+        let t = self.write(now, j, out, seq, flags::ACK, &o, Payload::None, ctx);
         let sf = &mut self.subflows[j];
         if let Some(js) = sf.join.as_mut() {
             js.ack_due = false;
@@ -2920,7 +2894,7 @@ impl Connection {
         out: &mut TxOut<'_>,
         ctx: &mut Ctx<'_>,
         reinjection: bool,
-    ) -> (usize, SocketAddr, SocketAddr) {
+    ) -> Tx {
         let seq = self.subflows[j].tcb.snd_nxt;
         let mptcp = self.mp.active();
         let mut map = map.or_else(|| {
@@ -2952,7 +2926,7 @@ impl Connection {
         }
         debug_assert!(o.bytes() <= 40);
         let fl = flags::ACK | if dsn + len as u64 == self.tx.tail { flags::PSH } else { 0 };
-        let t = self.write(now, j, out, seq, fl, &o, Payload::Data(dsn, len));
+        let t = self.write(now, j, out, seq, fl, &o, Payload::Data(dsn, len), ctx);
         let sf = &mut self.subflows[j];
         sf.tcb.on_sent_new(now, TxSeg::new(seq, len as u32, dsn, map, now));
         sf.data_bytes_sent += len as u64;
@@ -2964,14 +2938,7 @@ impl Connection {
         t
     }
 
-    fn emit_retransmit(
-        &mut self,
-        now: Instant,
-        j: usize,
-        idx: usize,
-        out: &mut TxOut<'_>,
-        ctx: &mut Ctx<'_>,
-    ) -> (usize, SocketAddr, SocketAddr) {
+    fn emit_retransmit(&mut self, now: Instant, j: usize, idx: usize, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Tx {
         let seg = self.subflows[j].tcb.txq[idx];
         let mut o = OptList::new();
         o.timestamps(&self.subflows[j].tcb, now);
@@ -2981,7 +2948,7 @@ impl Connection {
             // The infinite mapping goes again with its data.
             o.push(TcpOption::Mptcp(self.data_option(m, false)));
         }
-        let t = self.write(now, j, out, seg.seq, flags::ACK, &o, Payload::Data(seg.dsn, seg.len as usize));
+        let t = self.write(now, j, out, seg.seq, flags::ACK, &o, Payload::Data(seg.dsn, seg.len as usize), ctx);
         self.subflows[j].tcb.on_retransmitted(now, idx);
         self.retransmits += 1;
         self.bytes_retrans += seg.len as u64;
@@ -2992,7 +2959,7 @@ impl Connection {
         t
     }
 
-    fn emit_fin(&mut self, now: Instant, j: usize, out: &mut TxOut<'_>) -> (usize, SocketAddr, SocketAddr) {
+    fn emit_fin(&mut self, now: Instant, j: usize, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Tx {
         let mut o = OptList::new();
         o.timestamps(&self.subflows[j].tcb, now);
         if self.mp.active() {
@@ -3000,7 +2967,7 @@ impl Connection {
         }
         let tcb = &self.subflows[j].tcb;
         let seq = tcb.fin_seq.unwrap_or(tcb.snd_nxt);
-        let t = self.write(now, j, out, seq, flags::FIN | flags::ACK, &o, Payload::None);
+        let t = self.write(now, j, out, seq, flags::FIN | flags::ACK, &o, Payload::None, ctx);
         self.subflows[j].tcb.on_fin_sent(now);
         t
     }
@@ -3014,7 +2981,8 @@ impl Connection {
         out: &mut TxOut<'_>,
         extra: Option<MptcpOption>,
         data_fin: bool,
-    ) -> (usize, SocketAddr, SocketAddr) {
+        ctx: &mut Ctx<'_>,
+    ) -> Tx {
         let sf = &self.subflows[j];
         let mut o = OptList::new();
         o.timestamps(&sf.tcb, now);
@@ -3054,26 +3022,41 @@ impl Connection {
         } else {
             tcb.seq_for_ack()
         };
-        self.write(now, j, out, seq, flags::ACK, &o, Payload::None)
+        self.write(now, j, out, seq, flags::ACK, &o, Payload::None, ctx)
     }
 
     /// A pure ACK carrying `opts` after the timestamps: ADD_ADDR (and its
     /// echo) on an ACK of its own as Linux sends them, or MP_FAIL with a DSS
-    /// DATA_ACK (RFC 8684 §3.7).
+    /// DATA_ACK (RFC 8684 §3.7). When they do not fit beside the timestamps
+    /// (an IPv6 ADD_ADDR with a port is 30 bytes, the timestamps 12), the
+    /// ACK goes without them, the options alone, as Linux sends that
+    /// ADD_ADDR. None when they do not fit at all: nothing is sent.
     fn emit_options(
         &mut self,
         now: Instant,
         j: usize,
         out: &mut TxOut<'_>,
         opts: &[MptcpOption],
-    ) -> (usize, SocketAddr, SocketAddr) {
+        ctx: &mut Ctx<'_>,
+    ) -> Option<Tx> {
+        let mut list = [TcpOption::Nop; 4];
+        if opts.len() > list.len() {
+            return None;
+        }
+        for (d, o) in list.iter_mut().zip(opts) {
+            *d = TcpOption::Mptcp(*o);
+        }
+        let list = &list[..opts.len()];
         let mut o = OptList::new();
         o.timestamps(&self.subflows[j].tcb, now);
-        for opt in opts {
-            o.push(TcpOption::Mptcp(*opt));
+        if !o.push_all(list) {
+            o = OptList::new();
+            if !o.push_all(list) {
+                return None;
+            }
         }
         let seq = self.subflows[j].tcb.seq_for_ack();
-        self.write(now, j, out, seq, flags::ACK, &o, Payload::None)
+        Some(self.write(now, j, out, seq, flags::ACK, &o, Payload::None, ctx))
     }
 
     // ------------------------------------------------------------------
@@ -3285,7 +3268,8 @@ pub(crate) fn fmt_addr(a: SocketAddr) -> String {
 }
 
 /// Write a RST (RFC 9293 §3.10.7.1) with optional MP_TCPRST / MP_FASTCLOSE.
-pub(crate) fn emit_rst(r: &RstOut, buf: &mut [u8], checksum: bool) -> usize {
+/// MP_FAIL, MP_TCPRST and MP_FASTCLOSE together take 28 of the 40 bytes.
+pub(crate) fn emit_rst(r: &RstOut, buf: &mut [u8], checksum: bool) -> Result<usize, wire::EmitError> {
     let mut o = OptList::new();
     if let Some(dsn) = r.mp_fail {
         o.push(TcpOption::Mptcp(MptcpOption::MpFail(MpFail { dsn })));

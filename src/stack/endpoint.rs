@@ -235,6 +235,11 @@ impl Endpoint {
         local: Option<SocketAddr>,
         remote: SocketAddr,
     ) -> Result<ConnHandle, StackError> {
+        if let Some(l) = local
+            && l.is_ipv4() != remote.is_ipv4()
+        {
+            return Err(StackError::FamilyMismatch { local: l, remote });
+        }
         let ip = match local {
             Some(l) if !l.ip().is_unspecified() => l.ip(),
             _ => self
@@ -526,9 +531,14 @@ impl Endpoint {
     }
 
     fn pop_rst(&mut self, buf: &mut [u8]) -> Option<Transmit> {
-        let r = self.rsts.pop_front()?;
-        let len = emit_rst(&r, buf, !self.cfg.offload_checksums);
-        Some(Transmit { len, src: r.src, dst: r.dst })
+        while let Some(r) = self.rsts.pop_front() {
+            match emit_rst(&r, buf, !self.cfg.offload_checksums) {
+                Ok(len) => return Some(Transmit { len, src: r.src, dst: r.dst }),
+                // A buffer too short for it: the RST is lost, as on the wire.
+                Err(_) => self.mib.inc(Counter::EmitErrors),
+            }
+        }
+        None
     }
 
     /// The next time `handle_timeout` has work.

@@ -94,6 +94,10 @@ counters! {
     DssFallback = "MPTcpExtDssFallback",
     /// Zero-window probes sent.
     WinProbe = "MPTcpExtWinProbe",
+    /// An ADD_ADDR that could not be sent (it did not fit the option space).
+    AddAddrTxDrop = "MPTcpExtAddAddrTxDrop",
+    /// An ADD_ADDR echo that could not be sent.
+    EchoAddTxDrop = "MPTcpExtEchoAddTxDrop",
     // TCP-level counters, with the kernel's TcpExt / Tcp names.
     TcpActiveOpens = "TcpActiveOpens",
     TcpPassiveOpens = "TcpPassiveOpens",
@@ -108,6 +112,13 @@ counters! {
     TcpDelayedAcks = "TcpExtDelayedACKs",
     TcpOfoQueue = "TcpExtTCPOFOQueue",
     TcpTimeWaited = "TcpExtTW",
+    // Ours (no kernel counterpart).
+    /// TCP options left out of a segment for lack of option space (RFC 9293
+    /// §3.1: 40 bytes at most).
+    OptionSpaceDrop = "TcpExtOptionSpaceDrop",
+    /// Segments that could not be written (a transmit buffer too short):
+    /// counted as lost, sent again by the timers.
+    EmitErrors = "TcpExtEmitErrors",
 }
 
 /// The counters of one endpoint.

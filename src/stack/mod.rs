@@ -63,6 +63,7 @@ mod conn;
 pub mod driver;
 pub mod endpoint;
 pub mod mib;
+mod optlist;
 pub mod ring;
 pub mod scheduler;
 pub mod sim;
@@ -343,6 +344,8 @@ pub enum StackError {
     InvalidHandle,
     #[error("no local address of the same family as {0}: add one with add_address")]
     NoLocalAddress(SocketAddr),
+    #[error("local address {local} and remote address {remote} are of different families")]
+    FamilyMismatch { local: SocketAddr, remote: SocketAddr },
     #[error("address {0} is already in use")]
     AddrInUse(SocketAddr),
     #[error("no free local port")]
