@@ -25,6 +25,14 @@ struct Pair {
     log: Vec<(bool, Vec<u8>)>,
     /// Events taken from the endpoints so far: (client?, event).
     events: Vec<(bool, Event)>,
+    /// Which packets the wire carries: (from the client?, packet) -> keep?
+    /// (Spoofed sources' answers go nowhere.)
+    keep: fn(bool, &[u8]) -> bool,
+}
+
+/// Keep what goes to the server or to the client's own address.
+fn to_real_hosts(from_client: bool, p: &[u8]) -> bool {
+    from_client || wire::parse(p, false).is_ok_and(|s| s.dst.ip() == "10.0.1.1".parse::<IpAddr>().unwrap())
 }
 
 impl Pair {
@@ -37,6 +45,7 @@ impl Pair {
             wire: VecDeque::new(),
             log: Vec::new(),
             events: Vec::new(),
+            keep: |_, _| true,
         }
     }
 
@@ -63,7 +72,9 @@ impl Pair {
                     p.extend_from_slice(&pl);
                 }
                 self.log.push((client, p.clone()));
-                self.wire.push_back((self.now + self.delay, client, p));
+                if (self.keep)(client, &p) {
+                    self.wire.push_back((self.now + self.delay, client, p));
+                }
             }
         }
         self.take_events();
@@ -261,4 +272,256 @@ fn emit_refuses_what_cannot_be_written() {
     assert!(p.c.poll_transmit(p.now, &mut tiny).is_none());
     assert!(p.c.mib().by_name("TcpExtEmitErrors").unwrap() >= 1);
     let _ = h;
+}
+
+// ----------------------------------------------------------------------
+// SYN floods: a bounded SYN queue, cookies when it is full
+// ----------------------------------------------------------------------
+
+/// A spoofed MP_CAPABLE SYN, as Linux sends one (MSS, SACK, timestamps,
+/// window scale, MP_CAPABLE v1 with no key).
+fn spoofed_syn(i: u32, to: SocketAddr) -> Vec<u8> {
+    let src = SocketAddr::new(
+        IpAddr::V4(std::net::Ipv4Addr::new(10, 9, (i / 250 % 250) as u8, (i % 250) as u8 + 1)),
+        1024 + (i % 60000) as u16,
+    );
+    let opts = [
+        TcpOption::Mss(1460),
+        TcpOption::SackPermitted,
+        TcpOption::Timestamps { tsval: i, tsecr: 0 },
+        TcpOption::Nop,
+        TcpOption::WindowScale(7),
+        TcpOption::Mptcp(MptcpOption::MpCapable(mptcp_tools::dissect::options::MpCapable {
+            version: 1,
+            flags: mptcp_tools::dissect::options::MpCapable::FLAG_HMAC_SHA,
+            ..Default::default()
+        })),
+    ];
+    segment(src, to, i.wrapping_mul(2654435761), 0, flags::SYN, &opts, &[])
+}
+
+/// Transfer `up` from the client and `down` from the server over `p`,
+/// both closing after their data; returns what each side read.
+fn exchange(p: &mut Pair, up: &[u8], down: &[u8], limit: Instant) -> (Vec<u8>, Vec<u8>) {
+    let h = p.c.connect(p.now, None, "10.0.1.2:80".parse().unwrap()).unwrap();
+    let (mut sent_up, mut sent_down, mut closed_down) = (0, 0, false);
+    let (mut got_s, mut got_c) = (Vec::new(), Vec::new());
+    let mut b = vec![0u8; 65536];
+    p.run_with(limit, |p| {
+        if sent_up < up.len() {
+            sent_up += p.c.send(h, &up[sent_up..]).unwrap_or(0);
+            if sent_up == up.len() {
+                p.c.close(h).unwrap();
+            }
+        }
+        while let Ok(Some(n)) = p.c.recv(h, &mut b) {
+            got_c.extend_from_slice(&b[..n]);
+        }
+        if let Some(sh) = p.accepted() {
+            if sent_down < down.len() {
+                sent_down += p.s.send(sh, &down[sent_down..]).unwrap_or(0);
+            }
+            if sent_down == down.len() && !closed_down {
+                closed_down = true;
+                p.s.close(sh).unwrap();
+            }
+            while let Ok(Some(n)) = p.s.recv(sh, &mut b) {
+                got_s.extend_from_slice(&b[..n]);
+            }
+        }
+    });
+    (got_s, got_c)
+}
+
+fn data(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32).map(|i| (i.wrapping_mul(seed) >> 7) as u8).collect()
+}
+
+/// With no room in the SYN queue every SYN is answered with a cookie, and
+/// an MPTCP connection rebuilt from one works as any other: both keys
+/// checked, options (MSS, window scale, SACK, timestamps) kept, data both
+/// ways, a clean close; with DSS checksums too.
+#[test]
+fn syn_cookie_connection_carries_data_both_ways() {
+    for checksum in [false, true] {
+        let mut cfg = Config { syn_backlog: 0, ..Config::default() };
+        cfg.checksum = checksum;
+        let mut p = Pair::v4(cfg);
+        let (up, down) = (data(500_000, 7), data(300_000, 13));
+        let (got_s, got_c) = exchange(&mut p, &up, &down, Instant::from_secs(20));
+        assert!(
+            got_s == up && got_c == down,
+            "checksum {checksum}: {} of {}, {} of {}",
+            got_s.len(),
+            up.len(),
+            got_c.len(),
+            down.len()
+        );
+        let m = p.s.mib();
+        assert_eq!(m.by_name("TcpExtSyncookiesSent"), Some(1), "{:?}", m.nonzero());
+        assert_eq!(m.by_name("TcpExtSyncookiesRecv"), Some(1));
+        assert_eq!(m.by_name("TcpExtSyncookiesFailed"), Some(0));
+        assert_eq!(m.by_name("MPTcpExtMPCapableSYNRX"), Some(1));
+        assert_eq!(m.by_name("MPTcpExtMPCapableACKRX"), Some(1));
+        assert_eq!(m.by_name("MPTcpExtMPCapableFallbackACK"), Some(0));
+        let sh = p.accepted().unwrap();
+        let snap = p.s.conn_snapshot(sh, p.now).unwrap();
+        assert!(!snap.fallback && snap.csum_enabled == Some(checksum), "{snap:?}");
+        // The SYN/ACK had every option the SYN asked for, and the
+        // connection kept them: SACK blocks and timestamps in use.
+        let synack = p.log.iter().find(|(c, pk)| !c && wire::parse(pk, true).unwrap().has(flags::SYN)).unwrap();
+        let sa = wire::parse(&synack.1, true).unwrap();
+        assert!(sa.opts.sack_permitted && sa.opts.timestamps.is_some() && sa.opts.wscale.is_some());
+        assert_eq!(sa.opts.mss, Some(1460));
+        let later = p.log.iter().rev().find(|(c, _)| !c).unwrap();
+        assert!(wire::parse(&later.1, true).unwrap().opts.timestamps.is_some());
+        assert!(
+            p.events
+                .iter()
+                .any(|(c, e)| !c && matches!(e, Event::Closed { reason: mptcp_tools::stack::CloseReason::Normal, .. }))
+        );
+    }
+}
+
+/// An ACK with a forged cookie, or a valid cookie whose MP_CAPABLE does
+/// not echo the key our SYN/ACK carried, is refused with a RST and builds
+/// nothing.
+#[test]
+fn forged_cookies_are_refused() {
+    let cfg = Config { syn_backlog: 0, ..Config::default() };
+    let mut p = Pair::v4(cfg);
+    let srv: SocketAddr = "10.0.1.2:80".parse().unwrap();
+    let syn = spoofed_syn(1, srv);
+    p.s.handle_packet(p.now, &syn);
+    p.flush();
+    let synack = p.log.iter().rev().find(|(c, _)| !c).unwrap().1.clone();
+    let sa = wire::parse(&synack, true).unwrap();
+    let Some(MptcpOption::MpCapable(m)) = sa.opts.mptcp().next().copied() else { panic!("no MP_CAPABLE") };
+    let their_key = m.sender_key.unwrap();
+    let ack = |ack: u32, recv_key: u64| {
+        let mpc = mptcp_tools::dissect::options::MpCapable {
+            version: 1,
+            flags: mptcp_tools::dissect::options::MpCapable::FLAG_HMAC_SHA,
+            sender_key: Some(0x1122334455667788),
+            receiver_key: Some(recv_key),
+            ..Default::default()
+        };
+        let opts = [TcpOption::Mptcp(MptcpOption::MpCapable(mpc))];
+        segment(sa.dst, srv, sa.ack.0, ack, flags::ACK, &opts, &[])
+    };
+    p.s.handle_packet(p.now, &ack(sa.seq.0.wrapping_add(2), their_key));
+    p.s.handle_packet(p.now, &ack(sa.seq.0.wrapping_add(1), their_key ^ 1));
+    assert_eq!(p.s.mib().by_name("TcpExtSyncookiesFailed"), Some(2));
+    assert_eq!(p.s.stats().connections, 0);
+    let rsts = p.s.stats().stateless_queued;
+    assert_eq!(rsts, 2, "each refused with a RST");
+    // The right one builds the connection.
+    p.s.handle_packet(p.now, &ack(sa.seq.0.wrapping_add(1), their_key));
+    assert_eq!(p.s.mib().by_name("TcpExtSyncookiesRecv"), Some(1));
+    assert_eq!(p.s.stats().connections, 1);
+    assert_eq!(p.s.mib().by_name("MPTcpExtMPCapableACKRX"), Some(1));
+}
+
+/// 30,000 spoofed MP_CAPABLE SYNs: the SYN queue stays at its bound, the
+/// rest are answered with cookies and cost nothing; a real client
+/// connecting in the middle of the flood is served (its SYN gets a
+/// cookie); once the half-open connections time out, all of them are
+/// freed.
+#[test]
+fn syn_flood_leaves_bounded_state_and_serves_a_real_client() {
+    let cfg = Config::default();
+    let backlog = cfg.syn_backlog;
+    let mut p = Pair::v4(cfg);
+    p.keep = to_real_hosts;
+    let srv: SocketAddr = "10.0.1.2:80".parse().unwrap();
+    let mut max = mptcp_tools::stack::endpoint::EndpointStats::default();
+    for i in 0..15_000 {
+        p.s.handle_packet(p.now, &spoofed_syn(i, srv));
+        if i % 100 == 0 {
+            p.flush();
+        }
+    }
+    let st = p.s.stats();
+    assert_eq!(st.half_open, backlog, "{st:?}");
+    max.connections = st.connections;
+    // A real client in the middle of the flood.
+    let (up, down) = (data(200_000, 3), data(100_000, 5));
+    let mut flood = 15_000u32;
+    let (mut sent, mut got_s, mut got_c) = (0, Vec::new(), Vec::new());
+    let h = p.c.connect(p.now, None, srv).unwrap();
+    let mut b = vec![0u8; 65536];
+    let mut server_sent = 0;
+    p.run_with(Instant::from_secs(10), |p| {
+        for _ in 0..1000 {
+            if flood < 30_000 {
+                p.s.handle_packet(p.now, &spoofed_syn(flood, srv));
+                flood += 1;
+            }
+        }
+        let st = p.s.stats();
+        max.connections = max.connections.max(st.connections);
+        max.half_open = max.half_open.max(st.half_open);
+        max.stateless_queued = max.stateless_queued.max(st.stateless_queued);
+        if sent < up.len() {
+            sent += p.c.send(h, &up[sent..]).unwrap_or(0);
+            if sent == up.len() {
+                p.c.close(h).unwrap();
+            }
+        }
+        while let Ok(Some(n)) = p.c.recv(h, &mut b) {
+            got_c.extend_from_slice(&b[..n]);
+        }
+        if let Some(sh) = p.accepted() {
+            if server_sent < down.len() {
+                server_sent += p.s.send(sh, &down[server_sent..]).unwrap_or(0);
+                if server_sent == down.len() {
+                    p.s.close(sh).unwrap();
+                }
+            }
+            while let Ok(Some(n)) = p.s.recv(sh, &mut b) {
+                got_s.extend_from_slice(&b[..n]);
+            }
+        }
+    });
+    assert_eq!(flood, 30_000);
+    assert!(
+        got_s == up && got_c == down,
+        "served during the flood: {} of {}, {} of {}",
+        got_s.len(),
+        up.len(),
+        got_c.len(),
+        down.len()
+    );
+    let m = p.s.mib();
+    assert!(m.by_name("TcpExtSyncookiesSent").unwrap() >= 29_000, "{:?}", m.nonzero());
+    assert_eq!(m.by_name("TcpExtSyncookiesRecv"), Some(1), "the real client came through a cookie");
+    assert!(max.half_open <= backlog && max.connections <= backlog + 1, "{max:?}");
+    assert!(max.stateless_queued <= 1024, "{max:?}");
+    let sh = p.accepted().unwrap();
+    assert!(p.s.conn_snapshot(sh, p.now).is_some_and(|s| !s.fallback));
+    // The half-open ones time out (SYN/ACK retransmissions) and are freed,
+    // not kept as CLOSED connections nobody releases.
+    p.s.release(sh);
+    p.c.release(h);
+    p.run(Instant::from_secs(400));
+    let st = p.s.stats();
+    assert_eq!((st.connections, st.half_open, st.tuples, st.tokens), (0, 0, 0, 0), "{st:?}");
+    assert!(
+        !p.events.iter().any(|(c, e)| !c && matches!(e, Event::Closed { conn, .. } if *conn != sh)),
+        "no event for connections the application never saw"
+    );
+}
+
+/// Cookies off: a full SYN queue drops SYNs (the peer retries), counted.
+#[test]
+fn full_syn_queue_without_cookies_drops() {
+    let cfg = Config { syn_backlog: 4, syn_cookies: false, ..Config::default() };
+    let mut p = Pair::v4(cfg);
+    let srv: SocketAddr = "10.0.1.2:80".parse().unwrap();
+    for i in 0..10 {
+        p.s.handle_packet(p.now, &spoofed_syn(i, srv));
+    }
+    assert_eq!(p.s.stats().half_open, 4);
+    assert_eq!(p.s.mib().by_name("TcpExtTCPReqQFullDrop"), Some(6));
+    assert_eq!(p.s.mib().by_name("TcpExtSyncookiesSent"), Some(0));
 }

@@ -122,6 +122,16 @@ pub(crate) fn isn(secret: &[u8; 16], now: Instant, local: SocketAddr, remote: So
     SubflowSeq(f.wrapping_add((now.as_micros() / 4) as u32))
 }
 
+/// How a passive connection starts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Passive {
+    /// From a SYN: our ISN, timestamp offset and key drawn now.
+    Fresh,
+    /// From the ACK of a SYN/ACK sent statelessly (a SYN cookie): ISN,
+    /// timestamp offset and key are those the SYN/ACK carried.
+    Cookie { iss: SubflowSeq, ts_offset: u32, key: Key },
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Role {
     Client,
@@ -537,12 +547,15 @@ impl Connection {
         c
     }
 
-    /// Passive open from a SYN (MP_CAPABLE or plain).
+    /// Passive open from a SYN (MP_CAPABLE or plain): a fresh one, or the
+    /// SYN a cookie stood for (its ACK is handed to [`Connection::on_segment`]
+    /// next).
     pub fn accept(
         handle: ConnHandle,
         now: Instant,
         syn: &Segment<'_>,
         listener: SocketAddr,
+        mode: Passive,
         ctx: &mut Ctx<'_>,
         tokens_in_use: &dyn Fn(u32) -> bool,
     ) -> Connection {
@@ -550,7 +563,13 @@ impl Connection {
             MptcpOption::MpCapable(m) => Some(*m),
             _ => None,
         });
-        let key = new_key(ctx.rng, tokens_in_use);
+        let key = match mode {
+            Passive::Fresh => new_key(ctx.rng, tokens_in_use),
+            Passive::Cookie { key, .. } => {
+                let (t, i) = key.token_idsn(Version::V1);
+                (key, t.0, i.0)
+            }
+        };
         // RFC 8684 §3.1: a v1 SYN carries no key; anything else is not v1.
         let v1 = mpc.is_some_and(|m| m.version == 1 && m.sender_key.is_none());
         let enabled = ctx.cfg.mptcp && v1;
@@ -560,15 +579,24 @@ impl Connection {
             c.mp.fallback = Some(FallbackReason::NoMpCapableInSyn);
         }
         if enabled {
-            ctx.mib.inc(Counter::MpCapableSynRx);
+            if matches!(mode, Passive::Fresh) {
+                // A cookie's SYN was counted when it came.
+                ctx.mib.inc(Counter::MpCapableSynRx);
+            }
             if mpc.is_some_and(|m| m.checksum_required()) {
                 c.mp.csum = true;
             }
         }
-        let iss = ctx.isn(now, syn.dst, syn.src);
-        let ts_off = ctx.rng.next_u32();
-        let tcb =
+        let (iss, ts_off) = match mode {
+            Passive::Fresh => (ctx.isn(now, syn.dst, syn.src), ctx.rng.next_u32()),
+            Passive::Cookie { iss, ts_offset, .. } => (iss, ts_offset),
+        };
+        let mut tcb =
             Tcb::server(syn.dst, syn.src, iss, ts_off, &ctx.tcb_params, ctx.cfg.cc.build(ctx.tcb_params.mss), syn, now);
+        if matches!(mode, Passive::Cookie { .. }) {
+            // The SYN/ACK went out statelessly: nothing to send or time.
+            tcb.syn_due = false;
+        }
         let mut sf = Subflow::new(0, tcb, true);
         sf.mpc = enabled;
         sf.backup_loc = ctx.addrs.iter().any(|a| a.addr == syn.dst.ip() && a.flags.backup);
@@ -579,6 +607,12 @@ impl Connection {
         ctx.tuples.insert((syn.dst, syn.src), (ctx.conn_idx, 0));
         ctx.mib.inc(Counter::TcpPassiveOpens);
         c
+    }
+
+    /// A passive connection whose handshake is not complete: it holds a
+    /// place in the SYN queue, and the application has not seen it.
+    pub fn half_open(&self) -> bool {
+        self.role == Role::Server && !self.connected_reported
     }
 
     fn sf_index(&self, id: u32) -> Option<usize> {
@@ -889,6 +923,13 @@ impl Connection {
             ctx.mib.dec(Counter::MpCurrEstab);
         }
         self.closed = Some(reason);
+        if self.half_open() {
+            // Never handed to the application (it timed out or was reset in
+            // SYN-RECEIVED): nobody will release it, so it is released
+            // here and the endpoint frees it at once.
+            self.released = true;
+            return;
+        }
         ctx.events.push_back(Event::Closed { conn: self.handle, reason });
         if !self.connected_reported && self.role == Role::Client {
             self.connected_reported = true;
@@ -1088,7 +1129,6 @@ impl Connection {
                 self.kill_subflow(i, CloseReason::Reset { mptcp_reason: tcprst_reason(seg) }, ctx, false);
                 if initial {
                     self.finish(CloseReason::Reset { mptcp_reason: None }, ctx);
-                    self.released = true;
                 }
             }
             return;
@@ -2781,18 +2821,12 @@ impl Connection {
         let sf = &self.subflows[j];
         let tcb = &sf.tcb;
         let server = tcb.state == TcpState::SynReceived;
-        let mut o = OptList::new();
-        o.push(TcpOption::Mss(self.mss_local.min(65535) as u16));
-        if tcb.sack_ok {
-            o.push(TcpOption::SackPermitted);
-        }
-        if tcb.ts_ok {
-            o.push(TcpOption::Timestamps { tsval: tcb.tsval(now), tsecr: if server { tcb.ts_recent } else { 0 } });
-        }
-        if !server || tcb.wscale_ok {
-            o.push(TcpOption::Nop);
-            o.push(TcpOption::WindowScale(tcb.rcv_wscale));
-        }
+        let mut o = syn_options(
+            self.mss_local,
+            tcb.sack_ok,
+            tcb.ts_ok.then(|| (tcb.tsval(now), if server { tcb.ts_recent } else { 0 })),
+            (!server || tcb.wscale_ok).then_some(tcb.rcv_wscale),
+        );
         let csum_flag = if self.mp.csum { MpCapable::FLAG_CHECKSUM } else { 0 };
         if sf.initial {
             if self.mp.active() && (server || !self.mp.syn_mpc_dropped) {
@@ -3268,6 +3302,63 @@ pub(crate) fn fmt_addr(a: SocketAddr) -> String {
 }
 
 /// Write a RST (RFC 9293 §3.10.7.1) with optional MP_TCPRST / MP_FASTCLOSE.
+/// The TCP options of a SYN or SYN/ACK, in Linux's order: MSS, SACK
+/// permitted, timestamps (TSval, TSecr), window scale (RFC 9293 §3.7.1,
+/// RFC 2018 §2, RFC 7323 §2.2, §3.2). The MPTCP option follows.
+pub(crate) fn syn_options(mss: usize, sack: bool, ts: Option<(u32, u32)>, wscale: Option<u8>) -> OptList {
+    let mut o = OptList::new();
+    o.push(TcpOption::Mss(mss.min(65535) as u16));
+    if sack {
+        o.push(TcpOption::SackPermitted);
+    }
+    if let Some((tsval, tsecr)) = ts {
+        o.push(TcpOption::Timestamps { tsval, tsecr });
+    }
+    if let Some(w) = wscale {
+        o.push_all(&[TcpOption::Nop, TcpOption::WindowScale(w)]);
+    }
+    o
+}
+
+/// A SYN/ACK answered statelessly, its ISN a SYN cookie (RFC 4987 §3.6).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CookieSynAck {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub iss: SubflowSeq,
+    pub ack: SubflowSeq,
+    pub window: u16,
+    pub mss: usize,
+    pub sack: bool,
+    pub ts: Option<(u32, u32)>,
+    pub wscale: Option<u8>,
+    /// MP_CAPABLE with our key (RFC 8684 §3.1), and the checksum flag.
+    pub mpc: Option<(Key, bool)>,
+}
+
+pub(crate) fn emit_cookie_synack(c: &CookieSynAck, buf: &mut [u8], checksum: bool) -> Result<usize, wire::EmitError> {
+    let mut o = syn_options(c.mss, c.sack, c.ts, c.wscale);
+    if let Some((key, csum)) = c.mpc {
+        let m = MpCapable {
+            version: 1,
+            flags: if csum { MpCapable::FLAG_CHECKSUM } else { 0 } | MpCapable::FLAG_HMAC_SHA,
+            sender_key: Some(key.0),
+            ..Default::default()
+        };
+        o.push(TcpOption::Mptcp(MptcpOption::MpCapable(m)));
+    }
+    let repr = SegmentRepr {
+        src: c.src,
+        dst: c.dst,
+        seq: c.iss,
+        ack: c.ack,
+        flags: flags::SYN | flags::ACK,
+        window: c.window,
+        options: o.as_slice(),
+    };
+    wire::emit(&repr, 0, buf, checksum, |_| {})
+}
+
 /// MP_FAIL, MP_TCPRST and MP_FASTCLOSE together take 28 of the 40 bytes.
 pub(crate) fn emit_rst(r: &RstOut, buf: &mut [u8], checksum: bool) -> Result<usize, wire::EmitError> {
     let mut o = OptList::new();

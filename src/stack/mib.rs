@@ -112,6 +112,17 @@ counters! {
     TcpDelayedAcks = "TcpExtDelayedACKs",
     TcpOfoQueue = "TcpExtTCPOFOQueue",
     TcpTimeWaited = "TcpExtTW",
+    /// SYN/ACKs sent with a SYN cookie (the SYN queue was full).
+    SyncookiesSent = "TcpExtSyncookiesSent",
+    /// ACKs that completed a handshake from a valid cookie.
+    SyncookiesRecv = "TcpExtSyncookiesRecv",
+    /// ACKs checked for a cookie and refused (invalid, expired, or an
+    /// MP_CAPABLE that does not echo our key).
+    SyncookiesFailed = "TcpExtSyncookiesFailed",
+    /// SYNs answered with a cookie because the SYN queue was full.
+    TcpReqQFullDoCookies = "TcpExtTCPReqQFullDoCookies",
+    /// SYNs dropped because the SYN queue was full (cookies off).
+    TcpReqQFullDrop = "TcpExtTCPReqQFullDrop",
     // Ours (no kernel counterpart).
     /// TCP options left out of a segment for lack of option space (RFC 9293
     /// §3.1: 40 bytes at most).
@@ -119,6 +130,9 @@ counters! {
     /// Segments that could not be written (a transmit buffer too short):
     /// counted as lost, sent again by the timers.
     EmitErrors = "TcpExtEmitErrors",
+    /// Stateless answers (RSTs, SYN/ACKs with cookies) not queued: the
+    /// queue was full (a flood between two polls).
+    StatelessDrop = "TcpExtStatelessReplyDrop",
 }
 
 /// The counters of one endpoint.

@@ -67,6 +67,7 @@ mod optlist;
 pub mod ring;
 pub mod scheduler;
 pub mod sim;
+pub mod syncookie;
 pub mod tcp;
 pub mod time;
 pub mod wire;
@@ -147,6 +148,13 @@ pub struct Config {
     pub max_rtos: u32,
     /// ADD_ADDR retransmission interval until echoed.
     pub add_addr_timeout: Duration,
+    /// Half-open passive connections (SYN received, handshake not
+    /// complete) kept at most, over all listeners (Linux's
+    /// tcp_max_syn_backlog): the SYN queue.
+    pub syn_backlog: usize,
+    /// When the SYN queue is full, answer SYNs with SYN cookies (RFC 4987
+    /// §3.6, Linux's tcp_syncookies=1) instead of dropping them.
+    pub syn_cookies: bool,
 }
 
 impl Default for Config {
@@ -173,6 +181,8 @@ impl Default for Config {
             stale_rtos: 1,
             max_rtos: 15,
             add_addr_timeout: Duration::from_secs(2),
+            syn_backlog: 256,
+            syn_cookies: true,
         }
     }
 }

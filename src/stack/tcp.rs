@@ -60,6 +60,12 @@ impl TcpState {
     }
 }
 
+/// TSval at `now` for a subflow whose offset is `offset`: a 1 ms clock
+/// plus a per-connection offset (RFC 7323 §5.4).
+pub fn tsval(now: Instant, offset: u32) -> u32 {
+    (now.as_millis() as u32).wrapping_add(offset)
+}
+
 /// RTT estimator and RTO (RFC 6298 §2), microsecond resolution.
 #[derive(Clone, Copy, Debug)]
 pub struct RttEstimator {
@@ -477,7 +483,7 @@ impl Tcb {
 
     /// TSval to send: milliseconds plus a random per-subflow offset (RFC 7323 §5.4).
     pub fn tsval(&self, now: Instant) -> u32 {
-        (now.as_millis() as u32).wrapping_add(self.ts_offset)
+        tsval(now, self.ts_offset)
     }
 
     /// Relative sequence number (the DSS subflow sequence, RFC 8684 §3.3.1).
