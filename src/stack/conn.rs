@@ -328,6 +328,41 @@ impl Mptcp {
     }
 }
 
+/// ADD_ADDR echoes waiting to be sent, at most.
+const MAX_PENDING_ECHOES: usize = 8;
+
+/// Addresses the peer announced that a connection remembers, at most.
+const MAX_REMOTE_ADDRS: usize = 16;
+
+/// Closed subflows kept in a connection's list (for their stats) at most;
+/// older ones are dropped, their counters kept in [`Gone`]: a peer that
+/// opens and closes joins forever cannot grow the list.
+const KEEP_CLOSED_SUBFLOWS: usize = 8;
+
+/// What the subflows dropped from the list carried.
+#[derive(Clone, Copy, Debug, Default)]
+struct Gone {
+    retransmits: u64,
+    bytes_retrans: u64,
+    sent: u64,
+    received: u64,
+    acked: u64,
+    last_send: Instant,
+    last_recv: Instant,
+}
+
+impl Gone {
+    fn add(&mut self, sf: &Subflow) {
+        self.retransmits += sf.tcb.stats.retransmits;
+        self.bytes_retrans += sf.tcb.stats.bytes_retrans;
+        self.sent += sf.data_bytes_sent;
+        self.received += sf.data_bytes_received;
+        self.acked += sf.tcb.stats.bytes_acked;
+        self.last_send = self.last_send.max(sf.tcb.last_send);
+        self.last_recv = self.last_recv.max(sf.tcb.last_recv);
+    }
+}
+
 /// Path-manager state of a connection.
 #[derive(Debug, Default)]
 struct Pm {
@@ -354,6 +389,8 @@ pub(crate) struct Connection {
     pub listener: Option<SocketAddr>,
     pub mp: Mptcp,
     pub subflows: Vec<Subflow>,
+    /// Counters of closed subflows no longer in `subflows`.
+    gone: Gone,
     next_sf_id: u32,
     tx: TxRing,
     pub snd_una: DataSeq,
@@ -467,6 +504,7 @@ impl Connection {
                 dss_seen: false,
             },
             subflows: Vec::new(),
+            gone: Gone::default(),
             next_sf_id: 0,
             tx: TxRing::new(cfg.send_buffer, start),
             snd_una: start,
@@ -1277,13 +1315,15 @@ impl Connection {
     fn on_synchronized(&mut self, now: Instant, i: usize, seg: &Segment<'_>, ctx: &mut Ctx<'_>) {
         self.seg_map = None;
         let wnd = self.rx_window();
-        // RST (RFC 9293 §3.10.7.4 second; RFC 5961 §3: exact match, else challenge ACK).
+        // RST (RFC 9293 §3.10.7.4 second; RFC 5961 §3.2: an exact match
+        // resets, one in the window gets a challenge ACK, rate limited;
+        // one outside it is dropped silently).
         if seg.has(flags::RST) {
             let sf = &mut self.subflows[i];
             if seg.seq == sf.tcb.rcv_nxt || (sf.tcb.state == TcpState::TimeWait) {
                 self.on_rst(i, seg, ctx);
             } else if sf.tcb.acceptable(seg.seq, 0, wnd) {
-                sf.tcb.ack_now = true;
+                challenge_ack(&mut sf.tcb, now, ctx);
             }
             return;
         }
@@ -1299,13 +1339,20 @@ impl Connection {
                 return;
             }
             if !sf.tcb.acceptable(seg.seq, seq_len, wnd) {
-                // RFC 9293: unacceptable, send an ACK (unless RST) and drop.
-                sf.tcb.ack_now = true;
+                // RFC 9293 §3.10.7.4: unacceptable, send an ACK and drop;
+                // rate limited unless it carries data (no ACK loop does).
+                if !seg.payload.is_empty() && !seg.has(flags::SYN) {
+                    sf.tcb.ack_now = true;
+                } else if sf.tcb.oow.allow(now) {
+                    sf.tcb.ack_now = true;
+                } else {
+                    ctx.mib.inc(Counter::TcpAckSkippedSeq);
+                }
                 return;
             }
             if seg.has(flags::SYN) {
                 // RFC 5961 §4: challenge ACK.
-                sf.tcb.ack_now = true;
+                challenge_ack(&mut sf.tcb, now, ctx);
                 return;
             }
             if !seg.has(flags::ACK) {
@@ -1588,8 +1635,14 @@ impl Connection {
         if m.data_len == 0 {
             // RFC 8684 §3.7: an infinite mapping (with a DATA_FIN too: the
             // DATA_FIN is counted in the length, so it cannot be 0 otherwise,
-            // and the kernel also takes length 0 as infinite).
+            // and the kernel also takes length 0 as infinite). Only the
+            // one subflow left may fall back; on any other it is a
+            // protocol error.
             ctx.mib.inc(Counter::InfiniteMapRx);
+            if !self.infinite_fallback_ok(i) {
+                self.mapping_error(i, ctx);
+                return;
+            }
             self.fallback(FallbackReason::InfiniteMapping, ctx);
             // Plain TCP from the mapping's subflow sequence number at its DSN
             // (unless that leaves a hole: then from where we stand, as Linux).
@@ -1613,16 +1666,14 @@ impl Connection {
         }
         self.seg_map = Some(map);
         let sf = &mut self.subflows[i];
-        if let Some(existing) = sf.rx_maps.iter().find(|e| e.ssn == ssn) {
-            if existing.dsn != dsn || existing.len != len {
-                ctx.mib.inc(Counter::DssNotMatching);
-                self.abort_subflow(
-                    i,
-                    rst_reason::MPTCP_ERROR,
-                    CloseReason::LocalReset { mptcp_reason: rst_reason::MPTCP_ERROR },
-                    ctx,
-                );
-            }
+        // A mapping may repeat one already known, or a part of one, never
+        // contradict it (RFC 8684 §3.3.1: a byte has one DSN).
+        if sf.rx_maps.iter().any(|e| map_conflict(e, &map)) {
+            ctx.mib.inc(Counter::DssNotMatching);
+            self.mapping_error(i, ctx);
+            return;
+        }
+        if sf.rx_maps.iter().any(|e| e.ssn == ssn) {
             return;
         }
         if (ssn + len) <= sf.tcb.rcv_nxt && len > 0 {
@@ -1649,6 +1700,25 @@ impl Connection {
         if len == 0 && data_fin {
             self.on_peer_data_fin(dsn, ctx);
         }
+    }
+
+    /// A DSS mapping that cannot be right on subflow `i` (RFC 8684 §3.3.1):
+    /// one contradicting another, an infinite one beside other subflows,
+    /// data no mapping covers. As Linux does: the initial subflow, when it
+    /// is the only one, falls back to TCP (RFC 8684 §3.7); any other is
+    /// reset with MP_TCPRST "MPTCP-specific error", and the connection
+    /// ends with its last subflow. Returns whether the subflow goes on.
+    fn mapping_error(&mut self, i: usize, ctx: &mut Ctx<'_>) -> bool {
+        if self.infinite_fallback_ok(i) {
+            self.fallback(FallbackReason::BadMapping, ctx);
+            return true;
+        }
+        let reason = CloseReason::LocalReset { mptcp_reason: rst_reason::MPTCP_ERROR };
+        self.abort_subflow(i, rst_reason::MPTCP_ERROR, reason, ctx);
+        if !self.subflows.iter().any(|s| s.alive()) {
+            self.finish(reason, ctx);
+        }
+        false
     }
 
     fn on_peer_data_fin(&mut self, dsn: DataSeq, ctx: &mut Ctx<'_>) {
@@ -1696,6 +1766,7 @@ impl Connection {
         let start = seg.seq + off;
         let data = &seg.payload[off..off + len];
         let mut taken = 0usize;
+        let mut unmapped = false;
         if self.rx_fail.is_some() {
             // MP_FAIL sent, no infinite mapping yet: in-order data was sent
             // before the peer rewound; acknowledge and drop it (RFC 8684 §3.7).
@@ -1718,6 +1789,7 @@ impl Connection {
                 let Some(m) = self.seg_map.filter(covers).or_else(|| sf.rx_maps.iter().find(|m| covers(m)).copied())
                 else {
                     ctx.mib.inc(Counter::DssNoMatchTcp);
+                    unmapped = true;
                     break;
                 };
                 let piece_end = end.min(m.ssn + m.len);
@@ -1770,6 +1842,13 @@ impl Connection {
             ctx.events.push_back(Event::Readable(self.handle));
         }
         self.check_peer_fin(ctx);
+        if unmapped {
+            // Data no mapping covers: every segment of a mapping carries
+            // it (as Linux and we send them), so the peer lies about its
+            // lengths (Linux: MPTcpExtDSSNoMatchTCP, a mapping error).
+            self.mapping_error(i, ctx);
+            return false;
+        }
         let _ = now;
         taken == seg.payload.len() - off
     }
@@ -1826,6 +1905,26 @@ impl Connection {
     fn after_input(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
         self.release_tx(ctx);
         self.check_close(now, ctx);
+        self.prune_subflows();
+    }
+
+    /// Drop the oldest closed joins beyond [`KEEP_CLOSED_SUBFLOWS`] (the
+    /// initial subflow stays: it is the fallback's and the snapshot's).
+    fn prune_subflows(&mut self) {
+        let dead = |s: &Subflow| !s.initial && s.down.is_some() && s.tcb.state == TcpState::Closed;
+        let mut excess = self.subflows.iter().filter(|s| dead(s)).count().saturating_sub(KEEP_CLOSED_SUBFLOWS);
+        if excess == 0 {
+            return;
+        }
+        let gone = &mut self.gone;
+        self.subflows.retain(|s| {
+            if excess > 0 && dead(s) {
+                excess -= 1;
+                gone.add(s);
+                return false;
+            }
+            true
+        });
     }
 
     /// Free send-ring space no subflow needs (RFC 8684 §3.3.2: data may be
@@ -2074,14 +2173,30 @@ impl Connection {
         if a.port.is_some() {
             ctx.mib.inc(Counter::PortAdd);
         }
-        // RFC 8684 §3.4.1: echo it.
-        self.pm.echo.push_back(AddAddr { echo: true, hmac: None, ..a });
+        // RFC 8684 §3.4.1: echo it; one echo queued per announcement, and
+        // a few at most (the peer repeats what is not echoed).
+        let echo = AddAddr { echo: true, hmac: None, ..a };
+        if !self.pm.echo.contains(&echo) {
+            if self.pm.echo.len() < MAX_PENDING_ECHOES {
+                self.pm.echo.push_back(echo);
+            } else {
+                ctx.mib.inc(Counter::EchoAddTxDrop);
+            }
+        }
         let port = a.port.unwrap_or(self.remote.port());
         let addr = SocketAddr::new(a.addr, port);
-        if self.pm.remote_addrs.iter().any(|(id, x)| *id == a.addr_id && *x == addr) {
-            return;
+        // An address ID names one address (RFC 8684 §3.4.1): a new one for
+        // a known ID replaces it; a list of a few at most is kept.
+        let known = self.pm.remote_addrs.len();
+        match self.pm.remote_addrs.iter_mut().find(|(id, _)| *id == a.addr_id) {
+            Some((_, x)) if *x == addr => return,
+            Some((_, x)) => *x = addr,
+            None if known >= MAX_REMOTE_ADDRS => {
+                ctx.mib.inc(Counter::AddAddrDrop);
+                return;
+            }
+            None => self.pm.remote_addrs.push((a.addr_id, addr)),
         }
-        self.pm.remote_addrs.push((a.addr_id, addr));
         ctx.events.push_back(Event::AddressAnnounced { conn: self.handle, addr_id: a.addr_id, addr });
         if self.role == Role::Client
             && self.pm.add_addr_accepted < self.limits.add_addr_accepted
@@ -3187,13 +3302,14 @@ impl Connection {
     }
 
     pub fn snapshot(&self, now: Instant) -> ConnSnapshot {
-        let mut retrans = 0;
-        let mut bytes_retrans = 0;
-        let mut sent = 0;
-        let mut recv = 0;
-        let mut acked = 0;
-        let mut last_send = Instant::ZERO;
-        let mut last_recv = Instant::ZERO;
+        let g = self.gone;
+        let mut retrans = g.retransmits;
+        let mut bytes_retrans = g.bytes_retrans;
+        let mut sent = g.sent;
+        let mut recv = g.received;
+        let mut acked = g.acked;
+        let mut last_send = g.last_send;
+        let mut last_recv = g.last_recv;
         for sf in &self.subflows {
             retrans += sf.tcb.stats.retransmits;
             bytes_retrans += sf.tcb.stats.bytes_retrans;
@@ -3287,6 +3403,31 @@ impl Connection {
                 .iter()
                 .all(|s| s.tcb.state == TcpState::Closed || s.down.is_some() && s.tcb.timewait_at.is_none())
     }
+}
+
+/// A challenge ACK (RFC 5961 §3.2, §4), at most one per
+/// [`super::tcp::AckLimiter::INTERVAL`] (§7).
+fn challenge_ack(tcb: &mut Tcb, now: Instant, ctx: &mut Ctx<'_>) {
+    if tcb.oow.allow(now) {
+        tcb.ack_now = true;
+        ctx.mib.inc(Counter::TcpChallengeAck);
+    } else {
+        ctx.mib.inc(Counter::TcpAckSkippedChallenge);
+    }
+}
+
+/// Whether two receive mappings give one subflow byte two DSNs, or give
+/// one start two lengths.
+fn map_conflict(a: &RxMap, b: &RxMap) -> bool {
+    let (a_end, b_end) = (a.ssn + a.len, b.ssn + b.len);
+    if a.ssn == b.ssn {
+        return a.dsn != b.dsn || a.len != b.len;
+    }
+    if a_end <= b.ssn || b_end <= a.ssn {
+        return false;
+    }
+    let (first, second) = if a.ssn < b.ssn { (a, b) } else { (b, a) };
+    first.dsn + (second.ssn - first.ssn) as u64 != second.dsn
 }
 
 fn tcprst_reason(seg: &Segment<'_>) -> Option<u8> {

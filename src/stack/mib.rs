@@ -112,6 +112,12 @@ counters! {
     TcpDelayedAcks = "TcpExtDelayedACKs",
     TcpOfoQueue = "TcpExtTCPOFOQueue",
     TcpTimeWaited = "TcpExtTW",
+    /// Challenge ACKs sent (RFC 5961: a RST or SYN in the window).
+    TcpChallengeAck = "TcpExtTCPChallengeACK",
+    /// Challenge ACKs not sent: over the rate limit (RFC 5961 §7).
+    TcpAckSkippedChallenge = "TcpExtTCPACKSkippedChallenge",
+    /// ACKs to out-of-window segments not sent: over the rate limit.
+    TcpAckSkippedSeq = "TcpExtTCPACKSkippedSeq",
     /// SYN/ACKs sent with a SYN cookie (the SYN queue was full).
     SyncookiesSent = "TcpExtSyncookiesSent",
     /// ACKs that completed a handshake from a valid cookie.

@@ -236,6 +236,9 @@ pub enum FallbackReason {
     InfiniteMapping,
     /// A DSS checksum failed on the only subflow (MP_FAIL sent).
     ChecksumFailure,
+    /// The peer's DSS mappings contradicted each other or did not cover
+    /// its data, on the only subflow (RFC 8684 §3.3.1, §3.7).
+    BadMapping,
 }
 
 impl FallbackReason {
@@ -249,6 +252,7 @@ impl FallbackReason {
             FallbackReason::NoDss => "data without DSS (options stripped after the handshake)",
             FallbackReason::InfiniteMapping => "the peer sent an infinite mapping or MP_FAIL",
             FallbackReason::ChecksumFailure => "a DSS checksum failed",
+            FallbackReason::BadMapping => "the peer's DSS mappings were invalid",
         }
     }
 }
