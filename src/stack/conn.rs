@@ -1341,9 +1341,8 @@ impl Connection {
             if !sf.tcb.acceptable(seg.seq, seq_len, wnd) {
                 // RFC 9293 §3.10.7.4: unacceptable, send an ACK and drop;
                 // rate limited unless it carries data (no ACK loop does).
-                if !seg.payload.is_empty() && !seg.has(flags::SYN) {
-                    sf.tcb.ack_now = true;
-                } else if sf.tcb.oow.allow(now) {
+                let data = !seg.payload.is_empty() && !seg.has(flags::SYN);
+                if data || sf.tcb.oow.allow(now) {
                     sf.tcb.ack_now = true;
                 } else {
                     ctx.mib.inc(Counter::TcpAckSkippedSeq);
