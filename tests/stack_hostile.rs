@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
-use mptcp_tools::dissect::options::{AddAddr, MptcpOption, TcpOption};
+use mptcp_tools::dissect::options::{AddAddr, Dss, DssMapping, MptcpOption, TcpOption, WireSeq};
 use mptcp_tools::seq::SubflowSeq;
 use mptcp_tools::stack::wire::{self, EmitError, SegmentRepr, flags};
 use mptcp_tools::stack::{AddrFlags, Config, ConnHandle, Duration, Endpoint, Event, Instant, StackError};
@@ -524,4 +524,446 @@ fn full_syn_queue_without_cookies_drops() {
     assert_eq!(p.s.stats().half_open, 4);
     assert_eq!(p.s.mib().by_name("TcpExtTCPReqQFullDrop"), Some(6));
     assert_eq!(p.s.mib().by_name("TcpExtSyncookiesSent"), Some(0));
+}
+
+// ----------------------------------------------------------------------
+// A hostile peer on an established connection
+// ----------------------------------------------------------------------
+
+/// The two MPTCP keys of the first connection in `p.log`: (client's, server's).
+fn keys(p: &Pair) -> (u64, u64) {
+    let mut ck = None;
+    let mut sk = None;
+    for (c, pk) in &p.log {
+        for o in mptcp_opts(pk) {
+            if let MptcpOption::MpCapable(m) = o {
+                if *c && m.receiver_key.is_some() {
+                    ck = ck.or(m.sender_key);
+                } else if !c && m.receiver_key.is_none() {
+                    sk = sk.or(m.sender_key);
+                }
+            }
+        }
+    }
+    (ck.expect("client key"), sk.expect("server key"))
+}
+
+/// Where the client's side of subflow `src -> dst` stands, from the last
+/// segment it sent there: (next sequence number, acknowledgment number).
+fn client_seq(p: &Pair, src: SocketAddr) -> (u32, u32) {
+    let s = p
+        .log
+        .iter()
+        .filter(|(c, _)| *c)
+        .map(|(_, pk)| wire::parse(pk, true).unwrap())
+        .filter(|s| s.src == src)
+        .last()
+        .expect("the client sent on that subflow");
+    (s.seq.0.wrapping_add(s.seq_len() as u32), s.ack.0)
+}
+
+/// An MPTCP connection with `n_paths` subflows (the client opens the
+/// joins from 10.0.{2,3}.1), `up` bytes from the client in progress.
+fn established_pair(n_paths: u8, cfg: Config) -> (Pair, ConnHandle, ConnHandle) {
+    let mut p = Pair::v4(cfg);
+    for k in 2..=n_paths {
+        p.c.add_address(format!("10.0.{k}.1").parse().unwrap(), AddrFlags { subflow: true, ..Default::default() })
+            .unwrap();
+    }
+    let h = p.c.connect(p.now, None, "10.0.1.2:80".parse().unwrap()).unwrap();
+    p.c.send(h, b"hello").unwrap();
+    p.run(Instant::from_millis(200));
+    let sh = p.accepted().expect("accepted");
+    assert_eq!(p.s.info(sh).unwrap().subflows.len(), n_paths as usize);
+    assert!(p.s.info(sh).unwrap().fully_established);
+    (p, h, sh)
+}
+
+/// Drive a transfer of `up` (client to server) to its end, reading at
+/// the server; returns what the server read.
+fn finish_upload(p: &mut Pair, h: ConnHandle, sh: ConnHandle, up: &[u8], limit: Instant) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut b = vec![0u8; 65536];
+    let mut sent = 0;
+    let mut closed = false;
+    p.run_with(limit, |p| {
+        if sent < up.len() {
+            sent += p.c.send(h, &up[sent..]).unwrap_or(0);
+        }
+        if sent == up.len() && !closed {
+            closed = true;
+            let _ = p.c.close(h);
+        }
+        while let Ok(Some(n)) = p.s.recv(sh, &mut b) {
+            got.extend_from_slice(&b[..n]);
+        }
+    });
+    got
+}
+
+/// An ADD_ADDR flood with valid HMACs (the peer knows both keys): every
+/// one is counted and echoed at most once, the remembered addresses and
+/// the queued echoes stay bounded; from the server to a client, at most
+/// `add_addr_accepted` subflows are opened, whatever is announced.
+#[test]
+fn add_addr_flood_is_bounded() {
+    let (mut p, h, sh) = established_pair(1, Config::default());
+    let (ck, sk) = keys(&p);
+    let cli: SocketAddr = p.c.info(h).unwrap().local;
+    let srv: SocketAddr = "10.0.1.2:80".parse().unwrap();
+    // Client -> server: 5000 announcements of ever new addresses.
+    for i in 0..5000u32 {
+        let (seq, ack) = client_seq(&p, cli);
+        let addr = IpAddr::V4(std::net::Ipv4Addr::from(0x0a64_0000 + i));
+        let id = (i % 250) as u8 + 1;
+        let a = AddAddr {
+            v0: false,
+            echo: false,
+            addr_id: id,
+            addr,
+            port: None,
+            hmac: Some(mptcp_tools::dissect::crypto::add_addr_hmac(
+                mptcp_tools::dissect::crypto::Key(ck),
+                mptcp_tools::dissect::crypto::Key(sk),
+                id,
+                addr,
+                None,
+            )),
+        };
+        let pk = segment(cli, srv, seq, ack, flags::ACK, &[TcpOption::Mptcp(MptcpOption::AddAddr(a))], &[]);
+        p.s.handle_packet(p.now, &pk);
+        // The application takes its events every 100 packets (the TUN
+        // driver reads 256 per turn): at most one event per packet between.
+        if i % 100 == 99 {
+            assert!(p.s.stats().events_queued <= 100, "{:?}", p.s.stats());
+            p.take_events();
+        }
+    }
+    let m = p.s.mib().clone();
+    assert_eq!(m.by_name("MPTcpExtAddAddr"), Some(5000), "{:?}", m.nonzero());
+    p.flush();
+    let echoes = p
+        .log
+        .iter()
+        .filter(|(c, pk)| !c && mptcp_opts(pk).iter().any(|o| matches!(o, MptcpOption::AddAddr(a) if a.echo)))
+        .count();
+    assert!(echoes <= 8, "{echoes} echoes queued at once");
+    // Known IDs are updated in place; new ones stop at 16.
+    let ids: std::collections::BTreeSet<u8> = p
+        .events
+        .iter()
+        .filter_map(|(c, e)| match e {
+            Event::AddressAnnounced { addr_id, .. } if !c => Some(*addr_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids.len(), 16, "{ids:?}");
+    assert_eq!(m.by_name("MPTcpExtAddAddrDrop"), Some(5000 - 16 * 20), "{:?}", m.nonzero());
+    // Server -> client: announcements of 300 addresses; the client opens
+    // at most add_addr_accepted (8) subflows to them.
+    let (sseq, sack) = {
+        let s = p.log.iter().filter(|(c, _)| !c).map(|(_, pk)| wire::parse(pk, true).unwrap()).last().unwrap();
+        (s.seq.0.wrapping_add(s.seq_len() as u32), s.ack.0)
+    };
+    for i in 0..300u32 {
+        let addr = IpAddr::V4(std::net::Ipv4Addr::from(0x0a65_0000 + i));
+        let id = (i % 200) as u8 + 1;
+        let a = AddAddr {
+            v0: false,
+            echo: false,
+            addr_id: id,
+            addr,
+            port: None,
+            hmac: Some(mptcp_tools::dissect::crypto::add_addr_hmac(
+                mptcp_tools::dissect::crypto::Key(sk),
+                mptcp_tools::dissect::crypto::Key(ck),
+                id,
+                addr,
+                None,
+            )),
+        };
+        let pk = segment(srv, cli, sseq, sack, flags::ACK, &[TcpOption::Mptcp(MptcpOption::AddAddr(a))], &[]);
+        p.c.handle_packet(p.now, &pk);
+    }
+    assert_eq!(p.c.mib().by_name("MPTcpExtAddAddr"), Some(300));
+    assert!(p.c.mib().by_name("MPTcpExtMPJoinSynTx").unwrap() <= 8, "{:?}", p.c.mib().nonzero());
+    assert!(p.c.stats().subflows <= 1 + 8, "{:?}", p.c.stats());
+    // And the connection still carries data.
+    let up = data(200_000, 11);
+    let got = finish_upload(&mut p, h, sh, &up, Instant::from_secs(60));
+    assert!(got.ends_with(&up), "{} bytes arrived", got.len());
+}
+
+/// A peer that opens joins and resets them, again and again (it has the
+/// token, and completes the join's SYN): the server keeps at most a few
+/// closed subflows, and the connection goes on.
+#[test]
+fn join_churn_keeps_a_bounded_subflow_list() {
+    let (mut p, h, sh) = established_pair(1, Config::default());
+    let token = p.s.info(sh).unwrap().local_token;
+    let srv: SocketAddr = "10.0.1.2:80".parse().unwrap();
+    let mut rsts = 0;
+    for i in 0..500u32 {
+        let from = SocketAddr::new("10.0.7.1".parse().unwrap(), 20000 + i as u16);
+        let opts = [
+            TcpOption::Mss(1460),
+            TcpOption::Mptcp(MptcpOption::MpJoin(mptcp_tools::dissect::options::MpJoin::Syn {
+                backup: false,
+                addr_id: 9,
+                token,
+                nonce: i,
+            })),
+        ];
+        p.s.handle_packet(p.now, &segment(from, srv, 1000, 0, flags::SYN, &opts, &[]));
+        let mut buf = vec![0u8; 2000];
+        let mut synack = None;
+        while let Some(t) = p.s.poll_transmit(p.now, &mut buf) {
+            let s = wire::parse(&buf[..t.len], true).unwrap();
+            if s.dst == from && s.has(flags::SYN) {
+                synack = Some(s.seq);
+            }
+        }
+        let iss = synack.expect("SYN/ACK");
+        // Reset it, exactly in the window (RFC 5961: the reset is taken).
+        p.s.handle_packet(p.now, &segment(from, srv, 1001, iss.0.wrapping_add(1), flags::RST | flags::ACK, &[], &[]));
+        rsts += 1;
+        p.now = p.now + Duration::from_millis(1);
+    }
+    assert_eq!(rsts, 500);
+    let st = p.s.stats();
+    assert!(st.subflows <= 1 + 8 + 1, "{st:?}");
+    assert!(p.s.snapshot(p.now).connections.iter().all(|c| c.subflows.len() <= 10));
+    let up = data(100_000, 17);
+    let got = finish_upload(&mut p, h, sh, &up, Instant::from_secs(60));
+    assert!(got.ends_with(&up));
+}
+
+/// The server's DATA_ACK (its next expected DSN) in its last packet.
+fn server_data_ack(p: &Pair) -> u64 {
+    p.log
+        .iter()
+        .rev()
+        .filter(|(c, _)| !c)
+        .find_map(|(_, pk)| {
+            mptcp_opts(pk).into_iter().find_map(|o| match o {
+                MptcpOption::Dss(Dss { data_ack: Some(WireSeq::U64(a)), .. }) => Some(a),
+                _ => None,
+            })
+        })
+        .expect("a DATA_ACK from the server")
+}
+
+/// A data segment of `payload.len()` bytes from the client on `src`, at
+/// its next sequence number, whose DSS maps `map_len` bytes from relative
+/// subflow sequence `ssn` to `dsn`.
+fn dss_segment(p: &Pair, src: SocketAddr, dsn: u64, ssn: u32, map_len: u16, payload: &[u8]) -> Vec<u8> {
+    let (seq, ack) = client_seq(p, src);
+    let dss = Dss {
+        data_fin: false,
+        data_ack: None,
+        mapping: Some(DssMapping { dsn: WireSeq::U64(dsn), ssn, data_len: map_len, checksum: None }),
+    };
+    segment(
+        src,
+        "10.0.1.2:80".parse().unwrap(),
+        seq,
+        ack,
+        flags::ACK,
+        &[TcpOption::Mptcp(MptcpOption::Dss(dss))],
+        payload,
+    )
+}
+
+/// The relative subflow sequence number (to the client's ISN) of the
+/// client's next byte on `src`.
+fn rel_ssn(p: &Pair, src: SocketAddr) -> u32 {
+    let syn = p
+        .log
+        .iter()
+        .filter(|(c, _)| *c)
+        .map(|(_, pk)| wire::parse(pk, true).unwrap())
+        .find(|s| s.src == src && s.has(flags::SYN))
+        .expect("the subflow's SYN");
+    client_seq(p, src).0.wrapping_sub(syn.seq.0)
+}
+
+/// DSS mappings that lie (RFC 8684 §3.3.1): on a join, a mapping shorter
+/// than its segment's data, and one contradicting a known mapping, reset
+/// that subflow (MP_TCPRST "MPTCP-specific error"); the connection goes on
+/// over the other and every byte arrives once. On the only subflow, the
+/// same lie makes the connection fall back to TCP, as Linux does.
+#[test]
+fn lying_dss_mappings_reset_a_join_or_fall_back() {
+    for conflict in [false, true] {
+        let (mut p, h, sh) = established_pair(2, Config::default());
+        let join = p.c.info(h).unwrap().subflows.iter().find(|s| s.join).unwrap().local;
+        let old = server_data_ack(&p) - 5; // already delivered: harmless bytes
+        let ssn = rel_ssn(&p, join);
+        if conflict {
+            // A mapping reaching past its segment (kept), then another
+            // giving its later bytes other DSNs.
+            p.s.handle_packet(p.now, &dss_segment(&p, join, old, ssn, 3000, &[0; 5]));
+            let seg2 = {
+                let (seq, ack) = client_seq(&p, join);
+                let dss = Dss {
+                    data_fin: false,
+                    data_ack: None,
+                    mapping: Some(DssMapping {
+                        dsn: WireSeq::U64(old + 999),
+                        ssn: ssn + 5,
+                        data_len: 100,
+                        checksum: None,
+                    }),
+                };
+                segment(
+                    join,
+                    "10.0.1.2:80".parse().unwrap(),
+                    seq.wrapping_add(5),
+                    ack,
+                    flags::ACK,
+                    &[TcpOption::Mptcp(MptcpOption::Dss(dss))],
+                    &[0; 100],
+                )
+            };
+            p.s.handle_packet(p.now, &seg2);
+            assert_eq!(p.s.mib().by_name("MPTcpExtDSSNotMatching"), Some(1), "{:?}", p.s.mib().nonzero());
+        } else {
+            // 5 bytes mapped, 95 not.
+            p.s.handle_packet(p.now, &dss_segment(&p, join, old, ssn, 5, &[0; 100]));
+            assert_eq!(p.s.mib().by_name("MPTcpExtDSSNoMatchTCP"), Some(1), "{:?}", p.s.mib().nonzero());
+        }
+        p.flush();
+        let rst =
+            p.log.iter().rev().find(|(c, pk)| !c && wire::parse(pk, true).unwrap().has(flags::RST)).expect("a RST");
+        let rst = wire::parse(&rst.1, true).unwrap();
+        assert_eq!(rst.dst, join);
+        assert!(matches!(rst.opts.mptcp().next(), Some(MptcpOption::MpTcpRst(r)) if r.reason == 1), "{:?}", rst.opts);
+        assert_eq!(p.s.info(sh).unwrap().subflows.len(), 1, "the join is gone");
+        assert!(p.s.info(sh).unwrap().mptcp, "no fallback with another subflow");
+        let up = data(400_000, 19);
+        let got = finish_upload(&mut p, h, sh, &up, Instant::from_secs(60));
+        assert_eq!(&got[5..], &up[..], "conflict {conflict}: every byte once, in order");
+    }
+    // The only subflow: the same lie falls back.
+    let (mut p, h, sh) = established_pair(1, Config::default());
+    let cli = p.c.info(h).unwrap().local;
+    let old = server_data_ack(&p) - 5;
+    let ssn = rel_ssn(&p, cli);
+    p.s.handle_packet(p.now, &dss_segment(&p, cli, old, ssn, 5, &[0; 100]));
+    p.take_events();
+    assert!(
+        p.events
+            .iter()
+            .any(|(c, e)| !c
+                && matches!(e, Event::Fallback { reason: mptcp_tools::stack::FallbackReason::BadMapping, .. })),
+        "{:?}",
+        p.events
+    );
+    assert!(!p.s.info(sh).unwrap().mptcp);
+}
+
+/// Data mapped far past the receive window is dropped (not kept, not
+/// acknowledged); the connection is untouched.
+#[test]
+fn data_mapped_outside_the_window_is_dropped() {
+    let (mut p, h, sh) = established_pair(1, Config::default());
+    let cli = p.c.info(h).unwrap().local;
+    let far = server_data_ack(&p) + (1u64 << 40);
+    let ssn = rel_ssn(&p, cli);
+    for _ in 0..100 {
+        p.s.handle_packet(p.now, &dss_segment(&p, cli, far, ssn, 1000, &[0xee; 1000]));
+    }
+    assert_eq!(p.s.mib().by_name("MPTcpExtNoDSSInWindow"), Some(100), "{:?}", p.s.mib().nonzero());
+    let up = data(300_000, 23);
+    let got = finish_upload(&mut p, h, sh, &up, Instant::from_secs(60));
+    assert_eq!(&got[5..], &up[..]);
+    assert!(p.s.info(sh).is_none_or(|i| i.mptcp));
+}
+
+/// A RST storm with sequence numbers out of the window is ignored
+/// (RFC 5961 §3.2); RSTs in the window but not at RCV.NXT get challenge
+/// ACKs, at most one per 500 ms; the transfer completes.
+#[test]
+fn rst_storm_out_of_window_is_ignored() {
+    let (mut p, h, sh) = established_pair(1, Config::default());
+    let cli = p.c.info(h).unwrap().local;
+    let srv: SocketAddr = "10.0.1.2:80".parse().unwrap();
+    let up = data(2_000_000, 29);
+    let mut got = Vec::new();
+    let mut b = vec![0u8; 65536];
+    let (mut sent, mut closed, mut storm) = (0, false, 0u32);
+    let mut x = 0x9e37_79b9u32;
+    p.run_with(Instant::from_secs(60), |p| {
+        if sent < up.len() {
+            sent += p.c.send(h, &up[sent..]).unwrap_or(0);
+        }
+        if sent == up.len() && !closed {
+            closed = true;
+            let _ = p.c.close(h);
+        }
+        while let Ok(Some(n)) = p.s.recv(sh, &mut b) {
+            got.extend_from_slice(&b[..n]);
+        }
+        if storm < 20_000 && p.s.info(sh).is_some() {
+            let (next, ack) = client_seq(p, cli);
+            for k in 0..2000 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                // One in ten in the window (not at RCV.NXT), the rest far out.
+                let seq = if k % 10 == 0 {
+                    next.wrapping_add(1 + x % 1000)
+                } else {
+                    next.wrapping_add(0x4000_0000 + x % 0x4000_0000)
+                };
+                p.s.handle_packet(p.now, &segment(cli, srv, seq, ack, flags::RST | flags::ACK, &[], &[]));
+                storm += 1;
+            }
+        }
+    });
+    assert!(storm >= 10_000, "{storm} RSTs sent");
+    assert_eq!(&got[5..], &up[..], "the connection survived the storm");
+    let m = p.s.mib();
+    let challenges = m.by_name("TcpExtTCPChallengeACK").unwrap();
+    assert!(
+        challenges >= 1 && challenges <= 2 + 2 * p.now.as_millis() / 1000,
+        "{challenges} challenge ACKs: {:?}",
+        m.nonzero()
+    );
+    assert!(m.by_name("TcpExtTCPACKSkippedChallenge").unwrap() > 100, "{:?}", m.nonzero());
+    assert!(
+        !p.events.iter().any(
+            |(c, e)| !c && matches!(e, Event::Closed { reason: mptcp_tools::stack::CloseReason::Reset { .. }, .. })
+        )
+    );
+}
+
+/// A peer whose window stays shut (it never reads): the sender probes with
+/// backoff (RFC 9293 §3.8.6.1), a handful of packets a minute, no busy loop.
+#[test]
+fn zero_window_peer_gets_backed_off_probes() {
+    let mut p = Pair::v4(Config::default());
+    // The client has a small receive buffer and never reads.
+    p.c = Endpoint::new(Config { recv_buffer: 16 << 10, ..Config::default() }, 11);
+    p.c.add_address("10.0.1.1".parse().unwrap(), AddrFlags::default()).unwrap();
+    let h = p.c.connect(p.now, None, "10.0.1.2:80".parse().unwrap()).unwrap();
+    p.c.send(h, b"x").unwrap();
+    let down = data(1 << 20, 31);
+    let mut sent = 0;
+    p.run_with(Instant::from_secs(5), |p| {
+        if let Some(sh) = p.accepted() {
+            if sent < down.len() {
+                sent += p.s.send(sh, &down[sent..]).unwrap_or(0);
+            }
+        }
+    });
+    let before = (p.log.iter().filter(|(c, _)| !c).count(), p.s.mib().by_name("MPTcpExtWinProbe").unwrap());
+    let mut steps = 0u64;
+    p.run_with(Instant::from_secs(125), |_| steps += 1);
+    let after = (p.log.iter().filter(|(c, _)| !c).count(), p.s.mib().by_name("MPTcpExtWinProbe").unwrap());
+    let (pkts, probes) = (after.0 - before.0, after.1 - before.1);
+    assert!(probes >= 3, "it keeps probing: {probes}");
+    assert!(pkts <= 20 && probes <= 12, "two minutes of a shut window: {pkts} packets, {probes} probes");
+    assert!(steps <= 50, "{steps} wake-ups in two minutes");
+    assert!(p.c.readable(h) >= 16 << 10);
 }

@@ -1799,6 +1799,11 @@ impl Connection {
                 if w.duplicate > 0 {
                     ctx.mib.add(Counter::DuplicateData, 1);
                 }
+                if dsn + d.len() as u64 > self.rx.read + self.rx.capacity() as u64 {
+                    // Past the window we advertised (RFC 8684 §3.3.4): not
+                    // kept, not acknowledged.
+                    ctx.mib.inc(Counter::NoDssInWindow);
+                }
                 if w.ooo {
                     ctx.mib.inc(Counter::OfoQueue);
                 }

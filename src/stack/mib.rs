@@ -62,6 +62,8 @@ counters! {
     OfoQueueTail = "MPTcpExtOFOQueueTail",
     /// Data put in the connection-level out-of-order queue.
     OfoQueue = "MPTcpExtOFOQueue",
+    /// Data mapped past the connection-level receive window: dropped.
+    NoDssInWindow = "MPTcpExtNoDSSInWindow",
     /// Data-level duplicates (already received on another subflow).
     DuplicateData = "MPTcpExtDuplicateData",
     /// ADD_ADDR received (with a valid HMAC).
