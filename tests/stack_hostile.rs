@@ -557,7 +557,7 @@ fn client_seq(p: &Pair, src: SocketAddr) -> (u32, u32) {
         .filter(|(c, _)| *c)
         .map(|(_, pk)| wire::parse(pk, true).unwrap())
         .filter(|s| s.src == src)
-        .last()
+        .next_back()
         .expect("the client sent on that subflow");
     (s.seq.0.wrapping_add(s.seq_len() as u32), s.ack.0)
 }
@@ -662,7 +662,7 @@ fn add_addr_flood_is_bounded() {
     // Server -> client: announcements of 300 addresses; the client opens
     // at most add_addr_accepted (8) subflows to them.
     let (sseq, sack) = {
-        let s = p.log.iter().filter(|(c, _)| !c).map(|(_, pk)| wire::parse(pk, true).unwrap()).last().unwrap();
+        let s = p.log.iter().filter(|(c, _)| !c).map(|(_, pk)| wire::parse(pk, true).unwrap()).next_back().unwrap();
         (s.seq.0.wrapping_add(s.seq_len() as u32), s.ack.0)
     };
     for i in 0..300u32 {
