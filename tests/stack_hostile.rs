@@ -556,8 +556,7 @@ fn client_seq(p: &Pair, src: SocketAddr) -> (u32, u32) {
         .iter()
         .filter(|(c, _)| *c)
         .map(|(_, pk)| wire::parse(pk, true).unwrap())
-        .filter(|s| s.src == src)
-        .next_back()
+        .rfind(|s| s.src == src)
         .expect("the client sent on that subflow");
     (s.seq.0.wrapping_add(s.seq_len() as u32), s.ack.0)
 }
@@ -727,7 +726,7 @@ fn join_churn_keeps_a_bounded_subflow_list() {
         // Reset it, exactly in the window (RFC 5961: the reset is taken).
         p.s.handle_packet(p.now, &segment(from, srv, 1001, iss.0.wrapping_add(1), flags::RST | flags::ACK, &[], &[]));
         rsts += 1;
-        p.now = p.now + Duration::from_millis(1);
+        p.now += Duration::from_millis(1);
     }
     assert_eq!(rsts, 500);
     let st = p.s.stats();
