@@ -695,3 +695,45 @@ fn ncat_session_options_over_the_embedded_stack() {
     let _ = srv.kill();
     let _ = srv.wait();
 }
+
+/// Empty input both ways (RFC 8684 §3.1: the third ACK is reliable): our
+/// client with nothing to send to a kernel server with nothing to send,
+/// and a kernel client with nothing to send to our server. Both end
+/// cleanly, in MPTCP, within a few round trips (no repeated third ACKs
+/// for ever, no timeout).
+#[test]
+fn empty_input_both_ways_ends_quickly() {
+    require_interop(&[]);
+    // Our client, the kernel's server.
+    let e = env("embz");
+    let srv = e.kernel_cat(&["-l", "5000"], Input::Null, None);
+    e.wait_listen(5000);
+    let t0 = Instant::now();
+    let cli = e.ours(&["-v", "--local", OURS, KERNEL_IP, "5000"], Input::Null, None);
+    let co = finish(cli, "our client with empty input", 10);
+    let took = t0.elapsed();
+    let so = finish(srv, "kernel server", 10);
+    let err = ok(&co, "our client");
+    ok(&so, "kernel server");
+    assert!(err.contains("MPTCP established"), "{err}");
+    assert!(err.contains("0 bytes sent, 0 bytes received"), "{err}");
+    assert!(took < Duration::from_secs(3), "our client took {took:?}: {err}");
+    eprintln!("our client, empty input: {took:?}\n{err}");
+    kernel_handshake_ok(&e.ns.mptcp_mib(), true);
+    drop(e);
+    // The kernel's client, our server.
+    let e = env("embz2");
+    let srv = e.ours(&["-v", "-l", "--local", OURS, "5000"], Input::Null, None);
+    e.wait_tun(KERNEL_IP);
+    let t0 = Instant::now();
+    let cli = e.kernel_cat(&[OUR_IP, "5000"], Input::Null, None);
+    let co = finish(cli, "kernel client with empty input", 10);
+    let so = finish(srv, "our server", 10);
+    let took = t0.elapsed();
+    ok(&co, "kernel client");
+    let err = ok(&so, "our server");
+    assert!(err.contains("MPTCP established"), "{err}");
+    assert!(took < Duration::from_secs(3), "took {took:?}: {err}");
+    eprintln!("kernel client, empty input: {took:?}\n{err}");
+    kernel_handshake_ok(&e.ns.mptcp_mib(), false);
+}
