@@ -737,3 +737,37 @@ fn empty_input_both_ways_ends_quickly() {
     eprintln!("kernel client, empty input: {took:?}\n{err}");
     kernel_handshake_ok(&e.ns.mptcp_mib(), false);
 }
+
+/// Our server announces an IPv6 address with a port (ADD_ADDR of 30
+/// bytes: it does not fit beside the 12 bytes of timestamps, so it goes on
+/// an ACK of its own without them, as Linux sends it); the kernel client
+/// takes it (AddAddr, PortAdd), joins that port, and the data arrives.
+/// (This announcement once panicked our stack: exit 101.)
+#[test]
+fn ipv6_add_addr_with_port_to_a_kernel_client() {
+    require_interop(&[]);
+    let e = env("emb6p");
+    let data = pseudo_random_bytes(8 << 20, 93);
+    let (data_f, srv_out) = (e.file("data.bin", &data), e.path("srv.out"));
+    let mut srv = e.ours(
+        &["-v", "-l", "--local", "fd00::2/64", "--local", "fd01::2/64,signal,port=5001", "5000"],
+        Input::Pipe,
+        Some(&srv_out),
+    );
+    e.wait_tun("fd01::1");
+    e.ns.sh("ip mptcp limits set subflows 2 add_addr_accepted 2");
+    let cli = e.kernel_cat(&["-6", "fd00::2", "5000"], Input::File(&data_f), None);
+    wait_size(&srv_out, data.len() as u64, 60);
+    drop(srv.stdin.take());
+    let so = finish(srv, "our server", 30);
+    let co = finish(cli, "kernel client", 30);
+    let err = ok(&so, "our server");
+    ok(&co, "kernel client");
+    assert_eq!(file_sha(&srv_out), sha(&data));
+    let mib = e.ns.mptcp_mib();
+    kernel_handshake_ok(&mib, false);
+    assert_eq!(count(&mib, "MPTcpExtAddAddr"), 1, "the kernel took the announcement: {mib:?}");
+    assert_eq!(count(&mib, "MPTcpExtPortAdd"), 1, "{mib:?}");
+    assert!(count(&mib, "MPTcpExtMPJoinSynAckRx") >= 1, "the kernel joined the announced port: {mib:?}");
+    assert!(err.contains("subflow #1 open: [fd01::2]:5001 -> "), "{err}");
+}
