@@ -495,6 +495,14 @@ fn syn_flood_leaves_bounded_state_and_serves_a_real_client() {
     let m = p.s.mib();
     assert!(m.by_name("TcpExtSyncookiesSent").unwrap() >= 29_000, "{:?}", m.nonzero());
     assert_eq!(m.by_name("TcpExtSyncookiesRecv"), Some(1), "the real client came through a cookie");
+    eprintln!(
+        "stack SYN flood: 30000 spoofed SYNs, {} cookies; held at most {} connections ({} half-open), {} stateless \
+         answers queued; real client served, 200000 + 100000 bytes",
+        m.by_name("TcpExtSyncookiesSent").unwrap(),
+        max.connections,
+        max.half_open,
+        max.stateless_queued
+    );
     assert!(max.half_open <= backlog && max.connections <= backlog + 1, "{max:?}");
     assert!(max.stateless_queued <= 1024, "{max:?}");
     let sh = p.accepted().unwrap();
@@ -961,6 +969,7 @@ fn zero_window_peer_gets_backed_off_probes() {
     p.run_with(Instant::from_secs(125), |_| steps += 1);
     let after = (p.log.iter().filter(|(c, _)| !c).count(), p.s.mib().by_name("MPTcpExtWinProbe").unwrap());
     let (pkts, probes) = (after.0 - before.0, after.1 - before.1);
+    eprintln!("stack zero window: 120 s shut: {pkts} packets, {probes} probes, {steps} wake-ups");
     assert!(probes >= 3, "it keeps probing: {probes}");
     assert!(pkts <= 20 && probes <= 12, "two minutes of a shut window: {pkts} packets, {probes} probes");
     assert!(steps <= 50, "{steps} wake-ups in two minutes");
