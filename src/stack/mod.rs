@@ -45,13 +45,15 @@
 //! after release until its timers end.
 //!
 //! # Layout
-//! - [`wire`]: IP/TCP framing; options through [`crate::dissect::options`].
+//! - [`wire`]: IP/TCP framing; options through [`crate::dissect::options`];
+//!   `optlist`: the 40-byte option budget of every outgoing segment.
 //! - [`tcp`]: the per-subflow TCP engine (state machine, RTT/RTO, SACK
 //!   recovery, delayed ACKs, close states); [`cc`]: NewReno and CUBIC.
 //! - `conn`: the MPTCP connection (keys, tokens, DSS mappings, data ACKs,
 //!   reassembly, DATA_FIN, joins, ADD_ADDR, reinjection, fallback,
 //!   MP_FASTCLOSE, MP_TCPRST); [`scheduler`]; [`ring`]: data buffers.
-//! - [`endpoint`]: demultiplexing by 4-tuple and token, listeners, events.
+//! - [`endpoint`]: demultiplexing by 4-tuple and token, listeners (a
+//!   bounded SYN queue, then [`syncookie`]s), events.
 //! - [`mib`]: kernel-style counters; snapshots in [`crate::snapshot`] shape.
 //! - [`sim`]: the simulated network.
 
