@@ -241,6 +241,10 @@ fn syn_flood_leaves_memory_flat_and_a_real_client_is_served() {
     let cookies = count(&mib, "TcpExtSyncookiesSent");
     assert!(cookies >= 25_000, "{mib:?}");
     assert_eq!(count(&mib, "MPTcpExtMPCapableACKRX"), 1, "{mib:?}");
+    // The queue was full when the kernel client came: its connection was
+    // rebuilt from a cookie (its third ACK echoing our derived key).
+    assert_eq!(count(&mib, "TcpExtSyncookiesRecv"), 1, "{mib:?}");
+    assert_eq!(count(&mib, "TcpExtSyncookiesFailed"), 0, "{mib:?}");
     // The SYN queue's bound (Config::syn_backlog) and the real client.
     assert!(count(&mib, "TcpPassiveOpens") <= 257, "{mib:?}");
     eprintln!(
