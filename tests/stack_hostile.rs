@@ -975,3 +975,34 @@ fn zero_window_peer_gets_backed_off_probes() {
     assert!(steps <= 50, "{steps} wake-ups in two minutes");
     assert!(p.c.readable(h) >= 16 << 10);
 }
+
+/// A repeated MP_CAPABLE third ACK gets a DATA_ACK at once (RFC 8684
+/// §3.1), but a peer that repeats it whatever it is told gets at most one
+/// answer per 500 ms: no ACK loop.
+#[test]
+fn repeated_third_acks_are_answered_without_an_ack_loop() {
+    let (mut p, h, _) = established_pair(1, Config::default());
+    let (ck, sk) = keys(&p);
+    let cli = p.c.info(h).unwrap().local;
+    let srv: SocketAddr = "10.0.1.2:80".parse().unwrap();
+    let before = p.log.iter().filter(|(c, _)| !c).count();
+    for _ in 0..1000 {
+        let (seq, ack) = client_seq(&p, cli);
+        let mpc = mptcp_tools::dissect::options::MpCapable {
+            version: 1,
+            flags: mptcp_tools::dissect::options::MpCapable::FLAG_HMAC_SHA,
+            sender_key: Some(ck),
+            receiver_key: Some(sk),
+            ..Default::default()
+        };
+        p.s.handle_packet(
+            p.now,
+            &segment(cli, srv, seq, ack, flags::ACK, &[TcpOption::Mptcp(MptcpOption::MpCapable(mpc))], &[]),
+        );
+        p.flush();
+    }
+    let answers = p.log.iter().filter(|(c, _)| !c).count() - before;
+    assert_eq!(answers, 1, "one DATA_ACK for 1000 repeated third ACKs at one instant");
+    let last = p.log.iter().rev().find(|(c, _)| !c).unwrap();
+    assert!(mptcp_opts(&last.1).iter().any(|o| matches!(o, MptcpOption::Dss(Dss { data_ack: Some(_), .. }))));
+}

@@ -1043,7 +1043,7 @@ impl Connection {
             TcpState::Closed => {}
             _ => {
                 self.on_synchronized(now, i, seg, ctx);
-                self.answer_repeated_mpc_ack(i, seg);
+                self.answer_repeated_mpc_ack(now, i, seg);
             }
         }
         self.after_input(now, ctx);
@@ -1262,8 +1262,9 @@ impl Connection {
     /// from us yet, and the third ACK is reliable until one shows it
     /// arrived (RFC 8684 §3.1). Answer at once with a DATA_ACK (the first
     /// one, in SYN-RECEIVED, needs no answer: data or the client's next
-    /// ACK follows it).
-    fn answer_repeated_mpc_ack(&mut self, i: usize, seg: &Segment<'_>) {
+    /// ACK follows it). At most one answer per [`super::tcp::AckLimiter`]
+    /// interval: a peer that repeats it whatever we say gets no ACK loop.
+    fn answer_repeated_mpc_ack(&mut self, now: Instant, i: usize, seg: &Segment<'_>) {
         if self.role != Role::Server || !self.mp.active() || !seg.payload.is_empty() {
             return;
         }
@@ -1271,7 +1272,7 @@ impl Connection {
         let repeated = seg.opts.mptcp().any(|o| {
             matches!(o, MptcpOption::MpCapable(m) if m.data_len.is_none() && m.receiver_key == Some(self.mp.local_key.0))
         });
-        if repeated && sf.tcb.state.synchronized() {
+        if repeated && sf.tcb.state.synchronized() && sf.tcb.oow.allow(now) {
             sf.tcb.ack_now = true;
         }
     }
