@@ -681,4 +681,81 @@ mod tests {
         }
         assert_eq!(parse(&[0x45], false).unwrap_err(), WireError::Truncated { len: 1, need: 20 });
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Bytes that look enough like a packet to get past the first checks.
+        fn packetish() -> impl Strategy<Value = Vec<u8>> {
+            (
+                prop_oneof![Just(0x45u8), Just(0x46), Just(0x4f), Just(0x60), any::<u8>()],
+                proptest::collection::vec(any::<u8>(), 0..160),
+            )
+                .prop_map(|(v, mut rest)| {
+                    rest.insert(0, v);
+                    if rest.len() > 9 && v >> 4 == 4 {
+                        rest[9] = PROTO_TCP;
+                    }
+                    if rest.len() > 6 && v >> 4 == 6 {
+                        rest[6] = PROTO_TCP;
+                    }
+                    rest
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+            /// Whatever the bytes (headers and a payload apart), the parser
+            /// and the middlebox helpers return, never panic.
+            #[test]
+            fn any_bytes_are_handled(mut p in packetish(), mut extra in proptest::collection::vec(any::<u8>(), 0..40), at in any::<usize>()) {
+                let _ = parse(&p, true);
+                let _ = parse_split(&p, &extra, false);
+                let _ = tcp_payload_len(&p, extra.len());
+                let _ = strip_mptcp_options_parts(&mut p, &extra, true);
+                let _ = corrupt_payload_byte(&mut p, &mut extra, at, true);
+                let _ = corrupt_payload_byte(&mut p, &mut [], at, false);
+            }
+
+            /// Whatever the options and the buffer, emit writes a packet the
+            /// parser takes back, or says why it cannot.
+            #[test]
+            fn emit_never_panics(n_ts in 0usize..5, n_sack in 0usize..5, nops in 0usize..45, buf_len in 0usize..200, plen in 0usize..100, v6 in any::<bool>(), mixed in any::<bool>()) {
+                let mut opts = vec![TcpOption::Nop; nops];
+                opts.extend(std::iter::repeat_n(TcpOption::Timestamps { tsval: 1, tsecr: 2 }, n_ts));
+                if n_sack > 0 {
+                    let blocks: Vec<(u32, u32)> = (0..n_sack as u32).map(|i| (i * 10, i * 10 + 5)).collect();
+                    opts.push(TcpOption::Sack(SackBlocks::new(&blocks)));
+                }
+                let (src, dst) = match (v6, mixed) {
+                    (false, false) => ("10.0.0.1:1", "10.0.0.2:2"),
+                    (true, false) => ("[fd00::1]:1", "[fd00::2]:2"),
+                    (false, true) => ("10.0.0.1:1", "[fd00::2]:2"),
+                    (true, true) => ("[fd00::1]:1", "10.0.0.2:2"),
+                };
+                let repr = SegmentRepr {
+                    src: src.parse().unwrap(),
+                    dst: dst.parse().unwrap(),
+                    seq: SubflowSeq(1),
+                    ack: SubflowSeq(2),
+                    flags: flags::ACK,
+                    window: 3,
+                    options: &opts,
+                };
+                let mut buf = vec![0u8; buf_len];
+                match emit(&repr, plen, &mut buf, true, |p| p.fill(7)) {
+                    Ok(n) => {
+                        let s = parse(&buf[..n], true).unwrap();
+                        prop_assert_eq!(s.payload.len(), plen);
+                    }
+                    Err(EmitError::MixedFamilies { .. }) => prop_assert!(mixed),
+                    Err(EmitError::OptionSpace { len, .. }) => prop_assert!(len > 40),
+                    Err(EmitError::BufferTooSmall { need, have }) => prop_assert!(need > have),
+                    Err(EmitError::TooLong { .. }) => prop_assert!(false, "short payloads fit"),
+                }
+            }
+        }
+    }
 }
