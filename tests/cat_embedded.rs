@@ -695,3 +695,79 @@ fn ncat_session_options_over_the_embedded_stack() {
     let _ = srv.kill();
     let _ = srv.wait();
 }
+
+/// Empty input both ways (RFC 8684 §3.1: the third ACK is reliable): our
+/// client with nothing to send to a kernel server with nothing to send,
+/// and a kernel client with nothing to send to our server. Both end
+/// cleanly, in MPTCP, within a few round trips (no repeated third ACKs
+/// for ever, no timeout).
+#[test]
+fn empty_input_both_ways_ends_quickly() {
+    require_interop(&[]);
+    // Our client, the kernel's server.
+    let e = env("embz");
+    let srv = e.kernel_cat(&["-l", "5000"], Input::Null, None);
+    e.wait_listen(5000);
+    let t0 = Instant::now();
+    let cli = e.ours(&["-v", "--local", OURS, KERNEL_IP, "5000"], Input::Null, None);
+    let co = finish(cli, "our client with empty input", 10);
+    let took = t0.elapsed();
+    let so = finish(srv, "kernel server", 10);
+    let err = ok(&co, "our client");
+    ok(&so, "kernel server");
+    assert!(err.contains("MPTCP established"), "{err}");
+    assert!(err.contains("0 bytes sent, 0 bytes received"), "{err}");
+    assert!(took < Duration::from_secs(3), "our client took {took:?}: {err}");
+    eprintln!("our client, empty input: {took:?}\n{err}");
+    kernel_handshake_ok(&e.ns.mptcp_mib(), true);
+    drop(e);
+    // The kernel's client, our server.
+    let e = env("embz2");
+    let srv = e.ours(&["-v", "-l", "--local", OURS, "5000"], Input::Null, None);
+    e.wait_tun(KERNEL_IP);
+    let t0 = Instant::now();
+    let cli = e.kernel_cat(&[OUR_IP, "5000"], Input::Null, None);
+    let co = finish(cli, "kernel client with empty input", 10);
+    let so = finish(srv, "our server", 10);
+    let took = t0.elapsed();
+    ok(&co, "kernel client");
+    let err = ok(&so, "our server");
+    assert!(err.contains("MPTCP established"), "{err}");
+    assert!(took < Duration::from_secs(3), "took {took:?}: {err}");
+    eprintln!("kernel client, empty input: {took:?}\n{err}");
+    kernel_handshake_ok(&e.ns.mptcp_mib(), false);
+}
+
+/// Our server announces an IPv6 address with a port (ADD_ADDR of 30
+/// bytes: it does not fit beside the 12 bytes of timestamps, so it goes on
+/// an ACK of its own without them, as Linux sends it); the kernel client
+/// takes it (AddAddr, PortAdd), joins that port, and the data arrives.
+/// (This announcement once panicked our stack: exit 101.)
+#[test]
+fn ipv6_add_addr_with_port_to_a_kernel_client() {
+    require_interop(&[]);
+    let e = env("emb6p");
+    let data = pseudo_random_bytes(8 << 20, 93);
+    let (data_f, srv_out) = (e.file("data.bin", &data), e.path("srv.out"));
+    let mut srv = e.ours(
+        &["-v", "-l", "--local", "fd00::2/64", "--local", "fd01::2/64,signal,port=5001", "5000"],
+        Input::Pipe,
+        Some(&srv_out),
+    );
+    e.wait_tun("fd01::1");
+    e.ns.sh("ip mptcp limits set subflows 2 add_addr_accepted 2");
+    let cli = e.kernel_cat(&["-6", "fd00::2", "5000"], Input::File(&data_f), None);
+    wait_size(&srv_out, data.len() as u64, 60);
+    drop(srv.stdin.take());
+    let so = finish(srv, "our server", 30);
+    let co = finish(cli, "kernel client", 30);
+    let err = ok(&so, "our server");
+    ok(&co, "kernel client");
+    assert_eq!(file_sha(&srv_out), sha(&data));
+    let mib = e.ns.mptcp_mib();
+    kernel_handshake_ok(&mib, false);
+    assert_eq!(count(&mib, "MPTcpExtAddAddr"), 1, "the kernel took the announcement: {mib:?}");
+    assert_eq!(count(&mib, "MPTcpExtPortAdd"), 1, "{mib:?}");
+    assert!(count(&mib, "MPTcpExtMPJoinSynAckRx") >= 1, "the kernel joined the announced port: {mib:?}");
+    assert!(err.contains("subflow #1 open: [fd01::2]:5001 -> "), "{err}");
+}

@@ -142,3 +142,25 @@ fn pcap_hmacs_verify_in_mptcp_dump() {
         assert!(!text.contains(bad), "HMAC problem ({bad}):\n{text}");
     }
 }
+
+/// `mptcp-cat --sim < /dev/null`: nothing to send. The client's DATA_FIN
+/// waits for the server to confirm its key, so the client repeats its
+/// MP_CAPABLE third ACK, the server answers it with a DATA_ACK (RFC 8684
+/// §3.1), and both DATA_FINs follow: done in a few round trips, not after
+/// the virtual hour of repeated third ACKs it once took.
+#[test]
+fn empty_input_ends_in_a_few_round_trips() {
+    let (out, stats, r) = sim(&["--path", "rate=50mbit,delay=10ms"], b"");
+    let r = r.unwrap_or_else(|e| panic!("{e}\n{stats}"));
+    assert!(out.is_empty());
+    assert!(r.mptcp, "{stats}");
+    // One path of 10 ms each way: the handshake, the repeated third ACK
+    // and its answer, the two DATA_FINs: about 4 RTTs.
+    let secs: f64 = stats
+        .split_whitespace()
+        .skip_while(|w| *w != "in")
+        .nth(1)
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no duration in {stats}"));
+    assert!(secs < 0.2, "took {secs} s of virtual time:\n{stats}");
+}

@@ -266,3 +266,45 @@ fn zero_window_then_reader_returns() {
     assert_eq!(Sha256::digest(&out), Sha256::digest(&input));
     assert!(sim.hosts[0].mib().by_name("MPTcpExtWinProbe").unwrap() > 0, "{:?}", sim.hosts[0].mib().nonzero());
 }
+
+/// Empty input (the client closes before it has sent a byte) ends cleanly
+/// on both sides, also when the third ACK, its repetition or the answer to
+/// it are lost: the client repeats its MP_CAPABLE ACK on a backed-off
+/// timer until a DATA_ACK shows the server has its key (RFC 8684 §3.1).
+#[test]
+fn empty_input_closes_cleanly_under_loss() {
+    for seed in 0..12 {
+        let p = spec("rate=50mbit,delay=10ms,loss=25%");
+        let mut o = run(SimConfig::new(vec![p], 100 + seed), b"", 600);
+        // The server's own close follows the client's: let it finish.
+        let until = o.sim.now + mptcp_tools::stack::Duration::from_secs(300);
+        o.sim.run_until(until);
+        for h in 0..2 {
+            while let Some(ev) = o.sim.hosts[h].poll_event() {
+                o.events.push((o.sim.now, h, ev));
+            }
+        }
+        for h in 0..2 {
+            let closed = o.events.iter().filter(|e| e.1 == h).find_map(|e| match e.2 {
+                Event::Closed { reason, .. } => Some(reason),
+                _ => None,
+            });
+            assert_eq!(closed, Some(mptcp_tools::stack::CloseReason::Normal), "seed {seed} host {h}");
+        }
+        // Lost SYNs may make the client leave MP_CAPABLE out (as Linux does
+        // after net.mptcp.syn_retrans_before_tcp_fallback), and the server
+        // follows; no other fallback is right here.
+        let fb = |h: usize| {
+            o.events.iter().filter(|e| e.1 == h).find_map(|e| match e.2 {
+                Event::Fallback { reason, .. } => Some(reason),
+                _ => None,
+            })
+        };
+        match (fb(0), fb(1)) {
+            (None, None) => {}
+            (Some(FallbackReason::SynRetransmissions), Some(FallbackReason::NoMpCapableInSyn))
+            | (Some(FallbackReason::SynRetransmissions), Some(FallbackReason::NoMpCapableInAck)) => {}
+            other => panic!("seed {seed}: fallbacks {other:?}"),
+        }
+    }
+}

@@ -191,7 +191,7 @@ fn join_syn(token: u32, nonce: u32, from: SocketAddr) -> Vec<u8> {
         options: &opts,
     };
     let mut b = vec![0u8; 100];
-    let n = wire::emit(&repr, 0, &mut b, true, |_| {});
+    let n = wire::emit(&repr, 0, &mut b, true, |_| {}).unwrap();
     b.truncate(n);
     b
 }
@@ -243,7 +243,7 @@ fn join_with_bad_hmac_is_refused_without_state() {
         options: &opts,
     };
     let mut b = vec![0u8; 100];
-    let n = wire::emit(&repr, 0, &mut b, true, |_| {});
+    let n = wire::emit(&repr, 0, &mut b, true, |_| {}).unwrap();
     p.s.handle_packet(p.now, &b[..n]);
     let out = drain(&mut p.s, p.now);
     let rst = out.iter().map(|o| wire::parse(o, true).unwrap()).find(|s| s.has(flags::RST)).expect("a RST");

@@ -13,6 +13,7 @@ use rand_core::Rng;
 
 use super::buf::Slice;
 use super::mib::{Counter, Mib};
+use super::optlist::OptList;
 use super::ring::{RxRing, TxRing};
 use super::scheduler::{Pick, Scheduler, SubflowView};
 use super::tcp::{TcbParams, TcpState, TxMap, TxSeg};
@@ -121,6 +122,16 @@ pub(crate) fn isn(secret: &[u8; 16], now: Instant, local: SocketAddr, remote: So
     SubflowSeq(f.wrapping_add((now.as_micros() / 4) as u32))
 }
 
+/// How a passive connection starts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Passive {
+    /// From a SYN: our ISN, timestamp offset and key drawn now.
+    Fresh,
+    /// From the ACK of a SYN/ACK sent statelessly (a SYN cookie): ISN,
+    /// timestamp offset and key are those the SYN/ACK carried.
+    Cookie { iss: SubflowSeq, ts_offset: u32, key: Key },
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Role {
     Client,
@@ -164,6 +175,14 @@ struct RxFail {
     retx_at: Option<Instant>,
     tries: u32,
 }
+
+/// Segments [`Connection::poll_transmit`] skips when they cannot be
+/// written before it gives up for this call.
+const MAX_EMIT_FAILURES: usize = 8;
+
+/// Address IDs one REMOVE_ADDR carries: 40 bytes of option space, less
+/// the timestamps (12) and an MP_CAPABLE ACK (20), less its own 3 bytes.
+const REMOVE_ADDR_IDS_PER_ACK: usize = 5;
 
 /// MP_FAIL timer expiries (with exponential backoff from the RTO) before
 /// a receiver that got no infinite mapping gives up and resets.
@@ -261,50 +280,6 @@ impl Subflow {
     }
 }
 
-/// Options of one outgoing segment, within the 40-byte option space.
-#[derive(Clone, Copy)]
-struct OptList {
-    v: [TcpOption; 10],
-    n: usize,
-}
-
-impl OptList {
-    fn new() -> OptList {
-        OptList { v: [TcpOption::Nop; 10], n: 0 }
-    }
-    fn push(&mut self, o: TcpOption) {
-        self.v[self.n] = o;
-        self.n += 1;
-    }
-    fn as_slice(&self) -> &[TcpOption] {
-        &self.v[..self.n]
-    }
-    fn bytes(&self) -> usize {
-        crate::dissect::options::options_len(self.as_slice())
-    }
-    fn timestamps(&mut self, tcb: &Tcb, now: Instant) {
-        if tcb.ts_ok {
-            self.push(TcpOption::Nop);
-            self.push(TcpOption::Nop);
-            self.push(TcpOption::Timestamps { tsval: tcb.tsval(now), tsecr: tcb.ts_recent });
-        }
-    }
-    /// SACK blocks in what room is left (RFC 2018 §3).
-    fn sack(&mut self, tcb: &Tcb) {
-        let used = self.v[..self.n].iter().map(|o| o.buffer_len()).sum::<usize>();
-        let room = 40usize.saturating_sub(used);
-        if room < 2 + 2 + 8 {
-            return;
-        }
-        let max = (room - 4) / 8;
-        if let Some(b) = tcb.sack_blocks(max) {
-            self.push(TcpOption::Nop);
-            self.push(TcpOption::Nop);
-            self.push(TcpOption::Sack(b));
-        }
-    }
-}
-
 /// Where an outgoing segment goes: its headers into `buf`, its payload
 /// copied after them, or, with `by_ref`, handed over in `payload` (a slice
 /// of the send buffer: the zero-copy path).
@@ -313,6 +288,11 @@ pub(crate) struct TxOut<'a> {
     pub by_ref: bool,
     pub payload: Option<Slice>,
 }
+
+/// A segment written into a [`TxOut`]: its length, source and
+/// destination; or why it could not be (then it counts as lost on the
+/// wire, and the timers send it again).
+type Tx = Result<(usize, SocketAddr, SocketAddr), wire::EmitError>;
 
 /// Where the bytes of an outgoing segment come from.
 #[derive(Clone, Copy)]
@@ -348,6 +328,41 @@ impl Mptcp {
     }
 }
 
+/// ADD_ADDR echoes waiting to be sent, at most.
+const MAX_PENDING_ECHOES: usize = 8;
+
+/// Addresses the peer announced that a connection remembers, at most.
+const MAX_REMOTE_ADDRS: usize = 16;
+
+/// Closed subflows kept in a connection's list (for their stats) at most;
+/// older ones are dropped, their counters kept in [`Gone`]: a peer that
+/// opens and closes joins forever cannot grow the list.
+const KEEP_CLOSED_SUBFLOWS: usize = 8;
+
+/// What the subflows dropped from the list carried.
+#[derive(Clone, Copy, Debug, Default)]
+struct Gone {
+    retransmits: u64,
+    bytes_retrans: u64,
+    sent: u64,
+    received: u64,
+    acked: u64,
+    last_send: Instant,
+    last_recv: Instant,
+}
+
+impl Gone {
+    fn add(&mut self, sf: &Subflow) {
+        self.retransmits += sf.tcb.stats.retransmits;
+        self.bytes_retrans += sf.tcb.stats.bytes_retrans;
+        self.sent += sf.data_bytes_sent;
+        self.received += sf.data_bytes_received;
+        self.acked += sf.tcb.stats.bytes_acked;
+        self.last_send = self.last_send.max(sf.tcb.last_send);
+        self.last_recv = self.last_recv.max(sf.tcb.last_recv);
+    }
+}
+
 /// Path-manager state of a connection.
 #[derive(Debug, Default)]
 struct Pm {
@@ -374,6 +389,8 @@ pub(crate) struct Connection {
     pub listener: Option<SocketAddr>,
     pub mp: Mptcp,
     pub subflows: Vec<Subflow>,
+    /// Counters of closed subflows no longer in `subflows`.
+    gone: Gone,
     next_sf_id: u32,
     tx: TxRing,
     pub snd_una: DataSeq,
@@ -487,6 +504,7 @@ impl Connection {
                 dss_seen: false,
             },
             subflows: Vec::new(),
+            gone: Gone::default(),
             next_sf_id: 0,
             tx: TxRing::new(cfg.send_buffer, start),
             snd_una: start,
@@ -567,12 +585,15 @@ impl Connection {
         c
     }
 
-    /// Passive open from a SYN (MP_CAPABLE or plain).
+    /// Passive open from a SYN (MP_CAPABLE or plain): a fresh one, or the
+    /// SYN a cookie stood for (its ACK is handed to [`Connection::on_segment`]
+    /// next).
     pub fn accept(
         handle: ConnHandle,
         now: Instant,
         syn: &Segment<'_>,
         listener: SocketAddr,
+        mode: Passive,
         ctx: &mut Ctx<'_>,
         tokens_in_use: &dyn Fn(u32) -> bool,
     ) -> Connection {
@@ -580,7 +601,13 @@ impl Connection {
             MptcpOption::MpCapable(m) => Some(*m),
             _ => None,
         });
-        let key = new_key(ctx.rng, tokens_in_use);
+        let key = match mode {
+            Passive::Fresh => new_key(ctx.rng, tokens_in_use),
+            Passive::Cookie { key, .. } => {
+                let (t, i) = key.token_idsn(Version::V1);
+                (key, t.0, i.0)
+            }
+        };
         // RFC 8684 §3.1: a v1 SYN carries no key; anything else is not v1.
         let v1 = mpc.is_some_and(|m| m.version == 1 && m.sender_key.is_none());
         let enabled = ctx.cfg.mptcp && v1;
@@ -590,15 +617,24 @@ impl Connection {
             c.mp.fallback = Some(FallbackReason::NoMpCapableInSyn);
         }
         if enabled {
-            ctx.mib.inc(Counter::MpCapableSynRx);
+            if matches!(mode, Passive::Fresh) {
+                // A cookie's SYN was counted when it came.
+                ctx.mib.inc(Counter::MpCapableSynRx);
+            }
             if mpc.is_some_and(|m| m.checksum_required()) {
                 c.mp.csum = true;
             }
         }
-        let iss = ctx.isn(now, syn.dst, syn.src);
-        let ts_off = ctx.rng.next_u32();
-        let tcb =
+        let (iss, ts_off) = match mode {
+            Passive::Fresh => (ctx.isn(now, syn.dst, syn.src), ctx.rng.next_u32()),
+            Passive::Cookie { iss, ts_offset, .. } => (iss, ts_offset),
+        };
+        let mut tcb =
             Tcb::server(syn.dst, syn.src, iss, ts_off, &ctx.tcb_params, ctx.cfg.cc.build(ctx.tcb_params.mss), syn, now);
+        if matches!(mode, Passive::Cookie { .. }) {
+            // The SYN/ACK went out statelessly: nothing to send or time.
+            tcb.syn_due = false;
+        }
         let mut sf = Subflow::new(0, tcb, true);
         sf.mpc = enabled;
         sf.backup_loc = ctx.addrs.iter().any(|a| a.addr == syn.dst.ip() && a.flags.backup);
@@ -609,6 +645,12 @@ impl Connection {
         ctx.tuples.insert((syn.dst, syn.src), (ctx.conn_idx, 0));
         ctx.mib.inc(Counter::TcpPassiveOpens);
         c
+    }
+
+    /// A passive connection whose handshake is not complete: it holds a
+    /// place in the SYN queue, and the application has not seen it.
+    pub fn half_open(&self) -> bool {
+        self.role == Role::Server && !self.connected_reported
     }
 
     fn sf_index(&self, id: u32) -> Option<usize> {
@@ -919,6 +961,13 @@ impl Connection {
             ctx.mib.dec(Counter::MpCurrEstab);
         }
         self.closed = Some(reason);
+        if self.half_open() {
+            // Never handed to the application (it timed out or was reset in
+            // SYN-RECEIVED): nobody will release it, so it is released
+            // here and the endpoint frees it at once.
+            self.released = true;
+            return;
+        }
         ctx.events.push_back(Event::Closed { conn: self.handle, reason });
         if !self.connected_reported && self.role == Role::Client {
             self.connected_reported = true;
@@ -992,7 +1041,10 @@ impl Connection {
             TcpState::SynSent => self.on_syn_sent(now, i, seg, ctx),
             TcpState::SynReceived => self.on_syn_received(now, i, seg, ctx),
             TcpState::Closed => {}
-            _ => self.on_synchronized(now, i, seg, ctx),
+            _ => {
+                self.on_synchronized(now, i, seg, ctx);
+                self.answer_repeated_mpc_ack(now, i, seg);
+            }
         }
         self.after_input(now, ctx);
     }
@@ -1115,7 +1167,6 @@ impl Connection {
                 self.kill_subflow(i, CloseReason::Reset { mptcp_reason: tcprst_reason(seg) }, ctx, false);
                 if initial {
                     self.finish(CloseReason::Reset { mptcp_reason: None }, ctx);
-                    self.released = true;
                 }
             }
             return;
@@ -1206,6 +1257,26 @@ impl Connection {
         self.on_synchronized(now, i, seg, ctx);
     }
 
+    /// Server: a pure ACK with MP_CAPABLE on an established initial
+    /// subflow is the client repeating its third ACK: it has seen no DSS
+    /// from us yet, and the third ACK is reliable until one shows it
+    /// arrived (RFC 8684 §3.1). Answer at once with a DATA_ACK (the first
+    /// one, in SYN-RECEIVED, needs no answer: data or the client's next
+    /// ACK follows it). At most one answer per [`super::tcp::AckLimiter`]
+    /// interval: a peer that repeats it whatever we say gets no ACK loop.
+    fn answer_repeated_mpc_ack(&mut self, now: Instant, i: usize, seg: &Segment<'_>) {
+        if self.role != Role::Server || !self.mp.active() || !seg.payload.is_empty() {
+            return;
+        }
+        let Some(sf) = self.subflows.get_mut(i).filter(|s| s.initial && s.alive()) else { return };
+        let repeated = seg.opts.mptcp().any(|o| {
+            matches!(o, MptcpOption::MpCapable(m) if m.data_len.is_none() && m.receiver_key == Some(self.mp.local_key.0))
+        });
+        if repeated && sf.tcb.state.synchronized() && sf.tcb.oow.allow(now) {
+            sf.tcb.ack_now = true;
+        }
+    }
+
     fn set_remote_key(&mut self, k: Key) {
         let (t, idsn) = k.token_idsn(Version::V1);
         self.mp.remote_key = Some(k);
@@ -1245,13 +1316,15 @@ impl Connection {
     fn on_synchronized(&mut self, now: Instant, i: usize, seg: &Segment<'_>, ctx: &mut Ctx<'_>) {
         self.seg_map = None;
         let wnd = self.rx_window();
-        // RST (RFC 9293 §3.10.7.4 second; RFC 5961 §3: exact match, else challenge ACK).
+        // RST (RFC 9293 §3.10.7.4 second; RFC 5961 §3.2: an exact match
+        // resets, one in the window gets a challenge ACK, rate limited;
+        // one outside it is dropped silently).
         if seg.has(flags::RST) {
             let sf = &mut self.subflows[i];
             if seg.seq == sf.tcb.rcv_nxt || (sf.tcb.state == TcpState::TimeWait) {
                 self.on_rst(i, seg, ctx);
             } else if sf.tcb.acceptable(seg.seq, 0, wnd) {
-                sf.tcb.ack_now = true;
+                challenge_ack(&mut sf.tcb, now, ctx);
             }
             return;
         }
@@ -1267,13 +1340,19 @@ impl Connection {
                 return;
             }
             if !sf.tcb.acceptable(seg.seq, seq_len, wnd) {
-                // RFC 9293: unacceptable, send an ACK (unless RST) and drop.
-                sf.tcb.ack_now = true;
+                // RFC 9293 §3.10.7.4: unacceptable, send an ACK and drop;
+                // rate limited unless it carries data (no ACK loop does).
+                let data = !seg.payload.is_empty() && !seg.has(flags::SYN);
+                if data || sf.tcb.oow.allow(now) {
+                    sf.tcb.ack_now = true;
+                } else {
+                    ctx.mib.inc(Counter::TcpAckSkippedSeq);
+                }
                 return;
             }
             if seg.has(flags::SYN) {
                 // RFC 5961 §4: challenge ACK.
-                sf.tcb.ack_now = true;
+                challenge_ack(&mut sf.tcb, now, ctx);
                 return;
             }
             if !seg.has(flags::ACK) {
@@ -1487,6 +1566,11 @@ impl Connection {
                 ctx.mib.inc(Counter::MpCurrEstab);
                 ctx.events.push_back(Event::FullyEstablished(self.handle));
                 self.pm_start(now, ctx);
+                // A DATA_FIN held back while the third ACK was being
+                // repeated goes now (RFC 8684 §3.3.3).
+                if self.app_closed && !self.dfin_acked {
+                    self.dfin_due = true;
+                }
             }
         } else if self.subflows[i].initial
             && !self.mp.dss_seen
@@ -1551,8 +1635,14 @@ impl Connection {
         if m.data_len == 0 {
             // RFC 8684 §3.7: an infinite mapping (with a DATA_FIN too: the
             // DATA_FIN is counted in the length, so it cannot be 0 otherwise,
-            // and the kernel also takes length 0 as infinite).
+            // and the kernel also takes length 0 as infinite). Only the
+            // one subflow left may fall back; on any other it is a
+            // protocol error.
             ctx.mib.inc(Counter::InfiniteMapRx);
+            if !self.infinite_fallback_ok(i) {
+                self.mapping_error(i, ctx);
+                return;
+            }
             self.fallback(FallbackReason::InfiniteMapping, ctx);
             // Plain TCP from the mapping's subflow sequence number at its DSN
             // (unless that leaves a hole: then from where we stand, as Linux).
@@ -1576,16 +1666,14 @@ impl Connection {
         }
         self.seg_map = Some(map);
         let sf = &mut self.subflows[i];
-        if let Some(existing) = sf.rx_maps.iter().find(|e| e.ssn == ssn) {
-            if existing.dsn != dsn || existing.len != len {
-                ctx.mib.inc(Counter::DssNotMatching);
-                self.abort_subflow(
-                    i,
-                    rst_reason::MPTCP_ERROR,
-                    CloseReason::LocalReset { mptcp_reason: rst_reason::MPTCP_ERROR },
-                    ctx,
-                );
-            }
+        // A mapping may repeat one already known, or a part of one, never
+        // contradict it (RFC 8684 §3.3.1: a byte has one DSN).
+        if sf.rx_maps.iter().any(|e| map_conflict(e, &map)) {
+            ctx.mib.inc(Counter::DssNotMatching);
+            self.mapping_error(i, ctx);
+            return;
+        }
+        if sf.rx_maps.iter().any(|e| e.ssn == ssn) {
             return;
         }
         if (ssn + len) <= sf.tcb.rcv_nxt && len > 0 {
@@ -1612,6 +1700,25 @@ impl Connection {
         if len == 0 && data_fin {
             self.on_peer_data_fin(dsn, ctx);
         }
+    }
+
+    /// A DSS mapping that cannot be right on subflow `i` (RFC 8684 §3.3.1):
+    /// one contradicting another, an infinite one beside other subflows,
+    /// data no mapping covers. As Linux does: the initial subflow, when it
+    /// is the only one, falls back to TCP (RFC 8684 §3.7); any other is
+    /// reset with MP_TCPRST "MPTCP-specific error", and the connection
+    /// ends with its last subflow. Returns whether the subflow goes on.
+    fn mapping_error(&mut self, i: usize, ctx: &mut Ctx<'_>) -> bool {
+        if self.infinite_fallback_ok(i) {
+            self.fallback(FallbackReason::BadMapping, ctx);
+            return true;
+        }
+        let reason = CloseReason::LocalReset { mptcp_reason: rst_reason::MPTCP_ERROR };
+        self.abort_subflow(i, rst_reason::MPTCP_ERROR, reason, ctx);
+        if !self.subflows.iter().any(|s| s.alive()) {
+            self.finish(reason, ctx);
+        }
+        false
     }
 
     fn on_peer_data_fin(&mut self, dsn: DataSeq, ctx: &mut Ctx<'_>) {
@@ -1659,6 +1766,7 @@ impl Connection {
         let start = seg.seq + off;
         let data = &seg.payload[off..off + len];
         let mut taken = 0usize;
+        let mut unmapped = false;
         if self.rx_fail.is_some() {
             // MP_FAIL sent, no infinite mapping yet: in-order data was sent
             // before the peer rewound; acknowledge and drop it (RFC 8684 §3.7).
@@ -1681,6 +1789,7 @@ impl Connection {
                 let Some(m) = self.seg_map.filter(covers).or_else(|| sf.rx_maps.iter().find(|m| covers(m)).copied())
                 else {
                     ctx.mib.inc(Counter::DssNoMatchTcp);
+                    unmapped = true;
                     break;
                 };
                 let piece_end = end.min(m.ssn + m.len);
@@ -1690,6 +1799,11 @@ impl Connection {
                 let w = self.rx.write_from(dsn, d, seg.shared.map(|s| (s, off + (pos - start))));
                 if w.duplicate > 0 {
                     ctx.mib.add(Counter::DuplicateData, 1);
+                }
+                if dsn + d.len() as u64 > self.rx.read + self.rx.capacity() as u64 {
+                    // Past the window we advertised (RFC 8684 §3.3.4): not
+                    // kept, not acknowledged.
+                    ctx.mib.inc(Counter::NoDssInWindow);
                 }
                 if w.ooo {
                     ctx.mib.inc(Counter::OfoQueue);
@@ -1733,6 +1847,13 @@ impl Connection {
             ctx.events.push_back(Event::Readable(self.handle));
         }
         self.check_peer_fin(ctx);
+        if unmapped {
+            // Data no mapping covers: every segment of a mapping carries
+            // it (as Linux and we send them), so the peer lies about its
+            // lengths (Linux: MPTcpExtDSSNoMatchTCP, a mapping error).
+            self.mapping_error(i, ctx);
+            return false;
+        }
         let _ = now;
         taken == seg.payload.len() - off
     }
@@ -1789,6 +1910,26 @@ impl Connection {
     fn after_input(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
         self.release_tx(ctx);
         self.check_close(now, ctx);
+        self.prune_subflows();
+    }
+
+    /// Drop the oldest closed joins beyond [`KEEP_CLOSED_SUBFLOWS`] (the
+    /// initial subflow stays: it is the fallback's and the snapshot's).
+    fn prune_subflows(&mut self) {
+        let dead = |s: &Subflow| !s.initial && s.down.is_some() && s.tcb.state == TcpState::Closed;
+        let mut excess = self.subflows.iter().filter(|s| dead(s)).count().saturating_sub(KEEP_CLOSED_SUBFLOWS);
+        if excess == 0 {
+            return;
+        }
+        let gone = &mut self.gone;
+        self.subflows.retain(|s| {
+            if excess > 0 && dead(s) {
+                excess -= 1;
+                gone.add(s);
+                return false;
+            }
+            true
+        });
     }
 
     /// Free send-ring space no subflow needs (RFC 8684 §3.3.2: data may be
@@ -2037,14 +2178,30 @@ impl Connection {
         if a.port.is_some() {
             ctx.mib.inc(Counter::PortAdd);
         }
-        // RFC 8684 §3.4.1: echo it.
-        self.pm.echo.push_back(AddAddr { echo: true, hmac: None, ..a });
+        // RFC 8684 §3.4.1: echo it; one echo queued per announcement, and
+        // a few at most (the peer repeats what is not echoed).
+        let echo = AddAddr { echo: true, hmac: None, ..a };
+        if !self.pm.echo.contains(&echo) {
+            if self.pm.echo.len() < MAX_PENDING_ECHOES {
+                self.pm.echo.push_back(echo);
+            } else {
+                ctx.mib.inc(Counter::EchoAddTxDrop);
+            }
+        }
         let port = a.port.unwrap_or(self.remote.port());
         let addr = SocketAddr::new(a.addr, port);
-        if self.pm.remote_addrs.iter().any(|(id, x)| *id == a.addr_id && *x == addr) {
-            return;
+        // An address ID names one address (RFC 8684 §3.4.1): a new one for
+        // a known ID replaces it; a list of a few at most is kept.
+        let known = self.pm.remote_addrs.len();
+        match self.pm.remote_addrs.iter_mut().find(|(id, _)| *id == a.addr_id) {
+            Some((_, x)) if *x == addr => return,
+            Some((_, x)) => *x = addr,
+            None if known >= MAX_REMOTE_ADDRS => {
+                ctx.mib.inc(Counter::AddAddrDrop);
+                return;
+            }
+            None => self.pm.remote_addrs.push((a.addr_id, addr)),
         }
-        self.pm.remote_addrs.push((a.addr_id, addr));
         ctx.events.push_back(Event::AddressAnnounced { conn: self.handle, addr_id: a.addr_id, addr });
         if self.role == Role::Client
             && self.pm.add_addr_accepted < self.limits.add_addr_accepted
@@ -2275,6 +2432,19 @@ impl Connection {
         out: &mut TxOut<'_>,
         ctx: &mut Ctx<'_>,
     ) -> Option<(usize, SocketAddr, SocketAddr)> {
+        // A segment that could not be written (a buffer too short for it)
+        // counts as lost on the wire, its state moved on as if sent: try
+        // the next one, a bounded number of times.
+        for _ in 0..MAX_EMIT_FAILURES {
+            match self.poll_one(now, out, ctx)? {
+                Ok(t) => return Some(t),
+                Err(_) => ctx.mib.inc(Counter::EmitErrors),
+            }
+        }
+        None
+    }
+
+    fn poll_one(&mut self, now: Instant, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Option<Tx> {
         if self.subflows.is_empty() {
             return None;
         }
@@ -2333,13 +2503,7 @@ impl Connection {
         }
     }
 
-    fn poll_control(
-        &mut self,
-        now: Instant,
-        j: usize,
-        out: &mut TxOut<'_>,
-        ctx: &mut Ctx<'_>,
-    ) -> Option<(usize, SocketAddr, SocketAddr)> {
+    fn poll_control(&mut self, now: Instant, j: usize, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Option<Tx> {
         let sf = &self.subflows[j];
         if sf.down.is_some() {
             return None;
@@ -2352,14 +2516,14 @@ impl Connection {
             && js.ack_due
             && js.ack_pending
         {
-            return Some(self.emit_join_ack(now, j, out));
+            return Some(self.emit_join_ack(now, j, out, ctx));
         }
         if !tcb.state.synchronized() {
             return None;
         }
         if sf.hs_ack_due {
             self.subflows[j].hs_ack_due = false;
-            return Some(self.emit_ack(now, j, out, None, false));
+            return Some(self.emit_ack(now, j, out, None, false, ctx));
         }
         // MP_FAIL (RFC 8684 §3.7), ours or the echo of the peer's, before any
         // data (the infinite mapping follows it), on an ACK with a DSS even
@@ -2372,13 +2536,12 @@ impl Connection {
                 let rto = self.subflows[j].tcb.rtt.rto();
                 f.retx_at = Some(now + rto * (1u64 << f.tries.min(6)));
             }
-            ctx.mib.inc(Counter::MpFailTx);
-            return Some(self.emit_options(
-                now,
-                j,
-                out,
-                &[MptcpOption::Dss(self.dss_ack()), MptcpOption::MpFail(MpFail { dsn })],
-            ));
+            // 12 + 12 bytes: always fits beside the timestamps.
+            let opts = [MptcpOption::Dss(self.dss_ack()), MptcpOption::MpFail(MpFail { dsn })];
+            if let Some(t) = self.emit_options(now, j, out, &opts, ctx) {
+                ctx.mib.inc(Counter::MpFailTx);
+                return Some(t);
+            }
         }
         let tcb = &self.subflows[j].tcb;
         if let Some(idx) = tcb.next_retransmit() {
@@ -2388,7 +2551,7 @@ impl Connection {
             // Plain TCP: the FIN waits for the data.
             let data_pending = !self.mp.active() && (self.snd_nxt < self.tx.tail);
             if !data_pending && tcb.lost_bytes() == 0 {
-                return Some(self.emit_fin(now, j, out));
+                return Some(self.emit_fin(now, j, out, ctx));
             }
         }
         None
@@ -2443,12 +2606,7 @@ impl Connection {
         }
     }
 
-    fn poll_data(
-        &mut self,
-        now: Instant,
-        out: &mut TxOut<'_>,
-        ctx: &mut Ctx<'_>,
-    ) -> Option<(usize, SocketAddr, SocketAddr)> {
+    fn poll_data(&mut self, now: Instant, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Option<Tx> {
         if self.closed.is_some() || self.subflows.is_empty() {
             return None;
         }
@@ -2564,12 +2722,7 @@ impl Connection {
 
     /// Client before the peer confirmed our key: only the first mapping,
     /// in the MP_CAPABLE data form (RFC 8684 §3.1).
-    fn poll_mpc_data(
-        &mut self,
-        now: Instant,
-        out: &mut TxOut<'_>,
-        ctx: &mut Ctx<'_>,
-    ) -> Option<(usize, SocketAddr, SocketAddr)> {
+    fn poll_mpc_data(&mut self, now: Instant, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Option<Tx> {
         let j = 0;
         if !self.views.first().is_some_and(|v| v.usable) {
             return None;
@@ -2598,13 +2751,7 @@ impl Connection {
         Some(self.emit_new(now, j, s + off as u64, want, Some(map), out, ctx, false))
     }
 
-    fn poll_ack(
-        &mut self,
-        now: Instant,
-        j: usize,
-        out: &mut TxOut<'_>,
-        ctx: &mut Ctx<'_>,
-    ) -> Option<(usize, SocketAddr, SocketAddr)> {
+    fn poll_ack(&mut self, now: Instant, j: usize, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Option<Tx> {
         let sf = &self.subflows[j];
         if sf.down.is_some() || !sf.tcb.state.synchronized() {
             return None;
@@ -2622,7 +2769,7 @@ impl Connection {
             o.timestamps(&self.subflows[j].tcb, now);
             o.push(TcpOption::Mptcp(opt));
             let seq = self.subflows[j].tcb.seq_for_ack();
-            return Some(self.write(now, j, out, seq, flags::ACK, &o, Payload::None));
+            return Some(self.write(now, j, out, seq, flags::ACK, &o, Payload::None, ctx));
         }
         let mptcp = self.mp.active();
         // MP_PRIO on this subflow.
@@ -2631,7 +2778,7 @@ impl Connection {
             self.subflows[j].pending_prio = None;
             ctx.mib.inc(Counter::MpPrioTx);
             let opt = MptcpOption::MpPrio(MpPrio { backup: b, addr_id: None });
-            return Some(self.emit_ack(now, j, out, Some(opt), false));
+            return Some(self.emit_ack(now, j, out, Some(opt), false, ctx));
         }
         let signal_here = mptcp && sf.ready && self.subflows.iter().position(|s| s.ready && s.alive()) == Some(j);
         if signal_here {
@@ -2640,14 +2787,23 @@ impl Connection {
                 && self.snd_nxt == self.tx.tail
                 && (self.dfin_due || self.dfin_rto_at.is_none())
             {
+                // Before the peer confirmed our key (client, no DSS seen),
+                // `emit_ack` repeats the MP_CAPABLE third ACK instead, on
+                // this same backed-off timer, until the server's DATA_ACK
+                // shows it arrived (RFC 8684 §3.1); the DATA_FIN follows.
                 self.dfin_due = false;
                 let rto = self.subflows[j].tcb.rtt.rto();
                 self.dfin_rto_at = Some(now + rto * (1u64 << self.dfin_tries.min(6)));
-                return Some(self.emit_ack(now, j, out, None, true));
+                return Some(self.emit_ack(now, j, out, None, true, ctx));
             }
             if let Some(e) = self.pm.echo.pop_front() {
-                ctx.mib.inc(Counter::EchoAddTx);
-                return Some(self.emit_options(now, j, out, &[MptcpOption::AddAddr(e)]));
+                match self.emit_options(now, j, out, &[MptcpOption::AddAddr(e)], ctx) {
+                    Some(t) => {
+                        ctx.mib.inc(Counter::EchoAddTx);
+                        return Some(t);
+                    }
+                    None => ctx.mib.inc(Counter::EchoAddTxDrop),
+                }
             }
             if let Some(k) = self.pm.announce.iter().position(|(_, at, _)| at.is_some_and(|t| t <= now)) {
                 let timeout = self.add_addr_timeout;
@@ -2655,20 +2811,29 @@ impl Connection {
                 let a = *a;
                 *tries += 1;
                 *at = if *tries < 4 { Some(now + timeout) } else { None };
-                self.pm.signals_sent = self.pm.signals_sent.saturating_add(1);
-                ctx.mib.inc(Counter::AddAddrTx);
-                return Some(self.emit_options(now, j, out, &[MptcpOption::AddAddr(a)]));
+                match self.emit_options(now, j, out, &[MptcpOption::AddAddr(a)], ctx) {
+                    Some(t) => {
+                        self.pm.signals_sent = self.pm.signals_sent.saturating_add(1);
+                        ctx.mib.inc(Counter::AddAddrTx);
+                        return Some(t);
+                    }
+                    None => ctx.mib.inc(Counter::AddAddrTxDrop),
+                }
             }
             if !self.pm.remove.is_empty() {
-                let ids: Vec<u8> = std::mem::take(&mut self.pm.remove);
+                // As many IDs as fit beside the timestamps and the largest
+                // other option of a pure ACK (the 20-byte MP_CAPABLE ACK);
+                // the rest go on the next ACK.
+                let k = self.pm.remove.len().min(REMOVE_ADDR_IDS_PER_ACK);
+                let ids: Vec<u8> = self.pm.remove.drain(..k).collect();
                 ctx.mib.inc(Counter::RmAddrTx);
                 let opt = MptcpOption::RemoveAddr(RemoveAddr { addr_ids: RawBytes::new(&ids) });
-                return Some(self.emit_ack(now, j, out, Some(opt), false));
+                return Some(self.emit_ack(now, j, out, Some(opt), false, ctx));
             }
         }
         let sf = &self.subflows[j];
         if sf.tcb.ack_now {
-            return Some(self.emit_ack(now, j, out, None, false));
+            return Some(self.emit_ack(now, j, out, None, false, ctx));
         }
         None
     }
@@ -2696,7 +2861,8 @@ impl Connection {
         fl: u8,
         opts: &OptList,
         payload: Payload,
-    ) -> (usize, SocketAddr, SocketAddr) {
+        ctx: &mut Ctx<'_>,
+    ) -> Tx {
         let syn = fl & flags::SYN != 0;
         let window = self.window_field(&self.subflows[j].tcb, syn);
         let Connection { subflows, tx, .. } = self;
@@ -2733,7 +2899,9 @@ impl Connection {
                     Slice::copy_from(&vec![0; len])
                 };
                 let h = wire::emit_parts(&repr, &data, out.buf, checksum);
-                out.payload = Some(data);
+                if h.is_ok() {
+                    out.payload = Some(data);
+                }
                 h
             }
             _ => wire::emit(&repr, plen, out.buf, checksum, |p| {
@@ -2753,6 +2921,9 @@ impl Connection {
                 }
             }),
         };
+        if opts.refused() > 0 {
+            ctx.mib.add(Counter::OptionSpaceDrop, u64::from(opts.refused()));
+        }
         sf.tcb.stats.segs_out += 1;
         if fl & flags::ACK != 0 {
             let right = sf.tcb.rcv_nxt + ((window as u32) << if syn { 0 } else { sf.tcb.rcv_wscale });
@@ -2763,31 +2934,19 @@ impl Connection {
             }
         }
         let sf = &self.subflows[j];
-        (n, sf.tcb.local, sf.tcb.remote)
+        n.map(|n| (n, sf.tcb.local, sf.tcb.remote))
     }
 
-    fn emit_syn(
-        &mut self,
-        now: Instant,
-        j: usize,
-        out: &mut TxOut<'_>,
-        _ctx: &mut Ctx<'_>,
-    ) -> (usize, SocketAddr, SocketAddr) {
+    fn emit_syn(&mut self, now: Instant, j: usize, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Tx {
         let sf = &self.subflows[j];
         let tcb = &sf.tcb;
         let server = tcb.state == TcpState::SynReceived;
-        let mut o = OptList::new();
-        o.push(TcpOption::Mss(self.mss_local.min(65535) as u16));
-        if tcb.sack_ok {
-            o.push(TcpOption::SackPermitted);
-        }
-        if tcb.ts_ok {
-            o.push(TcpOption::Timestamps { tsval: tcb.tsval(now), tsecr: if server { tcb.ts_recent } else { 0 } });
-        }
-        if !server || tcb.wscale_ok {
-            o.push(TcpOption::Nop);
-            o.push(TcpOption::WindowScale(tcb.rcv_wscale));
-        }
+        let mut o = syn_options(
+            self.mss_local,
+            tcb.sack_ok,
+            tcb.ts_ok.then(|| (tcb.tsval(now), if server { tcb.ts_recent } else { 0 })),
+            (!server || tcb.wscale_ok).then_some(tcb.rcv_wscale),
+        );
         let csum_flag = if self.mp.csum { MpCapable::FLAG_CHECKSUM } else { 0 };
         if sf.initial {
             if self.mp.active() && (server || !self.mp.syn_mpc_dropped) {
@@ -2820,7 +2979,7 @@ impl Connection {
         }
         let fl = if server { flags::SYN | flags::ACK } else { flags::SYN };
         let seq = tcb.iss;
-        let t = self.write(now, j, out, seq, fl, &o, Payload::None);
+        let t = self.write(now, j, out, seq, fl, &o, Payload::None, ctx);
         let tcb = &mut self.subflows[j].tcb;
         tcb.syn_due = false;
         if tcb.syn_sent_at.is_none() || tcb.syn_retries > 0 {
@@ -2832,7 +2991,7 @@ impl Connection {
         t
     }
 
-    fn emit_join_ack(&mut self, now: Instant, j: usize, out: &mut TxOut<'_>) -> (usize, SocketAddr, SocketAddr) {
+    fn emit_join_ack(&mut self, now: Instant, j: usize, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Tx {
         let sf = &self.subflows[j];
         let js = sf.join.expect("join state");
         let rk = self.mp.remote_key.unwrap_or_default();
@@ -2841,7 +3000,7 @@ impl Connection {
         o.timestamps(&sf.tcb, now);
         o.push(TcpOption::Mptcp(MptcpOption::MpJoin(MpJoin::Ack { hmac })));
         let seq = sf.tcb.snd_nxt;
-        let t = self.write(now, j, out, seq, flags::ACK, &o, Payload::None);
+        let t = self.write(now, j, out, seq, flags::ACK, &o, Payload::None, ctx);
         let sf = &mut self.subflows[j];
         if let Some(js) = sf.join.as_mut() {
             js.ack_due = false;
@@ -2889,7 +3048,7 @@ impl Connection {
         out: &mut TxOut<'_>,
         ctx: &mut Ctx<'_>,
         reinjection: bool,
-    ) -> (usize, SocketAddr, SocketAddr) {
+    ) -> Tx {
         let seq = self.subflows[j].tcb.snd_nxt;
         let mptcp = self.mp.active();
         let mut map = map.or_else(|| {
@@ -2921,7 +3080,7 @@ impl Connection {
         }
         debug_assert!(o.bytes() <= 40);
         let fl = flags::ACK | if dsn + len as u64 == self.tx.tail { flags::PSH } else { 0 };
-        let t = self.write(now, j, out, seq, fl, &o, Payload::Data(dsn, len));
+        let t = self.write(now, j, out, seq, fl, &o, Payload::Data(dsn, len), ctx);
         let sf = &mut self.subflows[j];
         sf.tcb.on_sent_new(now, TxSeg::new(seq, len as u32, dsn, map, now));
         sf.data_bytes_sent += len as u64;
@@ -2933,14 +3092,7 @@ impl Connection {
         t
     }
 
-    fn emit_retransmit(
-        &mut self,
-        now: Instant,
-        j: usize,
-        idx: usize,
-        out: &mut TxOut<'_>,
-        ctx: &mut Ctx<'_>,
-    ) -> (usize, SocketAddr, SocketAddr) {
+    fn emit_retransmit(&mut self, now: Instant, j: usize, idx: usize, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Tx {
         let seg = self.subflows[j].tcb.txq[idx];
         let mut o = OptList::new();
         o.timestamps(&self.subflows[j].tcb, now);
@@ -2950,7 +3102,7 @@ impl Connection {
             // The infinite mapping goes again with its data.
             o.push(TcpOption::Mptcp(self.data_option(m, false)));
         }
-        let t = self.write(now, j, out, seg.seq, flags::ACK, &o, Payload::Data(seg.dsn, seg.len as usize));
+        let t = self.write(now, j, out, seg.seq, flags::ACK, &o, Payload::Data(seg.dsn, seg.len as usize), ctx);
         self.subflows[j].tcb.on_retransmitted(now, idx);
         self.retransmits += 1;
         self.bytes_retrans += seg.len as u64;
@@ -2961,7 +3113,7 @@ impl Connection {
         t
     }
 
-    fn emit_fin(&mut self, now: Instant, j: usize, out: &mut TxOut<'_>) -> (usize, SocketAddr, SocketAddr) {
+    fn emit_fin(&mut self, now: Instant, j: usize, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Tx {
         let mut o = OptList::new();
         o.timestamps(&self.subflows[j].tcb, now);
         if self.mp.active() {
@@ -2969,7 +3121,7 @@ impl Connection {
         }
         let tcb = &self.subflows[j].tcb;
         let seq = tcb.fin_seq.unwrap_or(tcb.snd_nxt);
-        let t = self.write(now, j, out, seq, flags::FIN | flags::ACK, &o, Payload::None);
+        let t = self.write(now, j, out, seq, flags::FIN | flags::ACK, &o, Payload::None, ctx);
         self.subflows[j].tcb.on_fin_sent(now);
         t
     }
@@ -2983,7 +3135,8 @@ impl Connection {
         out: &mut TxOut<'_>,
         extra: Option<MptcpOption>,
         data_fin: bool,
-    ) -> (usize, SocketAddr, SocketAddr) {
+        ctx: &mut Ctx<'_>,
+    ) -> Tx {
         let sf = &self.subflows[j];
         let mut o = OptList::new();
         o.timestamps(&sf.tcb, now);
@@ -3023,26 +3176,41 @@ impl Connection {
         } else {
             tcb.seq_for_ack()
         };
-        self.write(now, j, out, seq, flags::ACK, &o, Payload::None)
+        self.write(now, j, out, seq, flags::ACK, &o, Payload::None, ctx)
     }
 
     /// A pure ACK carrying `opts` after the timestamps: ADD_ADDR (and its
     /// echo) on an ACK of its own as Linux sends them, or MP_FAIL with a DSS
-    /// DATA_ACK (RFC 8684 §3.7).
+    /// DATA_ACK (RFC 8684 §3.7). When they do not fit beside the timestamps
+    /// (an IPv6 ADD_ADDR with a port is 30 bytes, the timestamps 12), the
+    /// ACK goes without them, the options alone, as Linux sends that
+    /// ADD_ADDR. None when they do not fit at all: nothing is sent.
     fn emit_options(
         &mut self,
         now: Instant,
         j: usize,
         out: &mut TxOut<'_>,
         opts: &[MptcpOption],
-    ) -> (usize, SocketAddr, SocketAddr) {
+        ctx: &mut Ctx<'_>,
+    ) -> Option<Tx> {
+        let mut list = [TcpOption::Nop; 4];
+        if opts.len() > list.len() {
+            return None;
+        }
+        for (d, o) in list.iter_mut().zip(opts) {
+            *d = TcpOption::Mptcp(*o);
+        }
+        let list = &list[..opts.len()];
         let mut o = OptList::new();
         o.timestamps(&self.subflows[j].tcb, now);
-        for opt in opts {
-            o.push(TcpOption::Mptcp(*opt));
+        if !o.push_all(list) {
+            o = OptList::new();
+            if !o.push_all(list) {
+                return None;
+            }
         }
         let seq = self.subflows[j].tcb.seq_for_ack();
-        self.write(now, j, out, seq, flags::ACK, &o, Payload::None)
+        Some(self.write(now, j, out, seq, flags::ACK, &o, Payload::None, ctx))
     }
 
     // ------------------------------------------------------------------
@@ -3139,13 +3307,14 @@ impl Connection {
     }
 
     pub fn snapshot(&self, now: Instant) -> ConnSnapshot {
-        let mut retrans = 0;
-        let mut bytes_retrans = 0;
-        let mut sent = 0;
-        let mut recv = 0;
-        let mut acked = 0;
-        let mut last_send = Instant::ZERO;
-        let mut last_recv = Instant::ZERO;
+        let g = self.gone;
+        let mut retrans = g.retransmits;
+        let mut bytes_retrans = g.bytes_retrans;
+        let mut sent = g.sent;
+        let mut recv = g.received;
+        let mut acked = g.acked;
+        let mut last_send = g.last_send;
+        let mut last_recv = g.last_recv;
         for sf in &self.subflows {
             retrans += sf.tcb.stats.retransmits;
             bytes_retrans += sf.tcb.stats.bytes_retrans;
@@ -3241,6 +3410,31 @@ impl Connection {
     }
 }
 
+/// A challenge ACK (RFC 5961 §3.2, §4), at most one per
+/// [`super::tcp::AckLimiter::INTERVAL`] (§7).
+fn challenge_ack(tcb: &mut Tcb, now: Instant, ctx: &mut Ctx<'_>) {
+    if tcb.oow.allow(now) {
+        tcb.ack_now = true;
+        ctx.mib.inc(Counter::TcpChallengeAck);
+    } else {
+        ctx.mib.inc(Counter::TcpAckSkippedChallenge);
+    }
+}
+
+/// Whether two receive mappings give one subflow byte two DSNs, or give
+/// one start two lengths.
+fn map_conflict(a: &RxMap, b: &RxMap) -> bool {
+    let (a_end, b_end) = (a.ssn + a.len, b.ssn + b.len);
+    if a.ssn == b.ssn {
+        return a.dsn != b.dsn || a.len != b.len;
+    }
+    if a_end <= b.ssn || b_end <= a.ssn {
+        return false;
+    }
+    let (first, second) = if a.ssn < b.ssn { (a, b) } else { (b, a) };
+    first.dsn + (second.ssn - first.ssn) as u64 != second.dsn
+}
+
 fn tcprst_reason(seg: &Segment<'_>) -> Option<u8> {
     seg.opts.mptcp().find_map(|o| match o {
         MptcpOption::MpTcpRst(r) => Some(r.reason),
@@ -3254,7 +3448,65 @@ pub(crate) fn fmt_addr(a: SocketAddr) -> String {
 }
 
 /// Write a RST (RFC 9293 §3.10.7.1) with optional MP_TCPRST / MP_FASTCLOSE.
-pub(crate) fn emit_rst(r: &RstOut, buf: &mut [u8], checksum: bool) -> usize {
+/// The TCP options of a SYN or SYN/ACK, in Linux's order: MSS, SACK
+/// permitted, timestamps (TSval, TSecr), window scale (RFC 9293 §3.7.1,
+/// RFC 2018 §2, RFC 7323 §2.2, §3.2). The MPTCP option follows.
+pub(crate) fn syn_options(mss: usize, sack: bool, ts: Option<(u32, u32)>, wscale: Option<u8>) -> OptList {
+    let mut o = OptList::new();
+    o.push(TcpOption::Mss(mss.min(65535) as u16));
+    if sack {
+        o.push(TcpOption::SackPermitted);
+    }
+    if let Some((tsval, tsecr)) = ts {
+        o.push(TcpOption::Timestamps { tsval, tsecr });
+    }
+    if let Some(w) = wscale {
+        o.push_all(&[TcpOption::Nop, TcpOption::WindowScale(w)]);
+    }
+    o
+}
+
+/// A SYN/ACK answered statelessly, its ISN a SYN cookie (RFC 4987 §3.6).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CookieSynAck {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub iss: SubflowSeq,
+    pub ack: SubflowSeq,
+    pub window: u16,
+    pub mss: usize,
+    pub sack: bool,
+    pub ts: Option<(u32, u32)>,
+    pub wscale: Option<u8>,
+    /// MP_CAPABLE with our key (RFC 8684 §3.1), and the checksum flag.
+    pub mpc: Option<(Key, bool)>,
+}
+
+pub(crate) fn emit_cookie_synack(c: &CookieSynAck, buf: &mut [u8], checksum: bool) -> Result<usize, wire::EmitError> {
+    let mut o = syn_options(c.mss, c.sack, c.ts, c.wscale);
+    if let Some((key, csum)) = c.mpc {
+        let m = MpCapable {
+            version: 1,
+            flags: if csum { MpCapable::FLAG_CHECKSUM } else { 0 } | MpCapable::FLAG_HMAC_SHA,
+            sender_key: Some(key.0),
+            ..Default::default()
+        };
+        o.push(TcpOption::Mptcp(MptcpOption::MpCapable(m)));
+    }
+    let repr = SegmentRepr {
+        src: c.src,
+        dst: c.dst,
+        seq: c.iss,
+        ack: c.ack,
+        flags: flags::SYN | flags::ACK,
+        window: c.window,
+        options: o.as_slice(),
+    };
+    wire::emit(&repr, 0, buf, checksum, |_| {})
+}
+
+/// MP_FAIL, MP_TCPRST and MP_FASTCLOSE together take 28 of the 40 bytes.
+pub(crate) fn emit_rst(r: &RstOut, buf: &mut [u8], checksum: bool) -> Result<usize, wire::EmitError> {
     let mut o = OptList::new();
     if let Some(dsn) = r.mp_fail {
         o.push(TcpOption::Mptcp(MptcpOption::MpFail(MpFail { dsn })));

@@ -9,18 +9,27 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
 use super::buf::Slice;
-use super::conn::{Connection, Ctx, LocalAddr, RstOut, TxOut, emit_rst, rst_reason};
+use super::conn::{
+    Connection, CookieSynAck, Ctx, LocalAddr, Passive, RstOut, TxOut, emit_cookie_synack, emit_rst, rst_reason,
+};
 use super::mib::{Counter, Mib};
+use super::syncookie::{CookieJar, SynParams};
 use super::tcp::TcbParams;
 use super::time::Instant;
-use super::wire::{self, Segment, WireError, flags};
+use super::wire::{self, SegOptions, Segment, WireError, flags};
 use super::{AddrFlags, Config, ConnHandle, Event, FallbackReason, RecvError, StackError, SubflowInfo};
-use crate::dissect::options::{MpJoin, MptcpOption};
+use crate::dissect::crypto::Version;
+use crate::dissect::options::{MpCapable, MpJoin, MptcpOption};
+use crate::seq::SubflowSeq;
 use crate::snapshot::{ConnSnapshot, Snapshot};
 
 /// Room [`Endpoint::poll_transmit_parts`] needs for the headers: IPv6 (40),
 /// TCP (20) and 40 bytes of options.
 pub const MAX_HEADERS: usize = 100;
+
+/// Stateless answers (RSTs, SYN/ACKs with cookies) queued at most, each:
+/// a flood of segments between two polls cannot grow the queues.
+const MAX_STATELESS: usize = 1024;
 
 /// A packet `poll_transmit` wrote: `buf[..len]`, from `src` to `dst`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +37,27 @@ pub struct Transmit {
     pub len: usize,
     pub src: SocketAddr,
     pub dst: SocketAddr,
+}
+
+/// What an endpoint holds, for tests and figures: every count here is
+/// bounded whatever peers send.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EndpointStats {
+    /// Connections held (released ones lingering in TIME-WAIT included).
+    pub connections: usize,
+    /// Of them, half-open passive ones (the SYN queue).
+    pub half_open: usize,
+    /// Subflows of all connections (closed ones kept for their stats included).
+    pub subflows: usize,
+    /// 4-tuples routed to a subflow.
+    pub tuples: usize,
+    /// Connection tokens known (for MP_JOIN).
+    pub tokens: usize,
+    /// Stateless answers (RSTs, cookie SYN/ACKs) waiting to be sent.
+    pub stateless_queued: usize,
+    /// Events the application has not taken yet.
+    pub events_queued: usize,
 }
 
 /// What the application may ask about a connection.
@@ -62,6 +92,9 @@ pub struct Endpoint {
     next_addr_id: u8,
     events: VecDeque<Event>,
     rsts: VecDeque<RstOut>,
+    /// SYN/ACKs with cookies, sent from no state.
+    synacks: VecDeque<CookieSynAck>,
+    cookies: CookieJar,
     mib: Mib,
     rr: usize,
 }
@@ -85,6 +118,12 @@ impl Endpoint {
     fn from_rng(cfg: Config, mut rng: ChaCha20Rng) -> Endpoint {
         let mut isn_secret = [0u8; 16];
         rng.fill_bytes(&mut isn_secret);
+        // The cookie secret from the ISN secret, not from the RNG: the
+        // random choices after this stay what they were.
+        let cookie_secret: [u8; 32] = {
+            use sha2::{Digest, Sha256};
+            Sha256::new().chain_update(isn_secret).chain_update(b"syn cookies").finalize().into()
+        };
         Endpoint {
             cfg,
             rng,
@@ -99,6 +138,8 @@ impl Endpoint {
             next_addr_id: 1,
             events: VecDeque::new(),
             rsts: VecDeque::new(),
+            synacks: VecDeque::new(),
+            cookies: CookieJar::new(cookie_secret),
             mib: Mib::default(),
             rr: 0,
         }
@@ -235,6 +276,11 @@ impl Endpoint {
         local: Option<SocketAddr>,
         remote: SocketAddr,
     ) -> Result<ConnHandle, StackError> {
+        if let Some(l) = local
+            && l.is_ipv4() != remote.is_ipv4()
+        {
+            return Err(StackError::FamilyMismatch { local: l, remote });
+        }
         let ip = match local {
             Some(l) if !l.ip().is_unspecified() => l.ip(),
             _ => self
@@ -407,6 +453,14 @@ impl Endpoint {
         if seg.has(flags::RST) {
             return;
         }
+        if seg.has(flags::ACK)
+            && !seg.has(flags::SYN)
+            && self.cookies.in_use(now)
+            && let Some(l) = self.listener_for(seg.dst)
+            && self.on_cookie_ack(now, &seg, l)
+        {
+            return;
+        }
         if seg.has(flags::SYN) && !seg.has(flags::ACK) {
             let join = seg.opts.mptcp().find_map(|o| match o {
                 MptcpOption::MpJoin(MpJoin::Syn { backup, addr_id, token, nonce }) => {
@@ -428,6 +482,10 @@ impl Endpoint {
 
     /// RFC 9293 §3.10.7.1: a RST for a segment no connection owns.
     fn reply_rst(&mut self, seg: &Segment<'_>, tcprst: Option<u8>) {
+        if self.rsts.len() >= MAX_STATELESS {
+            self.mib.inc(Counter::StatelessDrop);
+            return;
+        }
         let r = RstOut::reply(seg, tcprst);
         self.mib.inc(Counter::TcpOutRsts);
         if tcprst.is_some() {
@@ -436,15 +494,152 @@ impl Endpoint {
         self.rsts.push_back(r);
     }
 
+    /// Passive connections in the SYN queue (handshake not complete).
+    fn half_open(&self) -> usize {
+        self.conns.iter().flatten().filter(|c| c.half_open()).count()
+    }
+
+    /// A SYN for a listener: a half-open connection while the SYN queue has
+    /// room; once it is full, a SYN cookie (RFC 4987 §3.6) or, with
+    /// cookies off, nothing (the peer retries).
     fn on_syn(&mut self, now: Instant, seg: &Segment<'_>, listener: SocketAddr) {
+        if self.half_open() >= self.cfg.syn_backlog {
+            if self.cfg.syn_cookies {
+                self.mib.inc(Counter::TcpReqQFullDoCookies);
+                self.send_cookie(now, seg);
+            } else {
+                self.mib.inc(Counter::TcpReqQFullDrop);
+            }
+            return;
+        }
+        self.open_passive(now, seg, listener, Passive::Fresh);
+    }
+
+    fn open_passive(&mut self, now: Instant, syn: &Segment<'_>, listener: SocketAddr, mode: Passive) -> usize {
         let (idx, h) = self.alloc();
-        let tcb_params = self.params(seg.dst.is_ipv6());
+        let tcb_params = self.params(syn.dst.is_ipv6());
         let Endpoint { cfg, mib, events, rng, tuples, rsts, addrs, isn_secret, tokens, .. } = self;
         let mut ctx = Ctx { cfg, mib, events, rng, tuples, rsts, addrs, isn_secret, conn_idx: idx, tcb_params };
         let used = |t: u32| tokens.contains_key(&t);
-        let c = Connection::accept(h, now, seg, listener, &mut ctx, &used);
+        let c = Connection::accept(h, now, syn, listener, mode, &mut ctx, &used);
         self.tokens.insert(c.mp.local_token, idx);
         self.conns[idx] = Some(c);
+        idx
+    }
+
+    /// The MP_CAPABLE of a SYN that makes it an MPTCP v1 SYN we take
+    /// (RFC 8684 §3.1: a v1 SYN carries no key).
+    fn v1_syn(&self, seg: &Segment<'_>) -> Option<MpCapable> {
+        seg.opts
+            .mptcp()
+            .find_map(|o| match o {
+                MptcpOption::MpCapable(m) => Some(*m),
+                _ => None,
+            })
+            .filter(|m| self.cfg.mptcp && m.version == 1 && m.sender_key.is_none())
+    }
+
+    /// Answer a SYN with a SYN/ACK whose ISN is a cookie, keeping nothing.
+    fn send_cookie(&mut self, now: Instant, syn: &Segment<'_>) {
+        if self.synacks.len() >= MAX_STATELESS {
+            self.mib.inc(Counter::StatelessDrop);
+            return;
+        }
+        let (local, remote) = (syn.dst, syn.src);
+        let o = &syn.opts;
+        let p = SynParams::of(o.mss, o.wscale, o.sack_permitted && self.cfg.sack);
+        let iss = self.cookies.make(now, local, remote, syn.seq, p);
+        let tp = self.params(local.is_ipv6());
+        let ts_offset = self.cookies.ts_offset(local, remote);
+        let mpc = self
+            .v1_syn(syn)
+            .map(|m| (self.cookies.key(local, remote, syn.seq, iss), self.cfg.checksum || m.checksum_required()));
+        if mpc.is_some() {
+            self.mib.inc(Counter::MpCapableSynRx);
+        }
+        self.synacks.push_back(CookieSynAck {
+            src: local,
+            dst: remote,
+            iss,
+            ack: syn.seq + 1u32,
+            window: super::ring::capacity_for(self.cfg.recv_buffer).min(65535) as u16,
+            mss: tp.mss,
+            sack: p.sack,
+            ts: o
+                .timestamps
+                .filter(|_| self.cfg.timestamps)
+                .map(|(tsval, _)| (super::tcp::tsval(now, ts_offset), tsval)),
+            wscale: o.wscale.map(|_| tp.rcv_wscale),
+            mpc,
+        });
+        self.mib.inc(Counter::SyncookiesSent);
+    }
+
+    /// An ACK for a listener with no connection: the end of a handshake
+    /// answered with a cookie? Then the connection is rebuilt from it, as
+    /// if its SYN had been kept, and takes the ACK. Returns whether the
+    /// segment was taken (false: the caller answers with a RST).
+    fn on_cookie_ack(&mut self, now: Instant, seg: &Segment<'_>, listener: SocketAddr) -> bool {
+        let (local, remote) = (seg.dst, seg.src);
+        let peer_isn = seg.seq - 1u32;
+        let iss = seg.ack - 1u32;
+        let Some(p) = self.cookies.check(now, local, remote, peer_isn, iss) else {
+            self.mib.inc(Counter::SyncookiesFailed);
+            return false;
+        };
+        // RFC 8684 §3.1: the third ACK (or the first data) echoes both keys;
+        // ours must be the one the SYN/ACK carried.
+        let key = self.cookies.key(local, remote, peer_isn, iss);
+        let mpc = seg.opts.mptcp().find_map(|o| match o {
+            MptcpOption::MpCapable(m) => Some(*m),
+            _ => None,
+        });
+        let mptcp = match mpc {
+            Some(m) if m.receiver_key == Some(key.0) && m.sender_key.is_some() && self.cfg.mptcp => {
+                let (token, _) = key.token_idsn(Version::V1);
+                if self.tokens.contains_key(&token.0) {
+                    // Our derived key's token is taken (2^-32 per connection).
+                    self.mib.inc(Counter::SyncookiesFailed);
+                    return false;
+                }
+                Some(m)
+            }
+            Some(_) => {
+                self.mib.inc(Counter::SyncookiesFailed);
+                return false;
+            }
+            None => None,
+        };
+        self.mib.inc(Counter::SyncookiesRecv);
+        // The SYN the cookie stands for.
+        let mut opts = SegOptions::default();
+        opts.mss = Some(p.mss);
+        opts.wscale = p.wscale;
+        opts.sack_permitted = p.sack;
+        opts.timestamps = seg.opts.timestamps.map(|(tsval, _)| (tsval, 0));
+        if let Some(m) = mptcp {
+            opts.push_mptcp(MptcpOption::MpCapable(MpCapable {
+                version: 1,
+                flags: (m.flags & MpCapable::FLAG_CHECKSUM) | MpCapable::FLAG_HMAC_SHA,
+                ..Default::default()
+            }));
+        }
+        let syn = Segment {
+            src: remote,
+            dst: local,
+            seq: peer_isn,
+            ack: SubflowSeq(0),
+            flags: flags::SYN,
+            window: seg.window,
+            opts,
+            payload: &[],
+            shared: None,
+        };
+        let ts_offset = self.cookies.ts_offset(local, remote);
+        let ci = self.open_passive(now, &syn, listener, Passive::Cookie { iss, ts_offset, key });
+        self.with_conn(ci, |c, ctx| c.on_segment(now, 0, seg, ctx));
+        self.reap(ci);
+        true
     }
 
     /// A SYN with MP_JOIN: find the connection by token (RFC 8684 §3.2);
@@ -510,6 +705,12 @@ impl Endpoint {
         if let Some(t) = self.pop_rst(out.buf) {
             return Some(t);
         }
+        while let Some(c) = self.synacks.pop_front() {
+            match emit_cookie_synack(&c, out.buf, !self.cfg.offload_checksums) {
+                Ok(len) => return Some(Transmit { len, src: c.src, dst: c.dst }),
+                Err(_) => self.mib.inc(Counter::EmitErrors),
+            }
+        }
         let n = self.conns.len();
         for k in 0..n {
             let i = (self.rr + k) % n;
@@ -526,9 +727,14 @@ impl Endpoint {
     }
 
     fn pop_rst(&mut self, buf: &mut [u8]) -> Option<Transmit> {
-        let r = self.rsts.pop_front()?;
-        let len = emit_rst(&r, buf, !self.cfg.offload_checksums);
-        Some(Transmit { len, src: r.src, dst: r.dst })
+        while let Some(r) = self.rsts.pop_front() {
+            match emit_rst(&r, buf, !self.cfg.offload_checksums) {
+                Ok(len) => return Some(Transmit { len, src: r.src, dst: r.dst }),
+                // A buffer too short for it: the RST is lost, as on the wire.
+                Err(_) => self.mib.inc(Counter::EmitErrors),
+            }
+        }
+        None
     }
 
     /// The next time `handle_timeout` has work.
@@ -546,6 +752,20 @@ impl Endpoint {
 
     pub fn mib(&self) -> &Mib {
         &self.mib
+    }
+
+    /// What the endpoint holds now.
+    pub fn stats(&self) -> EndpointStats {
+        let live = || self.conns.iter().flatten();
+        EndpointStats {
+            connections: live().count(),
+            half_open: self.half_open(),
+            subflows: live().map(|c| c.subflows.len()).sum(),
+            tuples: self.tuples.len(),
+            tokens: self.tokens.len(),
+            stateless_queued: self.rsts.len() + self.synacks.len(),
+            events_queued: self.events.len(),
+        }
     }
 
     /// Every connection not yet released (closed ones included), with the MIB.

@@ -62,6 +62,8 @@ counters! {
     OfoQueueTail = "MPTcpExtOFOQueueTail",
     /// Data put in the connection-level out-of-order queue.
     OfoQueue = "MPTcpExtOFOQueue",
+    /// Data mapped past the connection-level receive window: dropped.
+    NoDssInWindow = "MPTcpExtNoDSSInWindow",
     /// Data-level duplicates (already received on another subflow).
     DuplicateData = "MPTcpExtDuplicateData",
     /// ADD_ADDR received (with a valid HMAC).
@@ -94,6 +96,10 @@ counters! {
     DssFallback = "MPTcpExtDssFallback",
     /// Zero-window probes sent.
     WinProbe = "MPTcpExtWinProbe",
+    /// An ADD_ADDR that could not be sent (it did not fit the option space).
+    AddAddrTxDrop = "MPTcpExtAddAddrTxDrop",
+    /// An ADD_ADDR echo that could not be sent.
+    EchoAddTxDrop = "MPTcpExtEchoAddTxDrop",
     // TCP-level counters, with the kernel's TcpExt / Tcp names.
     TcpActiveOpens = "TcpActiveOpens",
     TcpPassiveOpens = "TcpPassiveOpens",
@@ -108,6 +114,33 @@ counters! {
     TcpDelayedAcks = "TcpExtDelayedACKs",
     TcpOfoQueue = "TcpExtTCPOFOQueue",
     TcpTimeWaited = "TcpExtTW",
+    /// Challenge ACKs sent (RFC 5961: a RST or SYN in the window).
+    TcpChallengeAck = "TcpExtTCPChallengeACK",
+    /// Challenge ACKs not sent: over the rate limit (RFC 5961 §7).
+    TcpAckSkippedChallenge = "TcpExtTCPACKSkippedChallenge",
+    /// ACKs to out-of-window segments not sent: over the rate limit.
+    TcpAckSkippedSeq = "TcpExtTCPACKSkippedSeq",
+    /// SYN/ACKs sent with a SYN cookie (the SYN queue was full).
+    SyncookiesSent = "TcpExtSyncookiesSent",
+    /// ACKs that completed a handshake from a valid cookie.
+    SyncookiesRecv = "TcpExtSyncookiesRecv",
+    /// ACKs checked for a cookie and refused (invalid, expired, or an
+    /// MP_CAPABLE that does not echo our key).
+    SyncookiesFailed = "TcpExtSyncookiesFailed",
+    /// SYNs answered with a cookie because the SYN queue was full.
+    TcpReqQFullDoCookies = "TcpExtTCPReqQFullDoCookies",
+    /// SYNs dropped because the SYN queue was full (cookies off).
+    TcpReqQFullDrop = "TcpExtTCPReqQFullDrop",
+    // Ours (no kernel counterpart).
+    /// TCP options left out of a segment for lack of option space (RFC 9293
+    /// §3.1: 40 bytes at most).
+    OptionSpaceDrop = "TcpExtOptionSpaceDrop",
+    /// Segments that could not be written (a transmit buffer too short):
+    /// counted as lost, sent again by the timers.
+    EmitErrors = "TcpExtEmitErrors",
+    /// Stateless answers (RSTs, SYN/ACKs with cookies) not queued: the
+    /// queue was full (a flood between two polls).
+    StatelessDrop = "TcpExtStatelessReplyDrop",
 }
 
 /// The counters of one endpoint.

@@ -45,13 +45,15 @@
 //! after release until its timers end.
 //!
 //! # Layout
-//! - [`wire`]: IP/TCP framing; options through [`crate::dissect::options`].
+//! - [`wire`]: IP/TCP framing; options through [`crate::dissect::options`];
+//!   `optlist`: the 40-byte option budget of every outgoing segment.
 //! - [`tcp`]: the per-subflow TCP engine (state machine, RTT/RTO, SACK
 //!   recovery, delayed ACKs, close states); [`cc`]: NewReno and CUBIC.
 //! - `conn`: the MPTCP connection (keys, tokens, DSS mappings, data ACKs,
 //!   reassembly, DATA_FIN, joins, ADD_ADDR, reinjection, fallback,
 //!   MP_FASTCLOSE, MP_TCPRST); [`scheduler`]; [`ring`]: data buffers.
-//! - [`endpoint`]: demultiplexing by 4-tuple and token, listeners, events.
+//! - [`endpoint`]: demultiplexing by 4-tuple and token, listeners (a
+//!   bounded SYN queue, then [`syncookie`]s), events.
 //! - [`mib`]: kernel-style counters; snapshots in [`crate::snapshot`] shape.
 //! - [`sim`]: the simulated network.
 
@@ -63,9 +65,11 @@ mod conn;
 pub mod driver;
 pub mod endpoint;
 pub mod mib;
+mod optlist;
 pub mod ring;
 pub mod scheduler;
 pub mod sim;
+pub mod syncookie;
 pub mod tcp;
 pub mod time;
 pub mod wire;
@@ -146,6 +150,13 @@ pub struct Config {
     pub max_rtos: u32,
     /// ADD_ADDR retransmission interval until echoed.
     pub add_addr_timeout: Duration,
+    /// Half-open passive connections (SYN received, handshake not
+    /// complete) kept at most, over all listeners (Linux's
+    /// tcp_max_syn_backlog): the SYN queue.
+    pub syn_backlog: usize,
+    /// When the SYN queue is full, answer SYNs with SYN cookies (RFC 4987
+    /// §3.6, Linux's tcp_syncookies=1) instead of dropping them.
+    pub syn_cookies: bool,
 }
 
 impl Default for Config {
@@ -172,6 +183,8 @@ impl Default for Config {
             stale_rtos: 1,
             max_rtos: 15,
             add_addr_timeout: Duration::from_secs(2),
+            syn_backlog: 256,
+            syn_cookies: true,
         }
     }
 }
@@ -225,6 +238,9 @@ pub enum FallbackReason {
     InfiniteMapping,
     /// A DSS checksum failed on the only subflow (MP_FAIL sent).
     ChecksumFailure,
+    /// The peer's DSS mappings contradicted each other or did not cover
+    /// its data, on the only subflow (RFC 8684 §3.3.1, §3.7).
+    BadMapping,
 }
 
 impl FallbackReason {
@@ -238,6 +254,7 @@ impl FallbackReason {
             FallbackReason::NoDss => "data without DSS (options stripped after the handshake)",
             FallbackReason::InfiniteMapping => "the peer sent an infinite mapping or MP_FAIL",
             FallbackReason::ChecksumFailure => "a DSS checksum failed",
+            FallbackReason::BadMapping => "the peer's DSS mappings were invalid",
         }
     }
 }
@@ -343,6 +360,8 @@ pub enum StackError {
     InvalidHandle,
     #[error("no local address of the same family as {0}: add one with add_address")]
     NoLocalAddress(SocketAddr),
+    #[error("local address {local} and remote address {remote} are of different families")]
+    FamilyMismatch { local: SocketAddr, remote: SocketAddr },
     #[error("address {0} is already in use")]
     AddrInUse(SocketAddr),
     #[error("no free local port")]

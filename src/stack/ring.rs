@@ -43,8 +43,10 @@ pub struct RangeSet<T: SeqLike> {
 }
 
 impl<T: SeqLike> RangeSet<T> {
+    /// An empty set; it allocates on its first range (a connection that
+    /// never sees a hole costs nothing here).
     pub fn new(cap: usize) -> Self {
-        RangeSet { ranges: Vec::with_capacity(cap.min(64)), cap }
+        RangeSet { ranges: Vec::new(), cap }
     }
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
@@ -123,6 +125,12 @@ impl<T: SeqLike> RangeSet<T> {
     }
 }
 
+/// The capacity a buffer asked for `cap` bytes gets: at least 4 KiB,
+/// rounded up to a power of two.
+pub fn capacity_for(cap: usize) -> usize {
+    cap.max(4096).next_power_of_two()
+}
+
 /// Smallest chunk of a buffer. Buffers allocate on first use and take
 /// larger chunks as data flows, up to [`MAX_CHUNK`], so an idle connection
 /// costs little.
@@ -158,7 +166,7 @@ pub struct TxRing {
 impl TxRing {
     /// A buffer of at least `cap` bytes (rounded up to a power of two), starting at `start`.
     pub fn new(cap: usize, start: DataSeq) -> TxRing {
-        let cap = cap.max(4096).next_power_of_two();
+        let cap = capacity_for(cap);
         TxRing { chunks: VecDeque::new(), spare: None, next_chunk: INITIAL_CHUNK, cap, head: start, tail: start }
     }
     pub fn capacity(&self) -> usize {
@@ -331,7 +339,7 @@ pub struct RxWrite {
 
 impl RxRing {
     pub fn new(cap: usize, start: DataSeq) -> RxRing {
-        let cap = cap.max(4096).next_power_of_two();
+        let cap = capacity_for(cap);
         RxRing {
             cap,
             read: start,

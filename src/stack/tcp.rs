@@ -60,6 +60,36 @@ impl TcpState {
     }
 }
 
+/// TSval at `now` for a subflow whose offset is `offset`: a 1 ms clock
+/// plus a per-connection offset (RFC 7323 §5.4).
+pub fn tsval(now: Instant, offset: u32) -> u32 {
+    (now.as_millis() as u32).wrapping_add(offset)
+}
+
+/// At most one ACK per [`AckLimiter::INTERVAL`] in answer to segments an
+/// attacker may send blind, or that may be part of an ACK loop: RSTs and
+/// SYNs in the window (the challenge ACK of RFC 5961 §3.2, §4, rate
+/// limited as §7 asks) and pure ACKs out of the window (Linux's
+/// tcp_invalid_ratelimit, 500 ms). Data out of the window is always
+/// acknowledged (RFC 9293 §3.10.7.4): no ACK loop carries data.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AckLimiter {
+    last: Option<Instant>,
+}
+
+impl AckLimiter {
+    pub const INTERVAL: Duration = Duration::from_millis(500);
+
+    /// Whether an ACK may go now (and, if so, it counts as sent).
+    pub fn allow(&mut self, now: Instant) -> bool {
+        if self.last.is_some_and(|t| now < t + Self::INTERVAL) {
+            return false;
+        }
+        self.last = Some(now);
+        true
+    }
+}
+
 /// RTT estimator and RTO (RFC 6298 §2), microsecond resolution.
 #[derive(Clone, Copy, Debug)]
 pub struct RttEstimator {
@@ -280,6 +310,8 @@ pub struct Tcb {
     tlp_done: bool,
     /// An ACK must go out now.
     pub ack_now: bool,
+    /// Answers to out-of-window and challenge-worthy segments.
+    pub oow: AckLimiter,
     /// Full segments received since our last ACK.
     unacked_segs: u32,
     delack: Duration,
@@ -373,6 +405,7 @@ impl Tcb {
             tlp_at: None,
             tlp_done: false,
             ack_now: false,
+            oow: AckLimiter::default(),
             unacked_segs: 0,
             delack: p.delack,
             msl: p.msl,
@@ -477,7 +510,7 @@ impl Tcb {
 
     /// TSval to send: milliseconds plus a random per-subflow offset (RFC 7323 §5.4).
     pub fn tsval(&self, now: Instant) -> u32 {
-        (now.as_millis() as u32).wrapping_add(self.ts_offset)
+        tsval(now, self.ts_offset)
     }
 
     /// Relative sequence number (the DSS subflow sequence, RFC 8684 §3.3.1).

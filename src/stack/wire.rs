@@ -52,6 +52,7 @@ mod field {
         pub const FLAGS: usize = 13;
         pub const WINDOW: core::ops::Range<usize> = 14..16;
         pub const CHECKSUM: core::ops::Range<usize> = 16..18;
+        pub const URGENT: core::ops::Range<usize> = 18..20;
         pub const HEADER_LEN: usize = 20;
     }
 }
@@ -75,6 +76,24 @@ pub enum WireError {
     BadTcpChecksum,
     #[error("TCP data offset {0} words is invalid")]
     BadDataOffset(u8),
+}
+
+/// Why a segment could not be written. The stack budgets its options and
+/// sizes its buffers so that none of these happens; they are errors, not
+/// panics, so that a caller's mistake (a short buffer, a socket address of
+/// the other family) cannot take the process down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EmitError {
+    #[error(
+        "TCP options of {len} bytes exceed the {max}-byte option space (RFC 9293 §3.1: data offset at most 15 words)"
+    )]
+    OptionSpace { len: usize, max: usize },
+    #[error("a {need}-byte packet does not fit the {have}-byte buffer")]
+    BufferTooSmall { need: usize, have: usize },
+    #[error("address families differ: {src} -> {dst}")]
+    MixedFamilies { src: SocketAddr, dst: SocketAddr },
+    #[error("a {len}-byte TCP segment does not fit the IP length field")]
+    TooLong { len: usize },
 }
 
 /// Up to this many MPTCP options are kept from one segment (DSS, ADD_ADDR,
@@ -162,10 +181,20 @@ pub fn parse_parts<'a>(headers: &'a [u8], payload: &'a Slice, verify: bool) -> R
 /// The logical packet is `packet` followed by `extra`; a non-empty `extra`
 /// must be the whole TCP payload (`packet` ends with the TCP header).
 fn parse_split<'a>(packet: &'a [u8], extra: &'a [u8], verify: bool) -> Result<Segment<'a>, WireError> {
+    let (src, dst, off, end) = ip_layer(packet, extra.len(), verify)?;
+    let tcp = &packet[off..end];
+    parse_tcp(src, dst, tcp, extra, verify)
+}
+
+/// The IP layer of the logical packet `packet` followed by `extra` more
+/// payload bytes held elsewhere: its addresses and where the TCP header
+/// (and, when `extra` is 0, the payload) lies in `packet`,
+/// `packet[off..end]`. With `verify`, the IPv4 header checksum is checked.
+fn ip_layer(packet: &[u8], extra: usize, verify: bool) -> Result<(IpAddr, IpAddr, usize, usize), WireError> {
     if packet.is_empty() {
         return Err(WireError::Truncated { len: 0, need: 1 });
     }
-    let (src, dst, tcp) = match packet[0] >> 4 {
+    Ok(match packet[0] >> 4 {
         4 => {
             use field::ipv4 as f;
             if packet.len() < f::HEADER_LEN {
@@ -173,8 +202,8 @@ fn parse_split<'a>(packet: &'a [u8], extra: &'a [u8], verify: bool) -> Result<Se
             }
             let ihl = (packet[f::VER_IHL] & 0xf) as usize * 4;
             let total = be16(&packet[f::TOTAL_LEN]) as usize;
-            let have = packet.len() + extra.len();
-            if ihl < f::HEADER_LEN || total < ihl || have < total || (!extra.is_empty() && have != total) {
+            let have = packet.len() + extra;
+            if ihl < f::HEADER_LEN || total < ihl || have < total || (extra != 0 && have != total) {
                 return Err(WireError::Truncated { len: have, need: total.max(ihl).max(f::HEADER_LEN) });
             }
             // More-fragments flag or a non-zero offset (RFC 791 §3.1).
@@ -193,11 +222,11 @@ fn parse_split<'a>(packet: &'a [u8], extra: &'a [u8], verify: bool) -> Result<Se
             }
             let s: [u8; 4] = packet[f::SRC].try_into().expect("4 bytes");
             let d: [u8; 4] = packet[f::DST].try_into().expect("4 bytes");
-            let tcp_end = if extra.is_empty() { total } else { packet.len() };
+            let tcp_end = if extra == 0 { total } else { packet.len() };
             if ihl > tcp_end {
                 return Err(WireError::Truncated { len: packet.len(), need: ihl });
             }
-            (IpAddr::V4(Ipv4Addr::from(s)), IpAddr::V4(Ipv4Addr::from(d)), &packet[ihl..tcp_end])
+            (IpAddr::V4(Ipv4Addr::from(s)), IpAddr::V4(Ipv4Addr::from(d)), ihl, tcp_end)
         }
         6 => {
             use field::ipv6 as f;
@@ -205,11 +234,11 @@ fn parse_split<'a>(packet: &'a [u8], extra: &'a [u8], verify: bool) -> Result<Se
                 return Err(WireError::Truncated { len: packet.len(), need: f::HEADER_LEN });
             }
             let plen = be16(&packet[f::PAYLOAD_LEN]) as usize;
-            let have = packet.len() + extra.len();
-            if have < f::HEADER_LEN + plen || (!extra.is_empty() && have != f::HEADER_LEN + plen) {
+            let have = packet.len() + extra;
+            if have < f::HEADER_LEN + plen || (extra != 0 && have != f::HEADER_LEN + plen) {
                 return Err(WireError::Truncated { len: have, need: f::HEADER_LEN + plen });
             }
-            let end = if extra.is_empty() { f::HEADER_LEN + plen } else { packet.len() };
+            let end = if extra == 0 { f::HEADER_LEN + plen } else { packet.len() };
             // Walk the extension headers we may meet (RFC 8200 §4).
             let mut next = packet[f::NEXT_HEADER];
             let mut off = f::HEADER_LEN;
@@ -232,19 +261,37 @@ fn parse_split<'a>(packet: &'a [u8], extra: &'a [u8], verify: bool) -> Result<Se
             }
             let s: [u8; 16] = packet[f::SRC].try_into().expect("16 bytes");
             let d: [u8; 16] = packet[f::DST].try_into().expect("16 bytes");
-            (IpAddr::V6(Ipv6Addr::from(s)), IpAddr::V6(Ipv6Addr::from(d)), &packet[off..end])
+            (IpAddr::V6(Ipv6Addr::from(s)), IpAddr::V6(Ipv6Addr::from(d)), off, end)
         }
         v => return Err(WireError::BadVersion(v)),
-    };
+    })
+}
+
+/// The TCP header length of `tcp` (a TCP header and maybe its payload),
+/// checked against what is there; with `apart`, the payload is elsewhere
+/// and the header must be all of `tcp`.
+fn tcp_header_len(tcp: &[u8], apart: bool) -> Result<usize, WireError> {
     use field::tcp as t;
     if tcp.len() < t::HEADER_LEN {
         return Err(WireError::Truncated { len: tcp.len(), need: t::HEADER_LEN });
     }
     let doff = tcp[t::DATA_OFF] >> 4;
     let hlen = doff as usize * 4;
-    if hlen < t::HEADER_LEN || hlen > tcp.len() || (!extra.is_empty() && hlen != tcp.len()) {
+    if hlen < t::HEADER_LEN || hlen > tcp.len() || (apart && hlen != tcp.len()) {
         return Err(WireError::BadDataOffset(doff));
     }
+    Ok(hlen)
+}
+
+fn parse_tcp<'a>(
+    src: IpAddr,
+    dst: IpAddr,
+    tcp: &'a [u8],
+    extra: &'a [u8],
+    verify: bool,
+) -> Result<Segment<'a>, WireError> {
+    use field::tcp as t;
+    let hlen = tcp_header_len(tcp, !extra.is_empty())?;
     if verify && pseudo_sum(src, dst, tcp.len() + extra.len()).add_then(tcp).add_then(extra).folded() != 0xffff {
         return Err(WireError::BadTcpChecksum);
     }
@@ -339,48 +386,72 @@ pub fn ip_header_len(addr: SocketAddr) -> usize {
 /// Write a packet: IP header, TCP header with `repr.options`, then
 /// `payload_len` bytes that `fill` writes into the slice it is given. With
 /// `checksum` the IP and TCP checksums are computed; without (offload) they
-/// are left zero. Returns the packet length.
-///
-/// # Panics
-/// If `buf` is too short (the caller sizes it from [`header_len`]), or if the
-/// two addresses are of different families.
+/// are left zero. Returns the packet length; nothing is written when the
+/// options exceed the option space, `buf` is too short (size it from
+/// [`header_len`]) or the two addresses are of different families.
 pub fn emit(
     repr: &SegmentRepr<'_>,
     payload_len: usize,
     buf: &mut [u8],
     checksum: bool,
     fill: impl FnOnce(&mut [u8]),
-) -> usize {
-    let h = write_headers(repr, payload_len, buf, checksum);
+) -> Result<usize, EmitError> {
+    let h = check(repr, payload_len, buf.len(), true)?;
+    write_headers(repr, h, payload_len, buf, checksum);
     let (hdr, rest) = buf.split_at_mut(h);
     let payload = &mut rest[..payload_len];
     fill(payload);
     if checksum {
         tcp_checksum(repr, hdr, payload);
     }
-    h + payload_len
+    Ok(h + payload_len)
 }
 
 /// Write only the IP and TCP headers of a segment whose payload travels
 /// apart (by reference, [`crate::stack::buf::Slice`]); the lengths and the
-/// checksums cover `payload`. Returns the header length.
-pub fn emit_parts(repr: &SegmentRepr<'_>, payload: &[u8], buf: &mut [u8], checksum: bool) -> usize {
-    let h = write_headers(repr, payload.len(), buf, checksum);
+/// checksums cover `payload`. Returns the header length (errors as [`emit`]).
+pub fn emit_parts(repr: &SegmentRepr<'_>, payload: &[u8], buf: &mut [u8], checksum: bool) -> Result<usize, EmitError> {
+    let h = check(repr, payload.len(), buf.len(), false)?;
+    write_headers(repr, h, payload.len(), buf, checksum);
     if checksum {
         tcp_checksum(repr, &mut buf[..h], payload);
     }
-    h
+    Ok(h)
 }
 
-/// IP and TCP headers for `payload_len` bytes of payload; the IPv4 header
-/// checksum with `checksum`, the TCP checksum left zero. Returns their length.
-fn write_headers(repr: &SegmentRepr<'_>, payload_len: usize, buf: &mut [u8], checksum: bool) -> usize {
-    let iph = ip_header_len(repr.src);
+/// Whether `repr` with `payload_len` bytes can be written into `have`
+/// bytes (the payload too when `inline`): the header length if so.
+fn check(repr: &SegmentRepr<'_>, payload_len: usize, have: usize, inline: bool) -> Result<usize, EmitError> {
+    if repr.src.is_ipv4() != repr.dst.is_ipv4() {
+        return Err(EmitError::MixedFamilies { src: repr.src, dst: repr.dst });
+    }
     let opt_len = crate::dissect::options::options_len(repr.options);
-    let tcp_hlen = field::tcp::HEADER_LEN + opt_len;
+    if opt_len > crate::dissect::options::MAX_OPTION_SPACE {
+        return Err(EmitError::OptionSpace { len: opt_len, max: crate::dissect::options::MAX_OPTION_SPACE });
+    }
+    let iph = ip_header_len(repr.src);
+    let h = iph + field::tcp::HEADER_LEN + opt_len;
+    // IPv4 total length (RFC 791), IPv6 payload length (RFC 8200 §3): 16 bits.
+    let counted = if repr.src.is_ipv4() { h + payload_len } else { h - iph + payload_len };
+    if counted > u16::MAX as usize {
+        return Err(EmitError::TooLong { len: h - iph + payload_len });
+    }
+    let need = if inline { h + payload_len } else { h };
+    if have < need {
+        return Err(EmitError::BufferTooSmall { need, have });
+    }
+    Ok(h)
+}
+
+/// IP and TCP headers (`h` bytes, as [`check`] found) for `payload_len`
+/// bytes of payload; the IPv4 header checksum with `checksum`, the TCP
+/// checksum left zero.
+fn write_headers(repr: &SegmentRepr<'_>, h: usize, payload_len: usize, buf: &mut [u8], checksum: bool) {
+    let iph = ip_header_len(repr.src);
+    let tcp_hlen = h - iph;
     let tcp_len = tcp_hlen + payload_len;
     let total = iph + tcp_len;
-    let buf = &mut buf[..iph + tcp_hlen];
+    let buf = &mut buf[..h];
     match (repr.src.ip(), repr.dst.ip()) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             use field::ipv4 as f;
@@ -402,34 +473,30 @@ fn write_headers(repr: &SegmentRepr<'_>, payload_len: usize, buf: &mut [u8], che
                 h[f::CHECKSUM].copy_from_slice(&v.to_be_bytes());
             }
         }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
+        (s, d) => {
+            // `check` made sure both are IPv6 here.
             use field::ipv6 as f;
             let h = &mut buf[..f::HEADER_LEN];
             h[..4].copy_from_slice(&[0x60, 0, 0, 0]);
             h[f::PAYLOAD_LEN].copy_from_slice(&(tcp_len as u16).to_be_bytes());
             h[f::NEXT_HEADER] = PROTO_TCP;
             h[f::HOP_LIMIT] = 64;
-            h[f::SRC].copy_from_slice(&s.octets());
-            h[f::DST].copy_from_slice(&d.octets());
+            h[f::SRC].copy_from_slice(&v6(s).octets());
+            h[f::DST].copy_from_slice(&v6(d).octets());
         }
-        _ => panic!("address families differ: {} -> {}", repr.src, repr.dst),
     }
     let tcp = &mut buf[iph..];
-    {
-        use field::tcp as t;
-        tcp[t::SRC_PORT].copy_from_slice(&repr.src.port().to_be_bytes());
-        tcp[t::DST_PORT].copy_from_slice(&repr.dst.port().to_be_bytes());
-        tcp[t::SEQ].copy_from_slice(&repr.seq.0.to_be_bytes());
-        tcp[t::ACK].copy_from_slice(&repr.ack.0.to_be_bytes());
-        tcp[t::DATA_OFF] = ((tcp_hlen / 4) as u8) << 4;
-        tcp[t::FLAGS] = repr.flags;
-        tcp[t::WINDOW].copy_from_slice(&repr.window.to_be_bytes());
-        tcp[t::CHECKSUM].copy_from_slice(&[0, 0]);
-        tcp[18..20].copy_from_slice(&[0, 0]);
-        let n = emit_options(repr.options, &mut tcp[t::HEADER_LEN..tcp_hlen]);
-        debug_assert_eq!(n, opt_len);
-    }
-    iph + tcp_hlen
+    use field::tcp as t;
+    tcp[t::SRC_PORT].copy_from_slice(&repr.src.port().to_be_bytes());
+    tcp[t::DST_PORT].copy_from_slice(&repr.dst.port().to_be_bytes());
+    tcp[t::SEQ].copy_from_slice(&repr.seq.0.to_be_bytes());
+    tcp[t::ACK].copy_from_slice(&repr.ack.0.to_be_bytes());
+    tcp[t::DATA_OFF] = ((tcp_hlen / 4) as u8) << 4;
+    tcp[t::FLAGS] = repr.flags;
+    tcp[t::WINDOW].copy_from_slice(&repr.window.to_be_bytes());
+    tcp[t::CHECKSUM].copy_from_slice(&[0, 0]);
+    tcp[t::URGENT].copy_from_slice(&[0, 0]);
+    emit_options(repr.options, &mut tcp[t::HEADER_LEN..tcp_hlen]);
 }
 
 /// Set the TCP checksum of headers `hdr` (as `write_headers` left them) over `payload`.
@@ -441,14 +508,12 @@ fn tcp_checksum(repr: &SegmentRepr<'_>, hdr: &mut [u8], payload: &[u8]) {
     tcp[field::tcp::CHECKSUM].copy_from_slice(&v.to_be_bytes());
 }
 
-/// Where the TCP header starts in a packet this module wrote or accepted
-/// (used by the simulator's option stripper and corruption).
-pub fn tcp_offset(packet: &[u8]) -> Option<usize> {
-    match packet.first()? >> 4 {
-        4 => Some((packet[0] & 0xf) as usize * 4),
-        6 => Some(field::ipv6::HEADER_LEN),
-        _ => None,
-    }
+/// Where the TCP header of a well-formed packet lies: `(offset, header
+/// length)`, IPv6 extension headers walked; None for anything else.
+fn tcp_span(packet: &[u8], payload: &[u8]) -> Option<(IpAddr, IpAddr, usize, usize)> {
+    let (src, dst, off, end) = ip_layer(packet, payload.len(), false).ok()?;
+    let hlen = tcp_header_len(&packet[off..end], !payload.is_empty()).ok()?;
+    Some((src, dst, off, hlen))
 }
 
 /// Replace every MPTCP option (kind 30) of a packet by NOPs, as an
@@ -465,10 +530,8 @@ pub fn strip_mptcp_options_parts(packet: &mut [u8], payload: &[u8], checksum: bo
     if !seg.opts.has_mptcp() && !seg.opts.mptcp_malformed {
         return false;
     }
-    let (src, dst) = (seg.src.ip(), seg.dst.ip());
-    let Some(off) = tcp_offset(packet) else { return false };
-    let hlen = (packet[off + field::tcp::DATA_OFF] >> 4) as usize * 4;
-    let opts = &mut packet[off + 20..off + hlen];
+    let Some((src, dst, off, hlen)) = tcp_span(packet, payload) else { return false };
+    let opts = &mut packet[off + field::tcp::HEADER_LEN..off + hlen];
     let mut i = 0;
     let mut stripped = false;
     while i < opts.len() {
@@ -490,20 +553,27 @@ pub fn strip_mptcp_options_parts(packet: &mut [u8], payload: &[u8], checksum: bo
         }
     }
     if stripped && checksum {
-        let tcp_len = packet.len() - off + payload.len();
-        packet[off + 16..off + 18].copy_from_slice(&[0, 0]);
-        let v = pseudo_sum(src, dst, tcp_len).add_then(&packet[off..]).add_then(payload).finish();
-        packet[off + 16..off + 18].copy_from_slice(&v.to_be_bytes());
+        fix_tcp_checksum(packet, payload, src, dst, off);
     }
     stripped
 }
 
+/// Recompute the TCP checksum of the segment at `packet[off..]` + `payload`.
+fn fix_tcp_checksum(packet: &mut [u8], payload: &[u8], src: IpAddr, dst: IpAddr, off: usize) {
+    let c = off + field::tcp::CHECKSUM.start;
+    let tcp_len = packet.len() - off + payload.len();
+    packet[c..c + 2].copy_from_slice(&[0, 0]);
+    let v = pseudo_sum(src, dst, tcp_len).add_then(&packet[off..]).add_then(payload).finish();
+    packet[c..c + 2].copy_from_slice(&v.to_be_bytes());
+}
+
 /// Payload bytes of a TCP segment whose headers are in `packet` (with
-/// part of its payload, maybe) and `extra` more payload bytes elsewhere.
+/// part of its payload, maybe) and `extra` more payload bytes elsewhere
+/// (0 for anything that is not a well-formed TCP segment).
 pub fn tcp_payload_len(packet: &[u8], extra: usize) -> usize {
-    let Some(off) = tcp_offset(packet) else { return 0 };
-    let Some(&d) = packet.get(off + field::tcp::DATA_OFF) else { return 0 };
-    packet.len().saturating_sub(off + (d >> 4) as usize * 4) + extra
+    let Ok((_, _, off, end)) = ip_layer(packet, extra, false) else { return 0 };
+    let Ok(hlen) = tcp_header_len(&packet[off..end], extra != 0) else { return 0 };
+    (end - off - hlen) + extra
 }
 
 /// Flip every bit of the payload byte at `index` (modulo the payload
@@ -513,10 +583,7 @@ pub fn tcp_payload_len(packet: &[u8], extra: usize) -> usize {
 /// only the DSS checksum can catch (RFC 8684 §3.3.1). Returns whether a
 /// payload byte was changed.
 pub fn corrupt_payload_byte(packet: &mut [u8], payload: &mut [u8], index: usize, checksum: bool) -> bool {
-    let Ok(seg) = parse_split(packet, payload, false) else { return false };
-    let (src, dst) = (seg.src.ip(), seg.dst.ip());
-    let Some(off) = tcp_offset(packet) else { return false };
-    let hlen = (packet[off + field::tcp::DATA_OFF] >> 4) as usize * 4;
+    let Some((src, dst, off, hlen)) = tcp_span(packet, payload) else { return false };
     let inline = packet.len().saturating_sub(off + hlen);
     let total = inline + payload.len();
     if total == 0 {
@@ -529,10 +596,7 @@ pub fn corrupt_payload_byte(packet: &mut [u8], payload: &mut [u8], index: usize,
         payload[i - inline] ^= 0xff;
     }
     if checksum {
-        let tcp_len = packet.len() - off + payload.len();
-        packet[off + 16..off + 18].copy_from_slice(&[0, 0]);
-        let v = pseudo_sum(src, dst, tcp_len).add_then(&packet[off..]).add_then(payload).finish();
-        packet[off + 16..off + 18].copy_from_slice(&v.to_be_bytes());
+        fix_tcp_checksum(packet, payload, src, dst, off);
     }
     true
 }
@@ -559,7 +623,7 @@ mod tests {
             options: &opts,
         };
         let mut buf = [0u8; 200];
-        let n = emit(&repr, 5, &mut buf, true, |p| p.copy_from_slice(b"hello"));
+        let n = emit(&repr, 5, &mut buf, true, |p| p.copy_from_slice(b"hello")).unwrap();
         assert_eq!(n, header_len(repr.src, &opts) + 5);
         let s = parse(&buf[..n], true).unwrap();
         assert_eq!(s.src, repr.src);
@@ -616,5 +680,82 @@ mod tests {
             let _ = parse(&b, false);
         }
         assert_eq!(parse(&[0x45], false).unwrap_err(), WireError::Truncated { len: 1, need: 20 });
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Bytes that look enough like a packet to get past the first checks.
+        fn packetish() -> impl Strategy<Value = Vec<u8>> {
+            (
+                prop_oneof![Just(0x45u8), Just(0x46), Just(0x4f), Just(0x60), any::<u8>()],
+                proptest::collection::vec(any::<u8>(), 0..160),
+            )
+                .prop_map(|(v, mut rest)| {
+                    rest.insert(0, v);
+                    if rest.len() > 9 && v >> 4 == 4 {
+                        rest[9] = PROTO_TCP;
+                    }
+                    if rest.len() > 6 && v >> 4 == 6 {
+                        rest[6] = PROTO_TCP;
+                    }
+                    rest
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+            /// Whatever the bytes (headers and a payload apart), the parser
+            /// and the middlebox helpers return, never panic.
+            #[test]
+            fn any_bytes_are_handled(mut p in packetish(), mut extra in proptest::collection::vec(any::<u8>(), 0..40), at in any::<usize>()) {
+                let _ = parse(&p, true);
+                let _ = parse_split(&p, &extra, false);
+                let _ = tcp_payload_len(&p, extra.len());
+                let _ = strip_mptcp_options_parts(&mut p, &extra, true);
+                let _ = corrupt_payload_byte(&mut p, &mut extra, at, true);
+                let _ = corrupt_payload_byte(&mut p, &mut [], at, false);
+            }
+
+            /// Whatever the options and the buffer, emit writes a packet the
+            /// parser takes back, or says why it cannot.
+            #[test]
+            fn emit_never_panics(n_ts in 0usize..5, n_sack in 0usize..5, nops in 0usize..45, buf_len in 0usize..200, plen in 0usize..100, v6 in any::<bool>(), mixed in any::<bool>()) {
+                let mut opts = vec![TcpOption::Nop; nops];
+                opts.extend(std::iter::repeat_n(TcpOption::Timestamps { tsval: 1, tsecr: 2 }, n_ts));
+                if n_sack > 0 {
+                    let blocks: Vec<(u32, u32)> = (0..n_sack as u32).map(|i| (i * 10, i * 10 + 5)).collect();
+                    opts.push(TcpOption::Sack(SackBlocks::new(&blocks)));
+                }
+                let (src, dst) = match (v6, mixed) {
+                    (false, false) => ("10.0.0.1:1", "10.0.0.2:2"),
+                    (true, false) => ("[fd00::1]:1", "[fd00::2]:2"),
+                    (false, true) => ("10.0.0.1:1", "[fd00::2]:2"),
+                    (true, true) => ("[fd00::1]:1", "10.0.0.2:2"),
+                };
+                let repr = SegmentRepr {
+                    src: src.parse().unwrap(),
+                    dst: dst.parse().unwrap(),
+                    seq: SubflowSeq(1),
+                    ack: SubflowSeq(2),
+                    flags: flags::ACK,
+                    window: 3,
+                    options: &opts,
+                };
+                let mut buf = vec![0u8; buf_len];
+                match emit(&repr, plen, &mut buf, true, |p| p.fill(7)) {
+                    Ok(n) => {
+                        let s = parse(&buf[..n], true).unwrap();
+                        prop_assert_eq!(s.payload.len(), plen);
+                    }
+                    Err(EmitError::MixedFamilies { .. }) => prop_assert!(mixed),
+                    Err(EmitError::OptionSpace { len, .. }) => prop_assert!(len > 40),
+                    Err(EmitError::BufferTooSmall { need, have }) => prop_assert!(need > have),
+                    Err(EmitError::TooLong { .. }) => prop_assert!(false, "short payloads fit"),
+                }
+            }
+        }
     }
 }

@@ -276,3 +276,34 @@ pub fn finish(child: Child, what: &str, secs: u64) -> Output {
         (None, out) => panic!("{what} did not finish within {secs}s; stderr: {}", String::from_utf8_lossy(&out.stderr)),
     }
 }
+
+// ----------------------------------------------------------------------
+// Process figures (tests/cat_hostile.rs): memory and CPU of a process,
+// from /proc, for bounds that a hostile peer must not break.
+// ----------------------------------------------------------------------
+
+/// VmRSS and VmHWM of process `pid`, in KiB (from /proc/PID/status).
+pub fn proc_rss_kib(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} for process {pid}"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// CPU time process `pid` used so far, user plus system (from /proc/PID/stat).
+pub fn proc_cpu(pid: u32) -> Duration {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or_else(|| panic!("no /proc/{pid}/stat"));
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here.
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_micros(ticks * 1_000_000 / hz)
+}

@@ -1523,7 +1523,9 @@ pub fn icmp_unreachable(pkt: &[u8]) -> Option<(SocketAddr, SocketAddr, String, I
     match pkt.first()? >> 4 {
         4 => {
             let ihl = usize::from(pkt[0] & 0x0f) * 4;
-            if pkt.len() < ihl + 8 || pkt[9] != 1 {
+            // Anything may come from the kernel side (a raw socket there):
+            // lengths first, then fields.
+            if ihl < 20 || pkt.len() < ihl + 8 || pkt[9] != 1 {
                 return None;
             }
             let from = IpAddr::V4(Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]));
@@ -1590,6 +1592,27 @@ pub fn icmp_unreachable(pkt: &[u8]) -> Option<(SocketAddr, SocketAddr, String, I
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn icmp_unreachable_takes_any_bytes() {
+        // Short and garbage packets of both versions: no panic, no match.
+        for len in 0..100 {
+            for first in [0x40u8, 0x45, 0x4f, 0x60, 0x00, 0xff] {
+                let mut p: Vec<u8> = (0..len).map(|i| (i * 29 + 7) as u8).collect();
+                if let Some(b) = p.first_mut() {
+                    *b = first;
+                }
+                if len > 9 {
+                    p[9] = 1;
+                }
+                if len > 6 {
+                    p[6] = 58;
+                }
+                let _ = icmp_unreachable(&p);
+            }
+        }
+        assert!(icmp_unreachable(&[0x40, 0, 0, 0, 0, 0, 0, 0, 0]).is_none());
+    }
 
     #[test]
     fn icmp_unreachable_is_matched_to_the_segment() {

@@ -379,7 +379,7 @@ mod tests {
             options: &opts,
         };
         let mut b = vec![0u8; MAX_HEADERS];
-        let n = wire::emit_parts(&repr, payload, &mut b, false);
+        let n = wire::emit_parts(&repr, payload, &mut b, false).unwrap();
         b.truncate(n);
         (b, Slice::copy_from(payload))
     }

@@ -1,6 +1,8 @@
 //! A bulk transfer across the simulation: the client connects, writes its
 //! input and closes (DATA_FIN); the server reads everything to its output
-//! and closes when it sees the end.
+//! and closes when it sees the end. With [`Transfer::with_reverse`], the
+//! server also writes an input of its own in the same connection, the
+//! client reads it, and the server closes once that input is written.
 
 use std::io::{self, Read, Write};
 
@@ -37,6 +39,23 @@ pub struct Transfer<'a> {
     pub error: Option<String>,
     /// The server application reads nothing before this time.
     pub read_from: Instant,
+    /// Server to client data, when both ways.
+    reverse: Option<Reverse<'a>>,
+}
+
+/// The server-to-client half of a transfer both ways.
+struct Reverse<'a> {
+    input: &'a mut dyn Read,
+    output: &'a mut dyn Write,
+    buf: Vec<u8>,
+    pending: std::ops::Range<usize>,
+    input_done: bool,
+    /// Bytes taken by the server stack.
+    sent: u64,
+    /// Bytes read from the client stack.
+    received: u64,
+    /// The client read the end of the server's stream.
+    client_eof: bool,
 }
 
 impl<'a> Transfer<'a> {
@@ -71,7 +90,30 @@ impl<'a> Transfer<'a> {
             started: false,
             error: None,
             read_from: Instant::ZERO,
+            reverse: None,
         }
+    }
+
+    /// Also send `input` from the server to the client, which reads it
+    /// into `output`: data both ways in one connection.
+    pub fn with_reverse(mut self, input: &'a mut dyn Read, output: &'a mut dyn Write) -> Transfer<'a> {
+        let io = self.buf.len();
+        self.reverse = Some(Reverse {
+            input,
+            output,
+            buf: vec![0; io],
+            pending: 0..0,
+            input_done: false,
+            sent: 0,
+            received: 0,
+            client_eof: false,
+        });
+        self
+    }
+
+    /// Server-to-client bytes: (taken by the server stack, read by the client).
+    pub fn reverse_bytes(&self) -> (u64, u64) {
+        self.reverse.as_ref().map_or((0, 0), |r| (r.sent, r.received))
     }
 
     /// Connect the client to `server` now (call before running).
@@ -122,6 +164,67 @@ impl<'a> Transfer<'a> {
         Ok(())
     }
 
+    /// The server's own data (both ways only); it closes once all is written.
+    fn pump_reverse(&mut self, ep: &mut Endpoint) -> io::Result<()> {
+        let (Some(h), Some(r)) = (self.server, self.reverse.as_mut()) else { return Ok(()) };
+        if self.server_close_sent {
+            return Ok(());
+        }
+        loop {
+            if r.pending.is_empty() {
+                if r.input_done {
+                    break;
+                }
+                let n = r.input.read(&mut r.buf)?;
+                if n == 0 {
+                    r.input_done = true;
+                    break;
+                }
+                r.pending = 0..n;
+            }
+            match ep.send(h, &r.buf[r.pending.clone()]) {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    r.pending.start += n;
+                    r.sent += n as u64;
+                }
+                Err(e) => {
+                    self.error = Some(e.to_string());
+                    return Ok(());
+                }
+            }
+        }
+        if r.input_done && r.pending.is_empty() {
+            self.server_close_sent = true;
+            let _ = ep.close(h);
+        }
+        Ok(())
+    }
+
+    /// What the client reads of the server's data (both ways only).
+    fn drain_reverse(&mut self, now: Instant, ep: &mut Endpoint) -> io::Result<()> {
+        let (Some(h), Some(r)) = (self.client, self.reverse.as_mut()) else { return Ok(()) };
+        loop {
+            match ep.recv(h, &mut self.rbuf) {
+                Ok(Some(n)) => {
+                    r.output.write_all(&self.rbuf[..n])?;
+                    r.received += n as u64;
+                    self.done_at = Some(now);
+                }
+                Ok(None) => {
+                    r.client_eof = true;
+                    break;
+                }
+                Err(RecvError::Blocked) => break,
+                Err(e) => {
+                    self.error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn drain_output(&mut self, now: Instant, ep: &mut Endpoint) -> io::Result<()> {
         let Some(h) = self.server else { return Ok(()) };
         loop {
@@ -133,7 +236,8 @@ impl<'a> Transfer<'a> {
                 }
                 Ok(None) => {
                     self.server_eof = true;
-                    if !self.server_close_sent {
+                    // Both ways, the server closes when its own data is written.
+                    if !self.server_close_sent && self.reverse.is_none() {
                         self.server_close_sent = true;
                         let _ = ep.close(h);
                     }
@@ -178,6 +282,10 @@ impl App for Transfer<'_> {
         if now >= self.read_from {
             self.drain_output(now, s)?;
         }
+        if self.reverse.is_some() {
+            self.pump_reverse(s)?;
+            self.drain_reverse(now, c)?;
+        }
         while now >= self.next_sample {
             self.timeline.push((self.next_sample, self.received));
             self.next_sample += self.sample_every;
@@ -186,6 +294,8 @@ impl App for Transfer<'_> {
     }
 
     fn done(&self) -> bool {
-        self.client_done && (self.server_done || self.server_eof || self.error.is_some())
+        let reverse_done = self.reverse.as_ref().is_none_or(|r| r.client_eof);
+        self.client_done && (self.server_done || self.server_eof || self.error.is_some()) && reverse_done
+            || self.error.is_some() && self.client_done
     }
 }
