@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 
 use pcap::{Active, Capture, Precision};
 
-use super::{CaptureError, linktype_name};
+use super::{CaptureError, linktype_name, pcap_msg};
 use crate::dissect::packet::linktype;
 
 /// The snapshot length of a live capture unless told otherwise (tcpdump's).
@@ -20,7 +20,7 @@ pub(super) fn open(
     promisc: bool,
     filter: Option<&str>,
 ) -> Result<(Capture<Active>, u32), CaptureError> {
-    let live = |e: pcap::Error| CaptureError::Live { iface: iface.to_string(), reason: super::reader::pcap_msg(e) };
+    let live = |e: pcap::Error| CaptureError::Live { iface: iface.to_string(), reason: pcap_msg(e) };
     let mut cap = Capture::from_device(iface)
         .map_err(live)?
         .promisc(promisc)
@@ -42,7 +42,7 @@ pub(super) fn open(
         cap.filter(expr, true).map_err(|e| CaptureError::Filter {
             source_name: iface.to_string(),
             expr: expr.to_string(),
-            reason: super::reader::pcap_msg(e),
+            reason: pcap_msg(e),
         })?;
     }
     let cap = cap.setnonblock().map_err(live)?;

@@ -132,6 +132,14 @@ pub(crate) fn dlt(file_linktype: u32) -> u32 {
 
 /// A link type's name, for an error: ours when the decoders read it,
 /// libpcap's otherwise.
+/// libpcap's own message for an error, without the crate's wrapping.
+fn pcap_msg(e: pcap::Error) -> String {
+    match e {
+        pcap::Error::PcapError(s) => s,
+        other => other.to_string(),
+    }
+}
+
 fn linktype_name(lt: i32) -> String {
     let known = linktype::name(lt.max(0) as u32);
     if known != "unsupported" {

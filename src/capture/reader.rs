@@ -18,7 +18,7 @@ use pcap::{Active, BpfProgram, Capture, Linktype, Offline, Precision};
 use super::bytes::{ByteSource, Input};
 use super::classic::{self, ClassicRecords, HeaderError, MAX_SNAPLEN};
 use super::pcapng::{self, PcapngRecords};
-use super::{CaptureError, dlt, linktype_name, live};
+use super::{CaptureError, dlt, linktype_name, live, pcap_msg};
 use crate::dissect::packet::{FrameMeta, Timestamp, linktype};
 
 /// Where frames come from.
@@ -117,13 +117,6 @@ fn open_error(file: &str, msg: String) -> CaptureError {
         CaptureError::NotACapture { file: file.to_string(), reason: msg }
     } else {
         CaptureError::Unreadable { file: file.to_string(), reason: msg }
-    }
-}
-
-pub(super) fn pcap_msg(e: pcap::Error) -> String {
-    match e {
-        pcap::Error::PcapError(s) => s,
-        other => other.to_string(),
     }
 }
 
