@@ -15,6 +15,7 @@ pub mod capture;
 pub mod cli;
 pub mod control;
 pub mod diag;
+pub mod doctor;
 pub mod dissect;
 pub mod seq;
 pub mod snapshot;
