@@ -120,12 +120,7 @@ fn addresses() -> Result<Vec<Address>, GatherError> {
         // SAFETY: ifa_name is a NUL-terminated string owned by the list.
         let iface = unsafe { CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned();
         let flags = ifa.ifa_flags as i32;
-        out.push(Address {
-            addr,
-            iface,
-            up: flags & libc::IFF_UP != 0,
-            loopback: flags & libc::IFF_LOOPBACK != 0,
-        });
+        out.push(Address { addr, iface, up: flags & libc::IFF_UP != 0, loopback: flags & libc::IFF_LOOPBACK != 0 });
     }
     // SAFETY: head came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(head) };
@@ -165,7 +160,9 @@ fn sockets(host: &mut Host) -> Result<(), GatherError> {
 fn routes(host: &Host, peers: &[IpAddr]) -> Result<Vec<RouteCheck>, GatherError> {
     let mut sock = route::socket()?;
     let mut out = Vec::new();
-    for e in &host.endpoints {
+    // Only endpoints this host opens subflows from: a signal endpoint answers
+    // whoever joins it, and its replies go back the way the join came.
+    for e in host.endpoints.iter().filter(|e| e.flags & (super::flag::SUBFLOW | super::flag::FULLMESH) != 0) {
         if !host.addresses.iter().any(|a| a.addr == e.addr && a.up && !a.loopback) {
             continue;
         }
@@ -178,7 +175,8 @@ fn routes(host: &Host, peers: &[IpAddr]) -> Result<Vec<RouteCheck>, GatherError>
             // No peer known: check the way to the rest of the world, when the
             // host has one at all (a host on a local link only has none).
             let probe = if e.addr.is_ipv4() { PROBE_V4 } else { PROBE_V6 };
-            let any_src = if e.addr.is_ipv4() { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { IpAddr::V6(Ipv6Addr::UNSPECIFIED) };
+            let any_src =
+                if e.addr.is_ipv4() { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { IpAddr::V6(Ipv6Addr::UNSPECIFIED) };
             if let Ok(Lookup::Via(_)) = route::lookup(&mut sock, any_src, probe) {
                 dsts.push(probe);
             }

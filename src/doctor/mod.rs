@@ -36,7 +36,10 @@ pub mod flag {
 pub enum MptcpSupport {
     /// No /proc/sys/net/mptcp: the kernel was built without MPTCP.
     Absent,
-    Enabled { on: bool, pm_type: u32 },
+    Enabled {
+        on: bool,
+        pm_type: u32,
+    },
 }
 
 /// One path-manager endpoint (`ip mptcp endpoint show`).
@@ -170,8 +173,10 @@ pub fn check(host: &Host) -> Vec<Finding> {
     out
 }
 
+/// An application listens with MPTCP. The kernel's own listener for a
+/// `port` endpoint (it accepts only MP_JOINs to that port) does not count.
 fn listens(host: &Host) -> bool {
-    host.listeners.iter().any(|l| l.mptcp)
+    host.listeners.iter().any(|l| l.mptcp && !host.endpoints.iter().any(|e| e.port == Some(l.port) && e.addr == l.addr))
 }
 
 fn connects_out(host: &Host) -> bool {

@@ -133,6 +133,11 @@ fn endpoints_that_do_nothing_or_the_wrong_thing() {
     assert_eq!(codes(&h), ["port-endpoint-unserved"]);
     h.listeners.push(Listener { addr: ip("10.0.2.2"), port: 8080, mptcp: true });
     assert_eq!(codes(&h), Vec::<&str>::new());
+    // The kernel's listener for a port endpoint is not an application's.
+    h.listeners.remove(0);
+    h.connections.clear();
+    h.ports.clear();
+    assert_eq!(codes(&h), ["signal-without-listener"]);
 }
 
 #[test]
