@@ -16,6 +16,7 @@ pub mod cli;
 pub mod control;
 pub mod diag;
 pub mod dissect;
+pub mod doctor;
 pub mod seq;
 pub mod snapshot;
 pub mod stack;

@@ -69,6 +69,20 @@ pub struct Args {
     /// Leave out embedded mptcp-cat processes.
     #[arg(long)]
     pub no_embedded: bool,
+    /// The path-manager doctor: inspect this host's (this namespace's) MPTCP
+    /// configuration and live state, and print each problem with the command
+    /// that fixes it; exit status 1 when there is one. With --json, a list.
+    #[arg(long, conflicts_with_all = ["once", "events", "read", "iface"])]
+    pub check: bool,
+    /// With --check: a port a server of this host should serve with MPTCP
+    /// (repeatable).
+    #[arg(long = "port", value_name = "PORT", requires = "check")]
+    pub ports: Vec<u16>,
+    /// With --check: a remote address to check the routes from each endpoint
+    /// towards (repeatable; default: the peers of live connections, or the
+    /// default route).
+    #[arg(long = "peer", value_name = "ADDR", requires = "check")]
+    pub peers: Vec<std::net::IpAddr>,
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -119,8 +133,33 @@ fn live_sources(args: &Args, once: bool) -> Sources {
     s
 }
 
+/// `--check`: the doctor's findings, then a failure when there is one.
+fn check(args: &Args) -> anyhow::Result<()> {
+    let host = crate::doctor::gather::gather(&args.ports, &args.peers).context("--check")?;
+    let findings = crate::doctor::check(&host);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let json = serde_json::to_string(&findings).context("--check --json")?;
+        writeln!(out, "{}", json_for_terminal(json))?;
+    } else {
+        let mut text = Vec::new();
+        crate::doctor::write_text(&mut text, &findings)?;
+        for line in String::from_utf8_lossy(&text).lines() {
+            writeln!(out, "{}", escaped(line))?;
+        }
+    }
+    out.flush()?;
+    if !findings.is_empty() {
+        bail!("{} problem(s) found", findings.len());
+    }
+    Ok(())
+}
+
 /// Run mptcp-ss with these arguments.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.check {
+        return check(&args);
+    }
     let once = (args.once || args.json) && !args.events;
     if args.speed.is_nan() || args.speed <= 0.0 {
         bail!("--speed {}: must be positive", args.speed);

@@ -10,7 +10,8 @@
 //! - [`sock_diag`]: the one sock_diag reader (dumps of MPTCP and TCP
 //!   sockets, the lookup of one subflow, the MPTCP subflow ULP info);
 //! - [`mptcp_info`]: `struct mptcp_info` and `struct tcp_info` as sock_diag
-//!   and the SOL_MPTCP getsockopts return them.
+//!   and the SOL_MPTCP getsockopts return them;
+//! - [`route`]: the kernel's route lookup (`ip route get DST from SRC`).
 //!
 //! It sits beside `stack` and `diag` rather than inside either, so that the
 //! stack's drivers and mptcp-ss's sources share it without depending on
@@ -19,6 +20,7 @@
 pub mod genl;
 pub mod mptcp_info;
 pub mod netlink;
+pub mod route;
 pub mod sock_diag;
 
 use std::io;
