@@ -17,6 +17,7 @@ pub mod control;
 pub mod diag;
 pub mod dissect;
 pub mod doctor;
+pub mod plot;
 pub mod seq;
 pub mod snapshot;
 pub mod stack;

@@ -99,6 +99,27 @@ pub struct DumpArgs {
     /// Only tcpdump's part of each line, without the analysis.
     #[arg(long)]
     pub no_analysis: bool,
+
+    /// Draw a picture of a connection instead of printing frames: `dsn`
+    /// (data sequence against time per subflow) or `tput` (goodput per
+    /// subflow). Needs -o FILE.svg, or --json for the series.
+    #[arg(long, value_enum, value_name = "KIND", conflicts_with_all = ["summary", "write", "no_analysis"])]
+    pub plot: Option<crate::plot::Kind>,
+
+    /// With --plot: the SVG file to write (with --conn all, one file per
+    /// connection, FILE-connN.svg).
+    #[arg(short = 'o', long = "output", value_name = "FILE", requires = "plot")]
+    pub output: Option<PathBuf>,
+
+    /// With --plot: the connection to draw (its number in the analysis, as
+    /// `[mptcp conn N]`), or `all`; default: the one with the most data.
+    #[arg(long, value_name = "N|all", value_parser = crate::cli::plot::parse_conn, requires = "plot")]
+    pub conn: Option<crate::cli::plot::ConnChoice>,
+
+    /// With --plot tput: the window in seconds (default: a fiftieth of the
+    /// connection's duration).
+    #[arg(long, value_name = "SECONDS", requires = "plot")]
+    pub window: Option<f64>,
 }
 
 /// `-c N`: a positive count, refused otherwise in tcpdump's words.
@@ -204,6 +225,9 @@ impl DumpArgs {
 
 /// Run mptcp-dump, writing to `out`.
 pub fn run(args: &DumpArgs, out: &mut dyn Write) -> Result<Outcome, DumpError> {
+    if let Some(kind) = args.plot {
+        return crate::cli::plot::run(args, kind, out);
+    }
     let (source, filter) = args.source_and_filter()?;
     let live = matches!(source, Source::Interface(_));
     let opts = OpenOptions { filter, snaplen: args.snaplen, promisc: !args.no_promisc, ..Default::default() };

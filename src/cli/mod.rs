@@ -3,5 +3,6 @@
 pub mod cat;
 pub mod cat_sim;
 pub mod dump;
+pub mod plot;
 pub mod ss;
 pub mod token;
