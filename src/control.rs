@@ -326,6 +326,17 @@ impl ControlClient {
         Ok(ControlClient { path: path.to_path_buf(), stream, buf: Vec::new(), deadline, limit: MAX_REPLY })
     }
 
+    /// A client over a connected stream (one end of a socket pair, in
+    /// tests and fuzzing), without the peer check of [`Self::connect`].
+    pub fn over_stream(stream: UnixStream, deadline: Duration) -> ControlClient {
+        ControlClient { path: PathBuf::from("(stream)"), stream, buf: Vec::new(), deadline, limit: MAX_REPLY }
+    }
+
+    /// Bytes read and held past the last reply line.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// The longest reply line accepted ([`MAX_REPLY`] unless changed).
     pub fn set_reply_limit(&mut self, limit: usize) {
         self.limit = limit;

@@ -16,6 +16,8 @@ pub mod cli;
 pub mod control;
 pub mod diag;
 pub mod dissect;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod doctor;
 pub mod plot;
 pub mod seq;

@@ -143,6 +143,21 @@ impl CaptureReader {
         }
         let handle =
             if opts.libpcap_only { Handle::Libpcap(libpcap_file(path, &name)?) } else { direct(path, &name, stdin)? };
+        CaptureReader::with_handle(handle, name, opts)
+    }
+
+    /// Read a capture (pcap or pcapng) from any byte stream, with our own
+    /// readers only: what the fuzz targets and in-memory tests use.
+    pub fn from_reader(
+        name: &str,
+        input: Box<dyn std::io::Read + Send>,
+        opts: &OpenOptions,
+    ) -> Result<CaptureReader, CaptureError> {
+        let handle = direct_input(Input::Stream(input), None, name)?;
+        CaptureReader::with_handle(handle, name.to_string(), opts)
+    }
+
+    fn with_handle(handle: Handle, name: String, opts: &OpenOptions) -> Result<CaptureReader, CaptureError> {
         let linktype = match &handle {
             Handle::Classic(r) => r.linktype(),
             Handle::Pcapng(r) => r.linktype(),
@@ -371,17 +386,21 @@ fn libpcap_file(path: &Path, name: &str) -> Result<Capture<Offline>, CaptureErro
 /// Open a file with this crate's readers, or libpcap for a format they
 /// leave to it (a regular file only: standard input cannot be read twice).
 fn direct(path: &Path, name: &str, stdin: bool) -> Result<Handle, CaptureError> {
-    let input = if stdin {
-        Input::Stream(Box::new(std::io::stdin()))
-    } else {
-        Input::File(
-            std::fs::File::open(path)
-                .map_err(|e| CaptureError::Unreadable { file: name.into(), reason: e.to_string() })?,
-        )
-    };
+    if stdin {
+        return direct_input(Input::Stream(Box::new(std::io::stdin())), None, name);
+    }
+    let file =
+        std::fs::File::open(path).map_err(|e| CaptureError::Unreadable { file: name.into(), reason: e.to_string() })?;
+    direct_input(Input::File(file), Some(path), name)
+}
+
+/// Read `input` with our own readers; a file (`path`) that they do not take
+/// goes to libpcap, a stream (no path) is refused.
+fn direct_input(input: Input, path: Option<&Path>, name: &str) -> Result<Handle, CaptureError> {
+    let stdin = path.is_none();
     let unreadable = |e: std::io::Error| CaptureError::Unreadable { file: name.into(), reason: e.to_string() };
     let mut src = ByteSource::new(input, 16 + MAX_SNAPLEN as usize);
-    let libpcap = || libpcap_file(path, name).map(Handle::Libpcap);
+    let libpcap = || libpcap_file(path.expect("only files go to libpcap"), name).map(Handle::Libpcap);
     if !src.fill(4).map_err(unreadable)? {
         if !stdin {
             return libpcap();

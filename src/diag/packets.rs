@@ -224,6 +224,11 @@ impl<M: PacketModel> CaptureSource<M> {
         Ok(Self::new(format!("live:{iface}"), reader, model, Pace::AllAtOnce))
     }
 
+    /// Feed `model` from a reader opened elsewhere (a capture in memory).
+    pub fn from_reader(label: String, reader: CaptureReader, model: M, pace: Pace) -> Self {
+        Self::new(label, reader, model, pace)
+    }
+
     fn new(label: String, reader: CaptureReader, model: M, pace: Pace) -> Self {
         let cap_gaps = !reader.is_live();
         CaptureSource {
