@@ -71,6 +71,9 @@ pub mod scheduler;
 pub mod sim;
 pub mod syncookie;
 pub mod tcp;
+/// The two-endpoint test harness (virtual time, editable wire); for tests.
+#[doc(hidden)]
+pub mod testing;
 pub mod time;
 pub mod wire;
 
