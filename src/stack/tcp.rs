@@ -558,9 +558,26 @@ impl Tcb {
         self.last_send = now;
     }
 
+    /// The RTO with the backoff applied (RFC 6298 §5.5, the one rule).
     fn current_rto(&self) -> Duration {
-        let r = self.rtt.rto();
-        Duration::from_micros(r.as_micros().saturating_mul(1u64 << self.backoff.min(16))).min(self.rtt.max_rto())
+        self.rtt.rto().backed_off(self.backoff, self.rtt.max_rto())
+    }
+
+    /// Start the retransmission timer unless it runs (a SYN just sent).
+    pub fn arm_rto_if_idle(&mut self, now: Instant) {
+        if self.rto_at.is_none() {
+            self.rto_at = Some(now + self.current_rto());
+        }
+    }
+
+    /// A timeout of something the connection resends on this subflow by
+    /// itself (the MP_JOIN third ACK, RFC 8684 §3.2): back off and restart
+    /// the timer. Returns the expiries so far.
+    pub fn back_off(&mut self, now: Instant) -> u32 {
+        self.backoff += 1;
+        self.rto_count += 1;
+        self.rto_at = Some(now + self.current_rto());
+        self.rto_count
     }
 
     /// The first segment deemed lost, if the window lets it go.

@@ -30,6 +30,10 @@ use crate::snapshot::{ConnSnapshot, SubflowSnapshot, subflow_flags, token_hex};
 
 pub(crate) use super::tcp::Tcb;
 
+mod timer;
+
+use timer::{Timer, TimerTable};
+
 /// MP_TCPRST reason codes (RFC 8684 §3.6).
 pub mod rst_reason {
     pub const UNSPECIFIED: u8 = 0;
@@ -171,8 +175,7 @@ struct RxFail {
     sf_id: u32,
     /// The peer echoed MP_FAIL: no need to send it again.
     echoed: bool,
-    /// MP_FAIL timer: resend it, or give up after [`MP_FAIL_TRIES`].
-    retx_at: Option<Instant>,
+    /// Expiries of [`Timer::MpFail`]: resend it, or give up after [`MP_FAIL_TRIES`].
     tries: u32,
 }
 
@@ -412,7 +415,6 @@ pub(crate) struct Connection {
     /// The application closed: DATA_FIN at `tx.tail`.
     pub app_closed: bool,
     dfin_due: bool,
-    dfin_rto_at: Option<Instant>,
     dfin_tries: u32,
     pub dfin_acked: bool,
     /// The peer's DATA_FIN (its DSN).
@@ -435,8 +437,9 @@ pub(crate) struct Connection {
     /// number: the segments before it carry data the peer dropped, and
     /// only those after it count at the data level.
     rewound: Option<SubflowSeq>,
-    persist_at: Option<Instant>,
     persist_backoff: u32,
+    /// The connection's own timers (MP_FAIL, DATA_FIN, persist).
+    timers: TimerTable,
     last_adv_edge: DataSeq,
     readable_armed: bool,
     writable_wanted: bool,
@@ -520,7 +523,6 @@ impl Connection {
             pm: Pm::default(),
             app_closed: false,
             dfin_due: false,
-            dfin_rto_at: None,
             dfin_tries: 0,
             dfin_acked: false,
             peer_fin: None,
@@ -531,8 +533,8 @@ impl Connection {
             mp_fail_out: None,
             tx_infinite: None,
             rewound: None,
-            persist_at: None,
             persist_backoff: 0,
+            timers: TimerTable::default(),
             last_adv_edge: DataSeq(0),
             readable_armed: true,
             writable_wanted: false,
@@ -787,7 +789,8 @@ impl Connection {
             // not delivered, the peer sends it again.
             self.fallback(FallbackReason::ChecksumFailure, ctx);
             let sf = &mut self.subflows[i];
-            self.rx_fail = Some(RxFail { dsn, sf_id: sf.id, echoed: false, retx_at: None, tries: 0 });
+            self.rx_fail = Some(RxFail { dsn, sf_id: sf.id, echoed: false, tries: 0 });
+            self.timers.stop(Timer::MpFail);
             self.mp_fail_out = Some((sf.id, dsn.0));
             sf.tcb.ack_now = true;
             return true;
@@ -822,6 +825,7 @@ impl Connection {
                         WireSeq::U32(v) => DataSeq::extend(v, self.rx.nxt),
                     };
                     self.rx_fail = None;
+                    self.timers.stop(Timer::MpFail);
                     self.mp_fail_out = None;
                     if dsn > self.rx.nxt {
                         // The peer goes on past data we never got: the
@@ -1616,7 +1620,7 @@ impl Connection {
             if self.app_closed && ack == self.tx.tail + 1u64 && !self.dfin_acked {
                 self.dfin_acked = true;
                 self.dfin_due = false;
-                self.dfin_rto_at = None;
+                self.timers.stop(Timer::DataFin);
             }
         }
         let edge = ack + ((window as u64) << self.subflows[i].tcb.snd_wscale);
@@ -2268,8 +2272,7 @@ impl Connection {
     // ------------------------------------------------------------------
 
     pub fn next_timeout(&self) -> Option<Instant> {
-        let fail = self.rx_fail.and_then(|f| f.retx_at);
-        let mut t = [self.dfin_rto_at, self.persist_at, fail].into_iter().flatten().min();
+        let mut t = self.timers.next_timeout();
         for sf in &self.subflows {
             if sf.down.is_none()
                 && let Some(x) = sf.tcb.next_timeout()
@@ -2308,12 +2311,12 @@ impl Connection {
                 self.on_subflow_rto(now, j, ctx);
             }
         }
+        let max_rto = self.tcb_params.max_rto;
         if let Some(f) = self.rx_fail.as_mut()
-            && f.retx_at.is_some_and(|t| t <= now)
+            && self.timers.expire(Timer::MpFail, now)
         {
             // No infinite mapping came: MP_FAIL again (unless echoed), and
             // give up in the end, as Linux does after its MP_FAIL timeout.
-            f.retx_at = None;
             f.tries += 1;
             if f.tries > MP_FAIL_TRIES {
                 self.rx_fail = None;
@@ -2323,20 +2326,17 @@ impl Connection {
             let (id, dsn, echoed) = (f.sf_id, f.dsn, f.echoed);
             if echoed {
                 let rto = self.subflows.iter().find(|s| s.id == id).map_or(Duration::from_secs(1), |s| s.tcb.rtt.rto());
-                f.retx_at = Some(now + rto * (1u64 << f.tries.min(6)));
+                self.timers.set_backed_off(Timer::MpFail, now, rto, f.tries, max_rto);
             } else {
                 self.mp_fail_out = Some((id, dsn.0));
             }
         }
-        if self.dfin_rto_at.is_some_and(|t| t <= now) {
-            self.dfin_rto_at = None;
-            if !self.dfin_acked && self.closed.is_none() {
-                self.dfin_due = true;
-                self.dfin_tries += 1;
-            }
+        // (`expire` first: it stops the timer whatever the rest says.)
+        if self.timers.expire(Timer::DataFin, now) && !self.dfin_acked && self.closed.is_none() {
+            self.dfin_due = true;
+            self.dfin_tries += 1;
         }
-        if self.persist_at.is_some_and(|t| t <= now) {
-            self.persist_at = None;
+        if self.timers.expire(Timer::Persist, now) {
             self.persist_backoff += 1;
             if let Some(sf) = self.subflows.iter_mut().find(|s| s.ready && s.alive()) {
                 // A window probe: an ACK with an old sequence number makes
@@ -2386,11 +2386,7 @@ impl Connection {
             && js.ack_pending
         {
             js.ack_due = true;
-            let tcb = &mut self.subflows[j].tcb;
-            tcb.backoff += 1;
-            tcb.rto_count += 1;
-            tcb.rto_at = Some(now + tcb.rtt.rto() * (1u64 << tcb.backoff.min(6)));
-            if tcb.rto_count > self.max_rtos {
+            if self.subflows[j].tcb.back_off(now) > self.max_rtos {
                 self.abort_subflow(j, rst_reason::MPTCP_ERROR, CloseReason::Timeout, ctx);
             }
             return;
@@ -2487,7 +2483,7 @@ impl Connection {
             && self.subflows.iter().all(|s| !s.alive() || s.tcb.txq.is_empty());
         let blocked = window_blocked || data_ack_lag;
         if blocked {
-            if self.persist_at.is_none() {
+            if !self.timers.is_running(Timer::Persist) {
                 let rto = self
                     .subflows
                     .iter()
@@ -2495,10 +2491,11 @@ impl Connection {
                     .map(|s| s.tcb.rtt.rto())
                     .max()
                     .unwrap_or(Duration::from_secs(1));
-                self.persist_at = Some(now + rto * (1u64 << self.persist_backoff.min(6)));
+                let max_rto = self.tcb_params.max_rto;
+                self.timers.set_backed_off(Timer::Persist, now, rto, self.persist_backoff, max_rto);
             }
         } else {
-            self.persist_at = None;
+            self.timers.stop(Timer::Persist);
             self.persist_backoff = 0;
         }
     }
@@ -2532,9 +2529,9 @@ impl Connection {
             && sf.id == id
         {
             self.mp_fail_out = None;
-            if let Some(f) = self.rx_fail.as_mut() {
+            if let Some(f) = self.rx_fail {
                 let rto = self.subflows[j].tcb.rtt.rto();
-                f.retx_at = Some(now + rto * (1u64 << f.tries.min(6)));
+                self.timers.set_backed_off(Timer::MpFail, now, rto, f.tries, self.tcb_params.max_rto);
             }
             // 12 + 12 bytes: always fits beside the timestamps.
             let opts = [MptcpOption::Dss(self.dss_ack()), MptcpOption::MpFail(MpFail { dsn })];
@@ -2785,7 +2782,7 @@ impl Connection {
             if self.app_closed
                 && !self.dfin_acked
                 && self.snd_nxt == self.tx.tail
-                && (self.dfin_due || self.dfin_rto_at.is_none())
+                && (self.dfin_due || !self.timers.is_running(Timer::DataFin))
             {
                 // Before the peer confirmed our key (client, no DSS seen),
                 // `emit_ack` repeats the MP_CAPABLE third ACK instead, on
@@ -2793,7 +2790,7 @@ impl Connection {
                 // shows it arrived (RFC 8684 §3.1); the DATA_FIN follows.
                 self.dfin_due = false;
                 let rto = self.subflows[j].tcb.rtt.rto();
-                self.dfin_rto_at = Some(now + rto * (1u64 << self.dfin_tries.min(6)));
+                self.timers.set_backed_off(Timer::DataFin, now, rto, self.dfin_tries, self.tcb_params.max_rto);
                 return Some(self.emit_ack(now, j, out, None, true, ctx));
             }
             if let Some(e) = self.pm.echo.pop_front() {
@@ -2985,9 +2982,7 @@ impl Connection {
         if tcb.syn_sent_at.is_none() || tcb.syn_retries > 0 {
             tcb.syn_sent_at = Some(now);
         }
-        if tcb.rto_at.is_none() {
-            tcb.rto_at = Some(now + tcb.rtt.rto() * (1u64 << tcb.backoff.min(6)));
-        }
+        tcb.arm_rto_if_idle(now);
         t
     }
 
@@ -3171,7 +3166,7 @@ impl Connection {
         o.sack(&self.subflows[j].tcb);
         let tcb = &self.subflows[j].tcb;
         // A window probe uses an old sequence number (RFC 9293 §3.8.6.1).
-        let seq = if self.persist_backoff > 0 && self.persist_at.is_none() {
+        let seq = if self.persist_backoff > 0 && !self.timers.is_running(Timer::Persist) {
             tcb.seq_for_ack() - 1u32
         } else {
             tcb.seq_for_ack()

@@ -1,0 +1,112 @@
+//! The connection-level timers: one [`Timer`] enum indexing one table, one
+//! [`TimerTable::next_timeout`], and every deadline backed off by the one
+//! rule, [`Duration::backed_off`] (RFC 6298 §5.5, clamped to the maximum RTO).
+//!
+//! Subflow timers (RTO, delayed ACK, TLP, TIME-WAIT) belong to each
+//! subflow's `Tcb`; each ADD_ADDR waiting for its echo keeps its own resend
+//! time in the path manager. [`super::Connection::next_timeout`] takes the
+//! earliest of the three.
+
+use crate::stack::time::{Duration, Instant};
+
+/// A timer of the connection itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Timer {
+    /// MP_FAIL sent and no infinite mapping yet (RFC 8684 §3.7): send it
+    /// again, or reset after `MP_FAIL_TRIES`.
+    MpFail = 0,
+    /// DATA_FIN sent and not DATA_ACKed (RFC 8684 §3.3.3): send it again.
+    DataFin = 1,
+    /// Window probe (zero window, or data acked by the subflows but not by
+    /// a DATA_ACK; RFC 9293 §3.8.6.1, RFC 8684 §3.3.6).
+    Persist = 2,
+}
+
+impl Timer {
+    /// Every timer, in table order.
+    pub const ALL: [Timer; 3] = [Timer::MpFail, Timer::DataFin, Timer::Persist];
+}
+
+/// When each [`Timer`] expires, if it runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TimerTable {
+    at: [Option<Instant>; Timer::ALL.len()],
+}
+
+impl TimerTable {
+    /// Run `t` to expire at `at` (replacing an earlier setting).
+    pub fn set(&mut self, t: Timer, at: Instant) {
+        self.at[t as usize] = Some(at);
+    }
+
+    /// Run `t` to expire `n` backoffs of `base` after `now` (at most `ceiling`).
+    pub fn set_backed_off(&mut self, t: Timer, now: Instant, base: Duration, n: u32, ceiling: Duration) {
+        self.set(t, now + base.backed_off(n, ceiling));
+    }
+
+    pub fn stop(&mut self, t: Timer) {
+        self.at[t as usize] = None;
+    }
+
+    pub fn get(&self, t: Timer) -> Option<Instant> {
+        self.at[t as usize]
+    }
+
+    pub fn is_running(&self, t: Timer) -> bool {
+        self.get(t).is_some()
+    }
+
+    /// True once, when `t` runs and is due at `now`: it is stopped.
+    pub fn expire(&mut self, t: Timer, now: Instant) -> bool {
+        let due = self.get(t).is_some_and(|at| at <= now);
+        if due {
+            self.stop(t);
+        }
+        due
+    }
+
+    /// The earliest deadline of the table.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.at.iter().flatten().min().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_timeout_is_the_earliest_running_timer() {
+        let mut t = TimerTable::default();
+        assert_eq!(t.next_timeout(), None);
+        t.set(Timer::Persist, Instant::from_millis(30));
+        t.set(Timer::DataFin, Instant::from_millis(20));
+        assert_eq!(t.next_timeout(), Some(Instant::from_millis(20)));
+        t.stop(Timer::DataFin);
+        assert_eq!(t.next_timeout(), Some(Instant::from_millis(30)));
+        assert!(!t.is_running(Timer::MpFail) && t.is_running(Timer::Persist));
+    }
+
+    #[test]
+    fn a_timer_expires_once_and_only_when_due() {
+        let mut t = TimerTable::default();
+        t.set(Timer::MpFail, Instant::from_millis(10));
+        assert!(!t.expire(Timer::MpFail, Instant::from_millis(9)));
+        assert!(t.expire(Timer::MpFail, Instant::from_millis(10)));
+        assert!(!t.expire(Timer::MpFail, Instant::from_millis(11)));
+        assert_eq!(t.get(Timer::MpFail), None);
+    }
+
+    #[test]
+    fn backed_off_deadlines_double_up_to_the_ceiling() {
+        let mut t = TimerTable::default();
+        let (now, rto, max) = (Instant::from_secs(1), Duration::from_secs(1), Duration::from_secs(60));
+        let at: Vec<u64> = (0..8)
+            .map(|n| {
+                t.set_backed_off(Timer::DataFin, now, rto, n, max);
+                t.get(Timer::DataFin).map_or(0, |a| a.as_millis())
+            })
+            .collect();
+        assert_eq!(at, vec![2000, 3000, 5000, 9000, 17000, 33000, 61000, 61000]);
+    }
+}
