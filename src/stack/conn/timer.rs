@@ -7,7 +7,7 @@
 //! time in the path manager. [`super::Connection::next_timeout`] takes the
 //! earliest of the three.
 
-use crate::stack::time::{Duration, Instant};
+use super::*;
 
 /// A timer of the connection itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +68,71 @@ impl TimerTable {
     /// The earliest deadline of the table.
     pub fn next_timeout(&self) -> Option<Instant> {
         self.at.iter().flatten().min().copied()
+    }
+}
+
+impl Connection {
+    pub(super) fn on_subflow_rto(&mut self, now: Instant, j: usize, ctx: &mut Ctx<'_>) {
+        let state = self.subflows[j].tcb.state;
+        let initial = self.subflows[j].initial;
+        if matches!(state, TcpState::SynSent | TcpState::SynReceived) {
+            let sf = &mut self.subflows[j];
+            sf.tcb.on_rto(now);
+            if sf.tcb.syn_retries > self.syn_retries {
+                if initial {
+                    self.kill_subflow(j, CloseReason::Timeout, ctx, false);
+                    self.finish(CloseReason::Timeout, ctx);
+                } else {
+                    self.kill_subflow(j, CloseReason::Timeout, ctx, false);
+                }
+                return;
+            }
+            if initial
+                && state == TcpState::SynSent
+                && self.mp.enabled
+                && sf.tcb.syn_retries >= self.mpc_syn_retries
+                && !self.mp.syn_mpc_dropped
+            {
+                // Leave MP_CAPABLE out from now on (a middlebox may drop it).
+                self.mp.syn_mpc_dropped = true;
+                ctx.mib.inc(Counter::MpCapableSynTxDrop);
+            }
+            return;
+        }
+        // The initiator's join third ACK was not acknowledged.
+        if let Some(js) = self.subflows[j].join.as_mut()
+            && js.ack_pending
+        {
+            js.ack_due = true;
+            if self.subflows[j].tcb.back_off(now) > self.max_rtos {
+                self.abort_subflow(j, rst_reason::MPTCP_ERROR, CloseReason::Timeout, ctx);
+            }
+            return;
+        }
+        let fired = self.subflows[j].tcb.on_rto(now);
+        if !fired {
+            return;
+        }
+        ctx.mib.inc(Counter::TcpTimeouts);
+        let sf = &mut self.subflows[j];
+        if sf.tcb.rto_count > self.max_rtos {
+            let alive_others = self.subflows.iter().enumerate().any(|(k, s)| k != j && s.alive());
+            self.abort_subflow(j, rst_reason::UNSPECIFIED, CloseReason::Timeout, ctx);
+            if !alive_others {
+                self.finish(CloseReason::Timeout, ctx);
+            }
+            return;
+        }
+        if sf.tcb.rto_count >= self.stale_rtos && self.mp.active() {
+            let others = self.subflows.iter().enumerate().any(|(k, s)| k != j && s.ready && s.alive() && !s.stale);
+            if others {
+                if !self.subflows[j].stale {
+                    self.subflows[j].stale = true;
+                    ctx.mib.inc(Counter::SubflowStale);
+                }
+                self.reinject_from(j, ctx);
+            }
+        }
     }
 }
 

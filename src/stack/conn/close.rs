@@ -1,0 +1,174 @@
+//! Closing: DATA_FIN both ways (RFC 8684 §3.3.3), MP_FASTCLOSE (§3.5), and
+//! when the connection is done.
+
+use super::*;
+
+impl Connection {
+    pub fn close(&mut self) {
+        if self.app_closed || self.closed.is_some() {
+            return;
+        }
+        self.app_closed = true;
+        if self.is_fallback() || !self.mp.enabled {
+            // Plain TCP: the FIN follows the data; `check_close` queues it
+            // once every byte of the send buffer went to the subflow.
+            if let Some(sf) = self.subflows.first_mut() {
+                if sf.tcb.state == TcpState::SynSent {
+                    sf.closing = true;
+                    sf.tcb.reset();
+                }
+            }
+        }
+    }
+
+    /// MP_FASTCLOSE (RFC 8684 §3.5, "option R": a RST carrying it on every subflow).
+    pub fn abort(&mut self, ctx: &mut Ctx<'_>) {
+        if self.closed.is_some() {
+            return;
+        }
+        let fast = self.mp.active() && self.mp.remote_key.is_some();
+        for i in 0..self.subflows.len() {
+            let sf = &self.subflows[i];
+            if !sf.alive() {
+                continue;
+            }
+            if sf.tcb.state != TcpState::SynSent {
+                ctx.rsts.push_back(RstOut {
+                    fastclose: if fast { self.mp.remote_key.map(|k| k.0) } else { None },
+                    ..RstOut::on(&sf.tcb)
+                });
+                ctx.mib.inc(Counter::TcpOutRsts);
+                if fast {
+                    ctx.mib.inc(Counter::MpFastcloseTx);
+                }
+            }
+            self.kill_subflow(i, CloseReason::Aborted, ctx, false);
+        }
+        self.finish(CloseReason::Aborted, ctx);
+    }
+
+    pub(super) fn finish(&mut self, reason: CloseReason, ctx: &mut Ctx<'_>) {
+        if self.closed.is_some() {
+            return;
+        }
+        if self.mp.active() && self.mp.fully_established && self.established_at.is_some() {
+            ctx.mib.dec(Counter::MpCurrEstab);
+        }
+        self.closed = Some(reason);
+        if self.half_open() {
+            // Never handed to the application (it timed out or was reset in
+            // SYN-RECEIVED): nobody will release it, so it is released
+            // here and the endpoint frees it at once.
+            self.released = true;
+            return;
+        }
+        ctx.events.push_back(Event::Closed { conn: self.handle, reason });
+        if !self.connected_reported && self.role == Role::Client {
+            self.connected_reported = true;
+        }
+    }
+
+    pub(super) fn peer_fastclose(&mut self, ctx: &mut Ctx<'_>) {
+        // RFC 8684 §3.5: reset every subflow and drop the connection.
+        for j in 0..self.subflows.len() {
+            let sf = &self.subflows[j];
+            if sf.alive() {
+                ctx.rsts.push_back(RstOut::on(&sf.tcb));
+            }
+            self.kill_subflow(j, CloseReason::PeerFastClose, ctx, false);
+        }
+        self.finish(CloseReason::PeerFastClose, ctx);
+    }
+
+    pub(super) fn on_peer_data_fin(&mut self, dsn: DataSeq, ctx: &mut Ctx<'_>) {
+        if self.peer_fin_done {
+            // A retransmitted DATA_FIN: acknowledge again.
+            if let Some(sf) = self.subflows.iter_mut().find(|s| s.ready && s.alive()) {
+                sf.tcb.ack_now = true;
+            }
+            return;
+        }
+        self.peer_fin = Some(dsn);
+        self.check_peer_fin(ctx);
+    }
+
+    pub(super) fn check_peer_fin(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(f) = self.peer_fin
+            && !self.peer_fin_done
+            && self.rx.nxt == f
+        {
+            self.peer_fin_done = true;
+            ctx.events.push_back(Event::PeerClosed(self.handle));
+            ctx.events.push_back(Event::Readable(self.handle));
+            self.readable_armed = false;
+            // RFC 8684 §3.3.3: DATA_ACK the DATA_FIN at once.
+            if let Some(sf) = self.subflows.iter_mut().find(|s| s.ready && s.alive() && s.tcb.state.synchronized()) {
+                sf.tcb.ack_now = true;
+            }
+        }
+    }
+
+    /// Move the data-level close on (RFC 8684 §3.3.3).
+    pub(super) fn check_close(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
+        if self.closed.is_some() {
+            return;
+        }
+        // Plain TCP (fallback): the application closed and all its data is
+        // on the subflow: the FIN goes after it (RFC 9293 §3.10.4).
+        if !self.mp.active() && self.app_closed && self.snd_nxt >= self.tx.tail {
+            if let Some(sf) = self.subflows.first_mut() {
+                if sf.alive() && !sf.closing && sf.tcb.state.synchronized() {
+                    sf.closing = true;
+                    sf.tcb.close();
+                }
+            }
+        }
+        if self.mp.active() && self.dfin_acked && self.peer_fin_done {
+            // Both DATA_FINs are through: close the subflows.
+            for sf in self.subflows.iter_mut() {
+                if sf.alive() && !sf.closing && sf.tcb.state.synchronized() {
+                    sf.closing = true;
+                    sf.ready = false;
+                    sf.tcb.close();
+                }
+            }
+        }
+        // Subflows that finished their close.
+        for j in 0..self.subflows.len() {
+            let sf = &self.subflows[j];
+            if sf.down.is_none() && sf.tcb.state == TcpState::Closed {
+                let reason = CloseReason::Normal;
+                let sf = &mut self.subflows[j];
+                sf.down = Some(reason);
+                ctx.tuples.remove(&(sf.tcb.local, sf.tcb.remote));
+                if sf.up_reported {
+                    ctx.events.push_back(Event::SubflowDown { conn: self.handle, subflow: sf.info(), reason });
+                }
+            }
+        }
+        let data_done = if self.mp.active() {
+            self.dfin_acked && self.peer_fin_done
+        } else {
+            self.peer_fin_done
+                && self.app_closed
+                && self.subflows.first().is_none_or(|s| s.tcb.fin_seq.is_some_and(|f| s.tcb.snd_una > f))
+        };
+        let subflows_done = self
+            .subflows
+            .iter()
+            .all(|s| matches!(s.tcb.state, TcpState::Closed | TcpState::TimeWait) || s.down.is_some());
+        if data_done && subflows_done {
+            self.finish(CloseReason::Normal, ctx);
+        }
+        let _ = now;
+    }
+
+    /// Whether everything is over: closed and every subflow past TIME-WAIT.
+    pub fn finished(&self) -> bool {
+        self.closed.is_some()
+            && self
+                .subflows
+                .iter()
+                .all(|s| s.tcb.state == TcpState::Closed || s.down.is_some() && s.tcb.timewait_at.is_none())
+    }
+}

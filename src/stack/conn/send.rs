@@ -1,0 +1,435 @@
+//! The data-level send side: the send ring, the scheduler's picks, the
+//! mappings of new data (RFC 8684 §3.3.1), reinjection of data a subflow
+//! lost (§3.3.6), the connection-level window and its persist timer.
+
+use super::*;
+
+impl Connection {
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, StackError> {
+        if let Some(r) = self.closed {
+            return Err(StackError::Reset(r));
+        }
+        if self.app_closed {
+            return Err(StackError::Closing);
+        }
+        let n = self.tx.write(data);
+        if n < data.len() {
+            self.writable_wanted = true;
+        }
+        Ok(n)
+    }
+
+    pub fn send_buffer_free(&self) -> usize {
+        self.tx.free()
+    }
+
+    /// Bytes written by the application and not yet acknowledged at the data level.
+    pub fn unacked(&self) -> u64 {
+        self.tx.tail - self.snd_una
+    }
+
+    /// Queue a subflow's unacknowledged data for the other subflows
+    /// (RFC 8684 §3.3.6: data outstanding on a failed subflow is resent).
+    pub(super) fn reinject_from(&mut self, i: usize, ctx: &mut Ctx<'_>) {
+        let una = self.snd_una;
+        let others = self.subflows.iter().enumerate().any(|(j, s)| j != i && s.ready && s.alive() && !s.stale);
+        if !others || !self.mp.active() {
+            return;
+        }
+        for seg in self.subflows[i].tcb.txq.iter_mut() {
+            if seg.reinjected {
+                continue;
+            }
+            seg.reinjected = true;
+            let end = seg.dsn + seg.len as u64;
+            if end <= una {
+                continue;
+            }
+            let start = seg.dsn.max(una);
+            let len = (end - start) as u32;
+            self.reinject.push_back((start, len));
+            ctx.mib.inc(Counter::MptcpRetrans);
+        }
+    }
+
+    /// Free send-ring space no subflow needs (RFC 8684 §3.3.2: data may be
+    /// freed once DATA_ACKed; a subflow may still have to resend its bytes).
+    pub(super) fn release_tx(&mut self, ctx: &mut Ctx<'_>) {
+        let mut to = self.snd_una;
+        for sf in &self.subflows {
+            if sf.alive()
+                && let Some(d) = sf.tcb.lowest_dsn()
+                && d < to
+            {
+                to = to.min(d.max(self.tx.head));
+            }
+        }
+        // A stale subflow must not pin the ring: when the ring is short of
+        // space, copy out what it still needs and let the ring move on.
+        if to < self.snd_una && self.tx.free() < self.tx.capacity() / 4 {
+            let una = self.snd_una;
+            let head = self.tx.head;
+            for sf in self.subflows.iter_mut().filter(|s| s.alive() && s.stale) {
+                for seg in sf.tcb.txq.iter() {
+                    if seg.dsn >= head && seg.dsn < una && !sf.spill.iter().any(|(d, _)| *d == seg.dsn) {
+                        let n = (seg.len as usize).min((self.tx.tail - seg.dsn) as usize);
+                        sf.spill.push((seg.dsn, self.tx.slice(seg.dsn, n)));
+                    }
+                }
+            }
+            to = self.snd_una;
+            for sf in &self.subflows {
+                if sf.alive()
+                    && !sf.stale
+                    && let Some(d) = sf.tcb.lowest_dsn()
+                {
+                    to = to.min(d.max(self.tx.head));
+                }
+            }
+        }
+        let before = self.tx.free();
+        self.tx.release(to);
+        for sf in self.subflows.iter_mut() {
+            let lo = sf.tcb.lowest_dsn();
+            sf.spill.retain(|(d, _)| lo.is_some_and(|l| *d >= l));
+        }
+        if self.writable_wanted && self.tx.free() > before.max(self.tx.capacity() / 8) {
+            self.writable_wanted = false;
+            ctx.events.push_back(Event::Writable(self.handle));
+        }
+    }
+
+    pub(super) fn arm_persist(&mut self, now: Instant) {
+        let window_blocked =
+            self.snd_nxt < self.tx.tail && self.snd_edge <= self.snd_nxt && self.snd_una == self.snd_nxt;
+        // Data every subflow's TCP has acknowledged but the DATA_ACK has not
+        // covered yet: no subflow timer runs, and the peer may not send an
+        // ACK by itself once it moves the data on (Linux sends none unless
+        // its window doubles), so a stall with our window used up would
+        // last forever. Probe as for a zero window (RFC 8684 §3.3.6: the
+        // connection level must recover what the subflows do not).
+        let data_ack_lag = self.mp.active()
+            && self.snd_una < self.snd_nxt
+            && self.subflows.iter().all(|s| !s.alive() || s.tcb.txq.is_empty());
+        let blocked = window_blocked || data_ack_lag;
+        if blocked {
+            if !self.timers.is_running(Timer::Persist) {
+                let rto = self
+                    .subflows
+                    .iter()
+                    .filter(|s| s.alive())
+                    .map(|s| s.tcb.rtt.rto())
+                    .max()
+                    .unwrap_or(Duration::from_secs(1));
+                let max_rto = self.tcb_params.max_rto;
+                self.timers.set_backed_off(Timer::Persist, now, rto, self.persist_backoff, max_rto);
+            }
+        } else {
+            self.timers.stop(Timer::Persist);
+            self.persist_backoff = 0;
+        }
+    }
+
+    /// Payload room of a data segment on subflow `j`.
+    pub(super) fn seg_max(&self, j: usize) -> usize {
+        let sf = &self.subflows[j];
+        let mut opt = if sf.tcb.ts_ok { 12 } else { 0 };
+        if self.mp.active() {
+            // DSS with 4-byte DATA_ACK and DSN (RFC 8684 §3.3: the receiver
+            // extends them), 20 bytes padded; the MP_CAPABLE data form, 24.
+            opt += if self.role == Role::Client && !self.mp.fully_established { 24 } else { 20 };
+        } else if self.tx_infinite.is_some() {
+            // The infinite mapping: DSS with a 4-byte DATA_ACK, an 8-byte
+            // DSN and the checksum field.
+            opt += 24;
+        }
+        sf.tcb.mss.saturating_sub(opt).max(1)
+    }
+
+    pub(super) fn build_views(&mut self) {
+        self.views.clear();
+        // Room counts only when a segment fits (sender SWS avoidance,
+        // RFC 9293 §3.8.6.2.1): a full one, or all the data there is.
+        let pending = ((self.tx.tail - self.snd_nxt) as usize).max(1);
+        for (j, sf) in self.subflows.iter().enumerate() {
+            let need = self.seg_max(j).min(pending);
+            let usable = sf.ready
+                && sf.alive()
+                && !sf.closing
+                && sf.tcb.may_send_data()
+                && !sf.stale
+                && sf.tcb.lost_bytes() == 0;
+            self.views.push(SubflowView {
+                index: j,
+                srtt_us: sf.tcb.rtt.srtt().map(|d| d.as_micros()),
+                room: if usable && sf.tcb.cwnd_room() >= need { sf.tcb.cwnd_room() } else { 0 },
+                backup: sf.backup_loc || sf.backup_rem,
+                usable,
+            });
+        }
+        // With every subflow stale, use them anyway rather than stop.
+        if !self.views.iter().any(|v| v.usable) {
+            for v in self.views.iter_mut() {
+                let sf = &self.subflows[v.index];
+                if sf.ready && sf.alive() && !sf.closing && sf.tcb.may_send_data() && sf.tcb.lost_bytes() == 0 {
+                    v.usable = true;
+                    v.room = sf.tcb.cwnd_room();
+                }
+            }
+        }
+    }
+
+    pub(super) fn poll_data(&mut self, now: Instant, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Option<Tx> {
+        if self.closed.is_some() || self.subflows.is_empty() {
+            return None;
+        }
+        if !self.subflows.iter().any(|s| s.ready) {
+            return None;
+        }
+        self.build_views();
+        // The client's first mapping, in the MP_CAPABLE data form.
+        if self.mp.active() && self.role == Role::Client && !self.mp.fully_established {
+            return self.poll_mpc_data(now, out, ctx);
+        }
+        if let Some((s, len, off)) = self.mpc_map
+            && off < len
+        {
+            let j = 0;
+            if self.views.get(j).is_some_and(|v| v.usable) {
+                let want = ((len - off) as usize).min(self.seg_max(j));
+                if self.views[j].room >= want {
+                    let dsn = s + off as u64;
+                    self.mpc_map = Some((s, len, off + want as u32));
+                    let map = TxMap { dsn: s, ssn: 1, len: len as u16, checksum: self.mpc_checksum(s, len), mpc: true };
+                    return Some(self.emit_new(now, j, dsn, want, Some(map), out, ctx, false));
+                }
+            }
+            return None;
+        }
+        // Redundant copies owed to particular subflows.
+        for j in 0..self.subflows.len() {
+            if !self.views[j].usable {
+                continue;
+            }
+            while let Some(&(d, l)) = self.subflows[j].redundant.front() {
+                let end = d + l as u64;
+                if end <= self.snd_una {
+                    self.subflows[j].redundant.pop_front();
+                    continue;
+                }
+                let start = d.max(self.snd_una);
+                let want = ((end - start) as usize).min(self.seg_max(j));
+                if self.views[j].room < want {
+                    break;
+                }
+                let rest = (end - (start + want as u64)) as u32;
+                self.subflows[j].redundant.pop_front();
+                if rest > 0 {
+                    self.subflows[j].redundant.push_front((start + want as u64, rest));
+                }
+                return Some(self.emit_new(now, j, start, want, None, out, ctx, true));
+            }
+        }
+        // Reinjections.
+        while let Some(&(d, l)) = self.reinject.front() {
+            let end = d + l as u64;
+            if end <= self.snd_una || self.mp.fallback.is_some() {
+                self.reinject.pop_front();
+                continue;
+            }
+            let start = d.max(self.snd_una);
+            let pick = self.sched.pick(&self.views);
+            let j = match pick {
+                Pick::One(j) | Pick::Redundant(j) => j,
+                Pick::None => break,
+            };
+            let want = ((end - start) as usize).min(self.seg_max(j));
+            if self.views[j].room < want.min(self.seg_max(j)) {
+                break;
+            }
+            self.reinject.pop_front();
+            let rest = (end - (start + want as u64)) as u32;
+            if rest > 0 {
+                self.reinject.push_front((start + want as u64, rest));
+            }
+            return Some(self.emit_new(now, j, start, want, None, out, ctx, true));
+        }
+        // New data.
+        let avail = (self.tx.tail - self.snd_nxt) as usize;
+        let wnd = if self.snd_edge > self.snd_nxt { (self.snd_edge - self.snd_nxt) as usize } else { 0 };
+        let can = avail.min(wnd);
+        if can == 0 {
+            return None;
+        }
+        let pick = self.sched.pick(&self.views);
+        let (j, redundant) = match pick {
+            Pick::One(j) => (j, false),
+            Pick::Redundant(j) => (j, true),
+            Pick::None => return None,
+        };
+        let want = can.min(self.seg_max(j));
+        // Sender SWS avoidance: a partial segment only at the end of the data.
+        if self.views[j].room < want {
+            return None;
+        }
+        let dsn = self.snd_nxt;
+        self.snd_nxt += want as u64;
+        if redundant {
+            for k in 0..self.subflows.len() {
+                if k != j && self.views[k].usable {
+                    self.subflows[k].redundant.push_back((dsn, want as u32));
+                }
+            }
+        }
+        Some(self.emit_new(now, j, dsn, want, None, out, ctx, false))
+    }
+
+    pub(super) fn mpc_checksum(&self, s: DataSeq, len: u32) -> Option<u16> {
+        if !self.mp.csum {
+            return None;
+        }
+        let mut c = crypto::dss_checksum_start(s.0, 1, len as u16);
+        self.tx.with_slices(s, len as usize, |p| c.add(p));
+        Some(c.finish())
+    }
+
+    /// Client before the peer confirmed our key: only the first mapping,
+    /// in the MP_CAPABLE data form (RFC 8684 §3.1).
+    pub(super) fn poll_mpc_data(&mut self, now: Instant, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Option<Tx> {
+        let j = 0;
+        if !self.views.first().is_some_and(|v| v.usable) {
+            return None;
+        }
+        if self.mpc_map.is_none() && !self.mpc_map_done {
+            let avail = (self.tx.tail - self.snd_nxt) as usize;
+            let wnd = if self.snd_edge > self.snd_nxt { (self.snd_edge - self.snd_nxt) as usize } else { 0 };
+            let len = avail.min(wnd).min(65535).min(self.subflows[j].tcb.cc.window());
+            if len == 0 {
+                return None;
+            }
+            self.mpc_map = Some((self.snd_nxt, len as u32, 0));
+            self.mpc_map_done = true;
+            self.snd_nxt += len as u64;
+        }
+        let (s, len, off) = self.mpc_map?;
+        if off >= len {
+            return None;
+        }
+        let want = ((len - off) as usize).min(self.seg_max(j));
+        if self.views[j].room < want {
+            return None;
+        }
+        self.mpc_map = Some((s, len, off + want as u32));
+        let map = TxMap { dsn: s, ssn: 1, len: len as u16, checksum: self.mpc_checksum(s, len), mpc: true };
+        Some(self.emit_new(now, j, s + off as u64, want, Some(map), out, ctx, false))
+    }
+
+    /// The MPTCP option of a data segment.
+    pub(super) fn data_option(&self, map: &TxMap, data_fin: bool) -> MptcpOption {
+        if map.mpc && !self.mp.fully_established && self.role == Role::Client {
+            MptcpOption::MpCapable(MpCapable {
+                version: 1,
+                flags: if self.mp.csum { MpCapable::FLAG_CHECKSUM } else { 0 } | MpCapable::FLAG_HMAC_SHA,
+                sender_key: Some(self.mp.local_key.0),
+                receiver_key: self.mp.remote_key.map(|k| k.0),
+                data_len: Some(map.len),
+                checksum: map.checksum,
+            })
+        } else {
+            MptcpOption::Dss(Dss {
+                data_fin,
+                data_ack: Some(WireSeq::U32(self.data_ack().low32())),
+                mapping: Some(DssMapping {
+                    // The infinite mapping with the full DSN, as Linux sends it.
+                    dsn: if map.len == 0 { WireSeq::U64(map.dsn.0) } else { WireSeq::U32(map.dsn.low32()) },
+                    ssn: map.ssn,
+                    data_len: map.len,
+                    checksum: map.checksum,
+                }),
+            })
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn emit_new(
+        &mut self,
+        now: Instant,
+        j: usize,
+        dsn: DataSeq,
+        len: usize,
+        map: Option<TxMap>,
+        out: &mut TxOut<'_>,
+        ctx: &mut Ctx<'_>,
+        reinjection: bool,
+    ) -> Tx {
+        let seq = self.subflows[j].tcb.snd_nxt;
+        let mptcp = self.mp.active();
+        let mut map = map.or_else(|| {
+            mptcp.then(|| {
+                let ssn = self.subflows[j].tcb.rel(seq);
+                let checksum = self.mp.csum.then(|| {
+                    let mut c = crypto::dss_checksum_start(dsn.0, ssn, len as u16);
+                    self.tx.with_slices(dsn, len, |p| c.add(p));
+                    c.finish()
+                });
+                TxMap { dsn, ssn, len: len as u16, checksum, mpc: false }
+            })
+        });
+        if self.mp.csum && mptcp {
+            self.csum_sent.push_back((self.subflows[j].id, dsn, len as u32));
+        }
+        if !mptcp && self.tx_infinite == Some(dsn) {
+            // RFC 8684 §3.7: after MP_FAIL, the first data carries the
+            // infinite mapping (data-level length 0) from the DSN we resume at.
+            self.tx_infinite = None;
+            ctx.mib.inc(Counter::InfiniteMapTx);
+            let ssn = self.subflows[j].tcb.rel(seq);
+            map = Some(TxMap { dsn, ssn, len: 0, checksum: self.mp.csum.then_some(0), mpc: false });
+        }
+        let mut o = OptList::new();
+        o.timestamps(&self.subflows[j].tcb, now);
+        if let Some(m) = &map {
+            o.push(TcpOption::Mptcp(self.data_option(m, false)));
+        }
+        debug_assert!(o.bytes() <= 40);
+        let fl = flags::ACK | if dsn + len as u64 == self.tx.tail { flags::PSH } else { 0 };
+        let t = self.write(now, j, out, seq, fl, &o, Payload::Data(dsn, len), ctx);
+        let sf = &mut self.subflows[j];
+        sf.tcb.on_sent_new(now, TxSeg::new(seq, len as u32, dsn, map, now));
+        sf.data_bytes_sent += len as u64;
+        if reinjection {
+            sf.bytes_reinjected += len as u64;
+            self.bytes_reinjected += len as u64;
+        }
+        let _ = ctx;
+        t
+    }
+
+    pub(super) fn emit_retransmit(
+        &mut self,
+        now: Instant,
+        j: usize,
+        idx: usize,
+        out: &mut TxOut<'_>,
+        ctx: &mut Ctx<'_>,
+    ) -> Tx {
+        let seg = self.subflows[j].tcb.txq[idx];
+        let mut o = OptList::new();
+        o.timestamps(&self.subflows[j].tcb, now);
+        if let Some(m) = &seg.map
+            && (self.mp.active() || m.len == 0)
+        {
+            // The infinite mapping goes again with its data.
+            o.push(TcpOption::Mptcp(self.data_option(m, false)));
+        }
+        let t = self.write(now, j, out, seg.seq, flags::ACK, &o, Payload::Data(seg.dsn, seg.len as usize), ctx);
+        self.subflows[j].tcb.on_retransmitted(now, idx);
+        self.retransmits += 1;
+        self.bytes_retrans += seg.len as u64;
+        ctx.mib.inc(Counter::TcpRetransSegs);
+        if self.subflows[j].tcb.in_recovery() {
+            ctx.mib.inc(Counter::TcpFastRetrans);
+        }
+        t
+    }
+}
