@@ -3,12 +3,25 @@
 
 use super::*;
 
+/// DATA_FIN both ways (RFC 8684 §3.3.3).
+#[derive(Debug, Default)]
+pub(super) struct Fin {
+    /// The application closed: DATA_FIN at `tx.tail`.
+    pub(super) app_closed: bool,
+    pub(super) dfin_due: bool,
+    pub(super) dfin_tries: u32,
+    pub(super) dfin_acked: bool,
+    /// The peer's DATA_FIN (its DSN).
+    pub(super) peer_fin: Option<DataSeq>,
+    pub(super) peer_fin_done: bool,
+}
+
 impl Connection {
     pub fn close(&mut self) {
-        if self.app_closed || self.closed.is_some() {
+        if self.fin.app_closed || self.closed.is_some() {
             return;
         }
-        self.app_closed = true;
+        self.fin.app_closed = true;
         if self.is_fallback() || !self.mp.enabled {
             // Plain TCP: the FIN follows the data; `check_close` queues it
             // once every byte of the send buffer went to the subflow.
@@ -51,7 +64,7 @@ impl Connection {
         if self.closed.is_some() {
             return;
         }
-        if self.mp.active() && self.mp.fully_established && self.established_at.is_some() {
+        if self.mp.active() && self.mp.fully_established && self.stats.established_at.is_some() {
             ctx.mib.dec(Counter::MpCurrEstab);
         }
         self.closed = Some(reason);
@@ -81,23 +94,23 @@ impl Connection {
     }
 
     pub(super) fn on_peer_data_fin(&mut self, dsn: DataSeq, ctx: &mut Ctx<'_>) {
-        if self.peer_fin_done {
+        if self.fin.peer_fin_done {
             // A retransmitted DATA_FIN: acknowledge again.
             if let Some(sf) = self.subflows.iter_mut().find(|s| s.ready && s.alive()) {
                 sf.tcb.ack_now = true;
             }
             return;
         }
-        self.peer_fin = Some(dsn);
+        self.fin.peer_fin = Some(dsn);
         self.check_peer_fin(ctx);
     }
 
     pub(super) fn check_peer_fin(&mut self, ctx: &mut Ctx<'_>) {
-        if let Some(f) = self.peer_fin
-            && !self.peer_fin_done
+        if let Some(f) = self.fin.peer_fin
+            && !self.fin.peer_fin_done
             && self.rx.nxt == f
         {
-            self.peer_fin_done = true;
+            self.fin.peer_fin_done = true;
             ctx.events.push_back(Event::PeerClosed(self.handle));
             ctx.events.push_back(Event::Readable(self.handle));
             self.readable_armed = false;
@@ -115,7 +128,7 @@ impl Connection {
         }
         // Plain TCP (fallback): the application closed and all its data is
         // on the subflow: the FIN goes after it (RFC 9293 §3.10.4).
-        if !self.mp.active() && self.app_closed && self.snd_nxt >= self.tx.tail {
+        if !self.mp.active() && self.fin.app_closed && self.snd_nxt >= self.tx.tail {
             if let Some(sf) = self.subflows.first_mut() {
                 if sf.alive() && !sf.closing && sf.tcb.state.synchronized() {
                     sf.closing = true;
@@ -123,7 +136,7 @@ impl Connection {
                 }
             }
         }
-        if self.mp.active() && self.dfin_acked && self.peer_fin_done {
+        if self.mp.active() && self.fin.dfin_acked && self.fin.peer_fin_done {
             // Both DATA_FINs are through: close the subflows.
             for sf in self.subflows.iter_mut() {
                 if sf.alive() && !sf.closing && sf.tcb.state.synchronized() {
@@ -147,10 +160,10 @@ impl Connection {
             }
         }
         let data_done = if self.mp.active() {
-            self.dfin_acked && self.peer_fin_done
+            self.fin.dfin_acked && self.fin.peer_fin_done
         } else {
-            self.peer_fin_done
-                && self.app_closed
+            self.fin.peer_fin_done
+                && self.fin.app_closed
                 && self.subflows.first().is_none_or(|s| s.tcb.fin_seq.is_some_and(|f| s.tcb.snd_una > f))
         };
         let subflows_done = self

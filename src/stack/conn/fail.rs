@@ -22,6 +22,28 @@ pub(super) struct RxFail {
 /// a receiver that got no infinite mapping gives up and resets.
 pub(super) const MP_FAIL_TRIES: u32 = 5;
 
+/// MP_FAIL and fallback state (RFC 8684 §3.7).
+#[derive(Debug, Default)]
+pub(super) struct Fail {
+    /// Receive base after a fallback: (subflow seq, DSN).
+    pub(super) fb_rx: Option<(SubflowSeq, DataSeq)>,
+    /// DSS checksums on: the mappings sent and not yet DATA_ACKed, as
+    /// (subflow id, DSN, length), which an MP_FAIL makes us resend even
+    /// when the subflow's TCP acknowledged them (RFC 8684 §3.7).
+    pub(super) csum_sent: VecDeque<(u32, DataSeq, u32)>,
+    /// We detected a checksum failure on the only subflow (see [`RxFail`]).
+    pub(super) rx_fail: Option<RxFail>,
+    /// MP_FAIL to send on an ACK with a DSS: (subflow id, DSN).
+    pub(super) mp_fail_out: Option<(u32, u64)>,
+    /// The peer sent MP_FAIL on the only subflow: the next data segment
+    /// carries an infinite mapping from this DSN (RFC 8684 §3.7).
+    pub(super) tx_infinite: Option<DataSeq>,
+    /// Sending was rewound to an MP_FAIL's DSN at this subflow sequence
+    /// number: the segments before it carry data the peer dropped, and
+    /// only those after it count at the data level.
+    pub(super) rewound: Option<SubflowSeq>,
+}
+
 impl Connection {
     pub(super) fn fallback(&mut self, reason: FallbackReason, ctx: &mut Ctx<'_>) {
         if self.mp.fallback.is_some() {
@@ -29,7 +51,7 @@ impl Connection {
         }
         self.mp.fallback = Some(reason);
         ctx.events.push_back(Event::Fallback { conn: self.handle, reason });
-        self.csum_sent.clear();
+        self.fail.csum_sent.clear();
         if let Some(sf) = self.subflows.first_mut() {
             sf.ready = sf.tcb.state.synchronized();
             // Data continues in order from where the subflow stands. A
@@ -43,7 +65,7 @@ impl Connection {
                 }
                 base = base.max(st.map.dsn + st.data.len() as u64);
             }
-            self.fb_rx = Some((sf.tcb.rcv_nxt, base));
+            self.fail.fb_rx = Some((sf.tcb.rcv_nxt, base));
         }
     }
 
@@ -60,7 +82,7 @@ impl Connection {
     /// not DATA_ACK is sent again, which starts there.
     pub(super) fn on_mp_fail(&mut self, i: usize, on_rst: bool, ctx: &mut Ctx<'_>) -> bool {
         ctx.mib.inc(Counter::MpFailRx);
-        if let Some(f) = self.rx_fail.as_mut() {
+        if let Some(f) = self.fail.rx_fail.as_mut() {
             // The echo of our own MP_FAIL.
             f.echoed = true;
             return false;
@@ -104,12 +126,12 @@ impl Connection {
         }
         self.mpc_map = None;
         self.mpc_map_done = true;
-        self.tx_infinite = Some(p);
-        self.rewound = Some(self.subflows[i].tcb.snd_nxt);
+        self.fail.tx_infinite = Some(p);
+        self.fail.rewound = Some(self.subflows[i].tcb.snd_nxt);
         // The answer carries, as Linux's does, the DSN where our own
         // receiving stands (MP_FAIL's DSN is in its sender's receive space).
         let sf = &mut self.subflows[i];
-        self.mp_fail_out = Some((sf.id, self.rx.nxt.0));
+        self.fail.mp_fail_out = Some((sf.id, self.rx.nxt.0));
         sf.tcb.ack_now = true;
         true
     }
@@ -120,7 +142,7 @@ impl Connection {
     pub(super) fn resend_failed(&mut self, i: usize, d: DataSeq, ctx: &mut Ctx<'_>) {
         let id = self.subflows[i].id;
         let una = self.snd_una;
-        for &(sid, dsn, len) in self.csum_sent.iter() {
+        for &(sid, dsn, len) in self.fail.csum_sent.iter() {
             let end = dsn + len as u64;
             if sid != id || end <= d || end <= una {
                 continue;
@@ -144,9 +166,9 @@ impl Connection {
             // not delivered, the peer sends it again.
             self.fallback(FallbackReason::ChecksumFailure, ctx);
             let sf = &mut self.subflows[i];
-            self.rx_fail = Some(RxFail { dsn, sf_id: sf.id, echoed: false, tries: 0 });
+            self.fail.rx_fail = Some(RxFail { dsn, sf_id: sf.id, echoed: false, tries: 0 });
             self.timers.stop(Timer::MpFail);
-            self.mp_fail_out = Some((sf.id, dsn.0));
+            self.fail.mp_fail_out = Some((sf.id, dsn.0));
             sf.tcb.ack_now = true;
             return true;
         }
@@ -169,7 +191,7 @@ impl Connection {
             match *o {
                 MptcpOption::MpFail(_) => {
                     ctx.mib.inc(Counter::MpFailRx);
-                    if let Some(f) = self.rx_fail.as_mut() {
+                    if let Some(f) = self.fail.rx_fail.as_mut() {
                         f.echoed = true;
                     }
                 }
@@ -179,9 +201,9 @@ impl Connection {
                         WireSeq::U64(v) => DataSeq(v),
                         WireSeq::U32(v) => DataSeq::extend(v, self.rx.nxt),
                     };
-                    self.rx_fail = None;
+                    self.fail.rx_fail = None;
                     self.timers.stop(Timer::MpFail);
-                    self.mp_fail_out = None;
+                    self.fail.mp_fail_out = None;
                     if dsn > self.rx.nxt {
                         // The peer goes on past data we never got: the
                         // stream cannot be whole any more.
@@ -189,7 +211,7 @@ impl Connection {
                         return;
                     }
                     let ssn = self.subflows[i].tcb.abs_rcv(m.ssn);
-                    self.fb_rx = Some((ssn, dsn));
+                    self.fail.fb_rx = Some((ssn, dsn));
                 }
                 _ => {}
             }

@@ -65,12 +65,12 @@ impl Connection {
                 }
             } else {
                 self.rx = RxRing::new(self.rx.capacity(), DataSeq(0));
-                self.fb_rx = Some((self.subflows[i].tcb.rcv_nxt, self.rx.nxt));
+                self.fail.fb_rx = Some((self.subflows[i].tcb.rcv_nxt, self.rx.nxt));
                 self.subflows[i].ready = true;
             }
             // The peer's SYN/ACK window (never scaled) bounds our first flight.
             self.snd_edge = self.snd_una + seg.window as u64;
-            self.established_at = Some(now);
+            self.stats.established_at = Some(now);
             self.connected_reported = true;
             let sf = &mut self.subflows[i];
             sf.up_reported = true;
@@ -165,12 +165,12 @@ impl Connection {
                     }
                 }
             } else {
-                self.fb_rx = Some((self.subflows[i].tcb.rcv_nxt, self.rx.nxt));
+                self.fail.fb_rx = Some((self.subflows[i].tcb.rcv_nxt, self.rx.nxt));
                 self.subflows[i].ready = true;
             }
             self.subflows[i].tcb.on_handshake_ack(now, seg);
             self.snd_edge = self.snd_una + ((seg.window as u64) << self.subflows[i].tcb.snd_wscale);
-            self.established_at = Some(now);
+            self.stats.established_at = Some(now);
             self.connected_reported = true;
             let listener = self.listener.unwrap_or(self.local);
             if let Some(FallbackReason::NoMpCapableInSyn) = self.mp.fallback {

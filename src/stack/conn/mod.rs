@@ -53,11 +53,12 @@ mod send;
 mod stats;
 mod timer;
 
+use close::Fin;
 pub(crate) use emit::{CookieSynAck, emit_cookie_synack, emit_rst};
-use fail::{MP_FAIL_TRIES, RxFail};
+use fail::{Fail, MP_FAIL_TRIES};
 use pm::{Pm, REMOVE_ADDR_IDS_PER_ACK};
 use recv::{CsumStage, RxMap};
-use stats::Gone;
+use stats::Stats;
 use timer::{Timer, TimerTable};
 
 /// MP_TCPRST reason codes (RFC 8684 §3.6).
@@ -330,8 +331,6 @@ pub(crate) struct Connection {
     pub listener: Option<SocketAddr>,
     pub mp: Mptcp,
     pub subflows: Vec<Subflow>,
-    /// Counters of closed subflows no longer in `subflows`.
-    gone: Gone,
     next_sf_id: u32,
     tx: TxRing,
     pub snd_una: DataSeq,
@@ -350,31 +349,6 @@ pub(crate) struct Connection {
     sched: Box<dyn Scheduler>,
     views: Vec<SubflowView>,
     pm: Pm,
-    /// The application closed: DATA_FIN at `tx.tail`.
-    pub app_closed: bool,
-    dfin_due: bool,
-    dfin_tries: u32,
-    pub dfin_acked: bool,
-    /// The peer's DATA_FIN (its DSN).
-    peer_fin: Option<DataSeq>,
-    pub peer_fin_done: bool,
-    /// Receive base after a fallback: (subflow seq, DSN).
-    fb_rx: Option<(SubflowSeq, DataSeq)>,
-    /// DSS checksums on: the mappings sent and not yet DATA_ACKed, as
-    /// (subflow id, DSN, length), which an MP_FAIL makes us resend even
-    /// when the subflow's TCP acknowledged them (RFC 8684 §3.7).
-    csum_sent: VecDeque<(u32, DataSeq, u32)>,
-    /// We detected a checksum failure on the only subflow (see [`RxFail`]).
-    rx_fail: Option<RxFail>,
-    /// MP_FAIL to send on an ACK with a DSS: (subflow id, DSN).
-    mp_fail_out: Option<(u32, u64)>,
-    /// The peer sent MP_FAIL on the only subflow: the next data segment
-    /// carries an infinite mapping from this DSN (RFC 8684 §3.7).
-    tx_infinite: Option<DataSeq>,
-    /// Sending was rewound to an MP_FAIL's DSN at this subflow sequence
-    /// number: the segments before it carry data the peer dropped, and
-    /// only those after it count at the data level.
-    rewound: Option<SubflowSeq>,
     persist_backoff: u32,
     /// The connection's own timers (MP_FAIL, DATA_FIN, persist).
     timers: TimerTable,
@@ -384,11 +358,6 @@ pub(crate) struct Connection {
     pub connected_reported: bool,
     pub closed: Option<CloseReason>,
     pub released: bool,
-    pub established_at: Option<Instant>,
-    pub retransmits: u64,
-    pub bytes_retrans: u64,
-    pub bytes_reinjected: u64,
-    pub subflows_total: u32,
     rr: usize,
     tcb_params: TcbParams,
     cfg_checksum_offload: bool,
@@ -399,6 +368,12 @@ pub(crate) struct Connection {
     syn_retries: u32,
     mpc_syn_retries: u32,
     add_addr_timeout: Duration,
+    /// DATA_FIN both ways (RFC 8684 §3.3.3).
+    fin: Fin,
+    /// MP_FAIL and fallback state (RFC 8684 §3.7).
+    fail: Fail,
+    /// Connection-level counters (snapshots, `ss`).
+    stats: Stats,
 }
 
 fn new_key(rng: &mut ChaCha20Rng, tokens_in_use: &dyn Fn(u32) -> bool) -> (Key, u32, u64) {
@@ -445,7 +420,6 @@ impl Connection {
                 dss_seen: false,
             },
             subflows: Vec::new(),
-            gone: Gone::default(),
             next_sf_id: 0,
             tx: TxRing::new(cfg.send_buffer, start),
             snd_una: start,
@@ -459,31 +433,17 @@ impl Connection {
             sched: cfg.scheduler.build(),
             views: Vec::new(),
             pm: Pm::default(),
-            app_closed: false,
-            dfin_due: false,
-            dfin_tries: 0,
-            dfin_acked: false,
-            peer_fin: None,
-            peer_fin_done: false,
-            fb_rx: None,
-            csum_sent: VecDeque::new(),
-            rx_fail: None,
-            mp_fail_out: None,
-            tx_infinite: None,
-            rewound: None,
             persist_backoff: 0,
             timers: TimerTable::default(),
+            stats: Stats::default(),
+            fail: Fail::default(),
+            fin: Fin::default(),
             last_adv_edge: DataSeq(0),
             readable_armed: true,
             writable_wanted: false,
             connected_reported: false,
             closed: None,
             released: false,
-            established_at: None,
-            retransmits: 0,
-            bytes_retrans: 0,
-            bytes_reinjected: 0,
-            subflows_total: 0,
             rr: 0,
             tcb_params: params,
             cfg_checksum_offload: cfg.offload_checksums,
@@ -515,7 +475,7 @@ impl Connection {
         sf.mpc_requested = c.mp.enabled;
         sf.backup_loc = ctx.addrs.iter().any(|a| a.addr == local.ip() && a.flags.backup);
         c.next_sf_id = 1;
-        c.subflows_total = 1;
+        c.stats.subflows_total = 1;
         c.subflows.push(sf);
         ctx.tuples.insert((local, remote), (ctx.conn_idx, 0));
         ctx.mib.inc(Counter::TcpActiveOpens);
@@ -580,7 +540,7 @@ impl Connection {
         sf.backup_loc = ctx.addrs.iter().any(|a| a.addr == syn.dst.ip() && a.flags.backup);
         c.rx = RxRing::new(ctx.cfg.recv_buffer, DataSeq(0));
         c.next_sf_id = 1;
-        c.subflows_total = 1;
+        c.stats.subflows_total = 1;
         c.subflows.push(sf);
         ctx.tuples.insert((syn.dst, syn.src), (ctx.conn_idx, 0));
         ctx.mib.inc(Counter::TcpPassiveOpens);
@@ -603,7 +563,7 @@ impl Connection {
 
     /// DATA_ACK value we send: in-order data, plus the peer's DATA_FIN once consumed.
     fn data_ack(&self) -> DataSeq {
-        self.rx.nxt + self.peer_fin_done as u64
+        self.rx.nxt + self.fin.peer_fin_done as u64
     }
 
     /// Reset every subflow and end the connection (our reason in MP_TCPRST).
@@ -618,7 +578,7 @@ impl Connection {
     /// Tear a subflow down: no more sending, data reinjected, tuple freed.
     fn kill_subflow(&mut self, i: usize, reason: CloseReason, ctx: &mut Ctx<'_>, reinject: bool) {
         if reinject && self.subflows[i].down.is_none() {
-            if !self.csum_sent.is_empty() && self.mp.active() {
+            if !self.fail.csum_sent.is_empty() && self.mp.active() {
                 // DSS checksums: the peer may have dropped data its TCP
                 // acknowledged (a mapping staged for its checksum, or one
                 // that failed it), so everything this subflow carried that
@@ -771,7 +731,7 @@ impl Connection {
                 return;
             }
         } else if out.acked > 0 || self.is_fallback() || !self.mp.enabled {
-            if self.rx_fail.is_some() {
+            if self.fail.rx_fail.is_some() {
                 self.on_fail_options(i, seg, ctx);
                 if self.closed.is_some() {
                     return;
@@ -780,7 +740,7 @@ impl Connection {
             // Plain TCP: the data level follows the subflow (after a rewind
             // to an MP_FAIL's DSN, segments from before it have higher DSNs).
             let sf = &self.subflows[i];
-            let una = match self.rewound {
+            let una = match self.fail.rewound {
                 Some(at) => sf.tcb.txq.iter().find(|s| s.seq >= at).map(|s| s.dsn),
                 None => sf.tcb.txq.front().map(|s| s.dsn),
             }
@@ -815,9 +775,9 @@ impl Connection {
                         sf.tcb.close();
                         self.reinject_from(i, ctx);
                     }
-                } else if !self.peer_fin_done {
+                } else if !self.fin.peer_fin_done {
                     // Plain TCP: the FIN is the end of the data stream.
-                    self.peer_fin_done = true;
+                    self.fin.peer_fin_done = true;
                     ctx.events.push_back(Event::PeerClosed(self.handle));
                     ctx.events.push_back(Event::Readable(self.handle));
                 }
@@ -826,8 +786,8 @@ impl Connection {
         }
         // Plain TCP: a FIN that came before the end of the data is taken
         // once the hole before it fills (by this segment).
-        if !self.mp.active() && !self.peer_fin_done && self.subflows[i].tcb.fin_received {
-            self.peer_fin_done = true;
+        if !self.mp.active() && !self.fin.peer_fin_done && self.subflows[i].tcb.fin_received {
+            self.fin.peer_fin_done = true;
             ctx.events.push_back(Event::PeerClosed(self.handle));
             ctx.events.push_back(Event::Readable(self.handle));
         }
@@ -929,8 +889,8 @@ impl Connection {
                 self.pm_start(now, ctx);
                 // A DATA_FIN held back while the third ACK was being
                 // repeated goes now (RFC 8684 §3.3.3).
-                if self.app_closed && !self.dfin_acked {
-                    self.dfin_due = true;
+                if self.fin.app_closed && !self.fin.dfin_acked {
+                    self.fin.dfin_due = true;
                 }
             }
         } else if self.subflows[i].initial
@@ -972,7 +932,7 @@ impl Connection {
         if excess == 0 {
             return;
         }
-        let gone = &mut self.gone;
+        let gone = &mut self.stats.gone;
         self.subflows.retain(|s| {
             if excess > 0 && dead(s) {
                 excess -= 1;
@@ -1024,14 +984,14 @@ impl Connection {
             }
         }
         let max_rto = self.tcb_params.max_rto;
-        if let Some(f) = self.rx_fail.as_mut()
+        if let Some(f) = self.fail.rx_fail.as_mut()
             && self.timers.expire(Timer::MpFail, now)
         {
             // No infinite mapping came: MP_FAIL again (unless echoed), and
             // give up in the end, as Linux does after its MP_FAIL timeout.
             f.tries += 1;
             if f.tries > MP_FAIL_TRIES {
-                self.rx_fail = None;
+                self.fail.rx_fail = None;
                 self.reset_all(rst_reason::MIDDLEBOX, ctx);
                 return;
             }
@@ -1040,13 +1000,13 @@ impl Connection {
                 let rto = self.subflows.iter().find(|s| s.id == id).map_or(Duration::from_secs(1), |s| s.tcb.rtt.rto());
                 self.timers.set_backed_off(Timer::MpFail, now, rto, f.tries, max_rto);
             } else {
-                self.mp_fail_out = Some((id, dsn.0));
+                self.fail.mp_fail_out = Some((id, dsn.0));
             }
         }
         // (`expire` first: it stops the timer whatever the rest says.)
-        if self.timers.expire(Timer::DataFin, now) && !self.dfin_acked && self.closed.is_none() {
-            self.dfin_due = true;
-            self.dfin_tries += 1;
+        if self.timers.expire(Timer::DataFin, now) && !self.fin.dfin_acked && self.closed.is_none() {
+            self.fin.dfin_due = true;
+            self.fin.dfin_tries += 1;
         }
         if self.timers.expire(Timer::Persist, now) {
             self.persist_backoff += 1;
@@ -1139,11 +1099,11 @@ impl Connection {
         // MP_FAIL (RFC 8684 §3.7), ours or the echo of the peer's, before any
         // data (the infinite mapping follows it), on an ACK with a DSS even
         // when the connection already fell back, as Linux sends it.
-        if let Some((id, dsn)) = self.mp_fail_out
+        if let Some((id, dsn)) = self.fail.mp_fail_out
             && sf.id == id
         {
-            self.mp_fail_out = None;
-            if let Some(f) = self.rx_fail {
+            self.fail.mp_fail_out = None;
+            if let Some(f) = self.fail.rx_fail {
                 let rto = self.subflows[j].tcb.rtt.rto();
                 self.timers.set_backed_off(Timer::MpFail, now, rto, f.tries, self.tcb_params.max_rto);
             }
@@ -1174,10 +1134,10 @@ impl Connection {
             return None;
         }
         // The infinite mapping with no data left to carry it.
-        if let Some(p) = self.tx_infinite
+        if let Some(p) = self.fail.tx_infinite
             && p >= self.tx.tail
         {
-            self.tx_infinite = None;
+            self.fail.tx_infinite = None;
             ctx.mib.inc(Counter::InfiniteMapTx);
             let ssn = sf.tcb.rel(sf.tcb.snd_nxt);
             let map = TxMap { dsn: p, ssn, len: 0, checksum: self.mp.csum.then_some(0), mpc: false };
@@ -1199,18 +1159,18 @@ impl Connection {
         }
         let signal_here = mptcp && sf.ready && self.subflows.iter().position(|s| s.ready && s.alive()) == Some(j);
         if signal_here {
-            if self.app_closed
-                && !self.dfin_acked
+            if self.fin.app_closed
+                && !self.fin.dfin_acked
                 && self.snd_nxt == self.tx.tail
-                && (self.dfin_due || !self.timers.is_running(Timer::DataFin))
+                && (self.fin.dfin_due || !self.timers.is_running(Timer::DataFin))
             {
                 // Before the peer confirmed our key (client, no DSS seen),
                 // `emit_ack` repeats the MP_CAPABLE third ACK instead, on
                 // this same backed-off timer, until the server's DATA_ACK
                 // shows it arrived (RFC 8684 §3.1); the DATA_FIN follows.
-                self.dfin_due = false;
+                self.fin.dfin_due = false;
                 let rto = self.subflows[j].tcb.rtt.rto();
-                self.timers.set_backed_off(Timer::DataFin, now, rto, self.dfin_tries, self.tcb_params.max_rto);
+                self.timers.set_backed_off(Timer::DataFin, now, rto, self.fin.dfin_tries, self.tcb_params.max_rto);
                 return Some(self.emit_ack(now, j, out, None, true, ctx));
             }
             if let Some(e) = self.pm.echo.pop_front() {

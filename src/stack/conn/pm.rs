@@ -93,7 +93,7 @@ impl Connection {
         sf.join =
             Some(JoinState { local_nonce: ctx.rng.next_u32(), remote_nonce: 0, ack_pending: false, ack_due: false });
         self.subflows.push(sf);
-        self.subflows_total += 1;
+        self.stats.subflows_total += 1;
         self.pm.joins_created += 1;
         ctx.tuples.insert((local, to), (ctx.conn_idx, id));
         ctx.mib.inc(Counter::MpJoinSynTx);
@@ -114,7 +114,7 @@ impl Connection {
         if !self.mp.active()
             || !self.mp.fully_established
             || self.closed.is_some()
-            || self.app_closed && self.dfin_acked
+            || self.fin.app_closed && self.fin.dfin_acked
         {
             return Err(rst_reason::MPTCP_ERROR);
         }
@@ -150,7 +150,7 @@ impl Connection {
             ack_due: false,
         });
         self.subflows.push(sf);
-        self.subflows_total += 1;
+        self.stats.subflows_total += 1;
         ctx.tuples.insert((syn.dst, syn.src), (ctx.conn_idx, id));
         ctx.mib.inc(Counter::TcpPassiveOpens);
         Ok(())

@@ -33,7 +33,7 @@ impl Connection {
             return Ok(Some(n));
         }
         self.readable_armed = true;
-        if self.peer_fin_done {
+        if self.fin.peer_fin_done {
             return Ok(None);
         }
         match self.closed {
@@ -67,18 +67,18 @@ impl Connection {
             WireSeq::U32(v) => DataSeq::extend(v, self.snd_una),
         };
         // DATA_FIN takes one unit after the data.
-        let max = self.snd_nxt + (self.app_closed && self.snd_nxt == self.tx.tail) as u64;
+        let max = self.snd_nxt + (self.fin.app_closed && self.snd_nxt == self.tx.tail) as u64;
         if ack > max || ack < self.snd_una - (1u64 << 31) {
             return;
         }
         if ack > self.snd_una {
             self.snd_una = ack.min(self.tx.tail);
-            while self.csum_sent.front().is_some_and(|&(_, d, l)| d + l as u64 <= self.snd_una) {
-                self.csum_sent.pop_front();
+            while self.fail.csum_sent.front().is_some_and(|&(_, d, l)| d + l as u64 <= self.snd_una) {
+                self.fail.csum_sent.pop_front();
             }
-            if self.app_closed && ack == self.tx.tail + 1u64 && !self.dfin_acked {
-                self.dfin_acked = true;
-                self.dfin_due = false;
+            if self.fin.app_closed && ack == self.tx.tail + 1u64 && !self.fin.dfin_acked {
+                self.fin.dfin_acked = true;
+                self.fin.dfin_due = false;
                 self.timers.stop(Timer::DataFin);
             }
         }
@@ -118,7 +118,7 @@ impl Connection {
             // (unless that leaves a hole: then from where we stand, as Linux).
             let ssn = self.subflows[i].tcb.abs_rcv(m.ssn);
             if dsn <= self.rx.nxt {
-                self.fb_rx = Some((ssn, dsn));
+                self.fail.fb_rx = Some((ssn, dsn));
             }
             return;
         }
@@ -131,8 +131,8 @@ impl Connection {
         let sf = &mut self.subflows[i];
         let ssn = sf.tcb.abs_rcv(m.ssn);
         let map = RxMap { ssn, dsn, len, fin: data_fin, csum: m.checksum };
-        if data_fin && self.peer_fin.is_none() {
-            self.peer_fin = Some(dsn + len as u64);
+        if data_fin && self.fin.peer_fin.is_none() {
+            self.fin.peer_fin = Some(dsn + len as u64);
         }
         self.seg_map = Some(map);
         let sf = &mut self.subflows[i];
@@ -209,13 +209,13 @@ impl Connection {
         let data = &seg.payload[off..off + len];
         let mut taken = 0usize;
         let mut unmapped = false;
-        if self.rx_fail.is_some() {
+        if self.fail.rx_fail.is_some() {
             // MP_FAIL sent, no infinite mapping yet: in-order data was sent
             // before the peer rewound; acknowledge and drop it (RFC 8684 §3.7).
             taken = if start == self.subflows[i].tcb.rcv_nxt { len } else { 0 };
         } else if !self.mp.active() {
             // Plain TCP: DSN follows the subflow sequence from the fallback point.
-            let (bseq, bdsn) = self.fb_rx.unwrap_or((self.subflows[i].tcb.rcv_nxt, self.rx.nxt));
+            let (bseq, bdsn) = self.fail.fb_rx.unwrap_or((self.subflows[i].tcb.rcv_nxt, self.rx.nxt));
             let dsn = bdsn + (start.diff(bseq) as i64 as u64);
             let w = self.rx.write_from(dsn, data, seg.shared.map(|s| (s, off)));
             taken = len - w.beyond;
@@ -279,7 +279,7 @@ impl Connection {
                 while sf.rx_maps.front().is_some_and(|m| m.ssn + m.len <= nxt && m.len > 0) {
                     let m = sf.rx_maps.pop_front().expect("front exists");
                     if m.fin {
-                        self.peer_fin = Some(m.dsn + m.len as u64);
+                        self.fin.peer_fin = Some(m.dsn + m.len as u64);
                     }
                 }
             }

@@ -9,7 +9,7 @@ impl Connection {
         if let Some(r) = self.closed {
             return Err(StackError::Reset(r));
         }
-        if self.app_closed {
+        if self.fin.app_closed {
             return Err(StackError::Closing);
         }
         let n = self.tx.write(data);
@@ -138,7 +138,7 @@ impl Connection {
             // DSS with 4-byte DATA_ACK and DSN (RFC 8684 §3.3: the receiver
             // extends them), 20 bytes padded; the MP_CAPABLE data form, 24.
             opt += if self.role == Role::Client && !self.mp.fully_established { 24 } else { 20 };
-        } else if self.tx_infinite.is_some() {
+        } else if self.fail.tx_infinite.is_some() {
             // The infinite mapping: DSS with a 4-byte DATA_ACK, an 8-byte
             // DSN and the checksum field.
             opt += 24;
@@ -376,12 +376,12 @@ impl Connection {
             })
         });
         if self.mp.csum && mptcp {
-            self.csum_sent.push_back((self.subflows[j].id, dsn, len as u32));
+            self.fail.csum_sent.push_back((self.subflows[j].id, dsn, len as u32));
         }
-        if !mptcp && self.tx_infinite == Some(dsn) {
+        if !mptcp && self.fail.tx_infinite == Some(dsn) {
             // RFC 8684 §3.7: after MP_FAIL, the first data carries the
             // infinite mapping (data-level length 0) from the DSN we resume at.
-            self.tx_infinite = None;
+            self.fail.tx_infinite = None;
             ctx.mib.inc(Counter::InfiniteMapTx);
             let ssn = self.subflows[j].tcb.rel(seq);
             map = Some(TxMap { dsn, ssn, len: 0, checksum: self.mp.csum.then_some(0), mpc: false });
@@ -399,7 +399,7 @@ impl Connection {
         sf.data_bytes_sent += len as u64;
         if reinjection {
             sf.bytes_reinjected += len as u64;
-            self.bytes_reinjected += len as u64;
+            self.stats.bytes_reinjected += len as u64;
         }
         let _ = ctx;
         t
@@ -424,8 +424,8 @@ impl Connection {
         }
         let t = self.write(now, j, out, seg.seq, flags::ACK, &o, Payload::Data(seg.dsn, seg.len as usize), ctx);
         self.subflows[j].tcb.on_retransmitted(now, idx);
-        self.retransmits += 1;
-        self.bytes_retrans += seg.len as u64;
+        self.stats.retransmits += 1;
+        self.stats.bytes_retrans += seg.len as u64;
         ctx.mib.inc(Counter::TcpRetransSegs);
         if self.subflows[j].tcb.in_recovery() {
             ctx.mib.inc(Counter::TcpFastRetrans);

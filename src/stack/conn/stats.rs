@@ -27,6 +27,18 @@ impl Gone {
     }
 }
 
+/// Connection-level counters (snapshots, `ss`).
+#[derive(Debug, Default)]
+pub(super) struct Stats {
+    /// Counters of closed subflows no longer in `subflows`.
+    pub(super) gone: Gone,
+    pub(super) established_at: Option<Instant>,
+    pub(super) retransmits: u64,
+    pub(super) bytes_retrans: u64,
+    pub(super) bytes_reinjected: u64,
+    pub(super) subflows_total: u32,
+}
+
 impl Connection {
     pub fn state_name(&self) -> &'static str {
         if self.closed.is_some() {
@@ -38,8 +50,8 @@ impl Connection {
             TcpState::SynReceived if !self.connected_reported => return "SYN-RECV",
             _ => {}
         }
-        let fin_sent = self.app_closed;
-        match (fin_sent, self.dfin_acked, self.peer_fin_done) {
+        let fin_sent = self.fin.app_closed;
+        match (fin_sent, self.fin.dfin_acked, self.fin.peer_fin_done) {
             (false, _, false) => "ESTAB",
             (false, _, true) => "CLOSE-WAIT",
             (true, false, false) => "FIN-WAIT-1",
@@ -118,7 +130,7 @@ impl Connection {
     }
 
     pub fn snapshot(&self, now: Instant) -> ConnSnapshot {
-        let g = self.gone;
+        let g = self.stats.gone;
         let mut retrans = g.retransmits;
         let mut bytes_retrans = g.bytes_retrans;
         let mut sent = g.sent;
@@ -154,7 +166,7 @@ impl Connection {
             add_addr_accepted_max: Some(self.limits.add_addr_accepted),
             local_addr_used: None,
             local_addr_max: None,
-            subflows_total: Some(self.subflows_total),
+            subflows_total: Some(self.stats.subflows_total),
             write_seq: Some(self.tx.tail.0),
             snd_una: Some(self.snd_una.0),
             rcv_nxt: Some(self.data_ack().0),
@@ -163,7 +175,7 @@ impl Connection {
             bytes_sent: Some(sent),
             bytes_received: Some(recv),
             bytes_acked: Some(acked.min(self.snd_una - self.tx.head + self.tx.len() as u64).max(acked)),
-            bytes_reinjected: Some(self.bytes_reinjected),
+            bytes_reinjected: Some(self.stats.bytes_reinjected),
             last_data_sent_ms: Some(ms(last_send)),
             last_data_recv_ms: Some(ms(last_recv)),
             last_ack_recv_ms: Some(ms(last_recv)),
