@@ -108,12 +108,12 @@ impl Connection {
     pub(super) fn check_peer_fin(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(f) = self.fin.peer_fin
             && !self.fin.peer_fin_done
-            && self.rx.nxt == f
+            && self.rcv.rx.nxt == f
         {
             self.fin.peer_fin_done = true;
             ctx.events.push_back(Event::PeerClosed(self.handle));
             ctx.events.push_back(Event::Readable(self.handle));
-            self.readable_armed = false;
+            self.rcv.readable_armed = false;
             // RFC 8684 §3.3.3: DATA_ACK the DATA_FIN at once.
             if let Some(sf) = self.subflows.iter_mut().find(|s| s.ready && s.alive() && s.tcb.state.synchronized()) {
                 sf.tcb.ack_now = true;
@@ -128,7 +128,7 @@ impl Connection {
         }
         // Plain TCP (fallback): the application closed and all its data is
         // on the subflow: the FIN goes after it (RFC 9293 §3.10.4).
-        if !self.mp.active() && self.fin.app_closed && self.snd_nxt >= self.tx.tail {
+        if !self.mp.active() && self.fin.app_closed && self.snd.snd_nxt >= self.snd.tx.tail {
             if let Some(sf) = self.subflows.first_mut() {
                 if sf.alive() && !sf.closing && sf.tcb.state.synchronized() {
                     sf.closing = true;

@@ -28,7 +28,7 @@ impl Connection {
     ) -> Tx {
         let syn = fl & flags::SYN != 0;
         let window = self.window_field(&self.subflows[j].tcb, syn);
-        let Connection { subflows, tx, .. } = self;
+        let Connection { subflows, snd: SendSide { tx, .. }, .. } = self;
         let sf = &mut subflows[j];
         let ack = if fl & flags::ACK != 0 { sf.tcb.rcv_nxt } else { SubflowSeq(0) };
         let repr = SegmentRepr {
@@ -91,9 +91,9 @@ impl Connection {
         if fl & flags::ACK != 0 {
             let right = sf.tcb.rcv_nxt + ((window as u32) << if syn { 0 } else { sf.tcb.rcv_wscale });
             sf.tcb.on_ack_sent(now, right);
-            let adv = self.rx.nxt + ((window as u64) << if syn { 0 } else { self.subflows[j].tcb.rcv_wscale });
-            if adv > self.last_adv_edge {
-                self.last_adv_edge = adv;
+            let adv = self.rcv.rx.nxt + ((window as u64) << if syn { 0 } else { self.subflows[j].tcb.rcv_wscale });
+            if adv > self.rcv.last_adv_edge {
+                self.rcv.last_adv_edge = adv;
             }
         }
         let sf = &self.subflows[j];
@@ -212,7 +212,7 @@ impl Connection {
             } else if sf.ready || sf.initial {
                 let mut d = self.dss_ack();
                 if data_fin {
-                    let fin = self.tx.tail;
+                    let fin = self.snd.tx.tail;
                     d.data_fin = true;
                     d.mapping = Some(DssMapping {
                         dsn: WireSeq::U64(fin.0),
@@ -230,7 +230,7 @@ impl Connection {
         o.sack(&self.subflows[j].tcb);
         let tcb = &self.subflows[j].tcb;
         // A window probe uses an old sequence number (RFC 9293 §3.8.6.1).
-        let seq = if self.persist_backoff > 0 && !self.timers.is_running(Timer::Persist) {
+        let seq = if self.snd.persist_backoff > 0 && !self.timers.is_running(Timer::Persist) {
             tcb.seq_for_ack() - 1u32
         } else {
             tcb.seq_for_ack()

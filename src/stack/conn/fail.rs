@@ -57,9 +57,9 @@ impl Connection {
             // Data continues in order from where the subflow stands. A
             // checksummed mapping half received is delivered as it is: no
             // checksum covers what follows a fallback either.
-            let mut base = self.rx.nxt;
+            let mut base = self.rcv.rx.nxt;
             if let Some(st) = sf.stage.take() {
-                let w = self.rx.write(st.map.dsn, &st.data);
+                let w = self.rcv.rx.write(st.map.dsn, &st.data);
                 if w.duplicate > 0 {
                     ctx.mib.inc(Counter::DuplicateData);
                 }
@@ -115,23 +115,23 @@ impl Connection {
         // byte the peer lacks under an infinite mapping: the failed DSN
         // itself when the peer DATA_ACKed everything before it (as a
         // receiver that drops the failed mapping does).
-        let p = self.snd_una;
-        self.reinject.clear();
+        let p = self.snd.snd_una;
+        self.snd.reinject.clear();
         for sf in self.subflows.iter_mut() {
             sf.redundant.clear();
         }
         self.fallback(FallbackReason::InfiniteMapping, ctx);
-        if p < self.snd_nxt {
-            self.snd_nxt = p;
+        if p < self.snd.snd_nxt {
+            self.snd.snd_nxt = p;
         }
-        self.mpc_map = None;
-        self.mpc_map_done = true;
+        self.snd.mpc_map = None;
+        self.snd.mpc_map_done = true;
         self.fail.tx_infinite = Some(p);
         self.fail.rewound = Some(self.subflows[i].tcb.snd_nxt);
         // The answer carries, as Linux's does, the DSN where our own
         // receiving stands (MP_FAIL's DSN is in its sender's receive space).
         let sf = &mut self.subflows[i];
-        self.fail.mp_fail_out = Some((sf.id, self.rx.nxt.0));
+        self.fail.mp_fail_out = Some((sf.id, self.rcv.rx.nxt.0));
         sf.tcb.ack_now = true;
         true
     }
@@ -141,14 +141,14 @@ impl Connection {
     /// failed mapping (RFC 8684 §3.7).
     pub(super) fn resend_failed(&mut self, i: usize, d: DataSeq, ctx: &mut Ctx<'_>) {
         let id = self.subflows[i].id;
-        let una = self.snd_una;
+        let una = self.snd.snd_una;
         for &(sid, dsn, len) in self.fail.csum_sent.iter() {
             let end = dsn + len as u64;
             if sid != id || end <= d || end <= una {
                 continue;
             }
             let start = dsn.max(una);
-            self.reinject.push_back((start, (end - start) as u32));
+            self.snd.reinject.push_back((start, (end - start) as u32));
             ctx.mib.inc(Counter::MptcpRetrans);
         }
         for seg in self.subflows[i].tcb.txq.iter_mut() {
@@ -199,12 +199,12 @@ impl Connection {
                     ctx.mib.inc(Counter::InfiniteMapRx);
                     let dsn = match m.dsn {
                         WireSeq::U64(v) => DataSeq(v),
-                        WireSeq::U32(v) => DataSeq::extend(v, self.rx.nxt),
+                        WireSeq::U32(v) => DataSeq::extend(v, self.rcv.rx.nxt),
                     };
                     self.fail.rx_fail = None;
                     self.timers.stop(Timer::MpFail);
                     self.fail.mp_fail_out = None;
-                    if dsn > self.rx.nxt {
+                    if dsn > self.rcv.rx.nxt {
                         // The peer goes on past data we never got: the
                         // stream cannot be whole any more.
                         self.reset_all(rst_reason::MIDDLEBOX, ctx);

@@ -45,8 +45,8 @@ impl Connection {
                         self.mp.remote_token = t.0;
                         self.mp.remote_idsn = idsn.0;
                         self.mp.csum |= m.checksum_required();
-                        self.rx = RxRing::new(self.rx.capacity(), DataSeq(idsn.0.wrapping_add(1)));
-                        self.last_adv_edge = self.rx.nxt;
+                        self.rcv.rx = RxRing::new(self.rcv.rx.capacity(), DataSeq(idsn.0.wrapping_add(1)));
+                        self.rcv.last_adv_edge = self.rcv.rx.nxt;
                         let sf = &mut self.subflows[i];
                         sf.mpc = true;
                         sf.ready = true;
@@ -59,17 +59,17 @@ impl Connection {
                             ctx.mib.inc(Counter::MpCapableFallbackSynAck);
                             FallbackReason::NoMpCapableInSynAck
                         };
-                        self.rx = RxRing::new(self.rx.capacity(), DataSeq(0));
+                        self.rcv.rx = RxRing::new(self.rcv.rx.capacity(), DataSeq(0));
                         self.fallback(reason, ctx);
                     }
                 }
             } else {
-                self.rx = RxRing::new(self.rx.capacity(), DataSeq(0));
-                self.fail.fb_rx = Some((self.subflows[i].tcb.rcv_nxt, self.rx.nxt));
+                self.rcv.rx = RxRing::new(self.rcv.rx.capacity(), DataSeq(0));
+                self.fail.fb_rx = Some((self.subflows[i].tcb.rcv_nxt, self.rcv.rx.nxt));
                 self.subflows[i].ready = true;
             }
             // The peer's SYN/ACK window (never scaled) bounds our first flight.
-            self.snd_edge = self.snd_una + seg.window as u64;
+            self.snd.snd_edge = self.snd.snd_una + seg.window as u64;
             self.stats.established_at = Some(now);
             self.connected_reported = true;
             let sf = &mut self.subflows[i];
@@ -159,17 +159,17 @@ impl Connection {
                     }
                     _ => {
                         ctx.mib.inc(Counter::MpCapableFallbackAck);
-                        self.rx = RxRing::new(self.rx.capacity(), DataSeq(0));
-                        self.last_adv_edge = self.rx.nxt;
+                        self.rcv.rx = RxRing::new(self.rcv.rx.capacity(), DataSeq(0));
+                        self.rcv.last_adv_edge = self.rcv.rx.nxt;
                         self.fallback(FallbackReason::NoMpCapableInAck, ctx);
                     }
                 }
             } else {
-                self.fail.fb_rx = Some((self.subflows[i].tcb.rcv_nxt, self.rx.nxt));
+                self.fail.fb_rx = Some((self.subflows[i].tcb.rcv_nxt, self.rcv.rx.nxt));
                 self.subflows[i].ready = true;
             }
             self.subflows[i].tcb.on_handshake_ack(now, seg);
-            self.snd_edge = self.snd_una + ((seg.window as u64) << self.subflows[i].tcb.snd_wscale);
+            self.snd.snd_edge = self.snd.snd_una + ((seg.window as u64) << self.subflows[i].tcb.snd_wscale);
             self.stats.established_at = Some(now);
             self.connected_reported = true;
             let listener = self.listener.unwrap_or(self.local);
@@ -239,9 +239,9 @@ impl Connection {
         self.mp.remote_token = t.0;
         self.mp.remote_idsn = idsn.0;
         let start = DataSeq(idsn.0.wrapping_add(1));
-        if self.rx.nxt != start && self.rx.readable() == 0 && self.rx.ooo.is_empty() {
-            self.rx = RxRing::new(self.rx.capacity(), start);
-            self.last_adv_edge = start;
+        if self.rcv.rx.nxt != start && self.rcv.rx.readable() == 0 && self.rcv.rx.ooo.is_empty() {
+            self.rcv.rx = RxRing::new(self.rcv.rx.capacity(), start);
+            self.rcv.last_adv_edge = start;
         }
     }
 }

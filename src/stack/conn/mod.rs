@@ -57,7 +57,8 @@ use close::Fin;
 pub(crate) use emit::{CookieSynAck, emit_cookie_synack, emit_rst};
 use fail::{Fail, MP_FAIL_TRIES};
 use pm::{Pm, REMOVE_ADDR_IDS_PER_ACK};
-use recv::{CsumStage, RxMap};
+use recv::{CsumStage, RecvSide, RxMap};
+use send::SendSide;
 use stats::Stats;
 use timer::{Timer, TimerTable};
 
@@ -332,33 +333,12 @@ pub(crate) struct Connection {
     pub mp: Mptcp,
     pub subflows: Vec<Subflow>,
     next_sf_id: u32,
-    tx: TxRing,
-    pub snd_una: DataSeq,
-    pub snd_nxt: DataSeq,
-    /// Right edge of the peer's connection-level window (RFC 8684 §3.3.4).
-    snd_edge: DataSeq,
-    rx: RxRing,
-    /// The first mapping of a client, sent in the MP_CAPABLE data form:
-    /// (start, len, next offset to send).
-    mpc_map: Option<(DataSeq, u32, u32)>,
-    mpc_map_done: bool,
-    /// Data ranges to send again on any subflow.
-    reinject: VecDeque<(DataSeq, u32)>,
-    /// The mapping carried by the segment being processed.
-    seg_map: Option<RxMap>,
-    sched: Box<dyn Scheduler>,
-    views: Vec<SubflowView>,
     pm: Pm,
-    persist_backoff: u32,
     /// The connection's own timers (MP_FAIL, DATA_FIN, persist).
     timers: TimerTable,
-    last_adv_edge: DataSeq,
-    readable_armed: bool,
-    writable_wanted: bool,
     pub connected_reported: bool,
     pub closed: Option<CloseReason>,
     pub released: bool,
-    rr: usize,
     tcb_params: TcbParams,
     cfg_checksum_offload: bool,
     mss_local: usize,
@@ -374,6 +354,10 @@ pub(crate) struct Connection {
     fail: Fail,
     /// Connection-level counters (snapshots, `ss`).
     stats: Stats,
+    /// The data-level send side (RFC 8684 §3.3).
+    snd: SendSide,
+    /// The data-level receive side (RFC 8684 §3.3).
+    rcv: RecvSide,
 }
 
 fn new_key(rng: &mut ChaCha20Rng, tokens_in_use: &dyn Fn(u32) -> bool) -> (Key, u32, u64) {
@@ -421,30 +405,34 @@ impl Connection {
             },
             subflows: Vec::new(),
             next_sf_id: 0,
-            tx: TxRing::new(cfg.send_buffer, start),
-            snd_una: start,
-            snd_nxt: start,
-            snd_edge: start,
-            rx: RxRing::new(cfg.recv_buffer, DataSeq(0)),
-            mpc_map: None,
-            mpc_map_done: false,
-            reinject: VecDeque::new(),
-            seg_map: None,
-            sched: cfg.scheduler.build(),
-            views: Vec::new(),
             pm: Pm::default(),
-            persist_backoff: 0,
             timers: TimerTable::default(),
+            rcv: RecvSide {
+                rx: RxRing::new(cfg.recv_buffer, DataSeq(0)),
+                seg_map: None,
+                last_adv_edge: DataSeq(0),
+                readable_armed: true,
+            },
+            snd: SendSide {
+                tx: TxRing::new(cfg.send_buffer, start),
+                snd_una: start,
+                snd_nxt: start,
+                snd_edge: start,
+                mpc_map: None,
+                mpc_map_done: false,
+                reinject: VecDeque::new(),
+                sched: cfg.scheduler.build(),
+                views: Vec::new(),
+                persist_backoff: 0,
+                writable_wanted: false,
+                rr: 0,
+            },
             stats: Stats::default(),
             fail: Fail::default(),
             fin: Fin::default(),
-            last_adv_edge: DataSeq(0),
-            readable_armed: true,
-            writable_wanted: false,
             connected_reported: false,
             closed: None,
             released: false,
-            rr: 0,
             tcb_params: params,
             cfg_checksum_offload: cfg.offload_checksums,
             mss_local: params.mss,
@@ -538,7 +526,7 @@ impl Connection {
         let mut sf = Subflow::new(0, tcb, true);
         sf.mpc = enabled;
         sf.backup_loc = ctx.addrs.iter().any(|a| a.addr == syn.dst.ip() && a.flags.backup);
-        c.rx = RxRing::new(ctx.cfg.recv_buffer, DataSeq(0));
+        c.rcv.rx = RxRing::new(ctx.cfg.recv_buffer, DataSeq(0));
         c.next_sf_id = 1;
         c.stats.subflows_total = 1;
         c.subflows.push(sf);
@@ -563,7 +551,7 @@ impl Connection {
 
     /// DATA_ACK value we send: in-order data, plus the peer's DATA_FIN once consumed.
     fn data_ack(&self) -> DataSeq {
-        self.rx.nxt + self.fin.peer_fin_done as u64
+        self.rcv.rx.nxt + self.fin.peer_fin_done as u64
     }
 
     /// Reset every subflow and end the connection (our reason in MP_TCPRST).
@@ -583,7 +571,7 @@ impl Connection {
                 // acknowledged (a mapping staged for its checksum, or one
                 // that failed it), so everything this subflow carried that
                 // is not DATA_ACKed goes again (RFC 8684 §3.7).
-                let una = self.snd_una;
+                let una = self.snd.snd_una;
                 self.resend_failed(i, una, ctx);
             }
             self.reinject_from(i, ctx);
@@ -647,7 +635,7 @@ impl Connection {
     }
 
     fn on_synchronized(&mut self, now: Instant, i: usize, seg: &Segment<'_>, ctx: &mut Ctx<'_>) {
-        self.seg_map = None;
+        self.rcv.seg_map = None;
         let wnd = self.rx_window();
         // RST (RFC 9293 §3.10.7.4 second; RFC 5961 §3.2: an exact match
         // resets, one in the window gets a challenge ACK, rate limited;
@@ -744,13 +732,13 @@ impl Connection {
                 Some(at) => sf.tcb.txq.iter().find(|s| s.seq >= at).map(|s| s.dsn),
                 None => sf.tcb.txq.front().map(|s| s.dsn),
             }
-            .unwrap_or(self.snd_nxt);
-            if una > self.snd_una {
-                self.snd_una = una;
+            .unwrap_or(self.snd.snd_nxt);
+            if una > self.snd.snd_una {
+                self.snd.snd_una = una;
             }
-            let edge = self.snd_una + sf.tcb.snd_wnd as u64;
-            if edge > self.snd_edge {
-                self.snd_edge = edge;
+            let edge = self.snd.snd_una + sf.tcb.snd_wnd as u64;
+            if edge > self.snd.snd_edge {
+                self.snd.snd_edge = edge;
             }
         }
         // Payload.
@@ -903,17 +891,17 @@ impl Connection {
             let ack_without_dss = acked > 0 && !seg.opts.has_mptcp() && self.role == Role::Client;
             if data_without_map || ack_without_dss {
                 ctx.mib.inc(Counter::MpCapableDataFallback);
-                if self.rx.nxt == DataSeq(self.mp.remote_idsn.wrapping_add(1)) && self.rx.readable() == 0 {
+                if self.rcv.rx.nxt == DataSeq(self.mp.remote_idsn.wrapping_add(1)) && self.rcv.rx.readable() == 0 {
                     // Keep the receive DSN space; the subflow continues from here.
                 }
                 self.fallback(FallbackReason::NoDss, ctx);
                 // What was sent counts as acknowledged by the subflow from now on.
                 let sf = &self.subflows[i];
-                let una = sf.tcb.txq.front().map_or(self.snd_nxt, |s| s.dsn);
-                if una > self.snd_una {
-                    self.snd_una = una;
+                let una = sf.tcb.txq.front().map_or(self.snd.snd_nxt, |s| s.dsn);
+                if una > self.snd.snd_una {
+                    self.snd.snd_una = una;
                 }
-                self.snd_edge = self.snd_una + sf.tcb.snd_wnd as u64;
+                self.snd.snd_edge = self.snd.snd_una + sf.tcb.snd_wnd as u64;
             }
         }
     }
@@ -1009,7 +997,7 @@ impl Connection {
             self.fin.dfin_tries += 1;
         }
         if self.timers.expire(Timer::Persist, now) {
-            self.persist_backoff += 1;
+            self.snd.persist_backoff += 1;
             if let Some(sf) = self.subflows.iter_mut().find(|s| s.ready && s.alive()) {
                 // A window probe: an ACK with an old sequence number makes
                 // the peer answer with its window (RFC 9293 §3.8.6.1).
@@ -1053,9 +1041,9 @@ impl Connection {
         let n = self.subflows.len();
         // 1. Handshakes, retransmissions, FINs.
         for k in 0..n {
-            let j = (self.rr + k) % n;
+            let j = (self.snd.rr + k) % n;
             if let Some(t) = self.poll_control(now, j, out, ctx) {
-                self.rr = (j + 1) % n;
+                self.snd.rr = (j + 1) % n;
                 return Some(t);
             }
         }
@@ -1065,7 +1053,7 @@ impl Connection {
         }
         // 3. ACKs and signals.
         for k in 0..n {
-            let j = (self.rr + k) % n;
+            let j = (self.snd.rr + k) % n;
             if let Some(t) = self.poll_ack(now, j, out, ctx) {
                 return Some(t);
             }
@@ -1120,7 +1108,7 @@ impl Connection {
         }
         if tcb.fin_ready() {
             // Plain TCP: the FIN waits for the data.
-            let data_pending = !self.mp.active() && (self.snd_nxt < self.tx.tail);
+            let data_pending = !self.mp.active() && (self.snd.snd_nxt < self.snd.tx.tail);
             if !data_pending && tcb.lost_bytes() == 0 {
                 return Some(self.emit_fin(now, j, out, ctx));
             }
@@ -1135,7 +1123,7 @@ impl Connection {
         }
         // The infinite mapping with no data left to carry it.
         if let Some(p) = self.fail.tx_infinite
-            && p >= self.tx.tail
+            && p >= self.snd.tx.tail
         {
             self.fail.tx_infinite = None;
             ctx.mib.inc(Counter::InfiniteMapTx);
@@ -1161,7 +1149,7 @@ impl Connection {
         if signal_here {
             if self.fin.app_closed
                 && !self.fin.dfin_acked
-                && self.snd_nxt == self.tx.tail
+                && self.snd.snd_nxt == self.snd.tx.tail
                 && (self.fin.dfin_due || !self.timers.is_running(Timer::DataFin))
             {
                 // Before the peer confirmed our key (client, no DSS seen),

@@ -22,17 +22,27 @@ pub(super) struct CsumStage {
     pub(super) data: Vec<u8>,
 }
 
+/// The data-level receive side (RFC 8684 §3.3).
+#[derive(Debug)]
+pub(super) struct RecvSide {
+    pub(super) rx: RxRing,
+    /// The mapping carried by the segment being processed.
+    pub(super) seg_map: Option<RxMap>,
+    pub(super) last_adv_edge: DataSeq,
+    pub(super) readable_armed: bool,
+}
+
 impl Connection {
     pub fn recv(&mut self, out: &mut [u8], ctx: &mut Ctx<'_>) -> Result<Option<usize>, crate::stack::RecvError> {
-        let n = self.rx.read(out);
+        let n = self.rcv.rx.read(out);
         if n > 0 {
             self.maybe_window_update(ctx);
-            if self.rx.readable() == 0 {
-                self.readable_armed = true;
+            if self.rcv.rx.readable() == 0 {
+                self.rcv.readable_armed = true;
             }
             return Ok(Some(n));
         }
-        self.readable_armed = true;
+        self.rcv.readable_armed = true;
         if self.fin.peer_fin_done {
             return Ok(None);
         }
@@ -44,16 +54,16 @@ impl Connection {
     }
 
     pub fn readable(&self) -> usize {
-        self.rx.readable()
+        self.rcv.rx.readable()
     }
 
     /// After a read: announce a window that opened a lot (receiver SWS
     /// avoidance, RFC 9293 §3.8.6.2.2).
     pub(super) fn maybe_window_update(&mut self, _ctx: &mut Ctx<'_>) {
-        let edge = self.rx.read + self.rx.capacity() as u64;
-        let grown = edge.0.saturating_sub(self.last_adv_edge.0) as usize;
-        let adv_left = self.last_adv_edge.0.saturating_sub(self.rx.nxt.0) as usize;
-        if grown >= (self.rx.capacity() / 2).min(4 * self.mss_local) && adv_left < self.rx.capacity() / 2 {
+        let edge = self.rcv.rx.read + self.rcv.rx.capacity() as u64;
+        let grown = edge.0.saturating_sub(self.rcv.last_adv_edge.0) as usize;
+        let adv_left = self.rcv.last_adv_edge.0.saturating_sub(self.rcv.rx.nxt.0) as usize;
+        if grown >= (self.rcv.rx.capacity() / 2).min(4 * self.mss_local) && adv_left < self.rcv.rx.capacity() / 2 {
             if let Some(sf) = self.subflows.iter_mut().find(|s| s.ready && s.alive() && s.tcb.state.synchronized()) {
                 sf.tcb.ack_now = true;
             }
@@ -64,27 +74,27 @@ impl Connection {
     pub(super) fn on_data_ack(&mut self, a: WireSeq, window: u16, i: usize, ctx: &mut Ctx<'_>) {
         let ack = match a {
             WireSeq::U64(v) => DataSeq(v),
-            WireSeq::U32(v) => DataSeq::extend(v, self.snd_una),
+            WireSeq::U32(v) => DataSeq::extend(v, self.snd.snd_una),
         };
         // DATA_FIN takes one unit after the data.
-        let max = self.snd_nxt + (self.fin.app_closed && self.snd_nxt == self.tx.tail) as u64;
-        if ack > max || ack < self.snd_una - (1u64 << 31) {
+        let max = self.snd.snd_nxt + (self.fin.app_closed && self.snd.snd_nxt == self.snd.tx.tail) as u64;
+        if ack > max || ack < self.snd.snd_una - (1u64 << 31) {
             return;
         }
-        if ack > self.snd_una {
-            self.snd_una = ack.min(self.tx.tail);
-            while self.fail.csum_sent.front().is_some_and(|&(_, d, l)| d + l as u64 <= self.snd_una) {
+        if ack > self.snd.snd_una {
+            self.snd.snd_una = ack.min(self.snd.tx.tail);
+            while self.fail.csum_sent.front().is_some_and(|&(_, d, l)| d + l as u64 <= self.snd.snd_una) {
                 self.fail.csum_sent.pop_front();
             }
-            if self.fin.app_closed && ack == self.tx.tail + 1u64 && !self.fin.dfin_acked {
+            if self.fin.app_closed && ack == self.snd.tx.tail + 1u64 && !self.fin.dfin_acked {
                 self.fin.dfin_acked = true;
                 self.fin.dfin_due = false;
                 self.timers.stop(Timer::DataFin);
             }
         }
         let edge = ack + ((window as u64) << self.subflows[i].tcb.snd_wscale);
-        if edge > self.snd_edge {
-            self.snd_edge = edge;
+        if edge > self.snd.snd_edge {
+            self.snd.snd_edge = edge;
         }
         let _ = ctx;
     }
@@ -100,7 +110,7 @@ impl Connection {
     ) {
         let dsn = match m.dsn {
             WireSeq::U64(v) => DataSeq(v),
-            WireSeq::U32(v) => DataSeq::extend(v, self.rx.nxt),
+            WireSeq::U32(v) => DataSeq::extend(v, self.rcv.rx.nxt),
         };
         if m.data_len == 0 {
             // RFC 8684 §3.7: an infinite mapping (with a DATA_FIN too: the
@@ -117,7 +127,7 @@ impl Connection {
             // Plain TCP from the mapping's subflow sequence number at its DSN
             // (unless that leaves a hole: then from where we stand, as Linux).
             let ssn = self.subflows[i].tcb.abs_rcv(m.ssn);
-            if dsn <= self.rx.nxt {
+            if dsn <= self.rcv.rx.nxt {
                 self.fail.fb_rx = Some((ssn, dsn));
             }
             return;
@@ -134,7 +144,7 @@ impl Connection {
         if data_fin && self.fin.peer_fin.is_none() {
             self.fin.peer_fin = Some(dsn + len as u64);
         }
-        self.seg_map = Some(map);
+        self.rcv.seg_map = Some(map);
         let sf = &mut self.subflows[i];
         // A mapping may repeat one already known, or a part of one, never
         // contradict it (RFC 8684 §3.3.1: a byte has one DSN).
@@ -193,7 +203,7 @@ impl Connection {
 
     /// The receive window we advertise (connection level, RFC 8684 §3.3.4).
     pub(super) fn rx_window(&self) -> usize {
-        self.rx.window()
+        self.rcv.rx.window()
     }
 
     /// Place a segment's new payload at the data level. Returns whether all
@@ -215,9 +225,9 @@ impl Connection {
             taken = if start == self.subflows[i].tcb.rcv_nxt { len } else { 0 };
         } else if !self.mp.active() {
             // Plain TCP: DSN follows the subflow sequence from the fallback point.
-            let (bseq, bdsn) = self.fail.fb_rx.unwrap_or((self.subflows[i].tcb.rcv_nxt, self.rx.nxt));
+            let (bseq, bdsn) = self.fail.fb_rx.unwrap_or((self.subflows[i].tcb.rcv_nxt, self.rcv.rx.nxt));
             let dsn = bdsn + (start.diff(bseq) as i64 as u64);
-            let w = self.rx.write_from(dsn, data, seg.shared.map(|s| (s, off)));
+            let w = self.rcv.rx.write_from(dsn, data, seg.shared.map(|s| (s, off)));
             taken = len - w.beyond;
         } else if self.mp.csum {
             taken = self.take_checksummed(i, start, data, ctx);
@@ -228,7 +238,8 @@ impl Connection {
             while pos < end {
                 let sf = &self.subflows[i];
                 let covers = |m: &RxMap| m.ssn <= pos && pos < m.ssn + m.len;
-                let Some(m) = self.seg_map.filter(covers).or_else(|| sf.rx_maps.iter().find(|m| covers(m)).copied())
+                let Some(m) =
+                    self.rcv.seg_map.filter(covers).or_else(|| sf.rx_maps.iter().find(|m| covers(m)).copied())
                 else {
                     ctx.mib.inc(Counter::DssNoMatchTcp);
                     unmapped = true;
@@ -238,11 +249,11 @@ impl Connection {
                 let k = piece_end - pos;
                 let dsn = m.dsn + (pos - m.ssn) as u64;
                 let d = &data[pos - start..pos - start + k];
-                let w = self.rx.write_from(dsn, d, seg.shared.map(|s| (s, off + (pos - start))));
+                let w = self.rcv.rx.write_from(dsn, d, seg.shared.map(|s| (s, off + (pos - start))));
                 if w.duplicate > 0 {
                     ctx.mib.add(Counter::DuplicateData, 1);
                 }
-                if dsn + d.len() as u64 > self.rx.read + self.rx.capacity() as u64 {
+                if dsn + d.len() as u64 > self.rcv.rx.read + self.rcv.rx.capacity() as u64 {
                     // Past the window we advertised (RFC 8684 §3.3.4): not
                     // kept, not acknowledged.
                     ctx.mib.inc(Counter::NoDssInWindow);
@@ -284,8 +295,8 @@ impl Connection {
                 }
             }
         }
-        if self.rx.readable() > 0 && self.readable_armed {
-            self.readable_armed = false;
+        if self.rcv.rx.readable() > 0 && self.rcv.readable_armed {
+            self.rcv.readable_armed = false;
             ctx.events.push_back(Event::Readable(self.handle));
         }
         self.check_peer_fin(ctx);
@@ -339,7 +350,7 @@ impl Connection {
                     // otherwise it is reset.
                     return if self.on_checksum_failure(i, m.dsn, ctx) { data.len() } else { 0 };
                 }
-                let w = self.rx.write(m.dsn, &st.data);
+                let w = self.rcv.rx.write(m.dsn, &st.data);
                 if w.duplicate > 0 {
                     ctx.mib.inc(Counter::DuplicateData);
                 }

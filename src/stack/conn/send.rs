@@ -4,6 +4,27 @@
 
 use super::*;
 
+/// The data-level send side (RFC 8684 §3.3).
+#[derive(Debug)]
+pub(super) struct SendSide {
+    pub(super) tx: TxRing,
+    pub(super) snd_una: DataSeq,
+    pub(super) snd_nxt: DataSeq,
+    /// Right edge of the peer's connection-level window (RFC 8684 §3.3.4).
+    pub(super) snd_edge: DataSeq,
+    /// The first mapping of a client, sent in the MP_CAPABLE data form:
+    /// (start, len, next offset to send).
+    pub(super) mpc_map: Option<(DataSeq, u32, u32)>,
+    pub(super) mpc_map_done: bool,
+    /// Data ranges to send again on any subflow.
+    pub(super) reinject: VecDeque<(DataSeq, u32)>,
+    pub(super) sched: Box<dyn Scheduler>,
+    pub(super) views: Vec<SubflowView>,
+    pub(super) persist_backoff: u32,
+    pub(super) writable_wanted: bool,
+    pub(super) rr: usize,
+}
+
 impl Connection {
     pub fn send(&mut self, data: &[u8]) -> Result<usize, StackError> {
         if let Some(r) = self.closed {
@@ -12,26 +33,26 @@ impl Connection {
         if self.fin.app_closed {
             return Err(StackError::Closing);
         }
-        let n = self.tx.write(data);
+        let n = self.snd.tx.write(data);
         if n < data.len() {
-            self.writable_wanted = true;
+            self.snd.writable_wanted = true;
         }
         Ok(n)
     }
 
     pub fn send_buffer_free(&self) -> usize {
-        self.tx.free()
+        self.snd.tx.free()
     }
 
     /// Bytes written by the application and not yet acknowledged at the data level.
     pub fn unacked(&self) -> u64 {
-        self.tx.tail - self.snd_una
+        self.snd.tx.tail - self.snd.snd_una
     }
 
     /// Queue a subflow's unacknowledged data for the other subflows
     /// (RFC 8684 §3.3.6: data outstanding on a failed subflow is resent).
     pub(super) fn reinject_from(&mut self, i: usize, ctx: &mut Ctx<'_>) {
-        let una = self.snd_una;
+        let una = self.snd.snd_una;
         let others = self.subflows.iter().enumerate().any(|(j, s)| j != i && s.ready && s.alive() && !s.stale);
         if !others || !self.mp.active() {
             return;
@@ -47,7 +68,7 @@ impl Connection {
             }
             let start = seg.dsn.max(una);
             let len = (end - start) as u32;
-            self.reinject.push_back((start, len));
+            self.snd.reinject.push_back((start, len));
             ctx.mib.inc(Counter::MptcpRetrans);
         }
     }
@@ -55,53 +76,54 @@ impl Connection {
     /// Free send-ring space no subflow needs (RFC 8684 §3.3.2: data may be
     /// freed once DATA_ACKed; a subflow may still have to resend its bytes).
     pub(super) fn release_tx(&mut self, ctx: &mut Ctx<'_>) {
-        let mut to = self.snd_una;
+        let mut to = self.snd.snd_una;
         for sf in &self.subflows {
             if sf.alive()
                 && let Some(d) = sf.tcb.lowest_dsn()
                 && d < to
             {
-                to = to.min(d.max(self.tx.head));
+                to = to.min(d.max(self.snd.tx.head));
             }
         }
         // A stale subflow must not pin the ring: when the ring is short of
         // space, copy out what it still needs and let the ring move on.
-        if to < self.snd_una && self.tx.free() < self.tx.capacity() / 4 {
-            let una = self.snd_una;
-            let head = self.tx.head;
+        if to < self.snd.snd_una && self.snd.tx.free() < self.snd.tx.capacity() / 4 {
+            let una = self.snd.snd_una;
+            let head = self.snd.tx.head;
             for sf in self.subflows.iter_mut().filter(|s| s.alive() && s.stale) {
                 for seg in sf.tcb.txq.iter() {
                     if seg.dsn >= head && seg.dsn < una && !sf.spill.iter().any(|(d, _)| *d == seg.dsn) {
-                        let n = (seg.len as usize).min((self.tx.tail - seg.dsn) as usize);
-                        sf.spill.push((seg.dsn, self.tx.slice(seg.dsn, n)));
+                        let n = (seg.len as usize).min((self.snd.tx.tail - seg.dsn) as usize);
+                        sf.spill.push((seg.dsn, self.snd.tx.slice(seg.dsn, n)));
                     }
                 }
             }
-            to = self.snd_una;
+            to = self.snd.snd_una;
             for sf in &self.subflows {
                 if sf.alive()
                     && !sf.stale
                     && let Some(d) = sf.tcb.lowest_dsn()
                 {
-                    to = to.min(d.max(self.tx.head));
+                    to = to.min(d.max(self.snd.tx.head));
                 }
             }
         }
-        let before = self.tx.free();
-        self.tx.release(to);
+        let before = self.snd.tx.free();
+        self.snd.tx.release(to);
         for sf in self.subflows.iter_mut() {
             let lo = sf.tcb.lowest_dsn();
             sf.spill.retain(|(d, _)| lo.is_some_and(|l| *d >= l));
         }
-        if self.writable_wanted && self.tx.free() > before.max(self.tx.capacity() / 8) {
-            self.writable_wanted = false;
+        if self.snd.writable_wanted && self.snd.tx.free() > before.max(self.snd.tx.capacity() / 8) {
+            self.snd.writable_wanted = false;
             ctx.events.push_back(Event::Writable(self.handle));
         }
     }
 
     pub(super) fn arm_persist(&mut self, now: Instant) {
-        let window_blocked =
-            self.snd_nxt < self.tx.tail && self.snd_edge <= self.snd_nxt && self.snd_una == self.snd_nxt;
+        let window_blocked = self.snd.snd_nxt < self.snd.tx.tail
+            && self.snd.snd_edge <= self.snd.snd_nxt
+            && self.snd.snd_una == self.snd.snd_nxt;
         // Data every subflow's TCP has acknowledged but the DATA_ACK has not
         // covered yet: no subflow timer runs, and the peer may not send an
         // ACK by itself once it moves the data on (Linux sends none unless
@@ -109,7 +131,7 @@ impl Connection {
         // last forever. Probe as for a zero window (RFC 8684 §3.3.6: the
         // connection level must recover what the subflows do not).
         let data_ack_lag = self.mp.active()
-            && self.snd_una < self.snd_nxt
+            && self.snd.snd_una < self.snd.snd_nxt
             && self.subflows.iter().all(|s| !s.alive() || s.tcb.txq.is_empty());
         let blocked = window_blocked || data_ack_lag;
         if blocked {
@@ -122,11 +144,11 @@ impl Connection {
                     .max()
                     .unwrap_or(Duration::from_secs(1));
                 let max_rto = self.tcb_params.max_rto;
-                self.timers.set_backed_off(Timer::Persist, now, rto, self.persist_backoff, max_rto);
+                self.timers.set_backed_off(Timer::Persist, now, rto, self.snd.persist_backoff, max_rto);
             }
         } else {
             self.timers.stop(Timer::Persist);
-            self.persist_backoff = 0;
+            self.snd.persist_backoff = 0;
         }
     }
 
@@ -147,10 +169,10 @@ impl Connection {
     }
 
     pub(super) fn build_views(&mut self) {
-        self.views.clear();
+        self.snd.views.clear();
         // Room counts only when a segment fits (sender SWS avoidance,
         // RFC 9293 §3.8.6.2.1): a full one, or all the data there is.
-        let pending = ((self.tx.tail - self.snd_nxt) as usize).max(1);
+        let pending = ((self.snd.tx.tail - self.snd.snd_nxt) as usize).max(1);
         for (j, sf) in self.subflows.iter().enumerate() {
             let need = self.seg_max(j).min(pending);
             let usable = sf.ready
@@ -159,7 +181,7 @@ impl Connection {
                 && sf.tcb.may_send_data()
                 && !sf.stale
                 && sf.tcb.lost_bytes() == 0;
-            self.views.push(SubflowView {
+            self.snd.views.push(SubflowView {
                 index: j,
                 srtt_us: sf.tcb.rtt.srtt().map(|d| d.as_micros()),
                 room: if usable && sf.tcb.cwnd_room() >= need { sf.tcb.cwnd_room() } else { 0 },
@@ -168,8 +190,8 @@ impl Connection {
             });
         }
         // With every subflow stale, use them anyway rather than stop.
-        if !self.views.iter().any(|v| v.usable) {
-            for v in self.views.iter_mut() {
+        if !self.snd.views.iter().any(|v| v.usable) {
+            for v in self.snd.views.iter_mut() {
                 let sf = &self.subflows[v.index];
                 if sf.ready && sf.alive() && !sf.closing && sf.tcb.may_send_data() && sf.tcb.lost_bytes() == 0 {
                     v.usable = true;
@@ -191,15 +213,15 @@ impl Connection {
         if self.mp.active() && self.role == Role::Client && !self.mp.fully_established {
             return self.poll_mpc_data(now, out, ctx);
         }
-        if let Some((s, len, off)) = self.mpc_map
+        if let Some((s, len, off)) = self.snd.mpc_map
             && off < len
         {
             let j = 0;
-            if self.views.get(j).is_some_and(|v| v.usable) {
+            if self.snd.views.get(j).is_some_and(|v| v.usable) {
                 let want = ((len - off) as usize).min(self.seg_max(j));
-                if self.views[j].room >= want {
+                if self.snd.views[j].room >= want {
                     let dsn = s + off as u64;
-                    self.mpc_map = Some((s, len, off + want as u32));
+                    self.snd.mpc_map = Some((s, len, off + want as u32));
                     let map = TxMap { dsn: s, ssn: 1, len: len as u16, checksum: self.mpc_checksum(s, len), mpc: true };
                     return Some(self.emit_new(now, j, dsn, want, Some(map), out, ctx, false));
                 }
@@ -208,18 +230,18 @@ impl Connection {
         }
         // Redundant copies owed to particular subflows.
         for j in 0..self.subflows.len() {
-            if !self.views[j].usable {
+            if !self.snd.views[j].usable {
                 continue;
             }
             while let Some(&(d, l)) = self.subflows[j].redundant.front() {
                 let end = d + l as u64;
-                if end <= self.snd_una {
+                if end <= self.snd.snd_una {
                     self.subflows[j].redundant.pop_front();
                     continue;
                 }
-                let start = d.max(self.snd_una);
+                let start = d.max(self.snd.snd_una);
                 let want = ((end - start) as usize).min(self.seg_max(j));
-                if self.views[j].room < want {
+                if self.snd.views[j].room < want {
                     break;
                 }
                 let rest = (end - (start + want as u64)) as u32;
@@ -231,37 +253,38 @@ impl Connection {
             }
         }
         // Reinjections.
-        while let Some(&(d, l)) = self.reinject.front() {
+        while let Some(&(d, l)) = self.snd.reinject.front() {
             let end = d + l as u64;
-            if end <= self.snd_una || self.mp.fallback.is_some() {
-                self.reinject.pop_front();
+            if end <= self.snd.snd_una || self.mp.fallback.is_some() {
+                self.snd.reinject.pop_front();
                 continue;
             }
-            let start = d.max(self.snd_una);
-            let pick = self.sched.pick(&self.views);
+            let start = d.max(self.snd.snd_una);
+            let pick = self.snd.sched.pick(&self.snd.views);
             let j = match pick {
                 Pick::One(j) | Pick::Redundant(j) => j,
                 Pick::None => break,
             };
             let want = ((end - start) as usize).min(self.seg_max(j));
-            if self.views[j].room < want.min(self.seg_max(j)) {
+            if self.snd.views[j].room < want.min(self.seg_max(j)) {
                 break;
             }
-            self.reinject.pop_front();
+            self.snd.reinject.pop_front();
             let rest = (end - (start + want as u64)) as u32;
             if rest > 0 {
-                self.reinject.push_front((start + want as u64, rest));
+                self.snd.reinject.push_front((start + want as u64, rest));
             }
             return Some(self.emit_new(now, j, start, want, None, out, ctx, true));
         }
         // New data.
-        let avail = (self.tx.tail - self.snd_nxt) as usize;
-        let wnd = if self.snd_edge > self.snd_nxt { (self.snd_edge - self.snd_nxt) as usize } else { 0 };
+        let avail = (self.snd.tx.tail - self.snd.snd_nxt) as usize;
+        let wnd =
+            if self.snd.snd_edge > self.snd.snd_nxt { (self.snd.snd_edge - self.snd.snd_nxt) as usize } else { 0 };
         let can = avail.min(wnd);
         if can == 0 {
             return None;
         }
-        let pick = self.sched.pick(&self.views);
+        let pick = self.snd.sched.pick(&self.snd.views);
         let (j, redundant) = match pick {
             Pick::One(j) => (j, false),
             Pick::Redundant(j) => (j, true),
@@ -269,14 +292,14 @@ impl Connection {
         };
         let want = can.min(self.seg_max(j));
         // Sender SWS avoidance: a partial segment only at the end of the data.
-        if self.views[j].room < want {
+        if self.snd.views[j].room < want {
             return None;
         }
-        let dsn = self.snd_nxt;
-        self.snd_nxt += want as u64;
+        let dsn = self.snd.snd_nxt;
+        self.snd.snd_nxt += want as u64;
         if redundant {
             for k in 0..self.subflows.len() {
-                if k != j && self.views[k].usable {
+                if k != j && self.snd.views[k].usable {
                     self.subflows[k].redundant.push_back((dsn, want as u32));
                 }
             }
@@ -289,7 +312,7 @@ impl Connection {
             return None;
         }
         let mut c = crypto::dss_checksum_start(s.0, 1, len as u16);
-        self.tx.with_slices(s, len as usize, |p| c.add(p));
+        self.snd.tx.with_slices(s, len as usize, |p| c.add(p));
         Some(c.finish())
     }
 
@@ -297,29 +320,30 @@ impl Connection {
     /// in the MP_CAPABLE data form (RFC 8684 §3.1).
     pub(super) fn poll_mpc_data(&mut self, now: Instant, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Option<Tx> {
         let j = 0;
-        if !self.views.first().is_some_and(|v| v.usable) {
+        if !self.snd.views.first().is_some_and(|v| v.usable) {
             return None;
         }
-        if self.mpc_map.is_none() && !self.mpc_map_done {
-            let avail = (self.tx.tail - self.snd_nxt) as usize;
-            let wnd = if self.snd_edge > self.snd_nxt { (self.snd_edge - self.snd_nxt) as usize } else { 0 };
+        if self.snd.mpc_map.is_none() && !self.snd.mpc_map_done {
+            let avail = (self.snd.tx.tail - self.snd.snd_nxt) as usize;
+            let wnd =
+                if self.snd.snd_edge > self.snd.snd_nxt { (self.snd.snd_edge - self.snd.snd_nxt) as usize } else { 0 };
             let len = avail.min(wnd).min(65535).min(self.subflows[j].tcb.cc.window());
             if len == 0 {
                 return None;
             }
-            self.mpc_map = Some((self.snd_nxt, len as u32, 0));
-            self.mpc_map_done = true;
-            self.snd_nxt += len as u64;
+            self.snd.mpc_map = Some((self.snd.snd_nxt, len as u32, 0));
+            self.snd.mpc_map_done = true;
+            self.snd.snd_nxt += len as u64;
         }
-        let (s, len, off) = self.mpc_map?;
+        let (s, len, off) = self.snd.mpc_map?;
         if off >= len {
             return None;
         }
         let want = ((len - off) as usize).min(self.seg_max(j));
-        if self.views[j].room < want {
+        if self.snd.views[j].room < want {
             return None;
         }
-        self.mpc_map = Some((s, len, off + want as u32));
+        self.snd.mpc_map = Some((s, len, off + want as u32));
         let map = TxMap { dsn: s, ssn: 1, len: len as u16, checksum: self.mpc_checksum(s, len), mpc: true };
         Some(self.emit_new(now, j, s + off as u64, want, Some(map), out, ctx, false))
     }
@@ -369,7 +393,7 @@ impl Connection {
                 let ssn = self.subflows[j].tcb.rel(seq);
                 let checksum = self.mp.csum.then(|| {
                     let mut c = crypto::dss_checksum_start(dsn.0, ssn, len as u16);
-                    self.tx.with_slices(dsn, len, |p| c.add(p));
+                    self.snd.tx.with_slices(dsn, len, |p| c.add(p));
                     c.finish()
                 });
                 TxMap { dsn, ssn, len: len as u16, checksum, mpc: false }
@@ -392,7 +416,7 @@ impl Connection {
             o.push(TcpOption::Mptcp(self.data_option(m, false)));
         }
         debug_assert!(o.bytes() <= 40);
-        let fl = flags::ACK | if dsn + len as u64 == self.tx.tail { flags::PSH } else { 0 };
+        let fl = flags::ACK | if dsn + len as u64 == self.snd.tx.tail { flags::PSH } else { 0 };
         let t = self.write(now, j, out, seq, fl, &o, Payload::Data(dsn, len), ctx);
         let sf = &mut self.subflows[j];
         sf.tcb.on_sent_new(now, TxSeg::new(seq, len as u32, dsn, map, now));

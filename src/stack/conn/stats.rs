@@ -89,7 +89,7 @@ impl Connection {
         }
         let (seq, sfseq, maplen) = match sf.cur_map {
             Some(m) => (m.dsn.0, m.ssn.0.wrapping_sub(sf.tcb.irs.0), m.len),
-            None => (self.rx.nxt.0, 0, 0),
+            None => (self.rcv.rx.nxt.0, 0, 0),
         };
         if sf.cur_map.is_some_and(|m| sf.tcb.rcv_nxt < m.ssn + m.len) {
             bits |= subflow_flags::MAPVALID;
@@ -167,14 +167,14 @@ impl Connection {
             local_addr_used: None,
             local_addr_max: None,
             subflows_total: Some(self.stats.subflows_total),
-            write_seq: Some(self.tx.tail.0),
-            snd_una: Some(self.snd_una.0),
+            write_seq: Some(self.snd.tx.tail.0),
+            snd_una: Some(self.snd.snd_una.0),
             rcv_nxt: Some(self.data_ack().0),
             retransmits: Some(retrans),
             bytes_retrans: Some(bytes_retrans),
             bytes_sent: Some(sent),
             bytes_received: Some(recv),
-            bytes_acked: Some(acked.min(self.snd_una - self.tx.head + self.tx.len() as u64).max(acked)),
+            bytes_acked: Some(acked.min(self.snd.snd_una - self.snd.tx.head + self.snd.tx.len() as u64).max(acked)),
             bytes_reinjected: Some(self.stats.bytes_reinjected),
             last_data_sent_ms: Some(ms(last_send)),
             last_data_recv_ms: Some(ms(last_recv)),
@@ -188,15 +188,15 @@ impl Connection {
     pub fn debug_state(&self) -> String {
         let mut out = format!(
             "una {} nxt {} tail {} head {} edge {} reinj {} rx.nxt {} rx.read {} ooo {}\n",
-            self.snd_una.0 % 100_000_000,
-            self.snd_nxt.0 % 100_000_000,
-            self.tx.tail.0 % 100_000_000,
-            self.tx.head.0 % 100_000_000,
-            self.snd_edge.0 % 100_000_000,
-            self.reinject.len(),
-            self.rx.nxt.0 % 100_000_000,
-            self.rx.read.0 % 100_000_000,
-            self.rx.ooo.len()
+            self.snd.snd_una.0 % 100_000_000,
+            self.snd.snd_nxt.0 % 100_000_000,
+            self.snd.tx.tail.0 % 100_000_000,
+            self.snd.tx.head.0 % 100_000_000,
+            self.snd.snd_edge.0 % 100_000_000,
+            self.snd.reinject.len(),
+            self.rcv.rx.nxt.0 % 100_000_000,
+            self.rcv.rx.read.0 % 100_000_000,
+            self.rcv.rx.ooo.len()
         );
         for sf in &self.subflows {
             let t = &sf.tcb;
