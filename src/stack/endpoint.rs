@@ -10,7 +10,8 @@ use rand_core::{Rng, SeedableRng};
 
 use super::buf::Slice;
 use super::conn::{
-    Connection, CookieSynAck, Ctx, LocalAddr, Passive, RstOut, TxOut, emit_cookie_synack, emit_rst, rst_reason,
+    Connection, CookieSynAck, Ctx, EndpointEvent, LocalAddr, Passive, RstOut, TxOut, emit_cookie_synack, emit_rst,
+    rst_reason,
 };
 use super::mib::{Counter, Mib};
 use super::syncookie::{CookieJar, SynParams};
@@ -86,6 +87,8 @@ pub struct Endpoint {
     gens: Vec<u32>,
     free: Vec<usize>,
     tuples: HashMap<(SocketAddr, SocketAddr), (usize, u32)>,
+    /// Changes the connection being called asked of `tuples` and `tokens`.
+    endpoint_events: Vec<EndpointEvent>,
     tokens: HashMap<u32, usize>,
     listeners: Vec<SocketAddr>,
     addrs: Vec<LocalAddr>,
@@ -132,6 +135,7 @@ impl Endpoint {
             gens: Vec::new(),
             free: Vec::new(),
             tuples: HashMap::new(),
+            endpoint_events: Vec::new(),
             tokens: HashMap::new(),
             listeners: Vec::new(),
             addrs: Vec::new(),
@@ -262,10 +266,29 @@ impl Endpoint {
     fn with_conn<R>(&mut self, idx: usize, f: impl FnOnce(&mut Connection, &mut Ctx<'_>) -> R) -> Option<R> {
         let v6 = self.conns.get(idx)?.as_ref()?.local.is_ipv6();
         let tcb_params = self.params(v6);
-        let Endpoint { cfg, mib, events, rng, tuples, rsts, addrs, isn_secret, conns, .. } = self;
+        let Endpoint { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, conns, .. } = self;
         let conn = conns.get_mut(idx)?.as_mut()?;
-        let mut ctx = Ctx { cfg, mib, events, rng, tuples, rsts, addrs, isn_secret, conn_idx: idx, tcb_params };
-        Some(f(conn, &mut ctx))
+        let mut ctx = Ctx { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, tcb_params };
+        let r = f(conn, &mut ctx);
+        self.apply_endpoint_events(idx);
+        Some(r)
+    }
+
+    /// Apply, in order, what connection `idx` asked of the tables.
+    fn apply_endpoint_events(&mut self, idx: usize) {
+        for e in self.endpoint_events.drain(..) {
+            match e {
+                EndpointEvent::NewTuple { local, remote, subflow } => {
+                    self.tuples.insert((local, remote), (idx, subflow));
+                }
+                EndpointEvent::RetiredTuple { local, remote } => {
+                    self.tuples.remove(&(local, remote));
+                }
+                EndpointEvent::NewToken(t) => {
+                    self.tokens.insert(t, idx);
+                }
+            }
+        }
     }
 
     /// Open a connection to `remote` (SYN with MP_CAPABLE queued). Without
@@ -312,12 +335,12 @@ impl Endpoint {
         let local = SocketAddr::new(ip, port);
         let (idx, h) = self.alloc();
         let tcb_params = self.params(local.is_ipv6());
-        let Endpoint { cfg, mib, events, rng, tuples, rsts, addrs, isn_secret, tokens, .. } = self;
-        let mut ctx = Ctx { cfg, mib, events, rng, tuples, rsts, addrs, isn_secret, conn_idx: idx, tcb_params };
+        let Endpoint { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, tokens, .. } = self;
+        let mut ctx = Ctx { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, tcb_params };
         let used = |t: u32| tokens.contains_key(&t);
         let c = Connection::connect(h, now, local, remote, &mut ctx, &used);
-        self.tokens.insert(c.mp.local_token, idx);
         self.conns[idx] = Some(c);
+        self.apply_endpoint_events(idx);
         Ok(h)
     }
 
@@ -518,12 +541,12 @@ impl Endpoint {
     fn open_passive(&mut self, now: Instant, syn: &Segment<'_>, listener: SocketAddr, mode: Passive) -> usize {
         let (idx, h) = self.alloc();
         let tcb_params = self.params(syn.dst.is_ipv6());
-        let Endpoint { cfg, mib, events, rng, tuples, rsts, addrs, isn_secret, tokens, .. } = self;
-        let mut ctx = Ctx { cfg, mib, events, rng, tuples, rsts, addrs, isn_secret, conn_idx: idx, tcb_params };
+        let Endpoint { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, tokens, .. } = self;
+        let mut ctx = Ctx { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, tcb_params };
         let used = |t: u32| tokens.contains_key(&t);
         let c = Connection::accept(h, now, syn, listener, mode, &mut ctx, &used);
-        self.tokens.insert(c.mp.local_token, idx);
         self.conns[idx] = Some(c);
+        self.apply_endpoint_events(idx);
         idx
     }
 

@@ -153,7 +153,7 @@ impl Connection {
                 let reason = CloseReason::Normal;
                 let sf = &mut self.subflows[j];
                 sf.down = Some(reason);
-                ctx.tuples.remove(&(sf.tcb.local, sf.tcb.remote));
+                ctx.endpoint_events.push(EndpointEvent::RetiredTuple { local: sf.tcb.local, remote: sf.tcb.remote });
                 if sf.up_reported {
                     ctx.events.push_back(Event::SubflowDown { conn: self.handle, subflow: sf.info(), reason });
                 }

@@ -122,15 +122,42 @@ pub(crate) struct Ctx<'a> {
     pub mib: &'a mut Mib,
     pub events: &'a mut VecDeque<Event>,
     pub rng: &'a mut ChaCha20Rng,
-    pub tuples: &'a mut std::collections::HashMap<(SocketAddr, SocketAddr), (usize, u32)>,
+    /// The endpoint's 4-tuple table, read only: changes go through
+    /// `endpoint_events`.
+    pub tuples: &'a std::collections::HashMap<(SocketAddr, SocketAddr), (usize, u32)>,
+    /// What the connection asks of the endpoint's tables, applied in order
+    /// by the endpoint when the call returns.
+    pub endpoint_events: &'a mut Vec<EndpointEvent>,
     pub rsts: &'a mut VecDeque<RstOut>,
     pub addrs: &'a [LocalAddr],
     pub isn_secret: &'a [u8; 16],
-    pub conn_idx: usize,
     pub tcb_params: TcbParams,
 }
 
+/// A change a connection asks of the endpoint's demultiplexing tables (as
+/// quinn-proto's `EndpointEvent`): the connection never edits them itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EndpointEvent {
+    /// Segments to this (local, remote) 4-tuple go to subflow `subflow`.
+    NewTuple { local: SocketAddr, remote: SocketAddr, subflow: u32 },
+    /// The subflow of this 4-tuple is gone: it routes nowhere any more.
+    RetiredTuple { local: SocketAddr, remote: SocketAddr },
+    /// Joins (MP_JOIN SYNs) with this token belong to the connection.
+    NewToken(u32),
+}
+
 impl Ctx<'_> {
+    /// Whether the 4-tuple routes to a subflow, counting the changes asked
+    /// for during this call (the last one for the tuple decides).
+    pub fn tuple_in_use(&self, local: SocketAddr, remote: SocketAddr) -> bool {
+        let pending = self.endpoint_events.iter().rev().find_map(|e| match *e {
+            EndpointEvent::NewTuple { local: l, remote: r, .. } if (l, r) == (local, remote) => Some(true),
+            EndpointEvent::RetiredTuple { local: l, remote: r } if (l, r) == (local, remote) => Some(false),
+            _ => None,
+        });
+        pending.unwrap_or_else(|| self.tuples.contains_key(&(local, remote)))
+    }
+
     /// An RFC 6528 initial sequence number: a 4 µs clock plus a keyed hash
     /// of the 4-tuple.
     pub fn isn(&self, now: Instant, local: SocketAddr, remote: SocketAddr) -> SubflowSeq {
@@ -456,6 +483,7 @@ impl Connection {
     ) -> Connection {
         let key = new_key(ctx.rng, tokens_in_use);
         let mut c = Connection::base(handle, Role::Client, local, remote, ctx.cfg, key, ctx.cfg.mptcp, ctx.tcb_params);
+        ctx.endpoint_events.push(EndpointEvent::NewToken(c.mp.local_token));
         let iss = ctx.isn(now, local, remote);
         let ts_off = ctx.rng.next_u32();
         let tcb = Tcb::client(local, remote, iss, ts_off, &ctx.tcb_params, ctx.cfg.cc.build(ctx.tcb_params.mss), now);
@@ -465,7 +493,7 @@ impl Connection {
         c.next_sf_id = 1;
         c.stats.subflows_total = 1;
         c.subflows.push(sf);
-        ctx.tuples.insert((local, remote), (ctx.conn_idx, 0));
+        ctx.endpoint_events.push(EndpointEvent::NewTuple { local, remote, subflow: 0 });
         ctx.mib.inc(Counter::TcpActiveOpens);
         if c.mp.enabled {
             ctx.mib.inc(Counter::MpCapableSynTx);
@@ -500,6 +528,7 @@ impl Connection {
         let v1 = mpc.is_some_and(|m| m.version == 1 && m.sender_key.is_none());
         let enabled = ctx.cfg.mptcp && v1;
         let mut c = Connection::base(handle, Role::Server, syn.dst, syn.src, ctx.cfg, key, enabled, ctx.tcb_params);
+        ctx.endpoint_events.push(EndpointEvent::NewToken(c.mp.local_token));
         c.listener = Some(listener);
         if ctx.cfg.mptcp && !v1 {
             c.mp.fallback = Some(FallbackReason::NoMpCapableInSyn);
@@ -530,7 +559,7 @@ impl Connection {
         c.next_sf_id = 1;
         c.stats.subflows_total = 1;
         c.subflows.push(sf);
-        ctx.tuples.insert((syn.dst, syn.src), (ctx.conn_idx, 0));
+        ctx.endpoint_events.push(EndpointEvent::NewTuple { local: syn.dst, remote: syn.src, subflow: 0 });
         ctx.mib.inc(Counter::TcpPassiveOpens);
         c
     }
@@ -585,7 +614,7 @@ impl Connection {
         sf.tcb.reset();
         sf.spill.clear();
         sf.redundant.clear();
-        ctx.tuples.remove(&(sf.tcb.local, sf.tcb.remote));
+        ctx.endpoint_events.push(EndpointEvent::RetiredTuple { local: sf.tcb.local, remote: sf.tcb.remote });
         if sf.up_reported {
             ctx.events.push_back(Event::SubflowDown { conn: self.handle, subflow: sf.info(), reason });
         }

@@ -72,7 +72,7 @@ impl Connection {
         let mut port = 0;
         for _ in 0..64 {
             let p = 32768 + (ctx.rng.next_u32() % 28232) as u16;
-            if !ctx.tuples.contains_key(&(SocketAddr::new(from.addr, p), to)) {
+            if !ctx.tuple_in_use(SocketAddr::new(from.addr, p), to) {
                 port = p;
                 break;
             }
@@ -95,7 +95,7 @@ impl Connection {
         self.subflows.push(sf);
         self.stats.subflows_total += 1;
         self.pm.joins_created += 1;
-        ctx.tuples.insert((local, to), (ctx.conn_idx, id));
+        ctx.endpoint_events.push(EndpointEvent::NewTuple { local, remote: to, subflow: id });
         ctx.mib.inc(Counter::MpJoinSynTx);
         ctx.mib.inc(Counter::TcpActiveOpens);
     }
@@ -151,7 +151,7 @@ impl Connection {
         });
         self.subflows.push(sf);
         self.stats.subflows_total += 1;
-        ctx.tuples.insert((syn.dst, syn.src), (ctx.conn_idx, id));
+        ctx.endpoint_events.push(EndpointEvent::NewTuple { local: syn.dst, remote: syn.src, subflow: id });
         ctx.mib.inc(Counter::TcpPassiveOpens);
         Ok(())
     }
