@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
-use super::buf::Slice;
+use super::buf::{Pool, Slice};
 use super::conn::{
     Connection, CookieSynAck, Ctx, EndpointEvent, LocalAddr, Passive, RstOut, TxOut, emit_cookie_synack, emit_rst,
     rst_reason,
@@ -89,6 +89,8 @@ pub struct Endpoint {
     tuples: HashMap<(SocketAddr, SocketAddr), (usize, u32)>,
     /// Changes the connection being called asked of `tuples` and `tokens`.
     endpoint_events: Vec<EndpointEvent>,
+    /// Recycled memory of the connections' buffers (no global pool).
+    pool: Pool,
     tokens: HashMap<u32, usize>,
     listeners: Vec<SocketAddr>,
     addrs: Vec<LocalAddr>,
@@ -136,6 +138,7 @@ impl Endpoint {
             free: Vec::new(),
             tuples: HashMap::new(),
             endpoint_events: Vec::new(),
+            pool: Pool::new(),
             tokens: HashMap::new(),
             listeners: Vec::new(),
             addrs: Vec::new(),
@@ -266,9 +269,10 @@ impl Endpoint {
     fn with_conn<R>(&mut self, idx: usize, f: impl FnOnce(&mut Connection, &mut Ctx<'_>) -> R) -> Option<R> {
         let v6 = self.conns.get(idx)?.as_ref()?.local.is_ipv6();
         let tcb_params = self.params(v6);
-        let Endpoint { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, conns, .. } = self;
+        let Endpoint { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, conns, pool, .. } =
+            self;
         let conn = conns.get_mut(idx)?.as_mut()?;
-        let mut ctx = Ctx { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, tcb_params };
+        let mut ctx = Ctx { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, pool, tcb_params };
         let r = f(conn, &mut ctx);
         self.apply_endpoint_events(idx);
         Some(r)
@@ -335,8 +339,9 @@ impl Endpoint {
         let local = SocketAddr::new(ip, port);
         let (idx, h) = self.alloc();
         let tcb_params = self.params(local.is_ipv6());
-        let Endpoint { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, tokens, .. } = self;
-        let mut ctx = Ctx { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, tcb_params };
+        let Endpoint { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, tokens, pool, .. } =
+            self;
+        let mut ctx = Ctx { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, pool, tcb_params };
         let used = |t: u32| tokens.contains_key(&t);
         let c = Connection::connect(h, now, local, remote, &mut ctx, &used);
         self.conns[idx] = Some(c);
@@ -541,8 +546,9 @@ impl Endpoint {
     fn open_passive(&mut self, now: Instant, syn: &Segment<'_>, listener: SocketAddr, mode: Passive) -> usize {
         let (idx, h) = self.alloc();
         let tcb_params = self.params(syn.dst.is_ipv6());
-        let Endpoint { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, tokens, .. } = self;
-        let mut ctx = Ctx { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, tcb_params };
+        let Endpoint { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, tokens, pool, .. } =
+            self;
+        let mut ctx = Ctx { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, pool, tcb_params };
         let used = |t: u32| tokens.contains_key(&t);
         let c = Connection::accept(h, now, syn, listener, mode, &mut ctx, &used);
         self.conns[idx] = Some(c);

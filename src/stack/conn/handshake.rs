@@ -45,7 +45,11 @@ impl Connection {
                         self.mp.remote_token = t.0;
                         self.mp.remote_idsn = idsn.0;
                         self.mp.csum |= m.checksum_required();
-                        self.rcv.rx = RxRing::new(self.rcv.rx.capacity(), DataSeq(idsn.0.wrapping_add(1)));
+                        self.rcv.rx = RxRing::with_pool(
+                            self.rcv.rx.capacity(),
+                            DataSeq(idsn.0.wrapping_add(1)),
+                            self.rcv.rx.pool().clone(),
+                        );
                         self.rcv.last_adv_edge = self.rcv.rx.nxt;
                         let sf = &mut self.subflows[i];
                         sf.mpc = true;
@@ -59,12 +63,12 @@ impl Connection {
                             ctx.mib.inc(Counter::MpCapableFallbackSynAck);
                             FallbackReason::NoMpCapableInSynAck
                         };
-                        self.rcv.rx = RxRing::new(self.rcv.rx.capacity(), DataSeq(0));
+                        self.rcv.rx = RxRing::with_pool(self.rcv.rx.capacity(), DataSeq(0), self.rcv.rx.pool().clone());
                         self.fallback(reason, ctx);
                     }
                 }
             } else {
-                self.rcv.rx = RxRing::new(self.rcv.rx.capacity(), DataSeq(0));
+                self.rcv.rx = RxRing::with_pool(self.rcv.rx.capacity(), DataSeq(0), self.rcv.rx.pool().clone());
                 self.fail.fb_rx = Some((self.subflows[i].tcb.rcv_nxt, self.rcv.rx.nxt));
                 self.subflows[i].ready = true;
             }
@@ -159,7 +163,7 @@ impl Connection {
                     }
                     _ => {
                         ctx.mib.inc(Counter::MpCapableFallbackAck);
-                        self.rcv.rx = RxRing::new(self.rcv.rx.capacity(), DataSeq(0));
+                        self.rcv.rx = RxRing::with_pool(self.rcv.rx.capacity(), DataSeq(0), self.rcv.rx.pool().clone());
                         self.rcv.last_adv_edge = self.rcv.rx.nxt;
                         self.fallback(FallbackReason::NoMpCapableInAck, ctx);
                     }
@@ -240,7 +244,7 @@ impl Connection {
         self.mp.remote_idsn = idsn.0;
         let start = DataSeq(idsn.0.wrapping_add(1));
         if self.rcv.rx.nxt != start && self.rcv.rx.readable() == 0 && self.rcv.rx.ooo.is_empty() {
-            self.rcv.rx = RxRing::new(self.rcv.rx.capacity(), start);
+            self.rcv.rx = RxRing::with_pool(self.rcv.rx.capacity(), start, self.rcv.rx.pool().clone());
             self.rcv.last_adv_edge = start;
         }
     }

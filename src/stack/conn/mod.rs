@@ -24,7 +24,7 @@ use std::net::{IpAddr, SocketAddr};
 use rand_chacha::ChaCha20Rng;
 use rand_core::Rng;
 
-use super::buf::Slice;
+use super::buf::{Pool, Slice};
 use super::mib::{Counter, Mib};
 use super::optlist::OptList;
 use super::ring::{RxRing, TxRing};
@@ -131,6 +131,8 @@ pub(crate) struct Ctx<'a> {
     pub rsts: &'a mut VecDeque<RstOut>,
     pub addrs: &'a [LocalAddr],
     pub isn_secret: &'a [u8; 16],
+    /// The endpoint's buffer memory, for the connection's rings.
+    pub pool: &'a Pool,
     pub tcb_params: TcbParams,
 }
 
@@ -408,6 +410,7 @@ impl Connection {
         key: (Key, u32, u64),
         enabled: bool,
         params: TcbParams,
+        pool: &Pool,
     ) -> Connection {
         let (local_key, local_token, local_idsn) = key;
         let start = DataSeq(local_idsn.wrapping_add(1));
@@ -435,13 +438,13 @@ impl Connection {
             pm: Pm::default(),
             timers: TimerTable::default(),
             rcv: RecvSide {
-                rx: RxRing::new(cfg.recv_buffer, DataSeq(0)),
+                rx: RxRing::with_pool(cfg.recv_buffer, DataSeq(0), pool.clone()),
                 seg_map: None,
                 last_adv_edge: DataSeq(0),
                 readable_armed: true,
             },
             snd: SendSide {
-                tx: TxRing::new(cfg.send_buffer, start),
+                tx: TxRing::with_pool(cfg.send_buffer, start, pool.clone()),
                 snd_una: start,
                 snd_nxt: start,
                 snd_edge: start,
@@ -482,7 +485,17 @@ impl Connection {
         tokens_in_use: &dyn Fn(u32) -> bool,
     ) -> Connection {
         let key = new_key(ctx.rng, tokens_in_use);
-        let mut c = Connection::base(handle, Role::Client, local, remote, ctx.cfg, key, ctx.cfg.mptcp, ctx.tcb_params);
+        let mut c = Connection::base(
+            handle,
+            Role::Client,
+            local,
+            remote,
+            ctx.cfg,
+            key,
+            ctx.cfg.mptcp,
+            ctx.tcb_params,
+            ctx.pool,
+        );
         ctx.endpoint_events.push(EndpointEvent::NewToken(c.mp.local_token));
         let iss = ctx.isn(now, local, remote);
         let ts_off = ctx.rng.next_u32();
@@ -527,7 +540,8 @@ impl Connection {
         // RFC 8684 §3.1: a v1 SYN carries no key; anything else is not v1.
         let v1 = mpc.is_some_and(|m| m.version == 1 && m.sender_key.is_none());
         let enabled = ctx.cfg.mptcp && v1;
-        let mut c = Connection::base(handle, Role::Server, syn.dst, syn.src, ctx.cfg, key, enabled, ctx.tcb_params);
+        let mut c =
+            Connection::base(handle, Role::Server, syn.dst, syn.src, ctx.cfg, key, enabled, ctx.tcb_params, ctx.pool);
         ctx.endpoint_events.push(EndpointEvent::NewToken(c.mp.local_token));
         c.listener = Some(listener);
         if ctx.cfg.mptcp && !v1 {
@@ -555,7 +569,7 @@ impl Connection {
         let mut sf = Subflow::new(0, tcb, true);
         sf.mpc = enabled;
         sf.backup_loc = ctx.addrs.iter().any(|a| a.addr == syn.dst.ip() && a.flags.backup);
-        c.rcv.rx = RxRing::new(ctx.cfg.recv_buffer, DataSeq(0));
+        c.rcv.rx = RxRing::with_pool(ctx.cfg.recv_buffer, DataSeq(0), ctx.pool.clone());
         c.next_sf_id = 1;
         c.stats.subflows_total = 1;
         c.subflows.push(sf);
