@@ -185,3 +185,39 @@ impl Connection {
                 .all(|s| s.tcb.state == TcpState::Closed || s.down.is_some() && s.tcb.timewait_at.is_none())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::*;
+    use crate::stack::{CloseReason, Config, Duration};
+
+    #[test]
+    fn data_fin_both_ways_walks_the_states() {
+        let mut p = pair(Config::default());
+        let (h, sh) = open(&mut p);
+        let _ = p.s.recv(sh, &mut [0u8; 8]);
+        assert_eq!((conn(&p.c, h).state_name(), conn(&p.s, sh).state_name()), ("ESTAB", "ESTAB"));
+        assert_eq!(p.c.close(h), Ok(()));
+        p.drive(p.now + Duration::from_millis(100));
+        let (c, s) = (conn(&p.c, h), conn(&p.s, sh));
+        assert_eq!((c.state_name(), s.state_name()), ("FIN-WAIT-2", "CLOSE-WAIT"));
+        assert!(c.fin.app_closed && c.fin.dfin_acked && s.fin.peer_fin.is_some());
+        assert_eq!(p.s.recv(sh, &mut [0u8; 8]), Ok(None), "the end of the stream");
+        assert!(conn(&p.s, sh).fin.peer_fin_done);
+        assert_eq!(p.s.close(sh), Ok(()));
+        p.drive(p.now + Duration::from_millis(100));
+        let (c, s) = (conn(&p.c, h), conn(&p.s, sh));
+        assert_eq!((c.closed, s.closed), (Some(CloseReason::Normal), Some(CloseReason::Normal)));
+        assert!(!c.finished(), "the active closer's subflow waits in TIME-WAIT");
+    }
+
+    #[test]
+    fn abort_is_a_fastclose_for_both_sides() {
+        let mut p = pair(Config::default());
+        let (h, sh) = open(&mut p);
+        assert_eq!(p.c.abort(h), Ok(()));
+        p.drive(p.now + Duration::from_millis(100));
+        assert_eq!(conn(&p.s, sh).closed, Some(CloseReason::PeerFastClose));
+        assert!(conn(&p.c, h).closed.is_some() && conn(&p.c, h).finished());
+    }
+}

@@ -218,3 +218,23 @@ impl Connection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::*;
+    use super::*;
+    use crate::stack::{Config, Endpoint, FallbackReason};
+
+    #[test]
+    fn a_plain_tcp_peer_means_fallback_without_mptcp_state() {
+        let mut p = pair(Config { checksum: true, ..Config::default() });
+        p.s = Endpoint::new(Config { mptcp: false, ..Config::default() }, 22);
+        assert!(p.s.add_address("10.0.1.2".parse().unwrap_or_else(|e| panic!("{e}")), Default::default()).is_ok());
+        assert!(p.s.listen("0.0.0.0:80".parse().unwrap_or_else(|e| panic!("{e}"))).is_ok());
+        let (h, _) = open(&mut p);
+        let c = conn(&p.c, h);
+        assert_eq!(c.mp.fallback, Some(FallbackReason::NoMpCapableInSynAck));
+        assert!(c.is_fallback() && c.fail.csum_sent.is_empty() && c.fail.rx_fail.is_none());
+        assert!(!c.timers.is_running(Timer::MpFail));
+    }
+}

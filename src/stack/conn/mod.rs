@@ -51,6 +51,8 @@ mod pm;
 mod recv;
 mod send;
 mod stats;
+#[cfg(test)]
+mod test_util;
 mod timer;
 
 use close::Fin;

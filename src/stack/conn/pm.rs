@@ -257,3 +257,37 @@ impl Connection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::*;
+    use crate::stack::{AddrFlags, Config, Event, Limits};
+    use std::net::{IpAddr, SocketAddr};
+
+    #[test]
+    fn a_signal_address_is_announced_until_echoed() {
+        let mut p = pair(Config::default());
+        let signal = AddrFlags { signal: true, ..Default::default() };
+        assert!(p.s.add_address(IpAddr::from([10, 0, 3, 2]), signal).is_ok());
+        let (h, sh) = open(&mut p);
+        let s = conn(&p.s, sh);
+        assert!(s.pm.started && s.pm.signals_sent == 1);
+        assert!(s.pm.announce.is_empty(), "the echo ends the announcement: {:?}", s.pm.announce);
+        let c = conn(&p.c, h);
+        assert_eq!(c.pm.remote_addrs.iter().map(|a| a.1.ip()).collect::<Vec<_>>(), vec![IpAddr::from([10, 0, 3, 2])]);
+        assert!(p.events_of(true).any(|e| matches!(e, Event::AddressAnnounced { addr, .. }
+            if *addr == SocketAddr::from(([10, 0, 3, 2], 80)))));
+    }
+
+    #[test]
+    fn a_client_opens_joins_up_to_its_limit() {
+        let mut p = pair(Config { limits: Limits { subflows: 1, ..Limits::default() }, ..Config::default() });
+        second_path(&mut p);
+        let extra = AddrFlags { subflow: true, ..Default::default() };
+        assert!(p.c.add_address(IpAddr::from([10, 0, 4, 1]), extra).is_ok());
+        let (h, sh) = open(&mut p);
+        let c = conn(&p.c, h);
+        assert_eq!((c.pm.joins_created, c.subflows.len()), (1, 2));
+        assert_eq!(conn(&p.s, sh).subflows.len(), 2);
+    }
+}

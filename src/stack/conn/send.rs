@@ -457,3 +457,53 @@ impl Connection {
         t
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::*;
+    use crate::stack::{Config, Instant};
+
+    #[test]
+    fn everything_sent_over_two_paths_is_data_acked() {
+        let mut p = pair(Config::default());
+        second_path(&mut p);
+        let (h, sh) = open(&mut p);
+        let up = data(300_000);
+        let got = upload(&mut p, h, sh, &up, Instant::from_secs(5));
+        assert_eq!(got.len(), up.len() + 1);
+        assert!(got[1..] == up[..]);
+        let c = conn(&p.c, h);
+        assert!(
+            c.snd.snd_una == c.snd.snd_nxt && c.snd.snd_nxt == c.snd.tx.tail,
+            "{:?}",
+            (c.snd.snd_una, c.snd.snd_nxt)
+        );
+        assert!(
+            c.snd.reinject.is_empty() && c.subflows.iter().all(|s| s.data_bytes_sent > 0),
+            "both paths carried data"
+        );
+    }
+
+    #[test]
+    fn lost_data_is_sent_again() {
+        let mut p = pair(Config::default());
+        let (h, sh) = open(&mut p);
+        let up = data(50_000);
+        assert_eq!(p.c.send(h, &up), Ok(up.len()));
+        p.flush();
+        // Lose every second data segment of the first flight.
+        let mut k = 0;
+        let lost = p.lose(|w| {
+            w.to_server && w.packet.len() > 1000 && {
+                k += 1;
+                k % 2 == 0
+            }
+        });
+        assert!(lost >= 2, "{lost}");
+        let got = upload(&mut p, h, sh, &[], Instant::from_secs(5));
+        assert!(got.len() == up.len() + 1 && got[1..] == up[..]);
+        let c = conn(&p.c, h);
+        assert!(c.subflows[0].tcb.stats.retransmits >= lost as u64);
+        assert_eq!(c.snd.snd_una, c.snd.tx.tail);
+    }
+}

@@ -228,3 +228,24 @@ impl Connection {
 fn fmt_addr(a: SocketAddr) -> String {
     a.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::*;
+    use crate::stack::{Config, Instant};
+
+    #[test]
+    fn the_snapshot_counts_subflows_and_bytes() {
+        let mut p = pair(Config::default());
+        second_path(&mut p);
+        let (h, sh) = open(&mut p);
+        let up = data(100_000);
+        let _ = upload(&mut p, h, sh, &up, Instant::from_secs(3));
+        let c = conn(&p.c, h);
+        assert_eq!((c.stats.subflows_total, c.state_name()), (2, "ESTAB"));
+        let snap = c.snapshot(p.now);
+        assert_eq!(snap.subflows.len(), 2);
+        let sent: u64 = c.subflows.iter().map(|s| s.data_bytes_sent).sum();
+        assert_eq!(sent, up.len() as u64 + 1);
+    }
+}

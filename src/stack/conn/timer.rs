@@ -138,7 +138,41 @@ impl Connection {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_util::*;
     use super::*;
+    use crate::stack::{Config, Duration, Endpoint, Instant};
+
+    #[test]
+    fn the_data_fin_timer_runs_until_the_data_ack() {
+        let mut p = pair(Config::default());
+        let (h, sh) = open(&mut p);
+        let _ = p.s.recv(sh, &mut [0u8; 8]);
+        assert_eq!(p.c.close(h), Ok(()));
+        p.flush();
+        let c = conn(&p.c, h);
+        assert!(c.timers.is_running(Timer::DataFin), "armed with the DATA_FIN: {:?}", c.timers);
+        p.drive(p.now + Duration::from_millis(100));
+        let c = conn(&p.c, h);
+        assert!(c.fin.dfin_acked && !c.timers.is_running(Timer::DataFin));
+        assert_eq!(c.fin.dfin_tries, 0, "no resend was needed");
+    }
+
+    #[test]
+    fn the_persist_timer_backs_off_up_to_the_max_rto() {
+        let mut p = pair(Config::default());
+        p.c = Endpoint::new(Config { recv_buffer: 16 << 10, ..Config::default() }, 11);
+        assert!(p.c.add_address("10.0.1.1".parse().unwrap_or_else(|e| panic!("{e}")), Default::default()).is_ok());
+        let (_, sh) = open(&mut p);
+        let down = data(1 << 20);
+        let mut sent = 0;
+        // The client never reads: the window shuts.
+        p.drive_with(Instant::from_secs(300), |p| sent += p.s.send(sh, &down[sent..]).unwrap_or(0));
+        let s = conn(&p.s, sh);
+        let max_rto = s.tcb_params.max_rto;
+        let at = s.timers.get(Timer::Persist).unwrap_or_else(|| panic!("probing: {:?}", s.timers));
+        assert!(s.snd.persist_backoff >= 5, "{} probes", s.snd.persist_backoff);
+        assert!(at.saturating_since(p.now) <= max_rto, "next probe in {:?}", at.saturating_since(p.now));
+    }
 
     #[test]
     fn next_timeout_is_the_earliest_running_timer() {
