@@ -321,6 +321,17 @@ pub struct Tcb {
     pub last_send: Instant,
 }
 
+/// What [`Tcb::handle_timers`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimerOutcome {
+    /// The delayed ACK fired: an ACK is due.
+    pub delayed_ack: bool,
+    /// TIME-WAIT ended: the subflow is CLOSED.
+    pub time_wait_over: bool,
+    /// The retransmission timer is due (the connection acts on it).
+    pub rto_due: bool,
+}
+
 /// Parameters a TCB is created with.
 #[derive(Clone, Copy, Debug)]
 pub struct TcbParams {
@@ -568,6 +579,107 @@ impl Tcb {
         if self.rto_at.is_none() {
             self.rto_at = Some(now + self.current_rto());
         }
+    }
+
+    /// A SYN or SYN/ACK was written: it is no longer due, its send time is
+    /// kept for the RTT sample (a first send, or each resend: RFC 6298 §3,
+    /// Karn), and the timer runs.
+    pub fn on_syn_sent(&mut self, now: Instant) {
+        self.syn_due = false;
+        if self.syn_sent_at.is_none() || self.syn_retries > 0 {
+            self.syn_sent_at = Some(now);
+        }
+        self.arm_rto_if_idle(now);
+    }
+
+    /// Send the SYN (or SYN/ACK) again at the next poll.
+    pub fn resend_syn(&mut self) {
+        self.syn_due = true;
+    }
+
+    /// The SYN/ACK went out statelessly (a SYN cookie): nothing to send or time.
+    pub fn syn_sent_statelessly(&mut self) {
+        self.syn_due = false;
+    }
+
+    /// A segment the connection sends without data of the TCP's own (the
+    /// MP_JOIN third ACK) was written: time it with the plain RTO unless
+    /// the timer runs.
+    pub fn arm_plain_rto_if_idle(&mut self, now: Instant) {
+        if self.rto_at.is_none() {
+            self.rto_at = Some(now + self.rtt.rto());
+        }
+    }
+
+    /// Stop the retransmission timer when nothing is outstanding (the
+    /// MP_JOIN third ACK was acknowledged).
+    pub fn stop_rto_if_idle(&mut self) {
+        if !self.has_outstanding() {
+            self.rto_at = None;
+        }
+    }
+
+    /// Whether an ACK the peer provoked (out of window, a challenge, a
+    /// repeated handshake ACK) may go now (RFC 5961 §7 rate limit).
+    pub fn allow_ack(&mut self, now: Instant) -> bool {
+        self.oow.allow(now)
+    }
+
+    /// Mark every queued segment as reinjected; returns the data ranges of
+    /// those not marked before, as (DSN, length) (RFC 8684 §3.3.6).
+    pub fn take_reinjection(&mut self) -> Vec<(DataSeq, u32)> {
+        let mut out = Vec::new();
+        for seg in self.txq.iter_mut() {
+            if !seg.reinjected {
+                seg.reinjected = true;
+                out.push((seg.dsn, seg.len));
+            }
+        }
+        out
+    }
+
+    /// Send an ACK at the next poll.
+    pub fn request_ack(&mut self) {
+        self.ack_now = true;
+    }
+
+    /// No ACK of its own is due (the connection sends one itself).
+    pub fn cancel_ack(&mut self) {
+        self.ack_now = false;
+    }
+
+    /// Count a segment written on this subflow.
+    pub fn count_segment_out(&mut self) {
+        self.stats.segs_out += 1;
+    }
+
+    /// Count a segment received on this subflow.
+    pub fn count_segment_in(&mut self, now: Instant) {
+        self.stats.segs_in += 1;
+        self.last_recv = now;
+    }
+
+    /// Run the subflow's own timers due at `now`: the delayed ACK (RFC 9293
+    /// §3.8.6.3), the end of TIME-WAIT (§3.10.7.5), the tail-loss probe.
+    /// The retransmission timer is the connection's to act on (its rules
+    /// depend on the other subflows): `rto_due` says whether it is due.
+    pub fn handle_timers(&mut self, now: Instant) -> TimerOutcome {
+        let mut o = TimerOutcome::default();
+        if self.delack_at.is_some_and(|t| t <= now) {
+            self.delack_at = None;
+            self.ack_now = true;
+            o.delayed_ack = true;
+        }
+        if self.timewait_at.is_some_and(|t| t <= now) {
+            self.timewait_at = None;
+            self.state = TcpState::Closed;
+            o.time_wait_over = true;
+        }
+        if self.tlp_at.is_some_and(|t| t <= now) {
+            self.on_tlp(now);
+        }
+        o.rto_due = self.rto_at.is_some_and(|t| t <= now);
+        o
     }
 
     /// A timeout of something the connection resends on this subflow by

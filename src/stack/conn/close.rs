@@ -97,7 +97,7 @@ impl Connection {
         if self.fin.peer_fin_done {
             // A retransmitted DATA_FIN: acknowledge again.
             if let Some(sf) = self.subflows.iter_mut().find(|s| s.ready && s.alive()) {
-                sf.tcb.ack_now = true;
+                sf.tcb.request_ack();
             }
             return;
         }
@@ -116,7 +116,7 @@ impl Connection {
             self.rcv.readable_armed = false;
             // RFC 8684 §3.3.3: DATA_ACK the DATA_FIN at once.
             if let Some(sf) = self.subflows.iter_mut().find(|s| s.ready && s.alive() && s.tcb.state.synchronized()) {
-                sf.tcb.ack_now = true;
+                sf.tcb.request_ack();
             }
         }
     }

@@ -87,7 +87,7 @@ impl Connection {
         if opts.refused() > 0 {
             ctx.mib.add(Counter::OptionSpaceDrop, u64::from(opts.refused()));
         }
-        sf.tcb.stats.segs_out += 1;
+        sf.tcb.count_segment_out();
         if fl & flags::ACK != 0 {
             let right = sf.tcb.rcv_nxt + ((window as u32) << if syn { 0 } else { sf.tcb.rcv_wscale });
             sf.tcb.on_ack_sent(now, right);
@@ -143,12 +143,7 @@ impl Connection {
         let fl = if server { flags::SYN | flags::ACK } else { flags::SYN };
         let seq = tcb.iss;
         let t = self.write(now, j, out, seq, fl, &o, Payload::None, ctx);
-        let tcb = &mut self.subflows[j].tcb;
-        tcb.syn_due = false;
-        if tcb.syn_sent_at.is_none() || tcb.syn_retries > 0 {
-            tcb.syn_sent_at = Some(now);
-        }
-        tcb.arm_rto_if_idle(now);
+        self.subflows[j].tcb.on_syn_sent(now);
         t
     }
 
@@ -166,9 +161,7 @@ impl Connection {
         if let Some(js) = sf.join.as_mut() {
             js.ack_due = false;
         }
-        if sf.tcb.rto_at.is_none() {
-            sf.tcb.rto_at = Some(now + sf.tcb.rtt.rto());
-        }
+        sf.tcb.arm_plain_rto_if_idle(now);
         t
     }
 

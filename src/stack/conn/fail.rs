@@ -132,7 +132,7 @@ impl Connection {
         // receiving stands (MP_FAIL's DSN is in its sender's receive space).
         let sf = &mut self.subflows[i];
         self.fail.mp_fail_out = Some((sf.id, self.rcv.rx.nxt.0));
-        sf.tcb.ack_now = true;
+        sf.tcb.request_ack();
         true
     }
 
@@ -151,9 +151,7 @@ impl Connection {
             self.snd.reinject.push_back((start, (end - start) as u32));
             ctx.mib.inc(Counter::MptcpRetrans);
         }
-        for seg in self.subflows[i].tcb.txq.iter_mut() {
-            seg.reinjected = true;
-        }
+        self.subflows[i].tcb.take_reinjection();
     }
 
     /// A DSS checksum failed on subflow `i` for the mapping at `dsn`
@@ -169,7 +167,7 @@ impl Connection {
             self.fail.rx_fail = Some(RxFail { dsn, sf_id: sf.id, echoed: false, tries: 0 });
             self.timers.stop(Timer::MpFail);
             self.fail.mp_fail_out = Some((sf.id, dsn.0));
-            sf.tcb.ack_now = true;
+            sf.tcb.request_ack();
             return true;
         }
         // Several subflows: reset this one with MP_FAIL and MP_TCPRST

@@ -108,7 +108,7 @@ impl Connection {
         }
         let sf = &mut self.subflows[i];
         sf.tcb.on_synack(now, seg);
-        sf.tcb.ack_now = false;
+        sf.tcb.cancel_ack();
         sf.remote_id = addr_id;
         sf.backup_rem = backup;
         sf.joined = true;
@@ -133,7 +133,7 @@ impl Connection {
         }
         if seg.has(flags::SYN) {
             if seg.seq == irs {
-                self.subflows[i].tcb.syn_due = true;
+                self.subflows[i].tcb.resend_syn();
             }
             return;
         }
@@ -211,7 +211,7 @@ impl Connection {
         sf.ready = true;
         sf.joined = true;
         // RFC 8684 §3.2: acknowledge the third ACK at once.
-        sf.tcb.ack_now = true;
+        sf.tcb.request_ack();
         sf.up_reported = true;
         ctx.events.push_back(Event::SubflowUp { conn: self.handle, subflow: sf.info() });
         self.on_synchronized(now, i, seg, ctx);
@@ -232,8 +232,8 @@ impl Connection {
         let repeated = seg.opts.mptcp().any(|o| {
             matches!(o, MptcpOption::MpCapable(m) if m.data_len.is_none() && m.receiver_key == Some(self.mp.local_key.0))
         });
-        if repeated && sf.tcb.state.synchronized() && sf.tcb.oow.allow(now) {
-            sf.tcb.ack_now = true;
+        if repeated && sf.tcb.state.synchronized() && sf.tcb.allow_ack(now) {
+            sf.tcb.request_ack();
         }
     }
 

@@ -565,8 +565,7 @@ impl Connection {
         let mut tcb =
             Tcb::server(syn.dst, syn.src, iss, ts_off, &ctx.tcb_params, ctx.cfg.cc.build(ctx.tcb_params.mss), syn, now);
         if matches!(mode, Passive::Cookie { .. }) {
-            // The SYN/ACK went out statelessly: nothing to send or time.
-            tcb.syn_due = false;
+            tcb.syn_sent_statelessly();
         }
         let mut sf = Subflow::new(0, tcb, true);
         sf.mpc = enabled;
@@ -640,8 +639,7 @@ impl Connection {
         let Some(i) = self.sf_index(sf_id) else { return };
         {
             let sf = &mut self.subflows[i];
-            sf.tcb.stats.segs_in += 1;
-            sf.tcb.last_recv = now;
+            sf.tcb.count_segment_in(now);
         }
         match self.subflows[i].tcb.state {
             TcpState::SynSent => self.on_syn_sent(now, i, seg, ctx),
@@ -701,7 +699,7 @@ impl Connection {
                 if seg.has(flags::FIN) {
                     // A retransmitted FIN: ACK it and restart the 2MSL wait.
                     sf.tcb.enter_timewait(now);
-                    sf.tcb.ack_now = true;
+                    sf.tcb.request_ack();
                 }
                 return;
             }
@@ -709,8 +707,8 @@ impl Connection {
                 // RFC 9293 §3.10.7.4: unacceptable, send an ACK and drop;
                 // rate limited unless it carries data (no ACK loop does).
                 let data = !seg.payload.is_empty() && !seg.has(flags::SYN);
-                if data || sf.tcb.oow.allow(now) {
-                    sf.tcb.ack_now = true;
+                if data || sf.tcb.allow_ack(now) {
+                    sf.tcb.request_ack();
                 } else {
                     ctx.mib.inc(Counter::TcpAckSkippedSeq);
                 }
@@ -729,7 +727,7 @@ impl Connection {
         // Join responder: a retransmitted third ACK means ours to it was
         // lost; A waits for it before sending data (RFC 8684 §3.2).
         if !self.subflows[i].initial && seg.opts.mptcp().any(|o| matches!(o, MptcpOption::MpJoin(MpJoin::Ack { .. }))) {
-            self.subflows[i].tcb.ack_now = true;
+            self.subflows[i].tcb.request_ack();
         }
         // Join initiator: any ACK from B after our third ACK confirms it.
         {
@@ -740,7 +738,7 @@ impl Connection {
                 j.ack_pending = false;
                 j.ack_due = false;
                 sf.ready = true;
-                sf.tcb.rto_at = if sf.tcb.has_outstanding() { sf.tcb.rto_at } else { None };
+                sf.tcb.stop_rto_if_idle();
                 ctx.mib.inc(Counter::MpJoinAckRx);
                 sf.up_reported = true;
                 ctx.events.push_back(Event::SubflowUp { conn: self.handle, subflow: sf.info() });
@@ -998,21 +996,14 @@ impl Connection {
             if self.subflows[j].down.is_some() {
                 continue;
             }
-            let tcb = &mut self.subflows[j].tcb;
-            if tcb.delack_at.is_some_and(|t| t <= now) {
-                tcb.delack_at = None;
-                tcb.ack_now = true;
+            let fired = self.subflows[j].tcb.handle_timers(now);
+            if fired.delayed_ack {
                 ctx.mib.inc(Counter::TcpDelayedAcks);
             }
-            if tcb.timewait_at.is_some_and(|t| t <= now) {
-                tcb.timewait_at = None;
-                tcb.state = TcpState::Closed;
+            if fired.time_wait_over {
                 ctx.mib.inc(Counter::TcpTimeWaited);
             }
-            if tcb.tlp_at.is_some_and(|t| t <= now) {
-                tcb.on_tlp(now);
-            }
-            if self.subflows[j].tcb.rto_at.is_some_and(|t| t <= now) {
+            if fired.rto_due {
                 self.on_subflow_rto(now, j, ctx);
             }
         }
@@ -1046,7 +1037,7 @@ impl Connection {
             if let Some(sf) = self.subflows.iter_mut().find(|s| s.ready && s.alive()) {
                 // A window probe: an ACK with an old sequence number makes
                 // the peer answer with its window (RFC 9293 §3.8.6.1).
-                sf.tcb.ack_now = true;
+                sf.tcb.request_ack();
                 ctx.mib.inc(Counter::WinProbe);
             }
         }
@@ -1252,8 +1243,8 @@ impl Connection {
 /// A challenge ACK (RFC 5961 §3.2, §4), at most one per
 /// [`super::tcp::AckLimiter::INTERVAL`] (§7).
 fn challenge_ack(tcb: &mut Tcb, now: Instant, ctx: &mut Ctx<'_>) {
-    if tcb.oow.allow(now) {
-        tcb.ack_now = true;
+    if tcb.allow_ack(now) {
+        tcb.request_ack();
         ctx.mib.inc(Counter::TcpChallengeAck);
     } else {
         ctx.mib.inc(Counter::TcpAckSkippedChallenge);

@@ -65,7 +65,7 @@ impl Connection {
         let adv_left = self.rcv.last_adv_edge.0.saturating_sub(self.rcv.rx.nxt.0) as usize;
         if grown >= (self.rcv.rx.capacity() / 2).min(4 * self.mss_local) && adv_left < self.rcv.rx.capacity() / 2 {
             if let Some(sf) = self.subflows.iter_mut().find(|s| s.ready && s.alive() && s.tcb.state.synchronized()) {
-                sf.tcb.ack_now = true;
+                sf.tcb.request_ack();
             }
         }
     }
@@ -212,7 +212,7 @@ impl Connection {
         let wnd = self.rx_window();
         let Some((off, len)) = self.subflows[i].tcb.rx_span(seg.seq, seg.payload.len(), wnd.max(1) + 65535) else {
             // Old duplicate: ACK at once (RFC 9293).
-            self.subflows[i].tcb.ack_now = true;
+            self.subflows[i].tcb.request_ack();
             return true;
         };
         let start = seg.seq + off;
@@ -273,7 +273,7 @@ impl Connection {
         if taken < len {
             // Refused (no window, no mapping, too many holes): tell the peer
             // where we stand at once.
-            self.subflows[i].tcb.ack_now = true;
+            self.subflows[i].tcb.request_ack();
         }
         if taken > 0 {
             let sf = &mut self.subflows[i];

@@ -57,16 +57,12 @@ impl Connection {
         if !others || !self.mp.active() {
             return;
         }
-        for seg in self.subflows[i].tcb.txq.iter_mut() {
-            if seg.reinjected {
-                continue;
-            }
-            seg.reinjected = true;
-            let end = seg.dsn + seg.len as u64;
+        for (dsn, len) in self.subflows[i].tcb.take_reinjection() {
+            let end = dsn + len as u64;
             if end <= una {
                 continue;
             }
-            let start = seg.dsn.max(una);
+            let start = dsn.max(una);
             let len = (end - start) as u32;
             self.snd.reinject.push_back((start, len));
             ctx.mib.inc(Counter::MptcpRetrans);
