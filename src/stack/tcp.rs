@@ -1528,4 +1528,50 @@ mod tests {
         t.after_ack(now, false);
         assert_eq!(t.timewait_at, Some(now + Duration::from_secs(60)));
     }
+
+    #[test]
+    fn handle_timers_reports_what_fired() {
+        let mut t = established();
+        let now = Instant::from_millis(200);
+        send(&mut t, now, 2);
+        let rto_at = t.rto_at.unwrap_or_else(|| panic!("armed"));
+        assert_eq!(t.handle_timers(now), TimerOutcome::default(), "nothing due yet");
+        let o = t.handle_timers(rto_at);
+        assert!(o.rto_due && !o.delayed_ack && !o.time_wait_over, "{o:?}");
+        // TIME-WAIT ends with its timer (2 MSL).
+        t.close();
+        t.on_fin_sent(now);
+        let a = seg(5001, t.snd_nxt.0, flags::ACK, &[]);
+        let acked = t.on_ack(now, &a).fin_acked;
+        t.after_ack(now, acked);
+        t.on_fin(SubflowSeq(5001));
+        t.after_ack(now, false);
+        let end = now + Duration::from_secs(60);
+        assert!(!t.handle_timers(end - Duration::from_millis(1)).time_wait_over);
+        assert!(t.handle_timers(end).time_wait_over);
+        assert_eq!(t.state, TcpState::Closed);
+    }
+
+    #[test]
+    fn reinjection_takes_each_segment_once() {
+        let mut t = established();
+        send(&mut t, Instant::from_millis(200), 3);
+        let first = t.take_reinjection();
+        assert_eq!(first.len(), 3);
+        assert!(first.iter().all(|&(_, len)| len == 1000));
+        assert!(t.take_reinjection().is_empty(), "already taken");
+    }
+
+    #[test]
+    fn a_join_ack_timeout_backs_off_with_the_one_rule() {
+        let mut t = established();
+        let now = Instant::from_millis(200);
+        let rto = t.rtt.rto();
+        assert_eq!(t.back_off(now), 1);
+        assert_eq!(t.rto_at, Some(now + rto.backed_off(1, t.rtt.max_rto())));
+        for _ in 0..20 {
+            t.back_off(now);
+        }
+        assert_eq!(t.rto_at, Some(now + t.rtt.max_rto()), "clamped");
+    }
 }
