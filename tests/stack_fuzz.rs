@@ -4,6 +4,7 @@
 //! the TCP and MPTCP code). The cargo-fuzz target `stack_input` does the same
 //! with coverage guidance.
 
+use mptcp_tools::stack::testing::Pair;
 use mptcp_tools::stack::{AddrFlags, Config, Duration, Endpoint, Instant};
 use proptest::prelude::*;
 
@@ -17,21 +18,12 @@ fn pair() -> (Endpoint, Endpoint, Vec<Vec<u8>>) {
     c.add_address("10.0.2.1".parse().unwrap(), AddrFlags { subflow: true, ..Default::default() }).unwrap();
     let h = c.connect(Instant::ZERO, None, "10.0.1.2:80".parse().unwrap()).unwrap();
     c.send(h, &[7u8; 5000]).unwrap();
-    let mut seen = Vec::new();
-    let mut buf = vec![0u8; 1500];
-    for _ in 0..20 {
-        while let Some(t) = c.poll_transmit(Instant::ZERO, &mut buf) {
-            let p = buf[..t.len].to_vec();
-            s.handle_packet(Instant::ZERO, &p);
-            seen.push(p);
-        }
-        while let Some(t) = s.poll_transmit(Instant::ZERO, &mut buf) {
-            let p = buf[..t.len].to_vec();
-            c.handle_packet(Instant::ZERO, &p);
-            seen.push(p);
-        }
-    }
-    (c, s, seen)
+    // Both sides exchange at t=0 until quiet (the handshake, the join, the
+    // data); every packet either sent is a seed for the mutations.
+    let mut p = Pair::new(c, s);
+    p.drive_now();
+    let seen = p.log.iter().map(|(_, pk)| pk.clone()).collect();
+    (p.c, p.s, seen)
 }
 
 fn feed(c: &mut Endpoint, s: &mut Endpoint, packets: &[Vec<u8>]) {

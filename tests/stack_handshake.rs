@@ -7,69 +7,9 @@ use std::net::SocketAddr;
 use mptcp_tools::dissect::crypto::{Key, Version, join_ack_hmac};
 use mptcp_tools::dissect::options::{MpCapable, MpJoin, MptcpOption, TcpOption};
 use mptcp_tools::seq::SubflowSeq;
+use mptcp_tools::stack::testing::Pair;
 use mptcp_tools::stack::wire::{self, SegmentRepr, flags};
 use mptcp_tools::stack::{AddrFlags, Config, ConnHandle, Endpoint, Event, Instant};
-
-struct Pair {
-    c: Endpoint,
-    s: Endpoint,
-    now: Instant,
-    /// (from client?, packet)
-    log: Vec<(bool, Vec<u8>)>,
-}
-
-impl Pair {
-    fn new(cfg: Config) -> Pair {
-        let mut c = Endpoint::new(cfg.clone(), 11);
-        let mut s = Endpoint::new(cfg, 22);
-        c.add_address("10.0.1.1".parse().unwrap(), AddrFlags::default()).unwrap();
-        s.add_address("10.0.1.2".parse().unwrap(), AddrFlags::default()).unwrap();
-        s.listen("0.0.0.0:80".parse().unwrap()).unwrap();
-        Pair { c, s, now: Instant::ZERO, log: Vec::new() }
-    }
-
-    /// Deliver everything both sides want to send until quiet (no timers).
-    fn drive(&mut self) {
-        let mut buf = vec![0u8; 2000];
-        for _ in 0..10_000 {
-            let mut any = false;
-            while let Some(t) = self.c.poll_transmit(self.now, &mut buf) {
-                let p = buf[..t.len].to_vec();
-                self.s.handle_packet(self.now, &p);
-                self.log.push((true, p));
-                any = true;
-            }
-            while let Some(t) = self.s.poll_transmit(self.now, &mut buf) {
-                let p = buf[..t.len].to_vec();
-                self.c.handle_packet(self.now, &p);
-                self.log.push((false, p));
-                any = true;
-            }
-            if !any {
-                return;
-            }
-        }
-        panic!("no quiet point");
-    }
-
-    /// Run the timers too, until `limit` (no delay on the wire).
-    fn settle(&mut self, limit: Instant) {
-        self.drive();
-        while let Some(t) = [self.c.poll_timeout(), self.s.poll_timeout()].into_iter().flatten().min() {
-            if t > limit {
-                break;
-            }
-            self.now = self.now.max(t);
-            self.c.handle_timeout(self.now);
-            self.s.handle_timeout(self.now);
-            self.drive();
-        }
-    }
-
-    fn events(ep: &mut Endpoint) -> Vec<Event> {
-        std::iter::from_fn(|| ep.poll_event()).collect()
-    }
-}
 
 fn mptcp_opts(p: &[u8]) -> Vec<MptcpOption> {
     wire::parse(p, true).unwrap().opts.mptcp().copied().collect()
@@ -81,10 +21,10 @@ fn flags_of(p: &[u8]) -> u8 {
 
 #[test]
 fn mp_capable_handshake_forms() {
-    let mut p = Pair::new(Config::default());
+    let mut p = Pair::v4(Config::default());
     let h = p.c.connect(p.now, None, "10.0.1.2:80".parse().unwrap()).unwrap();
     p.c.send(h, b"hello").unwrap();
-    p.drive();
+    p.drive_now();
     // SYN: MP_CAPABLE, 4 bytes, v1, no key (RFC 8684 §3.1).
     let syn = &p.log[0];
     assert!(syn.0 && flags_of(&syn.1) == flags::SYN);
@@ -107,7 +47,10 @@ fn mp_capable_handshake_forms() {
     assert_eq!(md.data_len, Some(5));
     assert_eq!(mptcp_opts(&data.1)[0].buffer_len(), 22);
     // The server has the data and answers with a DSS DATA_ACK = IDSN+1+5.
-    let sh = Pair::events(&mut p.s)
+    let sh = p
+        .events_of(false)
+        .cloned()
+        .collect::<Vec<_>>()
         .into_iter()
         .find_map(|e| if let Event::Accepted { conn, .. } = e { Some(conn) } else { None })
         .unwrap();
@@ -140,15 +83,15 @@ fn mp_capable_handshake_forms() {
 #[test]
 fn plain_tcp_peer_means_fallback() {
     let mut cfg = Config::default();
-    let mut p = Pair::new(cfg.clone());
+    let mut p = Pair::v4(cfg.clone());
     cfg.mptcp = false;
     p.s = Endpoint::new(cfg, 5);
     p.s.add_address("10.0.1.2".parse().unwrap(), AddrFlags::default()).unwrap();
     p.s.listen("0.0.0.0:80".parse().unwrap()).unwrap();
     let h = p.c.connect(p.now, None, "10.0.1.2:80".parse().unwrap()).unwrap();
     p.c.send(h, b"plain").unwrap();
-    p.drive();
-    let ev = Pair::events(&mut p.c);
+    p.drive_now();
+    let ev = p.events_of(true).cloned().collect::<Vec<_>>();
     assert!(
         ev.iter().any(|e| matches!(
             e,
@@ -169,7 +112,7 @@ fn plain_tcp_peer_means_fallback() {
 fn established(p: &mut Pair) -> (ConnHandle, ConnHandle) {
     let h = p.c.connect(p.now, None, "10.0.1.2:80".parse().unwrap()).unwrap();
     p.c.send(h, b"x").unwrap();
-    p.settle(Instant::from_millis(100));
+    p.drive(Instant::from_millis(100));
     let sh = p.s.connections()[0];
     assert!(p.s.info(sh).unwrap().fully_established);
     (h, sh)
@@ -203,7 +146,7 @@ fn drain(ep: &mut Endpoint, now: Instant) -> Vec<Vec<u8>> {
 
 #[test]
 fn join_with_unknown_token_is_refused_without_state() {
-    let mut p = Pair::new(Config::default());
+    let mut p = Pair::v4(Config::default());
     let (_, sh) = established(&mut p);
     let from: SocketAddr = "10.0.2.1:40000".parse().unwrap();
     p.s.handle_packet(p.now, &join_syn(0xdeadbeef, 1, from));
@@ -218,7 +161,7 @@ fn join_with_unknown_token_is_refused_without_state() {
 
 #[test]
 fn join_with_bad_hmac_is_refused_without_state() {
-    let mut p = Pair::new(Config::default());
+    let mut p = Pair::v4(Config::default());
     let (ch, sh) = established(&mut p);
     let token = p.s.info(sh).unwrap().local_token;
     let from: SocketAddr = "10.0.2.1:40000".parse().unwrap();
@@ -262,10 +205,10 @@ fn join_with_bad_hmac_is_refused_without_state() {
 
 #[test]
 fn join_with_good_hmac_is_accepted() {
-    let mut p = Pair::new(Config::default());
+    let mut p = Pair::v4(Config::default());
     p.c.add_address("10.0.2.1".parse().unwrap(), AddrFlags { subflow: true, ..Default::default() }).unwrap();
     let (ch, sh) = established(&mut p);
-    p.drive();
+    p.drive_now();
     assert_eq!(p.c.info(ch).unwrap().subflows.len(), 2);
     assert_eq!(p.s.info(sh).unwrap().subflows.len(), 2);
     let m = p.s.mib();
@@ -280,7 +223,7 @@ fn join_with_good_hmac_is_accepted() {
 fn subflow_limit_refuses_extra_joins() {
     let mut cfg = Config::default();
     cfg.limits.subflows = 0;
-    let mut p = Pair::new(cfg);
+    let mut p = Pair::v4(cfg);
     let (_, sh) = established(&mut p);
     let token = p.s.info(sh).unwrap().local_token;
     p.s.handle_packet(p.now, &join_syn(token, 9, "10.0.2.1:40000".parse().unwrap()));
@@ -293,14 +236,14 @@ fn subflow_limit_refuses_extra_joins() {
 
 #[test]
 fn fastclose_both_ways() {
-    let mut p = Pair::new(Config::default());
+    let mut p = Pair::v4(Config::default());
     let (ch, sh) = established(&mut p);
     p.c.abort(ch).unwrap();
-    p.drive();
+    p.drive_now();
     let fc = p.log.iter().rev().find(|(c, pk)| *c && flags_of(pk) & flags::RST != 0).expect("RST");
     let ck = mptcp_opts(&fc.1);
     assert!(matches!(ck[0], MptcpOption::MpFastclose(_)), "{ck:?}");
-    let ev = Pair::events(&mut p.s);
+    let ev = p.events_of(false).cloned().collect::<Vec<_>>();
     assert!(
         ev.iter().any(|e| matches!(e, Event::Closed { reason: mptcp_tools::stack::CloseReason::PeerFastClose, .. })),
         "{ev:?}"
@@ -312,17 +255,17 @@ fn fastclose_both_ways() {
 
 #[test]
 fn data_fin_both_ways_and_time_wait() {
-    let mut p = Pair::new(Config::default());
+    let mut p = Pair::v4(Config::default());
     let (ch, sh) = established(&mut p);
     p.c.close(ch).unwrap();
-    p.drive();
-    let ev = Pair::events(&mut p.s);
+    p.drive_now();
+    let ev = p.events_of(false).cloned().collect::<Vec<_>>();
     assert!(ev.iter().any(|e| matches!(e, Event::PeerClosed(_))));
     let mut b = [0u8; 8];
     assert_eq!(p.s.recv(sh, &mut b), Ok(Some(1)));
     assert_eq!(p.s.recv(sh, &mut b), Ok(None));
     p.s.close(sh).unwrap();
-    p.drive();
+    p.drive_now();
     // DATA_FIN on a zero-length segment, subflow sequence 0, length 1 (as Linux).
     let dfin = p
         .log
@@ -348,7 +291,7 @@ fn data_fin_both_ways_and_time_wait() {
         .map(|s| s.state.clone().unwrap())
         .collect();
     assert!(states.contains(&"TIME-WAIT".to_string()), "{states:?}");
-    let cev = Pair::events(&mut p.c);
+    let cev = p.events_of(true).cloned().collect::<Vec<_>>();
     assert!(
         cev.iter().any(|e| matches!(e, Event::Closed { reason: mptcp_tools::stack::CloseReason::Normal, .. })),
         "{cev:?}"
@@ -372,18 +315,18 @@ fn ipv6_connection_with_a_join() {
     c.add_address("fd00:2::1".parse().unwrap(), AddrFlags { subflow: true, ..Default::default() }).unwrap();
     s.add_address("fd00:1::2".parse().unwrap(), AddrFlags::default()).unwrap();
     s.listen("[::]:80".parse().unwrap()).unwrap();
-    let mut p = Pair { c, s, now: Instant::ZERO, log: Vec::new() };
+    let mut p = Pair::new(c, s);
     let h = p.c.connect(p.now, None, "[fd00:1::2]:80".parse().unwrap()).unwrap();
     let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     assert_eq!(p.c.send(h, &data).unwrap(), data.len());
     p.c.close(h).unwrap();
-    p.settle(Instant::from_secs(5));
+    p.drive(Instant::from_secs(5));
     let sh = p.s.connections()[0];
     let mut got = Vec::new();
     let mut b = vec![0u8; 65536];
     while let Ok(Some(n)) = p.s.recv(sh, &mut b) {
         got.extend_from_slice(&b[..n]);
-        p.settle(Instant::from_secs(5));
+        p.drive(Instant::from_secs(5));
     }
     assert_eq!(got, data);
     let syn = wire::parse(&p.log[0].1, true).unwrap();

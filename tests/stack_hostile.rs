@@ -5,132 +5,27 @@
 //! panics, state and memory stay bounded, the MIB counts what was refused,
 //! and the real connection goes on (or ends as the RFC says).
 
-use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
 use mptcp_tools::dissect::options::{AddAddr, Dss, DssMapping, MptcpOption, TcpOption, WireSeq};
 use mptcp_tools::seq::SubflowSeq;
+use mptcp_tools::stack::testing::Pair;
 use mptcp_tools::stack::wire::{self, EmitError, SegmentRepr, flags};
 use mptcp_tools::stack::{AddrFlags, Config, ConnHandle, Duration, Endpoint, Event, Instant, StackError};
-
-/// Two endpoints with a one-way delay between them; every packet is kept
-/// in `log` as (from the client?, bytes).
-struct Pair {
-    c: Endpoint,
-    s: Endpoint,
-    now: Instant,
-    delay: Duration,
-    /// (arrival, to the server?, packet)
-    wire: VecDeque<(Instant, bool, Vec<u8>)>,
-    log: Vec<(bool, Vec<u8>)>,
-    /// Events taken from the endpoints so far: (client?, event).
-    events: Vec<(bool, Event)>,
-    /// Which packets the wire carries: (from the client?, packet) -> keep?
-    /// (Spoofed sources' answers go nowhere.)
-    keep: fn(bool, &[u8]) -> bool,
-}
 
 /// Keep what goes to the server or to the client's own address.
 fn to_real_hosts(from_client: bool, p: &[u8]) -> bool {
     from_client || wire::parse(p, false).is_ok_and(|s| s.dst.ip() == "10.0.1.1".parse::<IpAddr>().unwrap())
 }
 
-impl Pair {
-    fn new(c: Endpoint, s: Endpoint) -> Pair {
-        Pair {
-            c,
-            s,
-            now: Instant::ZERO,
-            delay: Duration::from_millis(5),
-            wire: VecDeque::new(),
-            log: Vec::new(),
-            events: Vec::new(),
-            keep: |_, _| true,
-        }
-    }
+/// The shared harness with this file's wire: a 5 ms one-way delay.
+fn pair(c: Endpoint, s: Endpoint) -> Pair {
+    Pair::new(c, s).with_delay(Duration::from_millis(5))
+}
 
-    /// IPv4: client 10.0.1.1, server 10.0.1.2 listening on port 80.
-    fn v4(cfg: Config) -> Pair {
-        let mut c = Endpoint::new(cfg.clone(), 11);
-        let mut s = Endpoint::new(cfg, 22);
-        c.add_address("10.0.1.1".parse().unwrap(), AddrFlags::default()).unwrap();
-        s.add_address("10.0.1.2".parse().unwrap(), AddrFlags::default()).unwrap();
-        s.listen("0.0.0.0:80".parse().unwrap()).unwrap();
-        Pair::new(c, s)
-    }
-
-    /// Both sides' output onto the wire, written as the TUN driver and the
-    /// simulator have it written: headers into a buffer of exactly
-    /// `MAX_HEADERS` bytes, the payload by reference.
-    fn flush(&mut self) {
-        let mut buf = vec![0u8; mptcp_tools::stack::endpoint::MAX_HEADERS];
-        for client in [true, false] {
-            let ep = if client { &mut self.c } else { &mut self.s };
-            while let Some((t, payload)) = ep.poll_transmit_parts(self.now, &mut buf) {
-                let mut p = buf[..t.len].to_vec();
-                if let Some(pl) = payload {
-                    p.extend_from_slice(&pl);
-                }
-                self.log.push((client, p.clone()));
-                if (self.keep)(client, &p) {
-                    self.wire.push_back((self.now + self.delay, client, p));
-                }
-            }
-        }
-        self.take_events();
-    }
-
-    fn take_events(&mut self) {
-        while let Some(e) = self.c.poll_event() {
-            self.events.push((true, e));
-        }
-        while let Some(e) = self.s.poll_event() {
-            self.events.push((false, e));
-        }
-    }
-
-    /// Run until `limit`: packets, timers, and `app` after every step.
-    fn run_with(&mut self, limit: Instant, mut app: impl FnMut(&mut Pair)) {
-        loop {
-            app(self);
-            self.flush();
-            let next = [self.wire.front().map(|w| w.0), self.c.poll_timeout(), self.s.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min();
-            let Some(t) = next.filter(|t| *t <= limit) else {
-                self.now = self.now.max(limit);
-                return;
-            };
-            self.now = self.now.max(t);
-            while self.wire.front().is_some_and(|w| w.0 <= self.now) {
-                let (_, to_server, p) = self.wire.pop_front().unwrap();
-                if to_server {
-                    self.s.handle_packet(self.now, &p);
-                } else {
-                    self.c.handle_packet(self.now, &p);
-                }
-            }
-            if self.c.poll_timeout().is_some_and(|x| x <= self.now) {
-                self.c.handle_timeout(self.now);
-            }
-            if self.s.poll_timeout().is_some_and(|x| x <= self.now) {
-                self.s.handle_timeout(self.now);
-            }
-        }
-    }
-
-    fn run(&mut self, limit: Instant) {
-        self.run_with(limit, |_| {});
-    }
-
-    /// The server's accepted connection.
-    fn accepted(&self) -> Option<ConnHandle> {
-        self.events.iter().find_map(|(c, e)| match e {
-            Event::Accepted { conn, .. } if !c => Some(*conn),
-            _ => None,
-        })
-    }
+/// IPv4: client 10.0.1.1, server 10.0.1.2 listening on port 80; 5 ms delay.
+fn pair_v4(cfg: Config) -> Pair {
+    Pair::v4(cfg).with_delay(Duration::from_millis(5))
 }
 
 fn mptcp_opts(p: &[u8]) -> Vec<MptcpOption> {
@@ -174,14 +69,14 @@ fn ipv6_add_addr_with_port_goes_alone_without_timestamps() {
     s.add_address("fd00:2::2".parse().unwrap(), AddrFlags { signal: true, port: Some(5001), ..Default::default() })
         .unwrap();
     s.listen("[::]:80".parse().unwrap()).unwrap();
-    let mut p = Pair::new(c, s);
+    let mut p = pair(c, s);
     let h = p.c.connect(p.now, None, "[fd00:1::2]:80".parse().unwrap()).unwrap();
     let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
     assert_eq!(p.c.send(h, &data).unwrap(), data.len());
     p.c.close(h).unwrap();
     let mut got = Vec::new();
     let mut b = vec![0u8; 65536];
-    p.run_with(Instant::from_secs(10), |p| {
+    p.drive_with(Instant::from_secs(10), |p| {
         if let Some(sh) = p.accepted() {
             while let Ok(Some(n)) = p.s.recv(sh, &mut b) {
                 got.extend_from_slice(&b[..n]);
@@ -266,7 +161,7 @@ fn emit_refuses_what_cannot_be_written() {
     assert!(matches!(wire::emit_parts(&repr, &vec![0; 70_000], &mut b, true), Err(EmitError::TooLong { .. })));
     // A transmit buffer too short for the stack's packets: nothing panics,
     // the MIB counts what could not be written.
-    let mut p = Pair::v4(Config::default());
+    let mut p = pair_v4(Config::default());
     let h = p.c.connect(p.now, None, "10.0.1.2:80".parse().unwrap()).unwrap();
     let mut tiny = [0u8; 30];
     assert!(p.c.poll_transmit(p.now, &mut tiny).is_none());
@@ -307,7 +202,7 @@ fn exchange(p: &mut Pair, up: &[u8], down: &[u8], limit: Instant) -> (Vec<u8>, V
     let (mut sent_up, mut sent_down, mut closed_down) = (0, 0, false);
     let (mut got_s, mut got_c) = (Vec::new(), Vec::new());
     let mut b = vec![0u8; 65536];
-    p.run_with(limit, |p| {
+    p.drive_with(limit, |p| {
         if sent_up < up.len() {
             sent_up += p.c.send(h, &up[sent_up..]).unwrap_or(0);
             if sent_up == up.len() {
@@ -346,7 +241,7 @@ fn syn_cookie_connection_carries_data_both_ways() {
     for checksum in [false, true] {
         let mut cfg = Config { syn_backlog: 0, ..Config::default() };
         cfg.checksum = checksum;
-        let mut p = Pair::v4(cfg);
+        let mut p = pair_v4(cfg);
         let (up, down) = (data(500_000, 7), data(300_000, 13));
         let (got_s, got_c) = exchange(&mut p, &up, &down, Instant::from_secs(20));
         assert!(
@@ -389,7 +284,7 @@ fn syn_cookie_connection_carries_data_both_ways() {
 #[test]
 fn forged_cookies_are_refused() {
     let cfg = Config { syn_backlog: 0, ..Config::default() };
-    let mut p = Pair::v4(cfg);
+    let mut p = pair_v4(cfg);
     let srv: SocketAddr = "10.0.1.2:80".parse().unwrap();
     let syn = spoofed_syn(1, srv);
     p.s.handle_packet(p.now, &syn);
@@ -431,7 +326,7 @@ fn forged_cookies_are_refused() {
 fn syn_flood_leaves_bounded_state_and_serves_a_real_client() {
     let cfg = Config::default();
     let backlog = cfg.syn_backlog;
-    let mut p = Pair::v4(cfg);
+    let mut p = pair_v4(cfg);
     p.keep = to_real_hosts;
     let srv: SocketAddr = "10.0.1.2:80".parse().unwrap();
     let mut max = mptcp_tools::stack::endpoint::EndpointStats::default();
@@ -451,7 +346,7 @@ fn syn_flood_leaves_bounded_state_and_serves_a_real_client() {
     let h = p.c.connect(p.now, None, srv).unwrap();
     let mut b = vec![0u8; 65536];
     let mut server_sent = 0;
-    p.run_with(Instant::from_secs(10), |p| {
+    p.drive_with(Instant::from_secs(10), |p| {
         for _ in 0..1000 {
             if flood < 30_000 {
                 p.s.handle_packet(p.now, &spoofed_syn(flood, srv));
@@ -511,7 +406,7 @@ fn syn_flood_leaves_bounded_state_and_serves_a_real_client() {
     // not kept as CLOSED connections nobody releases.
     p.s.release(sh);
     p.c.release(h);
-    p.run(Instant::from_secs(400));
+    p.drive(Instant::from_secs(400));
     let st = p.s.stats();
     assert_eq!((st.connections, st.half_open, st.tuples, st.tokens), (0, 0, 0, 0), "{st:?}");
     assert!(
@@ -524,7 +419,7 @@ fn syn_flood_leaves_bounded_state_and_serves_a_real_client() {
 #[test]
 fn full_syn_queue_without_cookies_drops() {
     let cfg = Config { syn_backlog: 4, syn_cookies: false, ..Config::default() };
-    let mut p = Pair::v4(cfg);
+    let mut p = pair_v4(cfg);
     let srv: SocketAddr = "10.0.1.2:80".parse().unwrap();
     for i in 0..10 {
         p.s.handle_packet(p.now, &spoofed_syn(i, srv));
@@ -572,14 +467,14 @@ fn client_seq(p: &Pair, src: SocketAddr) -> (u32, u32) {
 /// An MPTCP connection with `n_paths` subflows (the client opens the
 /// joins from 10.0.{2,3}.1), `up` bytes from the client in progress.
 fn established_pair(n_paths: u8, cfg: Config) -> (Pair, ConnHandle, ConnHandle) {
-    let mut p = Pair::v4(cfg);
+    let mut p = pair_v4(cfg);
     for k in 2..=n_paths {
         p.c.add_address(format!("10.0.{k}.1").parse().unwrap(), AddrFlags { subflow: true, ..Default::default() })
             .unwrap();
     }
     let h = p.c.connect(p.now, None, "10.0.1.2:80".parse().unwrap()).unwrap();
     p.c.send(h, b"hello").unwrap();
-    p.run(Instant::from_millis(200));
+    p.drive(Instant::from_millis(200));
     let sh = p.accepted().expect("accepted");
     assert_eq!(p.s.info(sh).unwrap().subflows.len(), n_paths as usize);
     assert!(p.s.info(sh).unwrap().fully_established);
@@ -593,7 +488,7 @@ fn finish_upload(p: &mut Pair, h: ConnHandle, sh: ConnHandle, up: &[u8], limit: 
     let mut b = vec![0u8; 65536];
     let mut sent = 0;
     let mut closed = false;
-    p.run_with(limit, |p| {
+    p.drive_with(limit, |p| {
         if sent < up.len() {
             sent += p.c.send(h, &up[sent..]).unwrap_or(0);
         }
@@ -900,7 +795,7 @@ fn rst_storm_out_of_window_is_ignored() {
     let mut b = vec![0u8; 65536];
     let (mut sent, mut closed, mut storm) = (0, false, 0u32);
     let mut x = 0x9e37_79b9u32;
-    p.run_with(Instant::from_secs(60), |p| {
+    p.drive_with(Instant::from_secs(60), |p| {
         if sent < up.len() {
             sent += p.c.send(h, &up[sent..]).unwrap_or(0);
         }
@@ -949,7 +844,7 @@ fn rst_storm_out_of_window_is_ignored() {
 /// backoff (RFC 9293 §3.8.6.1), a handful of packets a minute, no busy loop.
 #[test]
 fn zero_window_peer_gets_backed_off_probes() {
-    let mut p = Pair::v4(Config::default());
+    let mut p = pair_v4(Config::default());
     // The client has a small receive buffer and never reads.
     p.c = Endpoint::new(Config { recv_buffer: 16 << 10, ..Config::default() }, 11);
     p.c.add_address("10.0.1.1".parse().unwrap(), AddrFlags::default()).unwrap();
@@ -957,7 +852,7 @@ fn zero_window_peer_gets_backed_off_probes() {
     p.c.send(h, b"x").unwrap();
     let down = data(1 << 20, 31);
     let mut sent = 0;
-    p.run_with(Instant::from_secs(5), |p| {
+    p.drive_with(Instant::from_secs(5), |p| {
         if let Some(sh) = p.accepted() {
             if sent < down.len() {
                 sent += p.s.send(sh, &down[sent..]).unwrap_or(0);
@@ -966,7 +861,7 @@ fn zero_window_peer_gets_backed_off_probes() {
     });
     let before = (p.log.iter().filter(|(c, _)| !c).count(), p.s.mib().by_name("MPTcpExtWinProbe").unwrap());
     let mut steps = 0u64;
-    p.run_with(Instant::from_secs(125), |_| steps += 1);
+    p.drive_with(Instant::from_secs(125), |_| steps += 1);
     let after = (p.log.iter().filter(|(c, _)| !c).count(), p.s.mib().by_name("MPTcpExtWinProbe").unwrap());
     let (pkts, probes) = (after.0 - before.0, after.1 - before.1);
     eprintln!("stack zero window: 120 s shut: {pkts} packets, {probes} probes, {steps} wake-ups");

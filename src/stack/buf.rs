@@ -14,8 +14,10 @@
 //! written before it was made, and the writer only writes after them. A
 //! chunk is freed when the last slice or writer goes; a writer whose chunk
 //! has no other user can start over ([`Writer::reset`]).
+//!
+//! Freed chunk memory goes back to the [`Pool`] it came from, if any: one
+//! per endpoint (its rings take chunks from it), no global state.
 
-use std::alloc::{self, Layout};
 use std::fmt;
 use std::ops::{Deref, Range};
 use std::ptr::NonNull;
@@ -25,6 +27,8 @@ use std::sync::Arc;
 struct Chunk {
     ptr: NonNull<u8>,
     cap: usize,
+    /// Where the memory goes back to when the chunk is freed.
+    pool: Pool,
 }
 
 // SAFETY: a chunk is plain memory. Shared access (`&Chunk` through an `Arc`)
@@ -36,38 +40,76 @@ unsafe impl Send for Chunk {}
 unsafe impl Sync for Chunk {}
 
 impl Chunk {
-    fn layout(cap: usize) -> Layout {
-        Layout::array::<u8>(cap).expect("chunk size fits a layout")
-    }
-
-    fn new(cap: usize) -> Arc<Chunk> {
+    fn new(cap: usize, pool: &Pool) -> Arc<Chunk> {
         let cap = cap.max(1);
-        if let Some(ptr) = pool::take(cap) {
-            return Arc::new(Chunk { ptr, cap });
+        let pool = pool.clone();
+        if let Some(ptr) = pool.take(cap) {
+            return Arc::new(Chunk { ptr, cap, pool });
         }
-        let layout = Chunk::layout(cap);
-        // SAFETY: the layout has a non-zero size.
-        let p = unsafe { alloc::alloc(layout) };
-        let ptr = NonNull::new(p).unwrap_or_else(|| alloc::handle_alloc_error(layout));
-        Arc::new(Chunk { ptr, cap })
+        let ptr = pool::alloc_block(cap);
+        Arc::new(Chunk { ptr, cap, pool })
     }
 }
 
 impl Drop for Chunk {
     fn drop(&mut self) {
-        if pool::give(self.ptr, self.cap) {
-            return;
+        if !self.pool.give(self.ptr, self.cap) {
+            // SAFETY: allocated by `pool::alloc_block(self.cap)`, freed once.
+            unsafe { pool::free_block(self.ptr, self.cap) }
         }
-        // SAFETY: allocated in `Chunk::new` with this layout, freed once.
-        unsafe { alloc::dealloc(self.ptr.as_ptr(), Chunk::layout(self.cap)) }
     }
 }
 
 /// Recycled chunk memory of the power-of-two sizes the buffers use, last
-/// freed first (still in the cache). Large blocks freed to the allocator
-/// go back to the system and fault in again page by page when allocated:
-/// at tens of Gbit/s that costs as much as the copies themselves.
+/// freed first (still in the cache). A handle: clones share the memory,
+/// which is freed when the last handle and the last chunk from it go.
+/// [`Pool::none`] recycles nothing.
+#[derive(Clone)]
+pub struct Pool(Option<Arc<pool::Shelves>>);
+
+impl Pool {
+    /// An empty pool.
+    pub fn new() -> Pool {
+        Pool(Some(Arc::new(pool::Shelves::default())))
+    }
+
+    /// No pool: chunks go back to the allocator.
+    pub fn none() -> Pool {
+        Pool(None)
+    }
+
+    /// Bytes kept for reuse now.
+    pub fn kept_bytes(&self) -> usize {
+        self.0.as_ref().map_or(0, |s| s.kept_bytes())
+    }
+
+    fn take(&self, cap: usize) -> Option<NonNull<u8>> {
+        self.0.as_ref()?.take(cap)
+    }
+
+    fn give(&self, ptr: NonNull<u8>, cap: usize) -> bool {
+        self.0.as_ref().is_some_and(|s| s.give(ptr, cap))
+    }
+}
+
+impl Default for Pool {
+    /// An empty pool ([`Pool::new`]).
+    fn default() -> Pool {
+        Pool::new()
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pool({} bytes kept)", self.kept_bytes())
+    }
+}
+
+/// The pool's shelves. Large blocks freed to the allocator go back to the
+/// system and fault in again page by page when allocated: at tens of
+/// Gbit/s that costs as much as the copies themselves.
 mod pool {
+    use std::alloc::{self, Layout};
     use std::ptr::NonNull;
     use std::sync::Mutex;
 
@@ -78,10 +120,34 @@ mod pool {
     const KEEP_BYTES: usize = 16 << 20;
 
     struct Block(NonNull<u8>);
-    // SAFETY: a free block of memory, owned by the pool alone.
+    // SAFETY: a free block of memory, owned by the shelves alone.
     unsafe impl Send for Block {}
 
-    static POOL: Mutex<[Vec<Block>; CLASSES]> = Mutex::new([const { Vec::new() }; CLASSES]);
+    fn layout(cap: usize) -> Layout {
+        Layout::array::<u8>(cap).expect("chunk size fits a layout")
+    }
+
+    /// A fresh block of `cap` (> 0) bytes.
+    pub(super) fn alloc_block(cap: usize) -> NonNull<u8> {
+        let layout = layout(cap);
+        // SAFETY: the layout has a non-zero size (callers pass cap >= 1).
+        let p = unsafe { alloc::alloc(layout) };
+        NonNull::new(p).unwrap_or_else(|| alloc::handle_alloc_error(layout))
+    }
+
+    /// # Safety
+    /// `ptr` came from `alloc_block(cap)` and is freed once.
+    pub(super) unsafe fn free_block(ptr: NonNull<u8>, cap: usize) {
+        // SAFETY: as the caller promises.
+        unsafe { alloc::dealloc(ptr.as_ptr(), layout(cap)) }
+    }
+
+    /// Free blocks by size class. (A mutex: the last slice of a chunk may
+    /// be dropped on another thread than the endpoint's.)
+    #[derive(Default)]
+    pub(super) struct Shelves {
+        free: Mutex<[Vec<Block>; CLASSES]>,
+    }
 
     fn class(cap: usize) -> Option<usize> {
         if !cap.is_power_of_two() {
@@ -91,21 +157,41 @@ mod pool {
         (c < CLASSES).then_some(c)
     }
 
-    pub(super) fn take(cap: usize) -> Option<NonNull<u8>> {
-        let c = class(cap)?;
-        let mut p = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        p[c].pop().map(|b| b.0)
+    impl Shelves {
+        pub(super) fn take(&self, cap: usize) -> Option<NonNull<u8>> {
+            let c = class(cap)?;
+            let mut p = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            p[c].pop().map(|b| b.0)
+        }
+
+        /// Keep a block of `cap` bytes; false when the caller must free it.
+        pub(super) fn give(&self, ptr: NonNull<u8>, cap: usize) -> bool {
+            let Some(c) = class(cap) else { return false };
+            let mut p = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            if p[c].len() * cap >= KEEP_BYTES {
+                return false;
+            }
+            p[c].push(Block(ptr));
+            true
+        }
+
+        pub(super) fn kept_bytes(&self) -> usize {
+            let p = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            p.iter().enumerate().map(|(c, v)| v.len() << (MIN_SHIFT as usize + c)).sum()
+        }
     }
 
-    /// Keep a block of `cap` bytes; false when the caller must free it.
-    pub(super) fn give(ptr: NonNull<u8>, cap: usize) -> bool {
-        let Some(c) = class(cap) else { return false };
-        let mut p = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        if p[c].len() * cap >= KEEP_BYTES {
-            return false;
+    impl Drop for Shelves {
+        fn drop(&mut self) {
+            let p = self.free.get_mut().unwrap_or_else(|e| e.into_inner());
+            for (c, v) in p.iter_mut().enumerate() {
+                for b in v.drain(..) {
+                    // SAFETY: every kept block came from `alloc_block` of its
+                    // class size and is owned by the shelves alone.
+                    unsafe { free_block(b.0, 1 << (MIN_SHIFT as usize + c)) }
+                }
+            }
         }
-        p[c].push(Block(ptr));
-        true
     }
 }
 
@@ -211,9 +297,14 @@ impl fmt::Debug for Writer {
 }
 
 impl Writer {
-    /// A new chunk of `cap` bytes.
+    /// A new chunk of `cap` bytes, freed to the allocator in the end.
     pub fn new(cap: usize) -> Writer {
-        Writer { chunk: Chunk::new(cap), filled: 0 }
+        Writer::pooled(cap, &Pool::none())
+    }
+
+    /// A new chunk of `cap` bytes from `pool` (and back to it in the end).
+    pub fn pooled(cap: usize, pool: &Pool) -> Writer {
+        Writer { chunk: Chunk::new(cap, pool), filled: 0 }
     }
 
     pub fn capacity(&self) -> usize {
@@ -327,5 +418,22 @@ mod tests {
             3
         );
         assert_eq!(w.bytes(0, 3), b"xyz");
+    }
+
+    #[test]
+    fn freed_chunks_go_back_to_their_pool_only() {
+        let (a, b) = (Pool::new(), Pool::new());
+        let w = Writer::pooled(1 << 14, &a);
+        let s = w.slice(0, 0);
+        drop(w);
+        assert_eq!(a.kept_bytes(), 0, "a slice still holds the chunk");
+        drop(s);
+        assert_eq!((a.kept_bytes(), b.kept_bytes()), (1 << 14, 0));
+        // Taken again from the shelf; odd sizes and unpooled writers are not kept.
+        let w2 = Writer::pooled(1 << 14, &a);
+        assert_eq!(a.kept_bytes(), 0);
+        drop((w2, Writer::pooled(1000, &a), Writer::new(1 << 14)));
+        assert_eq!(a.kept_bytes(), 1 << 14);
+        assert_eq!(Pool::none().kept_bytes(), 0);
     }
 }

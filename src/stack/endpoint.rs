@@ -8,9 +8,10 @@ use std::net::{IpAddr, SocketAddr};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
-use super::buf::Slice;
+use super::buf::{Pool, Slice};
 use super::conn::{
-    Connection, CookieSynAck, Ctx, LocalAddr, Passive, RstOut, TxOut, emit_cookie_synack, emit_rst, rst_reason,
+    Connection, CookieSynAck, Ctx, EndpointEvent, LocalAddr, Passive, RstOut, TxOut, emit_cookie_synack, emit_rst,
+    rst_reason,
 };
 use super::mib::{Counter, Mib};
 use super::syncookie::{CookieJar, SynParams};
@@ -86,6 +87,10 @@ pub struct Endpoint {
     gens: Vec<u32>,
     free: Vec<usize>,
     tuples: HashMap<(SocketAddr, SocketAddr), (usize, u32)>,
+    /// Changes the connection being called asked of `tuples` and `tokens`.
+    endpoint_events: Vec<EndpointEvent>,
+    /// Recycled memory of the connections' buffers (no global pool).
+    pool: Pool,
     tokens: HashMap<u32, usize>,
     listeners: Vec<SocketAddr>,
     addrs: Vec<LocalAddr>,
@@ -132,6 +137,8 @@ impl Endpoint {
             gens: Vec::new(),
             free: Vec::new(),
             tuples: HashMap::new(),
+            endpoint_events: Vec::new(),
+            pool: Pool::new(),
             tokens: HashMap::new(),
             listeners: Vec::new(),
             addrs: Vec::new(),
@@ -239,6 +246,12 @@ impl Endpoint {
     // Connections
     // ------------------------------------------------------------------
 
+    /// The connection behind a handle, for the unit tests of `conn`.
+    #[cfg(test)]
+    pub(crate) fn conn_ref(&self, h: ConnHandle) -> Option<&Connection> {
+        self.conns.get(self.idx(h)?)?.as_ref()
+    }
+
     fn alloc(&mut self) -> (usize, ConnHandle) {
         let idx = match self.free.pop() {
             Some(i) => i,
@@ -262,10 +275,30 @@ impl Endpoint {
     fn with_conn<R>(&mut self, idx: usize, f: impl FnOnce(&mut Connection, &mut Ctx<'_>) -> R) -> Option<R> {
         let v6 = self.conns.get(idx)?.as_ref()?.local.is_ipv6();
         let tcb_params = self.params(v6);
-        let Endpoint { cfg, mib, events, rng, tuples, rsts, addrs, isn_secret, conns, .. } = self;
+        let Endpoint { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, conns, pool, .. } =
+            self;
         let conn = conns.get_mut(idx)?.as_mut()?;
-        let mut ctx = Ctx { cfg, mib, events, rng, tuples, rsts, addrs, isn_secret, conn_idx: idx, tcb_params };
-        Some(f(conn, &mut ctx))
+        let mut ctx = Ctx { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, pool, tcb_params };
+        let r = f(conn, &mut ctx);
+        self.apply_endpoint_events(idx);
+        Some(r)
+    }
+
+    /// Apply, in order, what connection `idx` asked of the tables.
+    fn apply_endpoint_events(&mut self, idx: usize) {
+        for e in self.endpoint_events.drain(..) {
+            match e {
+                EndpointEvent::NewTuple { local, remote, subflow } => {
+                    self.tuples.insert((local, remote), (idx, subflow));
+                }
+                EndpointEvent::RetiredTuple { local, remote } => {
+                    self.tuples.remove(&(local, remote));
+                }
+                EndpointEvent::NewToken(t) => {
+                    self.tokens.insert(t, idx);
+                }
+            }
+        }
     }
 
     /// Open a connection to `remote` (SYN with MP_CAPABLE queued). Without
@@ -312,12 +345,13 @@ impl Endpoint {
         let local = SocketAddr::new(ip, port);
         let (idx, h) = self.alloc();
         let tcb_params = self.params(local.is_ipv6());
-        let Endpoint { cfg, mib, events, rng, tuples, rsts, addrs, isn_secret, tokens, .. } = self;
-        let mut ctx = Ctx { cfg, mib, events, rng, tuples, rsts, addrs, isn_secret, conn_idx: idx, tcb_params };
+        let Endpoint { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, tokens, pool, .. } =
+            self;
+        let mut ctx = Ctx { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, pool, tcb_params };
         let used = |t: u32| tokens.contains_key(&t);
         let c = Connection::connect(h, now, local, remote, &mut ctx, &used);
-        self.tokens.insert(c.mp.local_token, idx);
         self.conns[idx] = Some(c);
+        self.apply_endpoint_events(idx);
         Ok(h)
     }
 
@@ -518,12 +552,13 @@ impl Endpoint {
     fn open_passive(&mut self, now: Instant, syn: &Segment<'_>, listener: SocketAddr, mode: Passive) -> usize {
         let (idx, h) = self.alloc();
         let tcb_params = self.params(syn.dst.is_ipv6());
-        let Endpoint { cfg, mib, events, rng, tuples, rsts, addrs, isn_secret, tokens, .. } = self;
-        let mut ctx = Ctx { cfg, mib, events, rng, tuples, rsts, addrs, isn_secret, conn_idx: idx, tcb_params };
+        let Endpoint { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, tokens, pool, .. } =
+            self;
+        let mut ctx = Ctx { cfg, mib, events, rng, tuples, endpoint_events, rsts, addrs, isn_secret, pool, tcb_params };
         let used = |t: u32| tokens.contains_key(&t);
         let c = Connection::accept(h, now, syn, listener, mode, &mut ctx, &used);
-        self.tokens.insert(c.mp.local_token, idx);
         self.conns[idx] = Some(c);
+        self.apply_endpoint_events(idx);
         idx
     }
 
@@ -795,5 +830,142 @@ impl Endpoint {
     /// One connection's snapshot.
     pub fn conn_snapshot(&self, h: ConnHandle, now: Instant) -> Option<ConnSnapshot> {
         Some(self.conns.get(self.idx(h)?)?.as_ref()?.snapshot(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dissect::options::TcpOption;
+    use crate::stack::Duration;
+    use crate::stack::testing::Pair;
+    use crate::stack::wire::{SegmentRepr, flags};
+
+    const SERVER: ([u8; 4], u16) = ([10, 0, 1, 2], 80);
+
+    fn established(p: &mut Pair) -> (ConnHandle, ConnHandle) {
+        let h = p.c.connect(p.now, None, SocketAddr::from(SERVER)).unwrap_or_else(|e| panic!("{e}"));
+        let _ = p.c.send(h, b"x");
+        p.drive(p.now + Duration::from_millis(200));
+        let sh = p.accepted().unwrap_or_else(|| panic!("accepted: {:?}", p.events));
+        (h, sh)
+    }
+
+    fn parse(pk: &[u8]) -> Segment<'_> {
+        wire::parse(pk, true).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn syn(to: SocketAddr) -> Vec<u8> {
+        let opts = [TcpOption::Mss(1460)];
+        let repr = SegmentRepr {
+            src: SocketAddr::from(([10, 0, 1, 1], 40000)),
+            dst: to,
+            seq: SubflowSeq(7),
+            ack: SubflowSeq(0),
+            flags: flags::SYN,
+            window: 65535,
+            options: &opts,
+        };
+        let mut b = vec![0u8; 100];
+        let n = wire::emit(&repr, 0, &mut b, true, |_| {}).unwrap_or_else(|e| panic!("{e}"));
+        b.truncate(n);
+        b
+    }
+
+    #[test]
+    fn each_subflow_is_routed_by_its_four_tuple() {
+        let mut p = Pair::v4(Config::default()).with_delay(Duration::from_millis(5));
+        let _ = p.c.add_address(IpAddr::from([10, 0, 2, 1]), AddrFlags { subflow: true, ..Default::default() });
+        let (h, sh) = established(&mut p);
+        p.drive(p.now + Duration::from_millis(200));
+        let si = p.s.idx(sh).unwrap_or(usize::MAX);
+        let mut routes: Vec<(usize, u32)> = p.s.tuples.values().copied().collect();
+        routes.sort();
+        assert_eq!(routes, vec![(si, 0), (si, 1)], "the initial subflow and the join");
+        // Each client subflow's 4-tuple, as the server sees it, is in the table.
+        for sf in p.c.info(h).map(|i| i.subflows).unwrap_or_default() {
+            assert!(p.s.tuples.contains_key(&(sf.remote, sf.local)), "{sf:?}");
+        }
+        // Both tokens are known to the side that issued them.
+        let (ci, sinfo) = (p.c.info(h), p.s.info(sh));
+        assert_eq!(p.c.tokens.get(&ci.map_or(0, |i| i.local_token)), p.c.idx(h).as_ref());
+        assert_eq!(p.s.tokens.get(&sinfo.map_or(0, |i| i.local_token)), Some(&si));
+    }
+
+    #[test]
+    fn a_segment_for_no_subflow_and_no_listener_gets_a_rst() {
+        let mut p = Pair::v4(Config::default());
+        // A SYN to a port nobody listens on.
+        p.s.handle_packet(p.now, &syn(SocketAddr::from(([10, 0, 1, 2], 81))));
+        p.flush();
+        let out: Vec<_> = p.log.iter().filter(|(c, _)| !c).map(|(_, pk)| parse(pk)).collect();
+        assert_eq!(out.len(), 1);
+        assert!(out[0].has(flags::RST) && out[0].has(flags::ACK));
+        assert_eq!(out[0].ack, SubflowSeq(8), "the RST acknowledges the SYN (RFC 9293 §3.10.7.1)");
+        assert!(p.s.connections().is_empty() && p.s.tuples.is_empty());
+    }
+
+    #[test]
+    fn listeners_take_syns_on_their_port_and_refuse_duplicates() {
+        let mut p = Pair::v4(Config::default());
+        assert_eq!(
+            p.s.listen(SocketAddr::from(([0, 0, 0, 0], 80))),
+            Err(StackError::AddrInUse("0.0.0.0:80".parse().unwrap_or_else(|e| panic!("{e}"))))
+        );
+        assert!(p.s.listen(SocketAddr::from(([10, 0, 1, 2], 8080))).is_ok());
+        assert_eq!(
+            p.s.listener_for(SocketAddr::from(([10, 0, 1, 2], 8080))),
+            Some(SocketAddr::from(([10, 0, 1, 2], 8080)))
+        );
+        assert_eq!(p.s.listener_for(SocketAddr::from(([10, 9, 9, 9], 80))), Some(SocketAddr::from(([0, 0, 0, 0], 80))));
+        assert_eq!(
+            p.s.listener_for("[fd00::2]:80".parse().unwrap_or_else(|e| panic!("{e}"))),
+            None,
+            "0.0.0.0 is IPv4 only"
+        );
+        p.s.handle_packet(p.now, &syn(SocketAddr::from(([10, 0, 1, 2], 8080))));
+        assert_eq!(p.s.half_open(), 1);
+        assert_eq!(p.s.tuples.len(), 1, "the half-open subflow is routed");
+    }
+
+    #[test]
+    fn a_released_connection_is_reaped_once_its_timers_end() {
+        let mut p = Pair::v4(Config::default()).with_delay(Duration::from_millis(5));
+        let (h, sh) = established(&mut p);
+        let _ = (p.c.close(h), p.s.close(sh));
+        p.drive(p.now + Duration::from_secs(1));
+        p.c.release(h);
+        p.s.release(sh);
+        assert!(p.c.info(h).is_none(), "a released handle is invalid at once");
+        // The active closer waits in TIME-WAIT: still routed, still in its slot.
+        assert!(!p.c.tuples.is_empty() && p.c.conns.iter().any(Option::is_some));
+        p.drive(p.now + Duration::from_secs(61));
+        for ep in [&p.c, &p.s] {
+            assert!(ep.tuples.is_empty() && ep.tokens.is_empty(), "{:?} {:?}", ep.tuples, ep.tokens);
+            assert!(ep.conns.iter().all(Option::is_none));
+            assert_eq!(ep.poll_timeout(), None);
+        }
+        // The slot is reused under a new generation: the old handle stays dead.
+        let h2 = p.c.connect(p.now, None, SocketAddr::from(SERVER)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(h2.idx, h.idx);
+        assert_ne!(h2.generation, h.generation);
+        assert!(p.c.info(h).is_none() && p.c.info(h2).is_some());
+    }
+
+    #[test]
+    fn endpoint_events_apply_in_order() {
+        let mut ep = Endpoint::new(Config::default(), 1);
+        let (l, r) = (SocketAddr::from(([10, 0, 0, 1], 1)), SocketAddr::from(([10, 0, 0, 2], 2)));
+        ep.endpoint_events.extend([
+            EndpointEvent::NewTuple { local: l, remote: r, subflow: 3 },
+            EndpointEvent::NewToken(42),
+            EndpointEvent::RetiredTuple { local: l, remote: r },
+            EndpointEvent::NewTuple { local: r, remote: l, subflow: 4 },
+        ]);
+        ep.apply_endpoint_events(7);
+        assert!(ep.endpoint_events.is_empty());
+        assert_eq!(ep.tuples.get(&(l, r)), None);
+        assert_eq!(ep.tuples.get(&(r, l)), Some(&(7, 4)));
+        assert_eq!(ep.tokens.get(&42), Some(&7));
     }
 }

@@ -49,11 +49,18 @@
 //!   `optlist`: the 40-byte option budget of every outgoing segment.
 //! - [`tcp`]: the per-subflow TCP engine (state machine, RTT/RTO, SACK
 //!   recovery, delayed ACKs, close states); [`cc`]: NewReno and CUBIC.
-//! - `conn`: the MPTCP connection (keys, tokens, DSS mappings, data ACKs,
-//!   reassembly, DATA_FIN, joins, ADD_ADDR, reinjection, fallback,
-//!   MP_FASTCLOSE, MP_TCPRST); [`scheduler`]; [`ring`]: data buffers.
+//! - `conn/`: the MPTCP connection, one room per part: `handshake` (keys,
+//!   MP_JOIN checks), `pm` (addresses, ADD_ADDR/REMOVE_ADDR, joins, limits),
+//!   `send` (send ring, scheduler, reinjection, persist), `recv` (mappings,
+//!   reassembly, DATA_ACK, window), `fail` (MP_FAIL, fallback), `close`
+//!   (DATA_FIN, MP_FASTCLOSE), `emit` (segment builders), `timer` (one timer
+//!   table, one backoff rule), `stats`; it tells the endpoint what to change
+//!   in its tables through `EndpointEvent`s. [`scheduler`]; [`ring`] and
+//!   [`buf`]: data buffers, their memory from the endpoint's [`buf::Pool`].
 //! - [`endpoint`]: demultiplexing by 4-tuple and token, listeners (a
-//!   bounded SYN queue, then [`syncookie`]s), events.
+//!   bounded SYN queue, then [`syncookie`]s), events; it owns the tables
+//!   and applies the connections' endpoint events.
+//! - [`testing`]: a `Pair` of endpoints in virtual time for tests.
 //! - [`mib`]: kernel-style counters; snapshots in [`crate::snapshot`] shape.
 //! - [`sim`]: the simulated network.
 
@@ -71,6 +78,9 @@ pub mod scheduler;
 pub mod sim;
 pub mod syncookie;
 pub mod tcp;
+/// The two-endpoint test harness (virtual time, editable wire); for tests.
+#[doc(hidden)]
+pub mod testing;
 pub mod time;
 pub mod wire;
 

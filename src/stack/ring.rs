@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::buf::{Slice, Writer};
+use super::buf::{Pool, Slice, Writer};
 use crate::seq::{DataSeq, SubflowSeq};
 
 /// Sequence types a [`RangeSet`] can hold: compared by wrapping distance.
@@ -161,16 +161,26 @@ pub struct TxRing {
     pub head: DataSeq,
     /// One past the last byte written by the application.
     pub tail: DataSeq,
+    /// Where chunks come from.
+    pool: Pool,
 }
 
 impl TxRing {
     /// A buffer of at least `cap` bytes (rounded up to a power of two), starting at `start`.
     pub fn new(cap: usize, start: DataSeq) -> TxRing {
+        TxRing::with_pool(cap, start, Pool::none())
+    }
+    /// The same, its chunks taken from (and freed to) `pool`.
+    pub fn with_pool(cap: usize, start: DataSeq, pool: Pool) -> TxRing {
         let cap = capacity_for(cap);
-        TxRing { chunks: VecDeque::new(), spare: None, next_chunk: INITIAL_CHUNK, cap, head: start, tail: start }
+        TxRing { chunks: VecDeque::new(), spare: None, next_chunk: INITIAL_CHUNK, cap, head: start, tail: start, pool }
     }
     pub fn capacity(&self) -> usize {
         self.cap
+    }
+    /// The pool the chunks come from.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
     /// Bytes allocated now.
     pub fn allocated(&self) -> usize {
@@ -206,7 +216,7 @@ impl TxRing {
             None => {
                 let size = self.next_chunk.min(self.cap).min(MAX_CHUNK);
                 self.next_chunk = (self.next_chunk * 2).min(MAX_CHUNK);
-                Writer::new(size)
+                Writer::pooled(size, &self.pool)
             }
         };
         self.chunks.push_back(TxChunk { start: self.tail, w });
@@ -230,7 +240,7 @@ impl TxRing {
             return c.w.slice(off, len);
         }
         // A pooled size: the copy does not fault fresh pages in.
-        let mut w = Writer::new(len.next_power_of_two().max(INITIAL_CHUNK));
+        let mut w = Writer::pooled(len.next_power_of_two().max(INITIAL_CHUNK), &self.pool);
         self.with_slices(dsn, len, |p| {
             w.append(p);
         });
@@ -322,6 +332,8 @@ pub struct RxRing {
     /// Where copied-in data goes.
     writer: Option<Writer>,
     next_chunk: usize,
+    /// Where chunks come from.
+    pool: Pool,
 }
 
 /// What [`RxRing::write`] did with a range.
@@ -339,8 +351,13 @@ pub struct RxWrite {
 
 impl RxRing {
     pub fn new(cap: usize, start: DataSeq) -> RxRing {
+        RxRing::with_pool(cap, start, Pool::none())
+    }
+    /// The same, its chunks taken from (and freed to) `pool`.
+    pub fn with_pool(cap: usize, start: DataSeq, pool: Pool) -> RxRing {
         let cap = capacity_for(cap);
         RxRing {
+            pool,
             cap,
             read: start,
             nxt: start,
@@ -354,6 +371,10 @@ impl RxRing {
     }
     pub fn capacity(&self) -> usize {
         self.cap
+    }
+    /// The pool the chunks come from.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
     /// Bytes of the chunk copied-in data goes to (slices held of other
     /// chunks not counted).
@@ -467,7 +488,7 @@ impl RxRing {
             if self.writer.as_ref().is_none_or(|w| w.room() == 0) {
                 let size = self.next_chunk.min(self.cap).min(MAX_CHUNK);
                 self.next_chunk = (self.next_chunk * 2).min(MAX_CHUNK);
-                self.writer = Some(Writer::new(size));
+                self.writer = Some(Writer::pooled(size, &self.pool));
             }
             let w = self.writer.as_mut().expect("writer set");
             let off = w.filled();

@@ -321,6 +321,17 @@ pub struct Tcb {
     pub last_send: Instant,
 }
 
+/// What [`Tcb::handle_timers`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimerOutcome {
+    /// The delayed ACK fired: an ACK is due.
+    pub delayed_ack: bool,
+    /// TIME-WAIT ended: the subflow is CLOSED.
+    pub time_wait_over: bool,
+    /// The retransmission timer is due (the connection acts on it).
+    pub rto_due: bool,
+}
+
 /// Parameters a TCB is created with.
 #[derive(Clone, Copy, Debug)]
 pub struct TcbParams {
@@ -558,9 +569,127 @@ impl Tcb {
         self.last_send = now;
     }
 
+    /// The RTO with the backoff applied (RFC 6298 §5.5, the one rule).
     fn current_rto(&self) -> Duration {
-        let r = self.rtt.rto();
-        Duration::from_micros(r.as_micros().saturating_mul(1u64 << self.backoff.min(16))).min(self.rtt.max_rto())
+        self.rtt.rto().backed_off(self.backoff, self.rtt.max_rto())
+    }
+
+    /// Start the retransmission timer unless it runs (a SYN just sent).
+    pub fn arm_rto_if_idle(&mut self, now: Instant) {
+        if self.rto_at.is_none() {
+            self.rto_at = Some(now + self.current_rto());
+        }
+    }
+
+    /// A SYN or SYN/ACK was written: it is no longer due, its send time is
+    /// kept for the RTT sample (a first send, or each resend: RFC 6298 §3,
+    /// Karn), and the timer runs.
+    pub fn on_syn_sent(&mut self, now: Instant) {
+        self.syn_due = false;
+        if self.syn_sent_at.is_none() || self.syn_retries > 0 {
+            self.syn_sent_at = Some(now);
+        }
+        self.arm_rto_if_idle(now);
+    }
+
+    /// Send the SYN (or SYN/ACK) again at the next poll.
+    pub fn resend_syn(&mut self) {
+        self.syn_due = true;
+    }
+
+    /// The SYN/ACK went out statelessly (a SYN cookie): nothing to send or time.
+    pub fn syn_sent_statelessly(&mut self) {
+        self.syn_due = false;
+    }
+
+    /// A segment the connection sends without data of the TCP's own (the
+    /// MP_JOIN third ACK) was written: time it with the plain RTO unless
+    /// the timer runs.
+    pub fn arm_plain_rto_if_idle(&mut self, now: Instant) {
+        if self.rto_at.is_none() {
+            self.rto_at = Some(now + self.rtt.rto());
+        }
+    }
+
+    /// Stop the retransmission timer when nothing is outstanding (the
+    /// MP_JOIN third ACK was acknowledged).
+    pub fn stop_rto_if_idle(&mut self) {
+        if !self.has_outstanding() {
+            self.rto_at = None;
+        }
+    }
+
+    /// Whether an ACK the peer provoked (out of window, a challenge, a
+    /// repeated handshake ACK) may go now (RFC 5961 §7 rate limit).
+    pub fn allow_ack(&mut self, now: Instant) -> bool {
+        self.oow.allow(now)
+    }
+
+    /// Mark every queued segment as reinjected; returns the data ranges of
+    /// those not marked before, as (DSN, length) (RFC 8684 §3.3.6).
+    pub fn take_reinjection(&mut self) -> Vec<(DataSeq, u32)> {
+        let mut out = Vec::new();
+        for seg in self.txq.iter_mut() {
+            if !seg.reinjected {
+                seg.reinjected = true;
+                out.push((seg.dsn, seg.len));
+            }
+        }
+        out
+    }
+
+    /// Send an ACK at the next poll.
+    pub fn request_ack(&mut self) {
+        self.ack_now = true;
+    }
+
+    /// No ACK of its own is due (the connection sends one itself).
+    pub fn cancel_ack(&mut self) {
+        self.ack_now = false;
+    }
+
+    /// Count a segment written on this subflow.
+    pub fn count_segment_out(&mut self) {
+        self.stats.segs_out += 1;
+    }
+
+    /// Count a segment received on this subflow.
+    pub fn count_segment_in(&mut self, now: Instant) {
+        self.stats.segs_in += 1;
+        self.last_recv = now;
+    }
+
+    /// Run the subflow's own timers due at `now`: the delayed ACK (RFC 9293
+    /// §3.8.6.3), the end of TIME-WAIT (§3.10.7.5), the tail-loss probe.
+    /// The retransmission timer is the connection's to act on (its rules
+    /// depend on the other subflows): `rto_due` says whether it is due.
+    pub fn handle_timers(&mut self, now: Instant) -> TimerOutcome {
+        let mut o = TimerOutcome::default();
+        if self.delack_at.is_some_and(|t| t <= now) {
+            self.delack_at = None;
+            self.ack_now = true;
+            o.delayed_ack = true;
+        }
+        if self.timewait_at.is_some_and(|t| t <= now) {
+            self.timewait_at = None;
+            self.state = TcpState::Closed;
+            o.time_wait_over = true;
+        }
+        if self.tlp_at.is_some_and(|t| t <= now) {
+            self.on_tlp(now);
+        }
+        o.rto_due = self.rto_at.is_some_and(|t| t <= now);
+        o
+    }
+
+    /// A timeout of something the connection resends on this subflow by
+    /// itself (the MP_JOIN third ACK, RFC 8684 §3.2): back off and restart
+    /// the timer. Returns the expiries so far.
+    pub fn back_off(&mut self, now: Instant) -> u32 {
+        self.backoff += 1;
+        self.rto_count += 1;
+        self.rto_at = Some(now + self.current_rto());
+        self.rto_count
     }
 
     /// The first segment deemed lost, if the window lets it go.
@@ -1398,5 +1527,51 @@ mod tests {
         assert_eq!(t.state, TcpState::TimeWait);
         t.after_ack(now, false);
         assert_eq!(t.timewait_at, Some(now + Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn handle_timers_reports_what_fired() {
+        let mut t = established();
+        let now = Instant::from_millis(200);
+        send(&mut t, now, 2);
+        let rto_at = t.rto_at.unwrap_or_else(|| panic!("armed"));
+        assert_eq!(t.handle_timers(now), TimerOutcome::default(), "nothing due yet");
+        let o = t.handle_timers(rto_at);
+        assert!(o.rto_due && !o.delayed_ack && !o.time_wait_over, "{o:?}");
+        // TIME-WAIT ends with its timer (2 MSL).
+        t.close();
+        t.on_fin_sent(now);
+        let a = seg(5001, t.snd_nxt.0, flags::ACK, &[]);
+        let acked = t.on_ack(now, &a).fin_acked;
+        t.after_ack(now, acked);
+        t.on_fin(SubflowSeq(5001));
+        t.after_ack(now, false);
+        let end = now + Duration::from_secs(60);
+        assert!(!t.handle_timers(end - Duration::from_millis(1)).time_wait_over);
+        assert!(t.handle_timers(end).time_wait_over);
+        assert_eq!(t.state, TcpState::Closed);
+    }
+
+    #[test]
+    fn reinjection_takes_each_segment_once() {
+        let mut t = established();
+        send(&mut t, Instant::from_millis(200), 3);
+        let first = t.take_reinjection();
+        assert_eq!(first.len(), 3);
+        assert!(first.iter().all(|&(_, len)| len == 1000));
+        assert!(t.take_reinjection().is_empty(), "already taken");
+    }
+
+    #[test]
+    fn a_join_ack_timeout_backs_off_with_the_one_rule() {
+        let mut t = established();
+        let now = Instant::from_millis(200);
+        let rto = t.rtt.rto();
+        assert_eq!(t.back_off(now), 1);
+        assert_eq!(t.rto_at, Some(now + rto.backed_off(1, t.rtt.max_rto())));
+        for _ in 0..20 {
+            t.back_off(now);
+        }
+        assert_eq!(t.rto_at, Some(now + t.rtt.max_rto()), "clamped");
     }
 }

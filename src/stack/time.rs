@@ -71,7 +71,19 @@ impl Duration {
     pub fn saturating_mul(self, k: u64) -> Duration {
         Duration(self.0.saturating_mul(k))
     }
+
+    /// The one backoff rule of the stack's retransmission timers (RFC 6298
+    /// §5.5: each expiry doubles the timeout; §2.5: a maximum may be placed
+    /// on it, at least 60 s): `self * 2^n`, the doublings counted up to
+    /// [`MAX_DOUBLINGS`], clamped to `ceiling`.
+    pub fn backed_off(self, n: u32, ceiling: Duration) -> Duration {
+        self.saturating_mul(1u64 << n.min(MAX_DOUBLINGS)).min(ceiling)
+    }
 }
+
+/// Doublings [`Duration::backed_off`] counts at most (the clamp decides
+/// long before with any sane base).
+pub const MAX_DOUBLINGS: u32 = 16;
 
 impl From<core::time::Duration> for Duration {
     fn from(d: core::time::Duration) -> Duration {
@@ -160,5 +172,16 @@ mod tests {
         assert_eq!(Instant::ZERO - t, Duration::ZERO);
         assert_eq!(t - Instant::from_millis(2), Duration::from_millis(3));
         assert_eq!(format!("{:?}", Duration::from_millis(40)), "40ms");
+    }
+
+    #[test]
+    fn backoff_doubles_then_clamps() {
+        let (rto, max) = (Duration::from_millis(300), Duration::from_secs(60));
+        let got: Vec<u64> = (0..10).map(|n| rto.backed_off(n, max).as_millis()).collect();
+        assert_eq!(got, vec![300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 60000, 60000]);
+        // The doublings stop counting at MAX_DOUBLINGS; nothing overflows.
+        let tiny = Duration::from_micros(1);
+        assert_eq!(tiny.backed_off(40, Duration::MAX), tiny.backed_off(MAX_DOUBLINGS, Duration::MAX));
+        assert_eq!(Duration::MAX.backed_off(3, Duration::MAX), Duration::MAX);
     }
 }
