@@ -6,7 +6,7 @@
 //!   path manager for the run.
 //! - [`output`]: standard output, `-o` and `-x` (ncat's hex dump).
 //! - `embedded_mode`: `--stack embedded`, our own stack through a TUN
-//!   device, driven by `crate::stack::driver::embedded`.
+//!   device, driven by `crate::stack::driver::tun_loop`.
 //!
 //! `--sim` is dispatched before argument parsing to `crate::cli::cat_sim`,
 //! which owns its own options (see [`main`]).
@@ -25,7 +25,7 @@ use clap::Parser;
 pub use args::CatArgs;
 use args::StackKind;
 
-use crate::stack::driver::signals::{self, Termination};
+use crate::sys::signals::{self, Termination};
 
 /// Whether the command line asks for the simulator (`--sim` anywhere before
 /// a `--`).

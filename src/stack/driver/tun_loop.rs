@@ -33,17 +33,16 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use super::control_server::{ControlServer, EventLog};
 use super::gso::Coalescer;
-use super::kernel::fmt_duration;
 use super::pcap_tap::{Direction, PcapTap};
-use super::signals::{self, Termination};
-use super::sys::{self, POLLIN, POLLOUT, PollFd};
-use super::tun::{Tun, TunError, TunOptions, VNET_HDR_LEN, VnetHdr};
 use crate::control::ControlEvent;
 use crate::snapshot::{ConnSnapshot, Snapshot, token_hex};
 use crate::stack::time::Instant;
 use crate::stack::{
     AddrFlags, CloseReason, Config, ConnHandle, Endpoint, Event, FallbackReason, RecvError, StackError, SubflowInfo,
 };
+use crate::sys::signals::{self, Termination};
+use crate::sys::tun::{Tun, TunError, TunOptions, VNET_HDR_LEN};
+use crate::sys::{self, POLLIN, POLLOUT, PollFd, fmt_duration};
 
 /// How long a finished connection may take to complete its close handshakes
 /// before the process exits anyway.
@@ -171,9 +170,7 @@ pub(crate) fn note(msg: impl std::fmt::Display) {
 /// A seed from the OS for the stack's keys and ISN secret.
 fn os_seed() -> u64 {
     let mut b = [0u8; 8];
-    // SAFETY: getrandom writes at most b.len() bytes into b.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n == 8 {
+    if sys::getrandom(&mut b) == 8 {
         u64::from_ne_bytes(b)
     } else {
         // Not expected on Linux >= 3.17; fall back on time and pid.
@@ -461,8 +458,7 @@ impl<'a> Driver<'a> {
         } else {
             None
         };
-        // SAFETY: isatty on fd 0 has no preconditions.
-        let stdin_tty = unsafe { libc::isatty(0) } == 1;
+        let stdin_tty = sys::stdin_is_tty();
         Ok(Driver {
             opts,
             sink,
@@ -1463,60 +1459,6 @@ fn spawn(argv: &[String]) -> io::Result<ChildIo> {
     Ok(ChildIo { child, stdin, stdout })
 }
 
-/// For a packet sent with the virtio-net header: the IPv4 header checksum
-/// (the kernel always verifies it) and a NEEDS_CSUM header asking the kernel
-/// to treat the TCP checksum as offloaded (CHECKSUM_PARTIAL, which local
-/// delivery accepts without computing it). `pkt` holds the headers and
-/// `more` payload bytes follow it.
-pub(crate) fn offload_fixup(pkt: &mut [u8], more: usize) -> VnetHdr {
-    let mut hdr = VnetHdr::default();
-    let Some(&v) = pkt.first() else { return hdr };
-    let ip_len = match v >> 4 {
-        4 => {
-            let ihl = usize::from(v & 0x0f) * 4;
-            if pkt.len() < ihl || ihl < 20 {
-                return hdr;
-            }
-            pkt[10] = 0;
-            pkt[11] = 0;
-            let c = !fold(sum16(&pkt[..ihl]));
-            pkt[10..12].copy_from_slice(&c.to_be_bytes());
-            ihl
-        }
-        6 => 40,
-        _ => return hdr,
-    };
-    if pkt.len() >= ip_len + 20 {
-        // Seed the TCP checksum with the pseudo-header sum, as a NIC expects.
-        let tcp_len = pkt.len() - ip_len + more;
-        let mut s: u32 = match v >> 4 {
-            4 => sum16(&pkt[12..20]) + 6 + tcp_len as u32,
-            _ => sum16(&pkt[8..40]) + 6 + tcp_len as u32,
-        };
-        s = u32::from(fold(s));
-        pkt[ip_len + 16..ip_len + 18].copy_from_slice(&(s as u16).to_be_bytes());
-        hdr.flags = VnetHdr::NEEDS_CSUM;
-        hdr.csum_start = ip_len as u16;
-        hdr.csum_offset = 16;
-    }
-    hdr
-}
-
-fn sum16(b: &[u8]) -> u32 {
-    let mut s = 0u32;
-    for c in b.chunks(2) {
-        s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    s
-}
-
-fn fold(mut s: u32) -> u16 {
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
-}
-
 /// An ICMP/ICMPv6 destination-unreachable about one of our TCP segments:
 /// (the segment's source, its destination, what ICMP said, who said it).
 pub fn icmp_unreachable(pkt: &[u8]) -> Option<(SocketAddr, SocketAddr, String, IpAddr)> {
@@ -1644,21 +1586,5 @@ mod tests {
         assert!(icmp_unreachable(&p).is_none());
         assert!(icmp_unreachable(&[]).is_none());
         assert!(icmp_unreachable(&[0x45, 0, 0]).is_none());
-    }
-
-    #[test]
-    fn offload_fixup_sets_ip_checksum_and_partial_tcp() {
-        let mut p = vec![0u8; 40];
-        p[0] = 0x45;
-        p[2..4].copy_from_slice(&40u16.to_be_bytes());
-        p[8] = 64;
-        p[9] = 6;
-        p[12..16].copy_from_slice(&[10, 200, 0, 2]);
-        p[16..20].copy_from_slice(&[10, 200, 0, 1]);
-        p[32] = 0x50;
-        let h = offload_fixup(&mut p, 0);
-        assert_eq!(h.flags, VnetHdr::NEEDS_CSUM);
-        assert_eq!((h.csum_start, h.csum_offset), (20, 16));
-        assert_eq!(fold(sum16(&p[..20])), 0xffff, "IPv4 header checksum verifies");
     }
 }
