@@ -24,7 +24,8 @@
 //!
 //! It sits beside `stack` and `diag` rather than inside either, so that the
 //! stack's drivers and mptcp-ss's sources share it without depending on
-//! each other. The `unsafe` of mptcp-cat's host-kernel calls is all here.
+//! each other. The host-kernel calls of `stack::driver` and `cli::cat` are
+//! all here, so those two hold no `unsafe`.
 
 pub mod genl;
 pub mod mptcp_info;

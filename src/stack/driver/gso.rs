@@ -556,7 +556,7 @@ mod tests {
         // What the kernel does with NEEDS_CSUM: sum from csum_start to the
         // end (the seed in place), store the inverted sum at csum_offset.
         for (src, dst) in [("10.200.0.2:40000", "10.200.0.1:5000"), ("[2001:db8::2]:40000", "[2001:db8::1]:5000")] {
-            let (mut h, pl) = seg(100, 5000, 1, &[0x5a; 333], false);
+            let pl = Slice::copy_from(&[0x5a; 333]);
             let repr = SegmentRepr {
                 src: src.parse().unwrap(),
                 dst: dst.parse().unwrap(),
@@ -566,7 +566,7 @@ mod tests {
                 window: 1000,
                 options: &[],
             };
-            h.resize(MAX_HEADERS, 0);
+            let mut h = vec![0u8; MAX_HEADERS];
             let n = wire::emit_parts(&repr, &pl, &mut h, false).unwrap();
             h.truncate(n);
             let vh = offload_fixup(&mut h, pl.len());
