@@ -36,7 +36,8 @@ pub const MPTCP_FULL_INFO: libc::c_int = 4;
 /// SOL_TCP option telling whether the socket is (still) MPTCP.
 pub const TCP_IS_MPTCP: libc::c_int = 43;
 
-/// What went wrong, with the facts a one-line message needs.
+/// What went wrong with a kernel MPTCP socket, with the facts a one-line
+/// message needs.
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
     #[error(
