@@ -22,7 +22,7 @@
 //! - [`stack_input`]: the bytes as IP packets from the network, to a
 //!   listening endpoint and to an established connection.
 //! - [`stack_script`]: the bytes as a script of a hostile MPTCP peer (see
-//!   `stack::driver::fuzz`).
+//!   `stack::fuzz`).
 //!
 //! [`TARGETS`] names them all, for the fuzz crate and the regression test.
 
@@ -350,5 +350,5 @@ pub fn stack_input(data: &[u8]) {
 
 /// The bytes as a hostile peer's script against a listening endpoint.
 pub fn stack_script(data: &[u8]) {
-    let _ = crate::stack::driver::fuzz::run(data);
+    let _ = crate::stack::fuzz::run(data);
 }

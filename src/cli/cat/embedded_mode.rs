@@ -1,6 +1,6 @@
 //! `--stack embedded`: the command line turned into the embedded driver's
-//! [`Options`](crate::stack::driver::embedded::Options); the poll loop
-//! itself lives in `crate::stack::driver::embedded`.
+//! [`Options`](crate::stack::driver::tun_loop::Options); the poll loop
+//! itself lives in `crate::stack::driver::tun_loop`.
 //!
 //! - The first `--local` is the primary address (the client connects from
 //!   it, ID 0 on the initial subflow); the others open subflows on a client
@@ -15,9 +15,9 @@ use anyhow::{Context, bail};
 use super::args::{CatArgs, Target};
 use super::kernel_mode::resolve;
 use super::output::SessionLog;
-use crate::stack::driver::embedded::{self, LocalAddress, Options, Role, SessionSink};
-use crate::stack::driver::signals::Termination;
+use crate::stack::driver::tun_loop::{self, LocalAddress, Options, Role, SessionSink};
 use crate::stack::{AddrFlags, CcKind, Config, Limits, SchedulerKind};
+use crate::sys::signals::Termination;
 
 impl SessionSink for SessionLog {
     fn record(&mut self, data: &[u8]) -> std::io::Result<()> {
@@ -130,6 +130,6 @@ pub fn options(args: &CatArgs, target: &Target) -> anyhow::Result<Options> {
 pub fn run(args: &CatArgs, target: Target, term: &Termination) -> anyhow::Result<()> {
     let opts = options(args, &target)?;
     let mut log = SessionLog::open(args.output.as_deref(), args.hex_dump.as_deref())?;
-    embedded::run(&opts, &mut log, term)?;
+    tun_loop::run(&opts, &mut log, term)?;
     Ok(())
 }

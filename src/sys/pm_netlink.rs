@@ -5,8 +5,9 @@
 
 use std::net::IpAddr;
 
-use crate::sys::genl::{self, MPTCP_PM_NAME, MPTCP_PM_VER};
-use crate::sys::netlink::{self, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkError, Request, Socket, attrs};
+use super::genl::{self, MPTCP_PM_NAME, MPTCP_PM_VER};
+use super::netlink::{self, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkError, Request, Socket, attrs};
+
 const CMD_ADD_ADDR: u8 = 1;
 const CMD_DEL_ADDR: u8 = 2;
 const CMD_GET_ADDR: u8 = 3;

@@ -12,7 +12,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use super::sys::cvt;
+use super::cvt;
 
 static SIGNALLED: AtomicI32 = AtomicI32::new(0);
 static PIPE_WR: AtomicI32 = AtomicI32::new(-1);

@@ -20,13 +20,12 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use super::sys::{self, PollFd, cvt};
-pub use crate::sys::mptcp_info::{
+pub use super::mptcp_info::{
     MPTCP_INFO_FLAG_FALLBACK, MPTCP_INFO_FLAG_REMOTE_KEY_RECEIVED, MPTCP_INFO_SIZE, MptcpInfo, TcpInfo,
 };
-use crate::sys::netlink::read;
-pub use crate::sys::os_text;
-pub use crate::sys::sock_diag::SubflowUlp;
+use super::netlink::read;
+pub use super::sock_diag::SubflowUlp;
+use crate::sys::{self, PollFd, cvt, fmt_duration, os_text};
 
 pub const IPPROTO_MPTCP: libc::c_int = 262;
 pub const SOL_MPTCP: libc::c_int = 284;
@@ -37,9 +36,10 @@ pub const MPTCP_FULL_INFO: libc::c_int = 4;
 /// SOL_TCP option telling whether the socket is (still) MPTCP.
 pub const TCP_IS_MPTCP: libc::c_int = 43;
 
-/// What went wrong, with the facts a one-line message needs.
+/// What went wrong with a kernel MPTCP socket, with the facts a one-line
+/// message needs.
 #[derive(Debug, thiserror::Error)]
-pub enum KernelError {
+pub enum SocketError {
     #[error(
         "MPTCP is disabled in this kernel (net.mptcp.enabled=0): enable it with `sysctl -w net.mptcp.enabled=1`, or use --stack embedded"
     )]
@@ -70,13 +70,8 @@ pub enum KernelError {
     CongestionControl { name: String, err: io::Error },
 }
 
-/// "3s", "250ms".
-pub fn fmt_duration(d: Duration) -> String {
-    if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
-}
-
-fn io_err(op: &'static str) -> impl FnOnce(io::Error) -> KernelError {
-    move |err| KernelError::Io { op, err }
+fn io_err(op: &'static str) -> impl FnOnce(io::Error) -> SocketError {
+    move |err| SocketError::Io { op, err }
 }
 
 /// Options set on a socket before it connects or listens.
@@ -89,72 +84,72 @@ pub struct SocketOptions {
 }
 
 /// A fresh MPTCP socket of the family of `ip`, close-on-exec.
-pub fn mptcp_socket(v6: bool) -> Result<OwnedFd, KernelError> {
+pub fn mptcp_socket(v6: bool) -> Result<OwnedFd, SocketError> {
     let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
     // SAFETY: plain socket(2) call.
     let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, IPPROTO_MPTCP) };
     if fd < 0 {
         let e = io::Error::last_os_error();
         return Err(match e.raw_os_error() {
-            Some(libc::ENOPROTOOPT) => KernelError::MptcpDisabled,
+            Some(libc::ENOPROTOOPT) => SocketError::MptcpDisabled,
             Some(libc::EPROTONOSUPPORT) => {
                 if std::path::Path::new("/proc/sys/net/mptcp/enabled").exists() {
-                    KernelError::MptcpDisabled
+                    SocketError::MptcpDisabled
                 } else {
-                    KernelError::MptcpUnsupported
+                    SocketError::MptcpUnsupported
                 }
             }
-            _ => KernelError::Io { op: "socket(IPPROTO_MPTCP)", err: e },
+            _ => SocketError::Io { op: "socket(IPPROTO_MPTCP)", err: e },
         });
     }
     // SAFETY: fd is a new descriptor we own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn apply_common(fd: RawFd, opts: &SocketOptions) -> Result<(), KernelError> {
+fn apply_common(fd: RawFd, opts: &SocketOptions) -> Result<(), SocketError> {
     if let Some(cc) = &opts.congestion {
         // An MPTCP socket stores the name and applies it to subflows as they
         // are created, failing silently for an unknown one: check first.
         const AVAILABLE: &str = "/proc/sys/net/ipv4/tcp_available_congestion_control";
         if let Ok(list) = std::fs::read_to_string(AVAILABLE) {
             if !list.split_whitespace().any(|n| n == cc) {
-                return Err(KernelError::CongestionControl {
+                return Err(SocketError::CongestionControl {
                     name: cc.clone(),
                     err: io::Error::other(format!("the kernel offers {} (modprobe tcp_{cc}?)", list.trim())),
                 });
             }
         }
         sys::setsockopt_bytes(fd, libc::IPPROTO_TCP, libc::TCP_CONGESTION, cc.as_bytes())
-            .map_err(|err| KernelError::CongestionControl { name: cc.clone(), err })?;
+            .map_err(|err| SocketError::CongestionControl { name: cc.clone(), err })?;
     }
     Ok(())
 }
 
-fn bind(fd: RawFd, addr: &SocketAddr) -> Result<(), KernelError> {
+fn bind(fd: RawFd, addr: &SocketAddr) -> Result<(), SocketError> {
     let (ss, len) = sys::to_sockaddr(addr);
     // SAFETY: ss holds a valid sockaddr of length len.
     let r = unsafe { libc::bind(fd, (&ss as *const libc::sockaddr_storage).cast(), len) };
     if r < 0 {
         let e = io::Error::last_os_error();
         return Err(match e.raw_os_error() {
-            Some(libc::EADDRINUSE) => KernelError::AddrInUse { addr: *addr },
-            Some(libc::EADDRNOTAVAIL) => KernelError::AddrNotAvailable { addr: *addr },
-            _ => KernelError::Bind { addr: *addr, err: e },
+            Some(libc::EADDRINUSE) => SocketError::AddrInUse { addr: *addr },
+            Some(libc::EADDRNOTAVAIL) => SocketError::AddrNotAvailable { addr: *addr },
+            _ => SocketError::Bind { addr: *addr, err: e },
         });
     }
     Ok(())
 }
 
-fn connect_error(addr: SocketAddr, e: io::Error, elapsed: Duration) -> KernelError {
+fn connect_error(addr: SocketAddr, e: io::Error, elapsed: Duration) -> SocketError {
     match e.raw_os_error() {
-        Some(libc::ECONNREFUSED) => KernelError::Refused { addr },
+        Some(libc::ECONNREFUSED) => SocketError::Refused { addr },
         Some(libc::ENETUNREACH) | Some(libc::EHOSTUNREACH) | Some(libc::EHOSTDOWN) | Some(libc::ENETDOWN) => {
-            KernelError::Unreachable { addr, err: e }
+            SocketError::Unreachable { addr, err: e }
         }
-        Some(libc::ETIMEDOUT) => KernelError::Timeout { addr, after: elapsed },
-        Some(libc::ECONNRESET) => KernelError::Reset { addr },
-        Some(libc::EADDRNOTAVAIL) => KernelError::Unreachable { addr, err: e },
-        _ => KernelError::Connect { addr, err: e },
+        Some(libc::ETIMEDOUT) => SocketError::Timeout { addr, after: elapsed },
+        Some(libc::ECONNRESET) => SocketError::Reset { addr },
+        Some(libc::EADDRNOTAVAIL) => SocketError::Unreachable { addr, err: e },
+        _ => SocketError::Connect { addr, err: e },
     }
 }
 
@@ -167,7 +162,7 @@ pub fn connect(
     opts: &SocketOptions,
     timeout: Option<Duration>,
     cancel_fd: Option<RawFd>,
-) -> Result<TcpStream, KernelError> {
+) -> Result<TcpStream, SocketError> {
     let sock = mptcp_socket(remote.is_ipv6())?;
     let fd = sock.as_raw_fd();
     apply_common(fd, opts)?;
@@ -193,7 +188,7 @@ pub fn connect(
             let left = match timeout {
                 Some(t) => match t.checked_sub(start.elapsed()) {
                     Some(l) if !l.is_zero() => Some(l),
-                    _ => return Err(KernelError::Timeout { addr: remote, after: t }),
+                    _ => return Err(SocketError::Timeout { addr: remote, after: t }),
                 },
                 None => None,
             };
@@ -203,7 +198,7 @@ pub fn connect(
             }
             sys::poll(&mut fds, left).map_err(io_err("poll"))?;
             if fds.len() > 1 && fds[1].readable() || super::signals::Termination::pending() {
-                return Err(KernelError::Interrupted);
+                return Err(SocketError::Interrupted);
             }
             if fds[0].writable() {
                 break;
@@ -221,7 +216,7 @@ pub fn connect(
 }
 
 /// A listening MPTCP socket on `addr` (SO_REUSEADDR set, as servers do).
-pub fn listen(addr: SocketAddr, backlog: i32, opts: &SocketOptions) -> Result<TcpListener, KernelError> {
+pub fn listen(addr: SocketAddr, backlog: i32, opts: &SocketOptions) -> Result<TcpListener, SocketError> {
     let sock = mptcp_socket(addr.is_ipv6())?;
     let fd = sock.as_raw_fd();
     sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).map_err(io_err("setsockopt(SO_REUSEADDR)"))?;

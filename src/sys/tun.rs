@@ -17,8 +17,8 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use super::netlink::{self, Msg, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
-use super::sys;
+use super::netlink::{NETLINK_ROUTE, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, Request, Socket};
+use crate::sys;
 
 const IFNAMSIZ: usize = 16;
 const IFF_TUN: i16 = 0x0001;
@@ -46,7 +46,7 @@ pub enum TunError {
         "--local {local}/{prefix}: {local} is the first host of its prefix, which the kernel side of the TUN takes; use another address"
     )]
     LocalIsKernelSide { local: IpAddr, prefix: u8 },
-    #[error("TUN {name}: {op}: {}", super::kernel::os_text(err))]
+    #[error("TUN {name}: {op}: {}", sys::os_text(err))]
     Io { name: String, op: String, err: io::Error },
 }
 
@@ -181,23 +181,20 @@ impl Tun {
     /// Bring the link up (RTM_NEWLINK, IFF_UP).
     pub fn up(&self) -> Result<(), TunError> {
         let nl = |err| TunError::Io { name: self.name.clone(), op: "set link up".into(), err };
-        let mut sock = netlink::Socket::open(netlink::NETLINK_ROUTE).map_err(nl)?;
-        let mut m = Msg::new(libc::RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK);
+        let mut m = Request::new(libc::RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK);
         // struct ifinfomsg: family, pad, type, index, flags, change.
         let mut ifi = [0u8; 16];
         ifi[4..8].copy_from_slice(&(self.ifindex as i32).to_ne_bytes());
         ifi[8..12].copy_from_slice(&(libc::IFF_UP as u32).to_ne_bytes());
         ifi[12..16].copy_from_slice(&(libc::IFF_UP as u32).to_ne_bytes());
         m.bytes(&ifi);
-        sock.request(&mut m).map_err(nl)?;
-        Ok(())
+        route_request(&mut m).map_err(nl)
     }
 
     /// Add `addr/prefix` to the device. `Ok(false)` when it was already there.
     pub fn add_address(&self, addr: IpAddr, prefix: u8) -> Result<bool, TunError> {
         let nl = |err| TunError::Io { name: self.name.clone(), op: format!("add address {addr}/{prefix}"), err };
-        let mut sock = netlink::Socket::open(netlink::NETLINK_ROUTE).map_err(nl)?;
-        let mut m = Msg::new(libc::RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+        let mut m = Request::new(libc::RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
         let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 } as u8;
         // struct ifaddrmsg: family, prefixlen, flags, scope, index.
         let mut ifa = [0u8; 8];
@@ -217,8 +214,8 @@ impl Tun {
         if addr.is_ipv6() {
             m.attr_u32(IFA_FLAGS, IFA_F_NODAD);
         }
-        match sock.request(&mut m) {
-            Ok(_) => Ok(true),
+        match route_request(&mut m) {
+            Ok(()) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
             Err(e) => Err(nl(e)),
         }
@@ -239,6 +236,14 @@ impl Tun {
         self.up()?;
         Ok(given)
     }
+}
+
+/// One rtnetlink request on a socket of its own, answered by an
+/// acknowledgement: the kernel's negative answer as the errno it carries.
+fn route_request(m: &mut Request) -> io::Result<()> {
+    let mut sock = Socket::open(NETLINK_ROUTE)?;
+    sock.transact("request", m)?;
+    Ok(())
 }
 
 impl AsRawFd for Tun {

@@ -33,17 +33,18 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use super::control_server::{ControlServer, EventLog};
 use super::gso::Coalescer;
-use super::kernel::fmt_duration;
 use super::pcap_tap::{Direction, PcapTap};
-use super::signals::{self, Termination};
-use super::sys::{self, POLLIN, POLLOUT, PollFd};
-use super::tun::{Tun, TunError, TunOptions, VNET_HDR_LEN, VnetHdr};
 use crate::control::ControlEvent;
 use crate::snapshot::{ConnSnapshot, Snapshot, token_hex};
 use crate::stack::time::Instant;
+use crate::stack::wire::PROTO_TCP;
+use crate::stack::wire::field::{ipv4, ipv6, tcp};
 use crate::stack::{
     AddrFlags, CloseReason, Config, ConnHandle, Endpoint, Event, FallbackReason, RecvError, StackError, SubflowInfo,
 };
+use crate::sys::signals::{self, Termination};
+use crate::sys::tun::{Tun, TunError, TunOptions, VNET_HDR_LEN};
+use crate::sys::{self, POLLIN, POLLOUT, PollFd, fmt_duration};
 
 /// How long a finished connection may take to complete its close handshakes
 /// before the process exits anyway.
@@ -171,9 +172,7 @@ pub(crate) fn note(msg: impl std::fmt::Display) {
 /// A seed from the OS for the stack's keys and ISN secret.
 fn os_seed() -> u64 {
     let mut b = [0u8; 8];
-    // SAFETY: getrandom writes at most b.len() bytes into b.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n == 8 {
+    if sys::getrandom(&mut b) == 8 {
         u64::from_ne_bytes(b)
     } else {
         // Not expected on Linux >= 3.17; fall back on time and pid.
@@ -461,8 +460,7 @@ impl<'a> Driver<'a> {
         } else {
             None
         };
-        // SAFETY: isatty on fd 0 has no preconditions.
-        let stdin_tty = unsafe { libc::isatty(0) } == 1;
+        let stdin_tty = sys::stdin_is_tty();
         Ok(Driver {
             opts,
             sink,
@@ -1463,77 +1461,38 @@ fn spawn(argv: &[String]) -> io::Result<ChildIo> {
     Ok(ChildIo { child, stdin, stdout })
 }
 
-/// For a packet sent with the virtio-net header: the IPv4 header checksum
-/// (the kernel always verifies it) and a NEEDS_CSUM header asking the kernel
-/// to treat the TCP checksum as offloaded (CHECKSUM_PARTIAL, which local
-/// delivery accepts without computing it). `pkt` holds the headers and
-/// `more` payload bytes follow it.
-pub(crate) fn offload_fixup(pkt: &mut [u8], more: usize) -> VnetHdr {
-    let mut hdr = VnetHdr::default();
-    let Some(&v) = pkt.first() else { return hdr };
-    let ip_len = match v >> 4 {
-        4 => {
-            let ihl = usize::from(v & 0x0f) * 4;
-            if pkt.len() < ihl || ihl < 20 {
-                return hdr;
-            }
-            pkt[10] = 0;
-            pkt[11] = 0;
-            let c = !fold(sum16(&pkt[..ihl]));
-            pkt[10..12].copy_from_slice(&c.to_be_bytes());
-            ihl
-        }
-        6 => 40,
-        _ => return hdr,
-    };
-    if pkt.len() >= ip_len + 20 {
-        // Seed the TCP checksum with the pseudo-header sum, as a NIC expects.
-        let tcp_len = pkt.len() - ip_len + more;
-        let mut s: u32 = match v >> 4 {
-            4 => sum16(&pkt[12..20]) + 6 + tcp_len as u32,
-            _ => sum16(&pkt[8..40]) + 6 + tcp_len as u32,
-        };
-        s = u32::from(fold(s));
-        pkt[ip_len + 16..ip_len + 18].copy_from_slice(&(s as u16).to_be_bytes());
-        hdr.flags = VnetHdr::NEEDS_CSUM;
-        hdr.csum_start = ip_len as u16;
-        hdr.csum_offset = 16;
-    }
-    hdr
-}
-
-fn sum16(b: &[u8]) -> u32 {
-    let mut s = 0u32;
-    for c in b.chunks(2) {
-        s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    s
-}
-
-fn fold(mut s: u32) -> u16 {
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
+/// The ICMP and ICMPv6 fields an unreachable message is read by (RFC 792,
+/// RFC 4443 §2.1 and §3.1); the IP and TCP headers around them go through
+/// [`wire`]'s offsets.
+mod icmp {
+    pub const PROTO_ICMP: u8 = 1;
+    pub const PROTO_ICMPV6: u8 = 58;
+    pub const TYPE: usize = 0;
+    pub const CODE: usize = 1;
+    /// Type, code, checksum and 4 unused bytes; the offending packet follows.
+    pub const HEADER_LEN: usize = 8;
+    pub const V4_DEST_UNREACHABLE: u8 = 3;
+    pub const V6_DEST_UNREACHABLE: u8 = 1;
 }
 
 /// An ICMP/ICMPv6 destination-unreachable about one of our TCP segments:
 /// (the segment's source, its destination, what ICMP said, who said it).
 pub fn icmp_unreachable(pkt: &[u8]) -> Option<(SocketAddr, SocketAddr, String, IpAddr)> {
+    let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
     match pkt.first()? >> 4 {
         4 => {
-            let ihl = usize::from(pkt[0] & 0x0f) * 4;
+            let ihl = usize::from(pkt[ipv4::VER_IHL] & 0x0f) * 4;
             // Anything may come from the kernel side (a raw socket there):
             // lengths first, then fields.
-            if ihl < 20 || pkt.len() < ihl + 8 || pkt[9] != 1 {
+            if ihl < ipv4::HEADER_LEN || pkt.len() < ihl + icmp::HEADER_LEN || pkt[ipv4::PROTO] != icmp::PROTO_ICMP {
                 return None;
             }
-            let from = IpAddr::V4(Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]));
-            let icmp = &pkt[ihl..];
-            if icmp[0] != 3 {
+            let from = ipv4_at(pkt, ipv4::SRC)?;
+            let msg = &pkt[ihl..];
+            if msg[icmp::TYPE] != icmp::V4_DEST_UNREACHABLE {
                 return None;
             }
-            let detail = match icmp[1] {
+            let detail = match msg[icmp::CODE] {
                 0 => "network unreachable",
                 1 => "host unreachable",
                 2 => "protocol unreachable",
@@ -1542,51 +1501,54 @@ pub fn icmp_unreachable(pkt: &[u8]) -> Option<(SocketAddr, SocketAddr, String, I
                 9 | 10 | 13 => "administratively prohibited",
                 _ => "destination unreachable",
             };
-            let inner = &icmp[8..];
-            if inner.len() < 20 || inner[0] >> 4 != 4 || inner[9] != 6 {
+            let inner = &msg[icmp::HEADER_LEN..];
+            if inner.len() < ipv4::HEADER_LEN || inner[ipv4::VER_IHL] >> 4 != 4 || inner[ipv4::PROTO] != PROTO_TCP {
                 return None;
             }
-            let iihl = usize::from(inner[0] & 0x0f) * 4;
-            let tcp = inner.get(iihl..iihl + 4)?;
-            let src = SocketAddr::new(
-                IpAddr::V4(Ipv4Addr::new(inner[12], inner[13], inner[14], inner[15])),
-                u16::from_be_bytes([tcp[0], tcp[1]]),
-            );
-            let dst = SocketAddr::new(
-                IpAddr::V4(Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19])),
-                u16::from_be_bytes([tcp[2], tcp[3]]),
-            );
+            let iihl = usize::from(inner[ipv4::VER_IHL] & 0x0f) * 4;
+            let t = inner.get(iihl..iihl + tcp::DST_PORT.end)?;
+            let src = SocketAddr::new(ipv4_at(inner, ipv4::SRC)?, port(&t[tcp::SRC_PORT]));
+            let dst = SocketAddr::new(ipv4_at(inner, ipv4::DST)?, port(&t[tcp::DST_PORT]));
             Some((src, dst, detail.to_string(), from))
         }
         6 => {
-            if pkt.len() < 48 || pkt[6] != 58 {
+            if pkt.len() < ipv6::HEADER_LEN + icmp::HEADER_LEN || pkt[ipv6::NEXT_HEADER] != icmp::PROTO_ICMPV6 {
                 return None;
             }
-            let from = IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&pkt[8..24]).ok()?));
-            let icmp = &pkt[40..];
-            if icmp[0] != 1 {
+            let from = ipv6_at(pkt, ipv6::SRC)?;
+            let msg = &pkt[ipv6::HEADER_LEN..];
+            if msg[icmp::TYPE] != icmp::V6_DEST_UNREACHABLE {
                 return None;
             }
-            let detail = match icmp[1] {
+            let detail = match msg[icmp::CODE] {
                 0 => "no route to destination",
                 1 => "administratively prohibited",
                 3 => "address unreachable",
                 4 => "port unreachable",
                 _ => "destination unreachable",
             };
-            let inner = &icmp[8..];
-            if inner.len() < 44 || inner[0] >> 4 != 6 || inner[6] != 6 {
+            let inner = &msg[icmp::HEADER_LEN..];
+            if inner.len() < ipv6::HEADER_LEN + tcp::DST_PORT.end
+                || inner[0] >> 4 != 6
+                || inner[ipv6::NEXT_HEADER] != PROTO_TCP
+            {
                 return None;
             }
-            let a = |r: std::ops::Range<usize>| -> Option<IpAddr> {
-                Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&inner[r]).ok()?)))
-            };
-            let src = SocketAddr::new(a(8..24)?, u16::from_be_bytes([inner[40], inner[41]]));
-            let dst = SocketAddr::new(a(24..40)?, u16::from_be_bytes([inner[42], inner[43]]));
+            let t = &inner[ipv6::HEADER_LEN..];
+            let src = SocketAddr::new(ipv6_at(inner, ipv6::SRC)?, port(&t[tcp::SRC_PORT]));
+            let dst = SocketAddr::new(ipv6_at(inner, ipv6::DST)?, port(&t[tcp::DST_PORT]));
             Some((src, dst, detail.to_string(), from))
         }
         _ => None,
     }
+}
+
+fn ipv4_at(b: &[u8], r: std::ops::Range<usize>) -> Option<IpAddr> {
+    Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(b.get(r)?).ok()?)))
+}
+
+fn ipv6_at(b: &[u8], r: std::ops::Range<usize>) -> Option<IpAddr> {
+    Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(b.get(r)?).ok()?)))
 }
 
 #[cfg(test)]
@@ -1647,18 +1609,33 @@ mod tests {
     }
 
     #[test]
-    fn offload_fixup_sets_ip_checksum_and_partial_tcp() {
+    fn icmpv6_unreachable_is_matched_to_the_segment() {
+        // ICMPv6 address unreachable from 2001:db8::1 about
+        // [2001:db8::2]:40000 -> [2001:db8:9::1]:5000.
+        let a = |s: &str| s.parse::<Ipv6Addr>().unwrap().octets();
+        let mut inner = vec![0u8; 48];
+        inner[0] = 0x60;
+        inner[6] = 6;
+        inner[8..24].copy_from_slice(&a("2001:db8::2"));
+        inner[24..40].copy_from_slice(&a("2001:db8:9::1"));
+        inner[40..42].copy_from_slice(&40000u16.to_be_bytes());
+        inner[42..44].copy_from_slice(&5000u16.to_be_bytes());
         let mut p = vec![0u8; 40];
-        p[0] = 0x45;
-        p[2..4].copy_from_slice(&40u16.to_be_bytes());
-        p[8] = 64;
-        p[9] = 6;
-        p[12..16].copy_from_slice(&[10, 200, 0, 2]);
-        p[16..20].copy_from_slice(&[10, 200, 0, 1]);
-        p[32] = 0x50;
-        let h = offload_fixup(&mut p, 0);
-        assert_eq!(h.flags, VnetHdr::NEEDS_CSUM);
-        assert_eq!((h.csum_start, h.csum_offset), (20, 16));
-        assert_eq!(fold(sum16(&p[..20])), 0xffff, "IPv4 header checksum verifies");
+        p[0] = 0x60;
+        p[6] = 58;
+        p[8..24].copy_from_slice(&a("2001:db8::1"));
+        p[24..40].copy_from_slice(&a("2001:db8::2"));
+        p.extend_from_slice(&[1, 3, 0, 0, 0, 0, 0, 0]);
+        p.extend_from_slice(&inner);
+        let (src, dst, detail, from) = icmp_unreachable(&p).unwrap();
+        assert_eq!(src, "[2001:db8::2]:40000".parse().unwrap());
+        assert_eq!(dst, "[2001:db8:9::1]:5000".parse().unwrap());
+        assert_eq!(detail, "address unreachable");
+        assert_eq!(from.to_string(), "2001:db8::1");
+        // An echo request, or the offending packet cut before its ports: nothing.
+        p[40] = 128;
+        assert!(icmp_unreachable(&p).is_none());
+        p[40] = 1;
+        assert!(icmp_unreachable(&p[..p.len() - 5]).is_none());
     }
 }
