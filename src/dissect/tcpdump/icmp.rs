@@ -41,12 +41,7 @@ pub(super) fn icmp4(out: &mut Vec<u8>, ip: &IpInfo, raw: &[u8], verbose: bool) {
     let (t, code) = (raw.first().copied().unwrap_or(0), raw.get(1).copied().unwrap_or(0));
     out.extend_from_slice(b"ICMP ");
     match t {
-        0 | 8 if raw.len() >= 8 => {
-            out.extend_from_slice(if t == 8 { b"echo request, id " } else { b"echo reply, id " });
-            dec(out, be16(raw, 4) as u64);
-            out.extend_from_slice(b", seq ");
-            dec(out, be16(raw, 6) as u64);
-        }
+        0 | 8 if raw.len() >= 8 => echo(out, raw, t == 8),
         3 => {
             // The offending datagram's header follows the 8-byte ICMP header.
             let inner = raw.get(8..).unwrap_or(&[]);
@@ -112,10 +107,7 @@ pub(super) fn icmp6(out: &mut Vec<u8>, ip: &IpInfo, raw: &[u8], verbose: bool) {
     };
     match t {
         128 | 129 if raw.len() >= 8 => {
-            out.extend_from_slice(if t == 128 { b"echo request, id " } else { b"echo reply, id " });
-            dec(out, be16(raw, 4) as u64);
-            out.extend_from_slice(b", seq ");
-            dec(out, be16(raw, 6) as u64);
+            echo(out, raw, t == 128);
             if verbose {
                 return;
             }
@@ -141,4 +133,13 @@ pub(super) fn icmp6(out: &mut Vec<u8>, ip: &IpInfo, raw: &[u8], verbose: bool) {
     }
     out.extend_from_slice(b", length ");
     dec(out, len as u64);
+}
+
+/// `echo request, id N, seq M`: ICMP (RFC 792) and ICMPv6 (RFC 4443 §4)
+/// lay an echo out alike; `raw` holds at least its 8 header bytes.
+fn echo(out: &mut Vec<u8>, raw: &[u8], request: bool) {
+    out.extend_from_slice(if request { b"echo request, id " } else { b"echo reply, id " });
+    dec(out, be16(raw, 4) as u64);
+    out.extend_from_slice(b", seq ");
+    dec(out, be16(raw, 6) as u64);
 }

@@ -334,3 +334,105 @@ pub fn tcprst_reason(code: u8) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SYN: u8 = tcp_flags::SYN;
+    const ACK: u8 = tcp_flags::ACK;
+
+    /// The text after `mptcp`, or `None` where tcpdump says `[bad opt]`.
+    fn print(opt: &[u8], flags: u8) -> Option<String> {
+        let mut out = Vec::new();
+        mptcp(&mut out, opt, flags).then(|| String::from_utf8(out).unwrap())
+    }
+
+    fn opt(subtype_byte: u8, byte3: u8, rest: &[u8]) -> Vec<u8> {
+        let mut o = vec![30, (4 + rest.len()) as u8, subtype_byte, byte3];
+        o.extend_from_slice(rest);
+        o
+    }
+
+    #[test]
+    fn mp_capable_versions_and_lengths() {
+        let key = 0x0123_4567_89ab_cdefu64.to_be_bytes();
+        assert_eq!(
+            print(&opt(0x00, 0x81, &key), SYN).as_deref(),
+            Some(" 12 capable v0 flags [AH] csum {0x123456789abcdef}")
+        );
+        assert_eq!(print(&opt(0x02, 0x01, &[]), SYN).as_deref(), Some(" 4 capable Unknown Version (2)"));
+        // A 12-byte form belongs on a SYN, the 20-byte one on a bare ACK.
+        assert_eq!(print(&opt(0x01, 0x01, &key), ACK), None);
+        assert_eq!(print(&opt(0x01, 0x01, &[key, key].concat()), SYN | ACK), None);
+    }
+
+    #[test]
+    fn mp_join_three_forms() {
+        let syn = opt(0x11, 2, &[0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4]);
+        assert_eq!(print(&syn, SYN).as_deref(), Some(" 12 join backup id 2 token 0xdeadbeef nonce 0x1020304"));
+        let syn_ack = opt(0x10, 5, &[1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0xa]);
+        assert_eq!(print(&syn_ack, SYN | ACK).as_deref(), Some(" 16 join id 5 hmac 0x102030405060708 nonce 0xa"));
+        assert_eq!(print(&syn_ack, SYN), None);
+        let ack = opt(0x10, 0, &[0xab; 20]);
+        assert_eq!(print(&ack, ACK).as_deref(), Some(format!(" 24 join hmac 0x{}", "ab".repeat(20)).as_str()));
+    }
+
+    #[test]
+    fn dss_prints_fields_as_it_reads_them() {
+        let mut rest = Vec::new();
+        rest.extend_from_slice(&100u32.to_be_bytes());
+        rest.extend_from_slice(&200u32.to_be_bytes());
+        rest.extend_from_slice(&1u32.to_be_bytes());
+        rest.extend_from_slice(&1000u16.to_be_bytes());
+        rest.extend_from_slice(&0xabcdu16.to_be_bytes());
+        let full = opt(0x20, Dss::FLAG_ACK | Dss::FLAG_MAPPING, &rest);
+        assert_eq!(print(&full, ACK).as_deref(), Some(" 20 dss ack 100 seq 200 subseq 1 len 1000 csum 0xabcd"));
+        assert_eq!(print(&full, SYN | ACK), None);
+        // An 8-byte data ACK announced, 2 bytes there: the name and `ack `
+        // are out before tcpdump gives up.
+        let mut out = Vec::new();
+        assert!(!mptcp(&mut out, &opt(0x20, Dss::FLAG_ACK | Dss::FLAG_ACK8, &[0, 0]), ACK));
+        assert_eq!(out, b" 6 dss ack ");
+        // Bytes left over after the fields are a bad option too.
+        assert_eq!(print(&opt(0x20, Dss::FLAG_DATA_FIN, &[0]), ACK), None);
+        assert_eq!(print(&opt(0x20, Dss::FLAG_DATA_FIN, &[]), ACK).as_deref(), Some(" 4 dss fin"));
+    }
+
+    #[test]
+    fn add_addr_lengths_give_family_port_and_hmac() {
+        let mut rest = vec![10, 0, 0, 3, 0x1f, 0x90];
+        rest.extend_from_slice(&0x1122_3344_5566_7788u64.to_be_bytes());
+        assert_eq!(
+            print(&opt(0x30, 2, &rest), ACK).as_deref(),
+            Some(" 18 add-addr v1 id 2 10.0.0.3:8080 hmac 0x1122334455667788")
+        );
+        let v6 = opt(0x31, 9, &std::net::Ipv6Addr::LOCALHOST.octets());
+        assert_eq!(print(&v6, ACK).as_deref(), Some(" 20 add-addr v1-echo id 9 ::1"));
+        assert_eq!(print(&opt(0x30, 2, &[10, 0, 0, 3, 0]), ACK), None);
+    }
+
+    #[test]
+    fn remove_addr_prio_fail_fastclose() {
+        assert_eq!(print(&opt(0x40, 3, &[4]), ACK).as_deref(), Some(" 5 rem-addr id 3 4"));
+        assert_eq!(print(&[30, 3, 0x40], ACK), None);
+        assert_eq!(print(&[30, 3, 0x51], ACK).as_deref(), Some(" 3 prio backup"));
+        assert_eq!(print(&opt(0x50, 7, &[]), ACK).as_deref(), Some(" 4 prio non-backup id 7"));
+        assert_eq!(print(&opt(0x50, 7, &[0]), ACK), None);
+        assert_eq!(print(&opt(0x60, 0, &500u64.to_be_bytes()), ACK).as_deref(), Some(" 12 fail seq 500"));
+        assert_eq!(print(&opt(0x60, 0, &[0; 4]), ACK), None);
+        assert_eq!(print(&opt(0x70, 0, &0xabcu64.to_be_bytes()), ACK).as_deref(), Some(" 12 fast-close key 0xabc"));
+        assert_eq!(print(&opt(0x70, 0, &[]), ACK), None);
+    }
+
+    #[test]
+    fn tcprst_unknown_and_too_short() {
+        assert_eq!(
+            print(&opt(0x82, 4, &[]), ACK).as_deref(),
+            Some(" 4 tcprst flags [W] reason Too much outstanding data")
+        );
+        assert_eq!(print(&opt(0x80, 0, &[0]), ACK), None);
+        assert_eq!(print(&opt(0xf0, 0, &[1, 2]), ACK).as_deref(), Some(" 6 unknown"));
+        assert_eq!(print(&[30, 2], ACK), None);
+    }
+}

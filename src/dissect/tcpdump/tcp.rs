@@ -396,26 +396,11 @@ impl Opt<'_> {
 fn option_body(out: &mut Vec<u8>, opt: u8, o: &Opt<'_>, w: &mut OptWalk) -> Result<u32, Stop> {
     let (opts, cp) = (o.opts, o.cp);
     Ok(match opt {
-        kind::MSS => {
-            o.check(2)?;
-            out.push(b' ');
-            dec(out, be16(opts, cp) as u64);
-            2
-        }
-        kind::WINDOW_SCALE => {
-            o.check(1)?;
-            out.push(b' ');
-            dec(out, opts[cp] as u64);
-            1
-        }
+        kind::MSS => number(out, o, 2)?,
+        kind::WINDOW_SCALE => number(out, o, 1)?,
         kind::SACK => sack(out, o, w)?,
         // Echo, echo reply (RFC 1072) and T/TCP's CC options (RFC 1644).
-        6 | 7 | 11 | 12 | 13 => {
-            o.check(4)?;
-            out.push(b' ');
-            dec(out, be32(opts, cp) as u64);
-            4
-        }
+        6 | 7 | 11 | 12 | 13 => number(out, o, 4)?,
         kind::TIMESTAMPS => {
             o.check(8)?;
             out.extend_from_slice(b" val ");
@@ -502,6 +487,16 @@ fn option_body(out: &mut Vec<u8>, opt: u8, o: &Opt<'_>, w: &mut OptWalk) -> Resu
             datalen
         }
     })
+}
+
+/// ` N`: one big-endian number of `width` data bytes (MSS, window scale,
+/// echo, CC).
+fn number(out: &mut Vec<u8>, o: &Opt<'_>, width: u32) -> Result<u32, Stop> {
+    o.check(width)?;
+    let v = o.opts[o.cp..o.cp + width as usize].iter().fold(0u64, |v, &b| v << 8 | b as u64);
+    out.push(b' ');
+    dec(out, v);
+    Ok(width)
 }
 
 /// SACK blocks (RFC 2018 §3), edges relative to the conversation's base.
