@@ -3,32 +3,89 @@
 //! share their second with the one before.
 
 use super::fmt::{dec_i64, pad_left};
-use super::{Printer, TimestampFormat};
-use crate::dissect::packet::{FrameMeta, Timestamp};
+use crate::dissect::packet::Timestamp;
 
-impl Printer {
-    pub(super) fn write_timestamp(&mut self, out: &mut Vec<u8>, meta: &FrameMeta) {
-        if self.opts.timestamps == TimestampFormat::None {
+/// How the timestamp at the start of a line is printed (tcpdump's `-t` flags).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TimestampFormat {
+    /// `HH:MM:SS.ffffff`, local time (the default).
+    #[default]
+    Time,
+    /// `-t`: no timestamp.
+    None,
+    /// `-tt`: seconds since the epoch, `1795344419.896253`.
+    Epoch,
+    /// `-ttt`: time since the previous frame, ` 00:00:00.000081`.
+    SincePrevious,
+    /// `-tttt`: date and time, `2026-11-22 10:46:59.896253`.
+    Date,
+    /// `-ttttt`: time since the first frame.
+    SinceFirst,
+}
+
+impl TimestampFormat {
+    /// The format selected by `n` repetitions of `-t`.
+    pub fn from_t_count(n: u8) -> TimestampFormat {
+        match n {
+            0 => TimestampFormat::Time,
+            1 => TimestampFormat::None,
+            2 => TimestampFormat::Epoch,
+            3 => TimestampFormat::SincePrevious,
+            4 => TimestampFormat::Date,
+            _ => TimestampFormat::SinceFirst,
+        }
+    }
+}
+
+/// Offset of local time from UTC, in seconds, at a given instant (seconds
+/// since the epoch). The CLI passes the system's; the default is UTC.
+pub type UtcOffset = fn(i64) -> i64;
+
+pub(super) fn utc(_: i64) -> i64 {
+    0
+}
+
+/// The timestamp printer's state: what tcpdump keeps for `-ttt` and
+/// `-ttttt`, and the text of the last second printed.
+pub(super) struct Clock {
+    format: TimestampFormat,
+    utc_offset: UtcOffset,
+    /// The previous and the first frame's times (for -ttt and -ttttt).
+    prev_ts: Option<Timestamp>,
+    first_ts: Option<Timestamp>,
+    /// The last second printed and its text (`YYYY-MM-DD HH:MM:SS`).
+    clock_sec: i64,
+    clock: [u8; 19],
+}
+
+impl Clock {
+    pub(super) fn new(format: TimestampFormat, utc_offset: UtcOffset) -> Clock {
+        Clock { format, utc_offset, prev_ts: None, first_ts: None, clock_sec: i64::MIN, clock: [b'0'; 19] }
+    }
+
+    /// The timestamp of a frame taken at `ts` and its separating space.
+    pub(super) fn write(&mut self, out: &mut Vec<u8>, ts: Option<Timestamp>) {
+        if self.format == TimestampFormat::None {
             return;
         }
-        let Some(ts) = meta.ts else {
+        let Some(ts) = ts else {
             // The file gives this frame no time (see `FrameMeta::ts`): said
             // in its place, and the frames around it keep their references.
             out.extend_from_slice(b"[no timestamp] ");
             return;
         };
         let (sec, usec) = (ts.secs(), ts.subsec_micros());
-        match self.opts.timestamps {
+        match self.format {
             TimestampFormat::None => {}
             TimestampFormat::Time => {
-                self.refresh_clock(sec);
+                self.refresh(sec);
                 out.extend_from_slice(&self.clock[11..]);
                 out.push(b'.');
                 pad_left(out, usec as u64, 6, b'0');
                 out.push(b' ');
             }
             TimestampFormat::Date => {
-                self.refresh_clock(sec);
+                self.refresh(sec);
                 out.extend_from_slice(&self.clock);
                 out.push(b'.');
                 pad_left(out, usec as u64, 6, b'0');
@@ -42,11 +99,8 @@ impl Printer {
             }
             TimestampFormat::SincePrevious | TimestampFormat::SinceFirst => {
                 let first = *self.first_ts.get_or_insert(ts);
-                let reference = if self.opts.timestamps == TimestampFormat::SincePrevious {
-                    self.prev_ts.unwrap_or(ts)
-                } else {
-                    first
-                };
+                let reference =
+                    if self.format == TimestampFormat::SincePrevious { self.prev_ts.unwrap_or(ts) } else { first };
                 // In microseconds, as tcpdump's timeval difference; in 128
                 // bits, which hold the difference of any two times.
                 let micros = |t: Timestamp| t.secs() as i128 * 1_000_000 + t.subsec_micros() as i128;
@@ -69,7 +123,7 @@ impl Printer {
     }
 
     /// Recompute the `YYYY-MM-DD HH:MM:SS` text when the second changes.
-    fn refresh_clock(&mut self, sec: i64) {
+    fn refresh(&mut self, sec: i64) {
         if sec == self.clock_sec {
             return;
         }

@@ -5,22 +5,38 @@
 
 use std::net::IpAddr;
 
-use super::Printer;
 use super::arp::arp;
 use super::fmt::{addr, dec, hex, hex_pad, hexdump, mac};
 use crate::dissect::crypto::InternetChecksum;
+use crate::dissect::hash::WordMap;
 use crate::dissect::packet::{DecodeError, FrameMeta, IpInfo, Other, Packet, linktype};
 
-impl Printer {
+/// The name of a network interface by index (tcpdump names the interface of
+/// a Linux cooked v2 frame by looking its index up on the reading host).
+pub type IfName = fn(u32) -> Option<String>;
+
+/// The names of the interfaces Linux cooked v2 frames were captured on, as
+/// `resolver` gives them, looked up once per index.
+pub(super) struct Interfaces {
+    resolver: Option<IfName>,
+    /// Each index's text as printed, padded.
+    names: WordMap<u32, Vec<u8>>,
+}
+
+impl Interfaces {
+    pub(super) fn new(resolver: Option<IfName>) -> Interfaces {
+        Interfaces { resolver, names: WordMap::default() }
+    }
+
     /// tcpdump's sll2 printer: the host's name for the interface index, or
     /// `?`, as `%-5s `, then the direction. Other link types print nothing.
-    pub(super) fn write_link(&mut self, out: &mut Vec<u8>, meta: &FrameMeta, frame: &[u8]) {
-        if meta.linktype != linktype::LINUX_SLL2 || frame.len() < 20 {
+    pub(super) fn write_sll2(&mut self, out: &mut Vec<u8>, lt: u32, frame: &[u8]) {
+        if lt != linktype::LINUX_SLL2 || frame.len() < 20 {
             return;
         }
         let index = u32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-        let resolver = self.ifname;
-        let name = self.ifnames.entry(index).or_insert_with(|| {
+        let resolver = self.resolver;
+        let name = self.names.entry(index).or_insert_with(|| {
             let mut n = resolver.and_then(|f| f(index)).map_or_else(|| b"?".to_vec(), String::into_bytes);
             while n.len() < 5 {
                 n.push(b' ');
@@ -37,71 +53,71 @@ impl Printer {
             _ => b"Out ",
         });
     }
+}
 
-    /// A frame without an IP header: ARP, an unknown EtherType, or a frame
-    /// cut before IP, said as tcpdump says it.
-    pub(super) fn write_non_ip(
-        &self,
-        out: &mut Vec<u8>,
-        meta: &FrameMeta,
-        pkt: &Packet<'_>,
-        frame: &[u8],
-        net: Option<usize>,
-    ) {
-        let body = net.and_then(|n| frame.get(n..)).unwrap_or(&[]);
-        let link_len = net.unwrap_or(0) as u32;
-        match pkt.other {
-            Some(Other::Arp) => {
-                arp(out, body, meta.len.saturating_sub(link_len), self.opts.verbose > 0);
-                return;
-            }
-            Some(Other::EtherType(et)) if meta.linktype == linktype::ETHERNET && frame.len() >= 14 => {
-                mac(out, &frame[6..12]);
-                out.extend_from_slice(b" > ");
-                mac(out, &frame[0..6]);
-                out.extend_from_slice(b", ethertype Unknown (0x");
-                hex_pad(out, et as u64, 4);
-                out.extend_from_slice(b"), length ");
-                dec(out, meta.len as u64);
-                out.extend_from_slice(b": ");
-                hexdump(out, body);
-                return;
-            }
-            Some(Other::EtherType(et)) => {
-                out.extend_from_slice(b"ethertype Unknown (0x");
-                hex_pad(out, et as u64, 4);
-                out.extend_from_slice(b"), length ");
-                dec(out, meta.len as u64);
-                return;
-            }
-            _ => {}
+/// A frame without an IP header: ARP, an unknown EtherType, or a frame
+/// cut before IP, said as tcpdump says it.
+pub(super) fn non_ip(
+    out: &mut Vec<u8>,
+    meta: &FrameMeta,
+    pkt: &Packet<'_>,
+    frame: &[u8],
+    net: Option<usize>,
+    verbose: bool,
+) {
+    let body = net.and_then(|n| frame.get(n..)).unwrap_or(&[]);
+    let link_len = net.unwrap_or(0) as u32;
+    match pkt.other {
+        Some(Other::Arp) => {
+            arp(out, body, meta.len.saturating_sub(link_len), verbose);
+            return;
         }
-        // Decoding stopped before IP: say where, as tcpdump does.
-        match body.first().map(|b| b >> 4) {
-            Some(4) => out.extend_from_slice(b"IP  [|ip]"),
-            Some(6) => out.extend_from_slice(b"IP6  [|ip6]"),
-            _ if net.is_none() || body.is_empty() => match meta.linktype {
-                linktype::ETHERNET => out.extend_from_slice(b"[|ether]"),
-                linktype::LINUX_SLL | linktype::LINUX_SLL2 => out.extend_from_slice(b"[|sll]"),
-                linktype::NULL | linktype::LOOP => out.extend_from_slice(b"[|null]"),
-                _ => out.extend_from_slice(b"[|ip]"),
-            },
-            Some(v) => {
-                out.extend_from_slice(b"IP");
-                if v != 4 {
-                    out.extend_from_slice(b" bad version ");
-                    dec(out, v as u64);
-                }
+        Some(Other::EtherType(et)) if meta.linktype == linktype::ETHERNET && frame.len() >= 14 => {
+            mac(out, &frame[6..12]);
+            out.extend_from_slice(b" > ");
+            mac(out, &frame[0..6]);
+            out.extend_from_slice(b", ethertype Unknown (0x");
+            hex_pad(out, et as u64, 4);
+            out.extend_from_slice(b"), length ");
+            dec(out, meta.len as u64);
+            out.extend_from_slice(b": ");
+            hexdump(out, body);
+            return;
+        }
+        Some(Other::EtherType(et)) => {
+            out.extend_from_slice(b"ethertype Unknown (0x");
+            hex_pad(out, et as u64, 4);
+            out.extend_from_slice(b"), length ");
+            dec(out, meta.len as u64);
+            return;
+        }
+        _ => {}
+    }
+    // Decoding stopped before IP: say where, as tcpdump does.
+    match body.first().map(|b| b >> 4) {
+        Some(4) => out.extend_from_slice(b"IP  [|ip]"),
+        Some(6) => out.extend_from_slice(b"IP6  [|ip6]"),
+        _ if net.is_none() || body.is_empty() => match meta.linktype {
+            linktype::ETHERNET => out.extend_from_slice(b"[|ether]"),
+            linktype::LINUX_SLL | linktype::LINUX_SLL2 => out.extend_from_slice(b"[|sll]"),
+            linktype::NULL | linktype::LOOP => out.extend_from_slice(b"[|null]"),
+            _ => out.extend_from_slice(b"[|ip]"),
+        },
+        Some(v) => {
+            out.extend_from_slice(b"IP");
+            if v != 4 {
+                out.extend_from_slice(b" bad version ");
+                dec(out, v as u64);
             }
-            None => out.extend_from_slice(b"[|ip]"),
         }
-        if let Some(e) = &pkt.error
-            && !matches!(e, DecodeError::Truncated { .. })
-        {
-            out.extend_from_slice(b" [");
-            out.extend_from_slice(e.to_string().as_bytes());
-            out.push(b']');
-        }
+        None => out.extend_from_slice(b"[|ip]"),
+    }
+    if let Some(e) = &pkt.error
+        && !matches!(e, DecodeError::Truncated { .. })
+    {
+        out.extend_from_slice(b" [");
+        out.extend_from_slice(e.to_string().as_bytes());
+        out.push(b']');
     }
 }
 

@@ -29,8 +29,7 @@
 
 use std::net::IpAddr;
 
-use crate::dissect::hash::WordMap;
-use crate::dissect::packet::{FrameMeta, Other, Packet, Timestamp};
+use crate::dissect::packet::{FrameMeta, Other, Packet};
 
 mod arp;
 mod clock;
@@ -44,47 +43,18 @@ mod tcp;
 mod tests;
 mod udp;
 
+pub use clock::{TimestampFormat, UtcOffset};
 pub use fmt::{addr, dec, hex, hex_pad};
+pub use ip::IfName;
 pub use mptcp::tcprst_reason;
 pub use tcp::tcp_flag_letters;
 
+use clock::{Clock, utc};
 use fmt::pad_left;
 use icmp::{icmp4, icmp6};
-use ip::{endpoints, endpoints_noport, ip4_verbose, ip6_ext_names, ip6_verbose, net_offset};
-use tcp::{Conversations, tcp_unreadable};
+use ip::{Interfaces, endpoints, endpoints_noport, ip4_verbose, ip6_ext_names, ip6_verbose, net_offset, non_ip};
+use tcp::{TcpPrinter, tcp_unreadable};
 use udp::udp;
-
-/// How the timestamp at the start of a line is printed (tcpdump's `-t` flags).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum TimestampFormat {
-    /// `HH:MM:SS.ffffff`, local time (the default).
-    #[default]
-    Time,
-    /// `-t`: no timestamp.
-    None,
-    /// `-tt`: seconds since the epoch, `1795344419.896253`.
-    Epoch,
-    /// `-ttt`: time since the previous frame, ` 00:00:00.000081`.
-    SincePrevious,
-    /// `-tttt`: date and time, `2026-11-22 10:46:59.896253`.
-    Date,
-    /// `-ttttt`: time since the first frame.
-    SinceFirst,
-}
-
-impl TimestampFormat {
-    /// The format selected by `n` repetitions of `-t`.
-    pub fn from_t_count(n: u8) -> TimestampFormat {
-        match n {
-            0 => TimestampFormat::Time,
-            1 => TimestampFormat::None,
-            2 => TimestampFormat::Epoch,
-            3 => TimestampFormat::SincePrevious,
-            4 => TimestampFormat::Date,
-            _ => TimestampFormat::SinceFirst,
-        }
-    }
-}
 
 /// What the printer shows (the tcpdump flags that change a line).
 #[derive(Clone, Copy, Debug, Default)]
@@ -99,37 +69,18 @@ pub struct PrintOptions {
     pub frame_numbers: bool,
 }
 
-/// Offset of local time from UTC, in seconds, at a given instant (seconds
-/// since the epoch). The CLI passes the system's; the default is UTC.
-pub type UtcOffset = fn(i64) -> i64;
-
-fn utc(_: i64) -> i64 {
-    0
-}
-
-/// The name of a network interface by index (tcpdump names the interface of
-/// a Linux cooked v2 frame by looking its index up on the reading host).
-pub type IfName = fn(u32) -> Option<String>;
-
 /// The tcpdump-style printer. Keep one per capture: it remembers each TCP
 /// conversation's initial sequence numbers, as tcpdump does.
 pub struct Printer {
     opts: PrintOptions,
-    utc_offset: UtcOffset,
-    seqs: Conversations,
-    /// The previous and the first frame's times (for -ttt and -ttttt).
-    prev_ts: Option<Timestamp>,
-    first_ts: Option<Timestamp>,
-    /// The last second printed and its text (`YYYY-MM-DD HH:MM:SS`).
-    clock_sec: i64,
-    clock: [u8; 19],
-    ifname: Option<IfName>,
-    ifnames: WordMap<u32, Vec<u8>>,
+    clock: Clock,
+    interfaces: Interfaces,
+    tcp: TcpPrinter,
 }
 
 impl std::fmt::Debug for Printer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Printer").field("opts", &self.opts).field("conversations", &self.seqs.len()).finish()
+        f.debug_struct("Printer").field("opts", &self.opts).field("conversations", &self.tcp.conversations()).finish()
     }
 }
 
@@ -143,21 +94,16 @@ impl Printer {
     pub fn with_utc_offset(opts: PrintOptions, utc_offset: UtcOffset) -> Printer {
         Printer {
             opts,
-            utc_offset,
-            seqs: Conversations::default(),
-            prev_ts: None,
-            first_ts: None,
-            clock_sec: i64::MIN,
-            clock: [b'0'; 19],
-            ifname: None,
-            ifnames: WordMap::default(),
+            clock: Clock::new(opts.timestamps, utc_offset),
+            interfaces: Interfaces::new(None),
+            tcp: TcpPrinter::new(opts.verbose, opts.absolute_seq),
         }
     }
 
     /// Name Linux cooked v2 interfaces with `f` (cached per index); without
     /// it, or when `f` knows no name, they print as `?`, as tcpdump does.
     pub fn with_ifname(mut self, f: IfName) -> Printer {
-        self.ifname = Some(f);
+        self.interfaces = Interfaces::new(Some(f));
         self
     }
 
@@ -173,15 +119,15 @@ impl Printer {
             pad_left(out, meta.number, 5, b' ');
             out.extend_from_slice(b"  ");
         }
-        self.write_timestamp(out, meta);
+        self.clock.write(out, meta.ts);
         self.write_body(out, meta, pkt, frame);
     }
 
     fn write_body(&mut self, out: &mut Vec<u8>, meta: &FrameMeta, pkt: &Packet<'_>, frame: &[u8]) {
         let net = net_offset(meta.linktype, frame);
-        self.write_link(out, meta, frame);
+        self.interfaces.write_sll2(out, meta.linktype, frame);
         let Some(ip) = pkt.ip else {
-            self.write_non_ip(out, meta, pkt, frame, net);
+            non_ip(out, meta, pkt, frame, net, self.opts.verbose > 0);
             return;
         };
         let hdr = net.and_then(|n| frame.get(n..)).unwrap_or(&[]);
@@ -217,7 +163,7 @@ impl Printer {
         }
         let fragmented = ip.more_fragments || ip.frag_offset != 0;
         if let Some(seg) = &pkt.tcp {
-            self.write_tcp(out, &ip, seg, l4, fragmented, with_addrs);
+            self.tcp.write(out, &ip, seg, l4, fragmented, with_addrs);
             return;
         }
         match pkt.other {

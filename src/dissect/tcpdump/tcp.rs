@@ -2,7 +2,6 @@
 //! sequence numbers, checksum, and the option list walked from the raw bytes
 //! (the MPTCP option itself is [`super::mptcp`]'s).
 
-use super::Printer;
 use super::fmt::{addr, be16, be32, dec, hex, hex_pad};
 use super::ip::{addr_bytes, cksum_shouldbe, endpoints, transport_checksum};
 use super::mptcp::mptcp;
@@ -41,7 +40,7 @@ struct SeqBase {
 /// tcpdump's `tcp_seq_hash`: the initial sequence numbers of each TCP
 /// conversation, so that seq and ack print relative to them.
 #[derive(Default)]
-pub(super) struct Conversations {
+struct Conversations {
     bases: WordMap<SeqKey, SeqBase>,
 }
 
@@ -63,10 +62,6 @@ impl Relative {
 }
 
 impl Conversations {
-    pub(super) fn len(&self) -> usize {
-        self.bases.len()
-    }
-
     /// Look the segment's conversation up (recording it the first time, and
     /// again on a SYN) and make its numbers relative. The first segment
     /// recorded prints absolute, as in tcpdump.
@@ -110,9 +105,26 @@ impl Conversations {
     }
 }
 
-impl Printer {
-    /// tcpdump 4.99's `tcp_print`.
-    pub(super) fn write_tcp(
+/// The TCP printer: the `-v` count, `-S`, and the conversations seen.
+pub(super) struct TcpPrinter {
+    verbose: u8,
+    absolute_seq: bool,
+    conversations: Conversations,
+}
+
+impl TcpPrinter {
+    pub(super) fn new(verbose: u8, absolute_seq: bool) -> TcpPrinter {
+        TcpPrinter { verbose, absolute_seq, conversations: Conversations::default() }
+    }
+
+    /// How many conversations the table holds.
+    pub(super) fn conversations(&self) -> usize {
+        self.conversations.bases.len()
+    }
+
+    /// tcpdump 4.99's `tcp_print`, after the IP layer: `raw` is the segment
+    /// as captured.
+    pub(super) fn write(
         &mut self,
         out: &mut Vec<u8>,
         ip: &IpInfo,
@@ -129,8 +141,8 @@ impl Printer {
 
         let hlen = seg.header_len as u32;
         let length = ip.payload_len();
-        let rel = if !self.opts.absolute_seq && flags & tcp_flags::ACK != 0 {
-            self.seqs.relative(ip, seg)
+        let rel = if !self.absolute_seq && flags & tcp_flags::ACK != 0 {
+            self.conversations.relative(ip, seg)
         } else {
             Relative::absolute(seg)
         };
@@ -143,11 +155,11 @@ impl Printer {
             return;
         }
         let captured = raw.len() as u64 >= length as u64;
-        if self.opts.verbose > 0 && !fragmented && captured {
+        if self.verbose > 0 && !fragmented && captured {
             tcp_checksum(out, ip, seg.checksum, &raw[..length as usize]);
         }
         let plen = length - hlen;
-        if self.opts.verbose > 1 || plen > 0 || flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) != 0 {
+        if self.verbose > 1 || plen > 0 || flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) != 0 {
             out.extend_from_slice(b", seq ");
             dec(out, rel.seq as u64);
             if plen > 0 {
@@ -193,11 +205,11 @@ impl Printer {
             return;
         }
         let payload = raw.get(hlen as usize..).unwrap_or(&[]);
-        if flags & tcp_flags::RST != 0 && self.opts.verbose > 0 {
+        if flags & tcp_flags::RST != 0 && self.verbose > 0 {
             rst_data(out, payload, plen);
             return;
         }
-        tcp_payload(out, seg.sport, seg.dport, payload, plen, self.opts.verbose > 0);
+        tcp_payload(out, seg.sport, seg.dport, payload, plen, self.verbose > 0);
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::dissect::crypto::InternetChecksum;
-use crate::dissect::packet::{decode, linktype};
+use crate::dissect::packet::{Timestamp, decode, linktype};
 
 fn line(p: &mut Printer, lt: u32, frame: &[u8]) -> String {
     let meta = FrameMeta {
