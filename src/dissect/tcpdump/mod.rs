@@ -21,11 +21,11 @@
 //! Speed: no allocation per frame once the conversation table is warm,
 //! integers formatted with `itoa`, no `format!`.
 //!
-//! The rooms: [`clock`] the timestamps, [`ip`] the link and network layers,
-//! [`tcp`] the TCP header and its option walk, [`mptcp`] the MPTCP option
-//! one subtype at a time, [`udp`] (with DNS), [`icmp`], [`arp`], [`payload`]
-//! the TCP payloads tcpdump recognises (SSH, HTTP, reset text), [`fmt`] the
-//! number and address formatting they share.
+//! The parts, one file each: `clock` the timestamps, `ip` the link and
+//! network layers, `tcp` the TCP header and its option walk, `mptcp` the
+//! MPTCP option one subtype at a time, `udp` (with DNS), `icmp`, `arp`,
+//! `payload` the TCP payloads tcpdump recognises (SSH, HTTP, reset text),
+//! `fmt` the number and address formatting they share.
 
 use std::net::IpAddr;
 
