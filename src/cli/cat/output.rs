@@ -1,6 +1,6 @@
 //! Where session data goes: standard output, and ncat's `-o` (raw log of
 //! both directions) and `-x` (hex dump of both directions) files; and where
-//! mptcp-cat's own remarks go ([`note`], standard error).
+//! mptcp-cat's own remarks go (`note`, standard error).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};

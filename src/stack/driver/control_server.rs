@@ -4,7 +4,7 @@
 //! [`ControlServer::poll_fds`] to its set and calls [`ControlServer::service`]
 //! with the result. The socket file is removed when the server is dropped,
 //! which the loops guarantee on a normal end and on SIGINT/SIGTERM/SIGHUP
-//! (see [`super::signals`]).
+//! (see [`crate::sys::signals`]).
 //!
 //! A client cannot make the server grow or spin: only our own uid and root
 //! are served (SO_PEERCRED), at most [`MAX_CLIENTS`] at once; a request line

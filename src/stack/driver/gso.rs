@@ -1,5 +1,5 @@
 //! Transmit side of a TUN with a virtio-net header (`--tun-offload`): the
-//! header every packet carries ([`offload_fixup`]: the IPv4 header checksum,
+//! header every packet carries (`offload_fixup`: the IPv4 header checksum,
 //! the TCP checksum left to the kernel), and segment coalescing: runs of
 //! consecutive data segments the stack emits on
 //! one subflow are merged into one TSO super-packet (GSO_TCPV4/6, checksum

@@ -1,5 +1,5 @@
 //! `--stack embedded`: the poll loop that drives the sans-IO
-//! [`Endpoint`](crate::stack::Endpoint) with IP packets through a TUN device.
+//! [`Endpoint`] with IP packets through a TUN device.
 //!
 //! One thread, one `poll(2)` over: the termination self-pipe, the TUN fd,
 //! standard input, the pipes of `-e`/`-c` programs and the control socket,
@@ -1463,7 +1463,7 @@ fn spawn(argv: &[String]) -> io::Result<ChildIo> {
 
 /// The ICMP and ICMPv6 fields an unreachable message is read by (RFC 792,
 /// RFC 4443 §2.1 and §3.1); the IP and TCP headers around them go through
-/// [`wire`]'s offsets.
+/// [`crate::stack::wire`]'s offsets.
 mod icmp {
     pub const PROTO_ICMP: u8 = 1;
     pub const PROTO_ICMPV6: u8 = 58;
