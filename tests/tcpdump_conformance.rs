@@ -336,7 +336,7 @@ fn random_option(r: &mut Rng) -> Vec<u8> {
 }
 
 fn checksum(data: &[u8]) -> u16 {
-    let mut c = mptcp_tools::dissect::crypto::InternetChecksum::new();
+    let mut c = mptcp_tools::checksum::InternetChecksum::new();
     c.add(data);
     c.finish()
 }

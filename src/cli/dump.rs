@@ -2,6 +2,7 @@
 //! decoded and the connection analysis appended; `--json` for one JSON object
 //! per frame; `--summary` for one block per MPTCP connection.
 
+use crate::cli::plot::{ConnChoice, PlotError, PlotRequest, parse_conn};
 use std::io::{self, Write};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -113,8 +114,8 @@ pub struct DumpArgs {
 
     /// With --plot: the connection to draw (its number in the analysis, as
     /// `[mptcp conn N]`), or `all`; default: the one with the most data.
-    #[arg(long, value_name = "N|all", value_parser = crate::cli::plot::parse_conn, requires = "plot")]
-    pub conn: Option<crate::cli::plot::ConnChoice>,
+    #[arg(long, value_name = "N|all", value_parser = parse_conn, requires = "plot")]
+    pub conn: Option<ConnChoice>,
 
     /// With --plot tput: the window in seconds (default: a fiftieth of the
     /// connection's duration).
@@ -223,10 +224,36 @@ impl DumpArgs {
     }
 }
 
+/// `--plot`: the plot room's run, its outcome and errors in mptcp-dump's terms.
+fn plot(args: &DumpArgs, kind: crate::plot::Kind, out: &mut dyn Write) -> Result<Outcome, DumpError> {
+    let (source, filter) = args.source_and_filter()?;
+    let req = PlotRequest {
+        kind,
+        source,
+        filter,
+        count: args.count,
+        json: args.json,
+        output: args.output.clone(),
+        conn: args.conn,
+        window: args.window,
+    };
+    match crate::cli::plot::run(&req, out) {
+        Ok(p) => Ok(Outcome {
+            frames_read: p.frames_read,
+            frames_shown: p.frames_shown,
+            warning: p.warning,
+            ..Default::default()
+        }),
+        Err(PlotError::Capture(e)) => Err(DumpError::Capture(e)),
+        Err(PlotError::Usage(m)) => Err(DumpError::Usage(m)),
+        Err(PlotError::Output(e)) => Err(DumpError::Output(e)),
+    }
+}
+
 /// Run mptcp-dump, writing to `out`.
 pub fn run(args: &DumpArgs, out: &mut dyn Write) -> Result<Outcome, DumpError> {
     if let Some(kind) = args.plot {
-        return crate::cli::plot::run(args, kind, out);
+        return plot(args, kind, out);
     }
     let (source, filter) = args.source_and_filter()?;
     let live = matches!(source, Source::Interface(_));

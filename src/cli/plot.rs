@@ -6,8 +6,7 @@ use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use super::dump::{DumpArgs, DumpError, Outcome};
-use crate::capture::{CaptureReader, OpenOptions};
+use crate::capture::{CaptureError, CaptureReader, OpenOptions, Source};
 use crate::dissect::analysis::{Analyzer, AnalyzerOptions};
 use crate::dissect::packet::decode;
 use crate::plot::series::{Collector, ConnSeries, throughput};
@@ -31,33 +30,70 @@ pub fn parse_conn(s: &str) -> Result<ConnChoice, String> {
     }
 }
 
-pub fn run(args: &DumpArgs, kind: Kind, out: &mut dyn Write) -> Result<Outcome, DumpError> {
+/// What to draw, from mptcp-dump's command line.
+#[derive(Clone, Debug)]
+pub struct PlotRequest {
+    pub kind: Kind,
+    pub source: Source,
+    pub filter: Option<String>,
+    /// `-c N`: read at most N frames (those the filter passes).
+    pub count: Option<u64>,
+    /// `--json`: the series as JSON lines on `out` instead of a picture.
+    pub json: bool,
+    pub output: Option<PathBuf>,
+    pub conn: Option<ConnChoice>,
+    pub window: Option<f64>,
+}
+
+/// Why a plot was not drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot write the output: {0}")]
+    Output(#[source] std::io::Error),
+}
+
+/// How a plot run read its capture.
+#[derive(Debug, Default)]
+pub struct PlotOutcome {
+    pub frames_read: u64,
+    pub frames_shown: u64,
+    /// An error after some frames (a truncated file): drawn from what was read.
+    pub warning: Option<CaptureError>,
+}
+
+/// Read the capture, analyse it, and draw (or print the series of) the
+/// chosen connections.
+pub fn run(args: &PlotRequest, out: &mut dyn Write) -> Result<PlotOutcome, PlotError> {
+    let kind = args.kind;
     let output = match (&args.output, args.json) {
         (_, true) => None,
         (Some(p), false) => {
             match p.extension().and_then(|e| e.to_str()) {
                 Some("svg") => {}
                 Some("png") => {
-                    return Err(DumpError::Usage(format!(
+                    return Err(PlotError::Usage(format!(
                         "{}: PNG output is not supported yet; write an .svg file (any browser or \
                          `rsvg-convert` turns it into PNG)",
                         p.display()
                     )));
                 }
-                _ => return Err(DumpError::Usage(format!("{}: the plot file must end in .svg", p.display()))),
+                _ => return Err(PlotError::Usage(format!("{}: the plot file must end in .svg", p.display()))),
             }
             Some(p.clone())
         }
         (None, false) => {
-            return Err(DumpError::Usage("--plot needs -o FILE.svg (or --json for the series)".into()));
+            return Err(PlotError::Usage("--plot needs -o FILE.svg (or --json for the series)".into()));
         }
     };
-    let (source, filter) = args.source_and_filter()?;
-    let opts = OpenOptions { filter, ..Default::default() };
-    let mut reader = CaptureReader::open(&source, &opts)?;
+    let opts = OpenOptions { filter: args.filter.clone(), ..Default::default() };
+    let mut reader = CaptureReader::open(&args.source, &opts)?;
     let mut analyzer = Analyzer::new(AnalyzerOptions::default());
     let mut collector = Collector::new();
-    let mut outcome = Outcome::default();
+    let mut outcome = PlotOutcome::default();
     let limit = args.count.unwrap_or(u64::MAX);
     let mut each = |meta: &crate::dissect::packet::FrameMeta, frame: &[u8]| {
         outcome.frames_shown += 1;
@@ -83,7 +119,7 @@ pub fn run(args: &DumpArgs, kind: Kind, out: &mut dyn Write) -> Result<Outcome, 
         Some(ConnChoice::One(n)) => match all.iter().find(|s| s.conn == n) {
             Some(s) => vec![s],
             None => {
-                return Err(DumpError::Usage(format!(
+                return Err(PlotError::Usage(format!(
                     "no MPTCP connection {n} with data in this capture (it has {})",
                     all.len()
                 )));
@@ -97,7 +133,7 @@ pub fn run(args: &DumpArgs, kind: Kind, out: &mut dyn Write) -> Result<Outcome, 
             .collect(),
     };
     if chosen.is_empty() {
-        return Err(DumpError::Usage("no MPTCP connection with data in this capture: nothing to plot".into()));
+        return Err(PlotError::Usage("no MPTCP connection with data in this capture: nothing to plot".into()));
     }
     let window = args.window.unwrap_or(0.0);
     if args.json {
@@ -106,10 +142,10 @@ pub fn run(args: &DumpArgs, kind: Kind, out: &mut dyn Write) -> Result<Outcome, 
                 Kind::Dsn => serde_json::to_string(s),
                 Kind::Tput => serde_json::to_string(&throughput(s, window)),
             }
-            .map_err(|e| DumpError::Usage(format!("series as JSON: {e}")))?;
-            writeln!(out, "{line}").map_err(DumpError::Output)?;
+            .map_err(|e| PlotError::Usage(format!("series as JSON: {e}")))?;
+            writeln!(out, "{line}").map_err(PlotError::Output)?;
         }
-        out.flush().map_err(DumpError::Output)?;
+        out.flush().map_err(PlotError::Output)?;
         return Ok(outcome);
     }
     let output = output.expect("checked above");
@@ -118,9 +154,9 @@ pub fn run(args: &DumpArgs, kind: Kind, out: &mut dyn Write) -> Result<Outcome, 
             Kind::Dsn => render::dsn_svg(s),
             Kind::Tput => render::tput_svg(s, &throughput(s, window)),
         }
-        .map_err(|e| DumpError::Usage(e.to_string()))?;
+        .map_err(|e| PlotError::Usage(e.to_string()))?;
         let path = if args.conn == Some(ConnChoice::All) { numbered(&output, s.conn) } else { output.clone() };
-        std::fs::write(&path, svg).map_err(DumpError::Output)?;
+        std::fs::write(&path, svg).map_err(PlotError::Output)?;
         eprintln!("mptcp-dump: connection {} -> {}", s.conn, path.display());
     }
     Ok(outcome)

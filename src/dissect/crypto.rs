@@ -15,7 +15,7 @@ use std::net::IpAddr;
 
 /// The DSS checksum is an Internet checksum ([`dss_checksum_start`] returns
 /// one); its one implementation is [`crate::checksum`].
-pub use crate::checksum::InternetChecksum;
+use crate::checksum::InternetChecksum;
 
 /// The MPTCP protocol version a key belongs to; it selects the hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Default)]

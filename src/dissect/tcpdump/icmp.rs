@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::fmt::{addr, be16, dec, hex, hex_pad, ipv4};
 use super::ip::{cksum_shouldbe, transport_checksum};
-use crate::dissect::crypto::InternetChecksum;
+use crate::checksum::InternetChecksum;
 use crate::dissect::packet::IpInfo;
 
 /// The ICMP or ICMPv6 checksum, printed only when wrong (tcpdump's wording

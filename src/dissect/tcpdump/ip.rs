@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use super::arp::arp;
 use super::fmt::{addr, dec, hex, hex_pad, hexdump, mac};
-use crate::dissect::crypto::InternetChecksum;
+use crate::checksum::InternetChecksum;
 use crate::dissect::hash::WordMap;
 use crate::dissect::packet::{DecodeError, FrameMeta, IpInfo, Other, Packet, linktype};
 

@@ -2,7 +2,7 @@
 //! what tcpdump prints for them.
 
 use super::*;
-use crate::dissect::crypto::InternetChecksum;
+use crate::checksum::InternetChecksum;
 use crate::dissect::packet::{Timestamp, decode, linktype};
 
 fn line(p: &mut Printer, lt: u32, frame: &[u8]) -> String {
