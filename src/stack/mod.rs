@@ -71,6 +71,7 @@ mod conn;
 /// control socket, the embedded poll loop (owned by mptcp-cat).
 pub mod driver;
 pub mod endpoint;
+pub mod fastopen;
 pub mod mib;
 mod optlist;
 pub mod ring;
@@ -86,6 +87,7 @@ pub mod wire;
 
 pub use cc::CcKind;
 pub use endpoint::{Endpoint, Transmit};
+pub use fastopen::{CookieCache, FastOpenConfig};
 pub use mib::{Counter, Mib};
 pub use scheduler::SchedulerKind;
 pub use time::{Duration, Instant};
@@ -167,6 +169,8 @@ pub struct Config {
     /// When the SYN queue is full, answer SYNs with SYN cookies (RFC 4987
     /// §3.6, Linux's tcp_syncookies=1) instead of dropping them.
     pub syn_cookies: bool,
+    /// TCP Fast Open (RFC 7413, RFC 8684 Appendix B): off unless asked for.
+    pub fastopen: FastOpenConfig,
 }
 
 impl Default for Config {
@@ -195,6 +199,7 @@ impl Default for Config {
             add_addr_timeout: Duration::from_secs(2),
             syn_backlog: 256,
             syn_cookies: true,
+            fastopen: FastOpenConfig::default(),
         }
     }
 }
