@@ -16,9 +16,9 @@ pub mod cli;
 pub mod control;
 pub mod diag;
 pub mod dissect;
+pub mod doctor;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod doctor;
 pub mod plot;
 pub mod seq;
 pub mod snapshot;

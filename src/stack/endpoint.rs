@@ -607,6 +607,12 @@ impl Endpoint {
         idx
     }
 
+    /// The Fast Open cookie a listener gives `client` now (unit tests).
+    #[cfg(test)]
+    pub(crate) fn fastopen_cookie_for(&self, now: Instant, client: IpAddr) -> Cookie {
+        self.tfo_cookies.issue(now, client)
+    }
+
     /// The MP_CAPABLE of a SYN that makes it an MPTCP v1 SYN we take
     /// (RFC 8684 §3.1: a v1 SYN carries no key).
     fn v1_syn(&self, seg: &Segment<'_>) -> Option<MpCapable> {
@@ -792,8 +798,11 @@ impl Endpoint {
             }
         }
         let n = self.conns.len();
+        // Each connection in turn from where the last call left off (the
+        // start read once: the turn moving on below must not skip one).
+        let first = self.rr;
         for k in 0..n {
-            let i = (self.rr + k) % n;
+            let i = (first + k) % n;
             if let Some(Some((len, src, dst))) = self.with_conn(i, |c, ctx| c.poll_transmit(now, out, ctx)) {
                 self.rr = i;
                 return Some(Transmit { len, src, dst });

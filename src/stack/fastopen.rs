@@ -202,8 +202,7 @@ impl CookieCache {
             if !(2..=3).contains(&f.len()) {
                 return Err(CacheFileError::Syntax { line, text: l.to_string() });
             }
-            let server: IpAddr =
-                f[0].parse().map_err(|_| CacheFileError::Address { line, addr: f[0].to_string() })?;
+            let server: IpAddr = f[0].parse().map_err(|_| CacheFileError::Address { line, addr: f[0].to_string() })?;
             let cookie = parse_hex(f[1])
                 .and_then(|b| Cookie::new(&b))
                 .ok_or_else(|| CacheFileError::Cookie { line, cookie: f[1].to_string() })?;
@@ -263,7 +262,12 @@ impl CookieIssuer {
     }
 
     fn key(&self, period: u64) -> [u8; 32] {
-        Sha256::new().chain_update(self.secret).chain_update(b"tfo").chain_update(period.to_be_bytes()).finalize().into()
+        Sha256::new()
+            .chain_update(self.secret)
+            .chain_update(b"tfo")
+            .chain_update(period.to_be_bytes())
+            .finalize()
+            .into()
     }
 
     fn mac(&self, period: u64, client: IpAddr) -> Cookie {

@@ -163,7 +163,7 @@ impl Connection {
         let iss = self.subflows[i].tcb.iss;
         // It may acknowledge the SYN's data too (RFC 7413 §4.2.1).
         let syn_data = if self.subflows[i].initial { self.tfo.syn_sent } else { 0 };
-        let ack_ok = seg.has(flags::ACK) && seg.ack >= iss + 1u32 && seg.ack <= iss + 1u32 + syn_data;
+        let ack_ok = seg.has(flags::ACK) && seg.ack > iss && seg.ack <= iss + 1u32 + syn_data;
         if seg.has(flags::RST) {
             if ack_ok {
                 let reason = tcprst_reason(seg);
@@ -407,5 +407,237 @@ impl Connection {
             self.rcv.rx = RxRing::with_pool(self.rcv.rx.capacity(), start, self.rcv.rx.pool().clone());
             self.rcv.last_adv_edge = start;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::{SERVER, conn, data, pair};
+    use crate::dissect::options::{DssMapping, MptcpOption, WireSeq};
+    use crate::stack::fastopen::Cookie;
+    use crate::stack::testing::Pair;
+    use crate::stack::wire::{self, Segment, flags};
+    use crate::stack::{Config, ConnHandle, Counter, Duration, Endpoint, Event};
+    use std::net::{IpAddr, SocketAddr};
+
+    fn fo_config(client: bool, server: bool) -> Config {
+        let mut c = Config::default();
+        c.fastopen.client = client;
+        c.fastopen.server = server;
+        c
+    }
+
+    fn server_ip() -> IpAddr {
+        SocketAddr::from(SERVER).ip()
+    }
+
+    /// The packets one side sent, parsed.
+    fn sent(p: &Pair, client: bool) -> Vec<Segment<'_>> {
+        p.log
+            .iter()
+            .filter(|(c, _)| *c == client)
+            .map(|(_, pk)| wire::parse(pk, true).unwrap_or_else(|e| panic!("{e}")))
+            .collect()
+    }
+
+    fn syns(p: &Pair, port: u16) -> Vec<Segment<'_>> {
+        sent(p, true).into_iter().filter(|s| s.has(flags::SYN) && s.src.port() == port).collect()
+    }
+
+    fn synacks(p: &Pair, port: u16) -> Vec<Segment<'_>> {
+        sent(p, false).into_iter().filter(|s| s.has(flags::SYN) && s.dst.port() == port).collect()
+    }
+
+    /// Connect, write `payload` before any poll, run `ms`, read everything
+    /// at the server: (client handle, server handle, what the server read).
+    fn connect_send(p: &mut Pair, payload: &[u8], ms: u64) -> (ConnHandle, ConnHandle, Vec<u8>) {
+        let before: Vec<ConnHandle> = p.s.connections();
+        let h = p.c.connect(p.now, None, SocketAddr::from(SERVER)).unwrap_or_else(|e| panic!("connect: {e}"));
+        let (mut off, mut got, mut b) = (0, Vec::new(), vec![0u8; 65536]);
+        let mut sh = None;
+        p.drive_with(p.now + Duration::from_millis(ms), |p| {
+            if off < payload.len() {
+                off += p.c.send(h, &payload[off..]).unwrap_or(0);
+            }
+            if sh.is_none() {
+                sh = p.s.connections().into_iter().find(|x| !before.contains(x));
+            }
+            if let Some(s) = sh {
+                while let Ok(Some(n)) = p.s.recv(s, &mut b) {
+                    got.extend_from_slice(&b[..n]);
+                }
+            }
+        });
+        (h, sh.unwrap_or_else(|| panic!("not accepted: {:?}", p.events)), got)
+    }
+
+    #[test]
+    fn a_cookie_asked_for_is_cached_and_the_next_syn_carries_data_mapped_as_linux_does() {
+        let mut p = pair(fo_config(true, true));
+        // First connection: no cookie, so the SYN asks for one and carries nothing.
+        let (h1, _, got1) = connect_send(&mut p, b"first", 300);
+        assert_eq!(got1, b"first");
+        let port1 = p.c.info(h1).map(|i| i.local.port()).unwrap_or(0);
+        let syn1 = &syns(&p, port1)[0];
+        assert_eq!(syn1.opts.fast_open.map(|c| c.len()), Some(0), "an empty option is a request");
+        assert!(syn1.payload.is_empty());
+        let sa1 = &synacks(&p, port1)[0];
+        let cookie = sa1.opts.fast_open.and_then(|c| Cookie::new(&c)).unwrap_or_else(|| panic!("no cookie"));
+        assert!(sa1.opts.mptcp().any(|o| matches!(o, MptcpOption::MpCapable(_))), "MP_CAPABLE beside the cookie");
+        assert_eq!(p.s.mib().get(Counter::TcpFastOpenCookieReqd), 1);
+        let cached = p.c.config().fastopen.cache.get(server_ip()).unwrap_or_else(|| panic!("not cached"));
+        assert_eq!(cached.cookie, cookie);
+
+        // Second connection: Connected at once, the first bytes in the SYN.
+        let events = p.events.len();
+        let big = data(5000);
+        let (h2, sh2, got2) = connect_send(&mut p, &big, 300);
+        assert!(
+            matches!(p.events[events..].first(), Some((true, Event::Connected(h))) if *h == h2),
+            "Connected first: {:?}",
+            &p.events[events..]
+        );
+        assert_eq!(got2, big, "byte for byte, SYN data first");
+        let port2 = p.c.info(h2).map(|i| i.local.port()).unwrap_or(0);
+        let syn2 = syns(&p, port2);
+        assert_eq!(syn2.len(), 1);
+        assert_eq!(syn2[0].opts.fast_open.map(|c| c.to_vec()), Some(cookie.as_bytes().to_vec()));
+        let k = syn2[0].payload.len();
+        assert!(k > 1000 && syn2[0].payload == &big[..k], "{k} bytes in the SYN");
+        let sa2 = &synacks(&p, port2)[0];
+        assert_eq!(sa2.ack, syn2[0].seq + 1u32 + k, "the SYN/ACK acknowledges the data");
+        assert!(sa2.opts.fast_open.is_none(), "no new cookie for a good one");
+        assert_eq!(p.s.mib().get(Counter::TcpFastOpenPassive), 1);
+        assert_eq!(p.c.mib().get(Counter::TcpFastOpenActive), 1);
+        // RFC 8684 Appendix B as Linux does it: the next byte is DSN
+        // IDSN+1 at relative subflow sequence 1, right after the SYN data.
+        let c = conn(&p.c, h2);
+        let idsn1 = c.mp.local_key.token_idsn(crate::dissect::crypto::Version::V1).1.0.wrapping_add(1);
+        let first_map = sent(&p, true)
+            .into_iter()
+            .filter(|s| s.src.port() == port2 && !s.payload.is_empty() && !s.has(flags::SYN))
+            .find_map(|s| {
+                s.opts.mptcp().find_map(|o| match o {
+                    MptcpOption::Dss(d) => d.mapping.map(|m| (s.seq, m)),
+                    MptcpOption::MpCapable(m) if m.data_len.is_some() => {
+                        Some((s.seq, DssMapping { dsn: WireSeq::U64(idsn1), ssn: 1, data_len: 0, checksum: None }))
+                    }
+                    _ => None,
+                })
+            });
+        let (seq, m) = first_map.unwrap_or_else(|| panic!("no mapped data"));
+        assert_eq!(seq, syn2[0].seq + 1u32 + k);
+        assert_eq!((m.dsn, m.ssn), (WireSeq::U64(idsn1), 1));
+        // The server's DATA_ACK does not count the SYN's bytes.
+        let s = conn(&p.s, sh2);
+        assert_eq!(s.rcv.rx.nxt.0, idsn1.wrapping_add((big.len() - k) as u64));
+        // And back the other way.
+        assert_eq!(p.s.send(sh2, b"reply"), Ok(5));
+        p.drive(p.now + Duration::from_millis(100));
+        let mut b = [0u8; 16];
+        assert_eq!(p.c.recv(h2, &mut b), Ok(Some(5)));
+        assert_eq!(&b[..5], b"reply");
+    }
+
+    #[test]
+    fn a_bad_cookie_gets_a_normal_handshake_a_new_cookie_and_the_data_again() {
+        let mut p = pair(fo_config(true, true));
+        let forged = Cookie::new(&[1, 2, 3, 4, 5, 6, 7, 8]).unwrap_or_else(|| panic!());
+        p.c.config().fastopen.cache.put(server_ip(), forged, None);
+        let d = data(3000);
+        let (h, _, got) = connect_send(&mut p, &d, 300);
+        assert_eq!(got, d, "the SYN's bytes sent again after the handshake");
+        let port = p.c.info(h).map(|i| i.local.port()).unwrap_or(0);
+        let syn = &syns(&p, port)[0];
+        assert!(!syn.payload.is_empty());
+        let sa = &synacks(&p, port)[0];
+        assert_eq!(sa.ack, syn.seq + 1u32, "only the SYN acknowledged");
+        let fresh = sa.opts.fast_open.and_then(|c| Cookie::new(&c)).unwrap_or_else(|| panic!("a new cookie"));
+        assert_ne!(fresh, forged);
+        assert_eq!(p.s.mib().get(Counter::TcpFastOpenPassiveFail), 1);
+        assert_eq!(p.s.mib().get(Counter::TcpFastOpenPassive), 0);
+        assert_eq!(p.c.mib().get(Counter::TcpFastOpenActiveFail), 1);
+        assert_eq!(p.c.config().fastopen.cache.get(server_ip()).map(|e| e.cookie), Some(fresh));
+        assert!(p.c.info(h).is_some_and(|i| i.mptcp), "still MPTCP");
+        // The resent bytes start the data level: DSN IDSN+1 at subflow sequence 1.
+        let first = sent(&p, true)
+            .into_iter()
+            .find(|s| s.src.port() == port && !s.payload.is_empty() && !s.has(flags::SYN))
+            .unwrap_or_else(|| panic!("no data after the handshake"));
+        assert_eq!(first.seq, syn.seq + 1u32, "the same bytes at the same place");
+    }
+
+    #[test]
+    fn a_lost_syn_with_data_is_resent_without_and_the_data_follows_the_handshake() {
+        let mut p = pair(fo_config(true, true));
+        let (_, _, _) = connect_send(&mut p, b"get a cookie", 300);
+        let h = p.c.connect(p.now, None, SocketAddr::from(SERVER)).unwrap_or_else(|e| panic!("{e}"));
+        let d = data(2000);
+        assert_eq!(p.c.send(h, &d), Ok(2000));
+        p.flush();
+        assert_eq!(p.lose(|w| w.to_server), 1, "the SYN with data");
+        let start = p.events.len();
+        p.drive(p.now + Duration::from_millis(1500));
+        let port = p.c.info(h).map(|i| i.local.port()).unwrap_or(0);
+        let s = syns(&p, port);
+        assert_eq!(s.len(), 2);
+        assert!(!s[0].payload.is_empty() && s[1].payload.is_empty(), "the SYN goes again without data");
+        assert!(s[1].opts.fast_open.is_none());
+        let sh = p.events[start..]
+            .iter()
+            .find_map(|(c, e)| match e {
+                Event::Accepted { conn, .. } if !c => Some(*conn),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("not accepted"));
+        let mut got = Vec::new();
+        let mut b = vec![0u8; 4096];
+        while let Ok(Some(n)) = p.s.recv(sh, &mut b) {
+            got.extend_from_slice(&b[..n]);
+        }
+        assert_eq!(got, d);
+        assert_eq!(p.c.mib().get(Counter::TcpFastOpenActiveFail), 1);
+    }
+
+    #[test]
+    fn a_server_without_fast_open_gets_a_normal_handshake_and_the_cookie_is_forgotten() {
+        let cfg = fo_config(true, false);
+        let mut c = Endpoint::new(cfg, 11);
+        let mut s = Endpoint::new(Config::default(), 22);
+        assert!(c.add_address(IpAddr::from([10, 0, 1, 1]), Default::default()).is_ok());
+        assert!(s.add_address(server_ip(), Default::default()).is_ok());
+        assert!(s.listen(SocketAddr::from(([0, 0, 0, 0], 80))).is_ok());
+        let mut p = Pair::new(c, s).with_delay(Duration::from_millis(5));
+        // Asking gets nothing.
+        let (h, _, got) = connect_send(&mut p, b"plain", 300);
+        assert_eq!(got, b"plain");
+        assert!(p.c.config().fastopen.cache.get(server_ip()).is_none());
+        let port = p.c.info(h).map(|i| i.local.port()).unwrap_or(0);
+        assert!(synacks(&p, port)[0].opts.fast_open.is_none());
+        // A cookie from before: the data goes in the SYN, is ignored, goes again.
+        p.c.config().fastopen.cache.put(server_ip(), Cookie::new(&[9; 8]).unwrap_or_else(|| panic!()), None);
+        let d = data(1200);
+        let (h, _, got) = connect_send(&mut p, &d, 300);
+        assert_eq!(got, d);
+        assert!(p.c.info(h).is_some_and(|i| i.mptcp), "MPTCP, no fallback");
+        assert_eq!(p.c.mib().get(Counter::TcpFastOpenActiveFail), 1);
+        assert!(p.c.config().fastopen.cache.get(server_ip()).is_none(), "asked for again next time");
+    }
+
+    #[test]
+    fn syn_data_is_ignored_when_the_syn_queue_answers_with_syn_cookies() {
+        let mut cfg = fo_config(true, true);
+        cfg.syn_backlog = 0;
+        let mut p = pair(cfg);
+        let (_, _, got) = connect_send(&mut p, b"ask", 300);
+        assert_eq!(got, b"ask");
+        // Stateless SYN/ACKs carry no Fast Open cookie: nothing to use.
+        assert!(p.c.config().fastopen.cache.get(server_ip()).is_none());
+        p.c.config().fastopen.cache.put(server_ip(), p.s.fastopen_cookie_for(p.now, IpAddr::from([10, 0, 1, 1])), None);
+        let d = data(900);
+        let (_, _, got) = connect_send(&mut p, &d, 300);
+        assert_eq!(got, d);
+        assert_eq!(p.s.mib().get(Counter::TcpFastOpenPassive), 0, "no state, no SYN data");
+        assert!(p.s.mib().get(Counter::SyncookiesRecv) >= 2);
     }
 }
