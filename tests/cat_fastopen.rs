@@ -258,3 +258,30 @@ fn a_kernel_client_sends_data_in_the_syn_to_our_server() {
     assert_eq!((theirs[0].1, theirs[0].2), (0, Some(0)), "first SYN: a cookie request");
     assert!(theirs[1].1 > 0 && theirs[1].2 == Some(8), "second SYN: data and our 8-byte cookie: {s:?}");
 }
+
+#[test]
+fn a_bad_cookie_cache_file_is_a_clear_error() {
+    // No network needed: the file is read before the TUN is opened.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("cookies");
+    std::fs::write(&f, "# ok\n10.200.0.1 01020304\n10.200.0.9 not-hex\n").expect("write");
+    let o = std::process::Command::new(bin("mptcp-cat"))
+        .args(["--stack", "embedded", "--tun", TUN, "--local", OURS, "--fastopen", "--fastopen-cache"])
+        .arg(&f)
+        .args([KERNEL_IP, "5000"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mptcp-cat");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("--fastopen-cache") && err.contains("line 3") && err.contains("not-hex"), "{err}");
+    // The kernel keeps its own cookies: the option is refused there.
+    let o = std::process::Command::new(bin("mptcp-cat"))
+        .args(["--stack", "kernel", "--fastopen", "--fastopen-cache"])
+        .arg(&f)
+        .args([KERNEL_IP, "5000"])
+        .output()
+        .expect("run mptcp-cat");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--fastopen-cache is for --stack embedded"));
+}

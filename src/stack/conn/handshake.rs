@@ -640,4 +640,30 @@ mod tests {
         assert_eq!(p.s.mib().get(Counter::TcpFastOpenPassive), 0, "no state, no SYN data");
         assert!(p.s.mib().get(Counter::SyncookiesRecv) >= 2);
     }
+
+    #[test]
+    fn syn_data_is_taken_by_at_most_max_pending_half_open_connections() {
+        let mut cfg = fo_config(true, true);
+        cfg.fastopen.max_pending = 1;
+        let mut p = pair(cfg);
+        let cookie = p.s.fastopen_cookie_for(p.now, IpAddr::from([10, 0, 1, 1]));
+        p.c.config().fastopen.cache.put(server_ip(), cookie, None);
+        // The client's SYNs reach the server, nothing else does: the
+        // connections stay half-open.
+        p.keep = |client, pk| !client || wire::parse(pk, true).is_ok_and(|s| s.has(flags::SYN));
+        for _ in 0..2 {
+            let h = p.c.connect(p.now, None, SocketAddr::from(SERVER)).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(p.c.send(h, &data(500)), Ok(500));
+        }
+        p.drive(p.now + Duration::from_millis(50));
+        assert_eq!(p.s.stats().half_open, 2);
+        assert_eq!(p.s.mib().get(Counter::TcpFastOpenPassive), 1);
+        assert_eq!(p.s.mib().get(Counter::TcpFastOpenListenOverflow), 1);
+        let taken = sent(&p, false)
+            .into_iter()
+            .filter(|s| s.has(flags::SYN))
+            .filter(|sa| syns(&p, sa.dst.port()).first().is_some_and(|syn| sa.ack == syn.seq + 1u32 + 500usize))
+            .count();
+        assert_eq!(taken, 1, "one SYN/ACK acknowledges the data, the other only the SYN");
+    }
 }
