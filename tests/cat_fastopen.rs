@@ -173,6 +173,11 @@ fn our_client_gets_a_cookie_then_sends_data_in_the_syn_to_a_kernel_server() {
     let s2 = syns(&pcap_segments(&pcap2));
     assert_eq!(s2.len(), 1, "{s2:?}");
     assert!(s2[0].0 && s2[0].1 > 500 && s2[0].2 == Some(8), "data and an 8-byte cookie in the SYN: {s2:?}");
+    // mptcp-dump reads the capture the same way.
+    let o = std::process::Command::new(bin("mptcp-dump")).arg("--summary").arg(&pcap2).output().expect("mptcp-dump");
+    let sum = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && sum.contains("verdict: MPTCP v1 established"), "{sum}");
+    assert!(sum.contains(&format!("{} bytes of data in the SYN (TCP Fast Open)", s2[0].1)), "{sum}");
 
     // Run 3: a wrong cookie: a normal handshake, a new cookie, the data
     // sent again after the handshake.
