@@ -197,15 +197,11 @@ fn our_client_gets_a_cookie_then_sends_data_in_the_syn_to_a_kernel_server() {
     );
 }
 
-#[test]
-fn a_kernel_client_sends_data_in_the_syn_to_our_server() {
-    require_interop(&[]);
-    let e = Env::new("tfos");
-    // Our server echoes every connection through `cat`: what the kernel
-    // client reads back proves both directions, SYN data included.
-    let srv_out = e.path("srv.out");
-    let pcap = e.path("srv.pcap");
-    let mut srv = e.cat(
+/// Our server, echoing every connection through `cat` (what the kernel
+/// client reads back proves both directions, SYN data included), once its
+/// TUN is up.
+fn our_echo_server(e: &Env, pcap: &Path) -> Child {
+    let srv = e.cat(
         &[
             "--stack",
             "embedded",
@@ -224,9 +220,8 @@ fn a_kernel_client_sends_data_in_the_syn_to_our_server() {
             "5000",
         ],
         None,
-        &srv_out,
+        &e.path("srv.out"),
     );
-    // The TUN and its kernel-side address appear once our server runs.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !String::from_utf8_lossy(&e.ns.sh_any(&format!("ip -o addr show dev {TUN}")).stdout)
         .contains(&format!("{KERNEL_IP}/"))
@@ -234,34 +229,73 @@ fn a_kernel_client_sends_data_in_the_syn_to_our_server() {
         assert!(std::time::Instant::now() < deadline, "our server's TUN {TUN} never came up");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let mut deltas = Vec::new();
-    for run in 1..=2 {
-        let before = e.nstat();
-        let up = pseudo_random_bytes(60_000, 10 + run);
-        let up_f = e.file(&format!("up{run}"), &up);
-        let out = e.path(&format!("back{run}"));
-        let cli = e.cat(&["--stack", "kernel", "--fastopen", "--require-mptcp", OUR_IP, "5000"], Some(&up_f), &out);
-        let co = finish(cli, "kernel client", 30);
-        ok(&co, &format!("kernel client (run {run})"));
-        assert!(std::fs::read(&out).unwrap_or_default() == up, "run {run}: the echo differs from what was sent");
-        let after = e.nstat();
-        let d: BTreeMap<String, u64> = after.keys().map(|k| (k.clone(), delta(&after, &before, k))).collect();
-        assert_mib_clean(&d);
-        assert!(d["MPTcpExtMPCapableSYNACKRX"] >= 1, "run {run}: the kernel client saw no MP_CAPABLE SYN/ACK");
-        deltas.push(d);
-    }
+    srv
+}
+
+fn stop(mut srv: Child) {
     // SAFETY: kill(2) on the child this test started.
     unsafe { libc::kill(srv.id() as i32, libc::SIGTERM) };
     let _ = srv.wait();
-    assert_eq!(deltas[0]["TcpExtTCPFastOpenActive"], 0, "no cookie yet on the first connection");
-    assert_eq!(deltas[1]["TcpExtTCPFastOpenActive"], 1, "the second SYN's data was not acknowledged: {:?}", deltas[1]);
-    assert_eq!(deltas[1]["TcpExtTCPFastOpenActiveFail"], 0);
+}
+
+/// One kernel client connection to our server, its bytes echoed back and
+/// checked; the namespace's nstat deltas. With `mptcp`, MPTCP must be
+/// negotiated and the kernel's error counters stay at zero.
+fn kernel_client_run(e: &Env, run: u64, mptcp: bool) -> BTreeMap<String, u64> {
+    let before = e.nstat();
+    let up = pseudo_random_bytes(60_000, 10 + run);
+    let up_f = e.file(&format!("up{run}"), &up);
+    let out = e.path(&format!("back{run}"));
+    let mut args = vec!["--stack", "kernel", "--fastopen"];
+    if mptcp {
+        args.push("--require-mptcp");
+    }
+    args.extend([OUR_IP, "5000"]);
+    let cli = e.cat(&args, Some(&up_f), &out);
+    let co = finish(cli, "kernel client", 30);
+    ok(&co, &format!("kernel client (run {run})"));
+    assert!(std::fs::read(&out).unwrap_or_default() == up, "run {run}: the echo differs from what was sent");
+    let after = e.nstat();
+    let d: BTreeMap<String, u64> = after.keys().map(|k| (k.clone(), delta(&after, &before, k))).collect();
+    if mptcp {
+        assert_mib_clean(&d);
+    }
+    assert!(d["MPTcpExtMPCapableSYNACKRX"] >= 1, "run {run}: the kernel client saw no MP_CAPABLE SYN/ACK");
+    d
+}
+
+#[test]
+fn a_kernel_client_sends_data_in_the_syn_to_our_server() {
+    require_interop(&[]);
+    let e = Env::new("tfos");
+    let pcap = e.path("srv.pcap");
+    let srv = our_echo_server(&e, &pcap);
+    let d1 = kernel_client_run(&e, 1, true);
+    let d2 = kernel_client_run(&e, 2, true);
+    stop(srv);
+    assert_eq!(d1["TcpExtTCPFastOpenActive"], 0, "no cookie yet on the first connection");
+    assert_eq!(d2["TcpExtTCPFastOpenActive"], 1, "the second SYN's data was not acknowledged: {d2:?}");
+    assert_eq!(d2["TcpExtTCPFastOpenActiveFail"], 0);
     // The kernel's SYNs, as our capture saw them: a request, then data with the cookie.
     let s = syns(&pcap_segments(&pcap));
     let theirs: Vec<_> = s.iter().filter(|(ours, _, _)| !ours).collect();
     assert_eq!(theirs.len(), 2, "{s:?}");
     assert_eq!((theirs[0].1, theirs[0].2), (0, Some(0)), "first SYN: a cookie request");
     assert!(theirs[1].1 > 0 && theirs[1].2 == Some(8), "second SYN: data and our 8-byte cookie: {s:?}");
+
+    // A new server process has a new key: the kernel's cookie is wrong
+    // now. Linux then sends the SYN's bytes again unmapped, on the
+    // handshake's ACK without MP_CAPABLE, and a Linux server falls back to
+    // TCP (MPCapableFallbackACK; its client counts MPCapableDataFallback):
+    // ours does the same, the data intact both ways.
+    let pcap3 = e.path("srv3.pcap");
+    let srv = our_echo_server(&e, &pcap3);
+    let d3 = kernel_client_run(&e, 3, false);
+    stop(srv);
+    assert_eq!(d3["TcpExtTCPFastOpenActive"], 0, "{d3:?}");
+    assert_eq!(d3["TcpExtTCPFastOpenActiveFail"], 1, "{d3:?}");
+    let s3 = syns(&pcap_segments(&pcap3));
+    assert!(s3.iter().any(|(ours, n, c)| !ours && *n > 0 && *c == Some(8)), "the SYN carried data: {s3:?}");
 }
 
 #[test]

@@ -325,6 +325,11 @@ impl Connection {
                         self.rcv.rx = RxRing::with_pool(self.rcv.rx.capacity(), DataSeq(0), self.rcv.rx.pool().clone());
                         self.rcv.last_adv_edge = self.rcv.rx.nxt;
                         self.fallback(FallbackReason::NoMpCapableInAck, ctx);
+                        // `fallback` readies only a synchronized subflow;
+                        // this one is, as of this ACK (Linux's client sends
+                        // the unacknowledged SYN data of a refused Fast Open
+                        // cookie this way).
+                        self.subflows[i].ready = true;
                     }
                 }
             } else {
@@ -665,5 +670,47 @@ mod tests {
             .filter(|sa| syns(&p, sa.dst.port()).first().is_some_and(|syn| sa.ack == syn.seq + 1u32 + 500usize))
             .count();
         assert_eq!(taken, 1, "one SYN/ACK acknowledges the data, the other only the SYN");
+    }
+
+    #[test]
+    fn a_third_ack_without_mp_capable_falls_back_and_data_flows_both_ways() {
+        use crate::dissect::options::{MpCapable, TcpOption};
+        use crate::seq::SubflowSeq;
+        use crate::stack::wire::SegmentRepr;
+        let mut p = pair(Config::default());
+        let (cli, srv) = (SocketAddr::from(([10, 0, 1, 1], 40000)), SocketAddr::from(SERVER));
+        let packet = |seq: u32, ack: u32, fl: u8, opts: &[TcpOption], data: &[u8]| {
+            let repr = SegmentRepr {
+                src: cli,
+                dst: srv,
+                seq: SubflowSeq(seq),
+                ack: SubflowSeq(ack),
+                flags: fl,
+                window: 65535,
+                options: opts,
+            };
+            let mut b = vec![0u8; 100 + data.len()];
+            let n = wire::emit(&repr, data.len(), &mut b, true, |d| d.copy_from_slice(data))
+                .unwrap_or_else(|e| panic!("{e}"));
+            b.truncate(n);
+            b
+        };
+        let mpc = MpCapable { version: 1, flags: MpCapable::FLAG_HMAC_SHA, ..Default::default() };
+        let syn = packet(7, 0, flags::SYN, &[TcpOption::Mss(1460), TcpOption::Mptcp(MptcpOption::MpCapable(mpc))], &[]);
+        p.s.handle_packet(p.now, &syn);
+        p.flush();
+        let iss = synacks(&p, 40000)[0].seq;
+        // The handshake's ACK carries data and no MP_CAPABLE (RFC 8684 §3.1: fall back).
+        p.s.handle_packet(p.now, &packet(8, iss.0.wrapping_add(1), flags::ACK | flags::PSH, &[], b"hello"));
+        p.flush();
+        let sh = p.accepted().unwrap_or_else(|| panic!("not accepted: {:?}", p.events));
+        assert!(p.events_of(false).any(|e| matches!(e, Event::Fallback { .. })));
+        let mut b = [0u8; 16];
+        assert_eq!(p.s.recv(sh, &mut b), Ok(Some(5)));
+        assert_eq!(&b[..5], b"hello");
+        assert_eq!(p.s.send(sh, b"world"), Ok(5));
+        p.flush();
+        let out = sent(&p, false);
+        assert!(out.iter().any(|s| s.payload == b"world"), "the server sends after the fallback");
     }
 }
