@@ -503,6 +503,8 @@ mod tests {
             &p.events[events..]
         );
         assert_eq!(got2, big, "byte for byte, SYN data first");
+        let connected = p.events_of(true).filter(|e| matches!(e, Event::Connected(h) if *h == h2)).count();
+        assert_eq!(connected, 1, "Connected once, not again at the SYN/ACK");
         let port2 = p.c.info(h2).map(|i| i.local.port()).unwrap_or(0);
         let syn2 = syns(&p, port2);
         assert_eq!(syn2.len(), 1);
