@@ -413,13 +413,21 @@ impl ControlClient {
     }
 }
 
+/// The most characters of an unknown request quoted back in its error.
+const MAX_ECHOED: usize = 32;
+
 /// Server side: the reply line (with its newline) to one request line.
 pub fn reply(request: &str, snapshot: impl FnOnce() -> Snapshot, events: impl FnOnce() -> EventBatch) -> String {
     let mut s = match request.trim() {
         "snapshot" => serde_json::to_string(&snapshot()),
         "events" => serde_json::to_string(&events()),
         other => {
-            Ok(serde_json::json!({ "error": format!("unknown request {other:?}; try snapshot or events") }).to_string())
+            // Quote a bounded prefix: a long line of control characters
+            // must not come back ten times its size.
+            let shown: String = other.chars().take(MAX_ECHOED).collect();
+            let more = if other.chars().count() > MAX_ECHOED { "..." } else { "" };
+            Ok(serde_json::json!({ "error": format!("unknown request {shown:?}{more}; try snapshot or events") })
+                .to_string())
         }
     }
     .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string());

@@ -15,6 +15,16 @@
 //!   (paced, in virtual time): it must end within a time bounded by its frames.
 //! - [`control`]: the bytes as requests to a control server and as replies to
 //!   a control client.
+//! - [`options`]: the bytes as a TCP option list, through the option codec
+//!   (parse, emit, parse again).
+//! - [`decode`]: the bytes as one frame of a chosen link type, through the
+//!   decoder and the tcpdump printer.
+//! - [`stack_input`]: the bytes as IP packets from the network, to a
+//!   listening endpoint and to an established connection.
+//! - [`stack_script`]: the bytes as a script of a hostile MPTCP peer (see
+//!   `stack::fuzz`).
+//!
+//! [`TARGETS`] names them all, for the fuzz crate and the regression test.
 
 use std::io::{Cursor, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -25,11 +35,29 @@ use crate::control::{self, ControlClient, ControlEvent, EventBatch};
 use crate::diag::Source;
 use crate::diag::packets::{CaptureSource, MAX_GAP, Pace};
 use crate::dissect::analysis::{Analyzer, AnalyzerOptions};
-use crate::dissect::packet::{FrameMeta, Timestamp, decode, linktype};
+use crate::dissect::options::{parse_mptcp, parse_options};
+use crate::dissect::packet::{FrameMeta, Timestamp, decode as decode_frame, linktype};
 use crate::dissect::tcpdump::{PrintOptions, Printer, TimestampFormat};
 use crate::dissect::{json, summary};
 use crate::plot::series::Collector;
 use crate::snapshot::Snapshot;
+use crate::stack::{AddrFlags, Config, Endpoint, Instant};
+
+/// A harness: arbitrary bytes in, a panic when a promise is broken.
+pub type Harness = fn(&[u8]);
+
+/// Every fuzz target, by the name of its file in fuzz/fuzz_targets/ and of
+/// its corpus folder in testdata/fuzz/.
+pub const TARGETS: &[(&str, Harness)] = &[
+    ("options", options),
+    ("decode", decode),
+    ("capture", capture),
+    ("frames", frames),
+    ("replay", replay),
+    ("control", control),
+    ("stack_input", stack_input),
+    ("stack_script", stack_script),
+];
 
 /// The most output one frame may produce, text and JSON together: an event
 /// names a bounded number of frames, so a frame's lines are bounded too.
@@ -64,7 +92,7 @@ impl Pipeline {
     fn frame(&mut self, meta: &FrameMeta, frame: &[u8]) {
         self.frames += 1;
         self.out.clear();
-        let pkt = decode(meta.linktype, frame);
+        let pkt = decode_frame(meta.linktype, frame);
         self.printer.write_packet(&mut self.out, meta, &pkt, frame);
         let note = self.analyzer.on_packet(meta, &pkt);
         note.write_text(&mut self.out);
@@ -108,7 +136,6 @@ pub fn capture(data: &[u8]) {
         // A record is at least 8 bytes (a pcapng Simple Packet Block's
         // header): more frames than that would mean frames out of nothing.
         assert!(frames as usize <= data.len() / 8 + 1, "{frames} frames from {} bytes", data.len());
-        let meta = meta;
         let frame = frame.to_vec();
         p.frame(&meta, &frame);
     }
@@ -191,7 +218,9 @@ pub fn replay(data: &[u8]) {
 pub fn control(data: &[u8]) {
     for line in String::from_utf8_lossy(data).lines().take(64) {
         let reply = control::reply(line, Snapshot::default, EventBatch::default);
-        assert!(reply.ends_with('\n') && reply.len() <= 256 + 2 * line.len(), "reply {reply:?}");
+        // An unknown request is quoted back, at most 32 characters of it, each
+        // at worst `\\u{10ffff}` inside a JSON string.
+        assert!(reply.ends_with('\n') && reply.len() <= 256 + 32 * 12, "reply {reply:?}");
     }
     let mut log = crate::stack::driver::control_server::EventLog::new(8);
     for (i, b) in data.iter().take(64).enumerate() {
@@ -220,4 +249,106 @@ pub fn control(data: &[u8]) {
     }
     drop(client);
     writer.join().expect("the writer thread");
+}
+
+/// The bytes as a TCP option list: parse never panics; every option it
+/// accepts emits to bytes that parse to the same option; every error points
+/// inside the input.
+pub fn options(data: &[u8]) {
+    let mut walked = 0usize;
+    for item in parse_options(data) {
+        match item {
+            Ok(opt) => {
+                walked += opt.buffer_len();
+                let mut buf = [0u8; 64];
+                let n = opt.emit(&mut buf);
+                assert_eq!(n, opt.buffer_len());
+                let again = parse_options(&buf[..n]).next().expect("one option");
+                assert_eq!(again, Ok(opt));
+            }
+            Err(e) => {
+                assert!(e.offset + e.raw.len() <= data.len());
+                walked = if e.is_framing() { data.len() } else { walked + e.raw.len() };
+            }
+        }
+        assert!(walked <= data.len());
+    }
+    // The MPTCP body parser on its own, with a framed length.
+    if data.len() >= 3 && data.len() <= 40 {
+        let mut whole = data.to_vec();
+        whole[0] = 30;
+        whole[1] = whole.len() as u8;
+        if let Ok(m) = parse_mptcp(&whole) {
+            assert_eq!(m.buffer_len(), whole.len());
+        }
+    }
+}
+
+/// The bytes as one frame: the first byte picks the link type, the rest is
+/// the frame, decoded and printed at a verbosity the byte also picks.
+pub fn decode(data: &[u8]) {
+    let Some((&sel, frame)) = data.split_first() else { return };
+    let lt = LINKTYPES[sel as usize % LINKTYPES.len()];
+    let pkt = decode_frame(lt, frame);
+    if let Some(tcp) = &pkt.tcp {
+        for o in tcp.options() {
+            let _ = o;
+        }
+    }
+    let meta = FrameMeta {
+        number: 1,
+        caplen: frame.len() as u32,
+        len: frame.len() as u32 + (u32::from(sel) >> 4),
+        linktype: lt,
+        ..Default::default()
+    };
+    let mut out = Vec::with_capacity(256);
+    Printer::new(PrintOptions { verbose: sel % 3, ..Default::default() }).write_packet(&mut out, &meta, &pkt, frame);
+    assert!(out.len() <= MAX_OUTPUT_PER_FRAME + 4 * frame.len(), "{} bytes printed for one frame", out.len());
+}
+
+/// The bytes as IP packets (split at 0xff bytes) to a listening endpoint
+/// and to an established connection, a millisecond apart: no panic,
+/// whatever the network sends.
+pub fn stack_input(data: &[u8]) {
+    // Checksums offloaded so that the bytes reach the TCP and MPTCP logic.
+    let cfg = Config { offload_checksums: true, ..Default::default() };
+    let mut s = Endpoint::new(cfg.clone(), 1);
+    s.add_address([10, 0, 1, 2].into(), AddrFlags::default()).expect("an address");
+    s.listen(([0, 0, 0, 0], 80).into()).expect("a listener");
+    let mut c = Endpoint::new(cfg, 2);
+    c.add_address([10, 0, 1, 1].into(), AddrFlags::default()).expect("an address");
+    let _ = c.connect(Instant::ZERO, None, ([10, 0, 1, 2], 80).into());
+    let mut buf = vec![0u8; 1500];
+    for _ in 0..4 {
+        while let Some(t) = c.poll_transmit(Instant::ZERO, &mut buf) {
+            let p = buf[..t.len].to_vec();
+            s.handle_packet(Instant::ZERO, &p);
+        }
+        while let Some(t) = s.poll_transmit(Instant::ZERO, &mut buf) {
+            let p = buf[..t.len].to_vec();
+            c.handle_packet(Instant::ZERO, &p);
+        }
+    }
+    let mut now = Instant::ZERO;
+    for chunk in data.split(|b| *b == 0xff) {
+        now += crate::stack::Duration::from_millis(1);
+        s.handle_packet(now, chunk);
+        c.handle_packet(now, chunk);
+        s.handle_timeout(now);
+        // Each input packet may be answered, but never with a storm.
+        let mut sent = 0;
+        while s.poll_transmit(now, &mut buf).is_some() {
+            sent += 1;
+            assert!(sent <= 4096, "the server sent {sent} packets for one input packet");
+        }
+        while c.poll_transmit(now, &mut buf).is_some() {}
+        while s.poll_event().is_some() {}
+        let _ = s.snapshot(now);
+    }
+}
+
+/// The bytes as a hostile peer's script against a listening endpoint.
+pub fn stack_script(data: &[u8]) {
+    let _ = crate::stack::fuzz::run(data);
 }

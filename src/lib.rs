@@ -2,6 +2,8 @@
 //!
 //! - [`capture`]: capture files and live capture in, pcap files out (the one
 //!   reader and the one writer every tool uses).
+//! - [`checksum`]: the Internet checksum (RFC 1071), the one the IP/TCP
+//!   framing, the printers and the DSS checksum use.
 //! - [`dissect`]: the option codec, framing, crypto, connection analysis and printers.
 //! - [`stack`]: the embedded sans-IO MPTCP stack, its simulator and drivers.
 //! - [`diag`]: connection sources for mptcp-ss (kernel, embedded stacks, packets).
@@ -12,6 +14,7 @@
 //! - [`sys`]: the OS edge both mptcp-cat's drivers and mptcp-ss's sources use:
 //!   libc wrappers, the one netlink layer, generic netlink, sock_diag.
 pub mod capture;
+pub mod checksum;
 pub mod cli;
 pub mod control;
 pub mod diag;

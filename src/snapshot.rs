@@ -213,6 +213,57 @@ pub struct SubflowSnapshot {
     pub id: Option<u64>,
 }
 
+/// A [`Snapshot`] written in the bytes `serde_json::to_string_pretty`
+/// gives for it, one connection at a time ([`PrettyJson::conn`]): the
+/// `mptcp-ss --once --json` output of a large capture without holding every
+/// connection.
+#[derive(Debug)]
+pub struct PrettyJson {
+    first: bool,
+}
+
+impl PrettyJson {
+    /// Start the document.
+    pub fn begin(out: &mut String) -> PrettyJson {
+        out.push_str("{\n  \"connections\": [");
+        PrettyJson { first: true }
+    }
+
+    /// One element of `connections`.
+    pub fn conn(&mut self, c: &ConnSnapshot, out: &mut String) -> serde_json::Result<()> {
+        let text = serde_json::to_string_pretty(c)?;
+        out.push_str(if self.first { "\n" } else { ",\n" });
+        self.first = false;
+        indent(&text, "    ", true, out);
+        Ok(())
+    }
+
+    /// Close `connections`, add `mib` when there is one, end the document.
+    pub fn end(self, mib: &BTreeMap<String, u64>, out: &mut String) -> serde_json::Result<()> {
+        out.push_str(if self.first { "]" } else { "\n  ]" });
+        if !mib.is_empty() {
+            out.push_str(",\n  \"mib\": ");
+            indent(&serde_json::to_string_pretty(mib)?, "  ", false, out);
+        }
+        out.push_str("\n}");
+        Ok(())
+    }
+}
+
+/// `text`'s lines joined by newlines, each after the first (or every one)
+/// prefixed: JSON strings hold no raw newline, so lines are JSON's own.
+fn indent(text: &str, prefix: &str, first_too: bool, out: &mut String) {
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if i > 0 || first_too {
+            out.push_str(prefix);
+        }
+        out.push_str(line);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,5 +325,24 @@ mod tests {
         assert_eq!(sf["token_rem"], "0x00000000");
         let back: Snapshot = serde_json::from_value(v).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn pretty_json_streamed_is_serde_pretty() {
+        let sub = SubflowSnapshot { local: "10.0.0.1:1".into(), flags: "Mmec".into(), ..Default::default() };
+        let one = ConnSnapshot { source: "capture:x".into(), subflows: vec![sub.clone(), sub], ..Default::default() };
+        let mut mib = BTreeMap::new();
+        mib.insert("MPTcpExtMPCapableSYNRX".to_string(), 3);
+        mib.insert("MPTcpExtMPJoinSynRx".to_string(), 0);
+        for (n, mib) in [(0, BTreeMap::new()), (1, BTreeMap::new()), (3, BTreeMap::new()), (0, mib.clone()), (2, mib)] {
+            let snap = Snapshot { connections: vec![one.clone(); n], mib };
+            let mut out = String::new();
+            let mut w = PrettyJson::begin(&mut out);
+            for c in &snap.connections {
+                w.conn(c, &mut out).unwrap();
+            }
+            w.end(&snap.mib, &mut out).unwrap();
+            assert_eq!(out, serde_json::to_string_pretty(&snap).unwrap(), "{n} connections");
+        }
     }
 }

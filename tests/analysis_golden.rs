@@ -1,6 +1,6 @@
 //! Golden outputs of the analysis on every bundled capture:
 //! testdata/expected/NAME.summary.txt (`--summary`) and NAME.jsonl
-//! (`--json`). `BLESS=1 cargo test --test analysis_golden` rewrites them
+//! (`--json`). `MPTCP_TOOLS_BLESS=1 cargo test --test analysis_golden` rewrites them
 //! after a deliberate change; review the diff.
 
 mod analysis_util;
@@ -9,11 +9,12 @@ use analysis_util::*;
 
 fn check(name: &str, got: &[u8]) {
     let path = testdata().join("expected").join(name);
-    if std::env::var_os("BLESS").is_some() {
+    if std::env::var_os("MPTCP_TOOLS_BLESS").is_some_and(|v| v == "1") {
         std::fs::write(&path, got).unwrap();
         return;
     }
-    let want = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run with BLESS=1 to create)", path.display()));
+    let want = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with MPTCP_TOOLS_BLESS=1 to create)", path.display()));
     if want != got {
         let (w, g) = (String::from_utf8_lossy(&want), String::from_utf8_lossy(got));
         let line =

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use mptcp_tools::control::{ControlClient, ControlEvent, EventBatch};
 use mptcp_tools::snapshot::{ConnSnapshot, Snapshot, SubflowSnapshot, token_hex};
 use mptcp_tools::stack::driver::control_server::ControlServer;
-use mptcp_tools::stack::driver::signals::Termination;
-use mptcp_tools::stack::driver::sys::{PollFd, poll};
+use mptcp_tools::sys::signals::Termination;
+use mptcp_tools::sys::{PollFd, poll};
 
 fn fake() -> Snapshot {
     Snapshot {

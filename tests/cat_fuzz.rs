@@ -1,8 +1,8 @@
 //! The embedded stack takes anything the network sends: the fuzz target's
-//! harness (`stack::driver::fuzz::run`) under proptest, with random scripts
+//! harness (`stack::fuzz::run`) under proptest, with random scripts
 //! and with scripts biased towards well-formed operations. No root needed.
 
-use mptcp_tools::stack::driver::fuzz;
+use mptcp_tools::stack::fuzz;
 use proptest::prelude::*;
 
 /// One operation of the harness's script, with room for its arguments.

@@ -12,8 +12,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{NetNs, require_interop};
-use mptcp_tools::stack::driver::sys::{POLLIN, PollFd, poll};
-use mptcp_tools::stack::driver::tun::{Tun, TunOptions};
+use mptcp_tools::sys::tun::{Tun, TunOptions};
+use mptcp_tools::sys::{POLLIN, PollFd, poll};
 
 /// Run `f` on a thread that has entered `ns`'s network namespace: the TUN
 /// device and netlink sockets it creates live there.

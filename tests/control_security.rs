@@ -26,7 +26,7 @@ use mptcp_tools::control::{
 };
 use mptcp_tools::snapshot::{ConnSnapshot, Snapshot, SubflowSnapshot, token_hex};
 use mptcp_tools::stack::driver::control_server::{ControlServer, MAX_CLIENTS, MAX_LINE, MAX_QUEUED, STALL_TIMEOUT};
-use mptcp_tools::stack::driver::sys::poll;
+use mptcp_tools::sys::poll;
 
 const NOBODY: u32 = 65534;
 

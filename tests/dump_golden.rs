@@ -1,6 +1,6 @@
 //! Golden outputs: `mptcp-dump FILE` on every bundled capture equals
 //! testdata/expected/NAME.txt. Regenerate deliberately with
-//! `UPDATE_EXPECTED=1 cargo test --test dump_golden` and review the diff.
+//! `MPTCP_TOOLS_BLESS=1 cargo test --test dump_golden` and review the diff.
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -34,7 +34,7 @@ fn dump(file: &Path) -> String {
 
 #[test]
 fn expected_outputs() {
-    let update = std::env::var_os("UPDATE_EXPECTED").is_some_and(|v| v == "1");
+    let update = std::env::var_os("MPTCP_TOOLS_BLESS").is_some_and(|v| v == "1");
     let dir = common::testdata().join("expected");
     let mut mismatched = Vec::new();
     let files = captures();
@@ -49,7 +49,7 @@ fn expected_outputs() {
             continue;
         }
         let expected = std::fs::read_to_string(&expected_path)
-            .unwrap_or_else(|e| panic!("{expected_path:?}: {e} (UPDATE_EXPECTED=1 writes it)"));
+            .unwrap_or_else(|e| panic!("{expected_path:?}: {e} (MPTCP_TOOLS_BLESS=1 writes it)"));
         if ours != expected {
             let first = ours
                 .lines()
@@ -63,5 +63,5 @@ fn expected_outputs() {
             mismatched.push(format!("{name}: {first}"));
         }
     }
-    assert!(mismatched.is_empty(), "outputs changed (UPDATE_EXPECTED=1 to accept):\n{}", mismatched.join("\n"));
+    assert!(mismatched.is_empty(), "outputs changed (MPTCP_TOOLS_BLESS=1 to accept):\n{}", mismatched.join("\n"));
 }

@@ -4,10 +4,10 @@
 mod common;
 
 use clap::Parser;
-use mptcp_tools::cli::cat_sim::{SimArgs, run};
+use mptcp_tools::cli::cat::sim_mode::{SimArgs, SimReport, run};
 use sha2::{Digest, Sha256};
 
-fn sim(argv: &[&str], input: &[u8]) -> (Vec<u8>, String, anyhow::Result<mptcp_tools::cli::cat_sim::SimReport>) {
+fn sim(argv: &[&str], input: &[u8]) -> (Vec<u8>, String, anyhow::Result<SimReport>) {
     let mut full = vec!["mptcp-cat", "--sim"];
     full.extend_from_slice(argv);
     let args = SimArgs::try_parse_from(full).unwrap();

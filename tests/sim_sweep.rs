@@ -1,7 +1,7 @@
 //! A loss x subflows sweep through the simulator, pinned as a snapshot table
 //! (testdata/stack/sim_sweep.txt). The runs are deterministic (seeded), so
 //! any change in the stack's behaviour shows up as a diff here; regenerate
-//! with MPTCP_TOOLS_UPDATE_SNAPSHOTS=1 after checking the new figures.
+//! with MPTCP_TOOLS_BLESS=1 after checking the new figures.
 
 use mptcp_tools::stack::Instant;
 use mptcp_tools::stack::sim::{PathSpec, Sim, SimConfig, Transfer};
@@ -66,14 +66,9 @@ fn loss_by_subflows_table() {
         }
     }
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/stack/sim_sweep.txt");
-    if std::env::var_os("MPTCP_TOOLS_UPDATE_SNAPSHOTS").is_some() {
+    if std::env::var_os("MPTCP_TOOLS_BLESS").is_some_and(|v| v == "1") {
         std::fs::write(&path, &table).unwrap();
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(
-        table,
-        expected,
-        "sweep differs from {} (MPTCP_TOOLS_UPDATE_SNAPSHOTS=1 to accept):\n{table}",
-        path.display()
-    );
+    assert_eq!(table, expected, "sweep differs from {} (MPTCP_TOOLS_BLESS=1 to accept):\n{table}", path.display());
 }

@@ -1,12 +1,8 @@
-//! Scripted network input to a listening embedded stack: a valid MPTCP peer
-//! opens a connection, then fuzzed segments, DSS mappings, joins, MPTCP
-//! options, timers and application calls follow (the script is described in
-//! `mptcp_tools::stack::driver::fuzz`). No panic, no runaway, nothing emitted
-//! that our own parser rejects.
+//! cargo-fuzz target `stack_script`: the harness is `mptcp_tools::fuzzing::stack_script`
+//! (documented there), so that its crashers replay as ordinary tests in
+//! tests/fuzz_regressions.rs.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = mptcp_tools::stack::driver::fuzz::run(data);
-});
+fuzz_target!(|data: &[u8]| mptcp_tools::fuzzing::stack_script(data));

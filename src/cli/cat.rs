@@ -4,18 +4,20 @@
 //! - `kernel_mode`: `--stack kernel`, the host's IPPROTO_MPTCP sockets.
 //! - `pm_config`: `--local`/`--limits`/`--scheduler` applied to the kernel's
 //!   path manager for the run.
-//! - [`output`]: standard output, `-o` and `-x` (ncat's hex dump).
+//! - [`output`]: standard output, `-o` and `-x` (ncat's hex dump), and the
+//!   `mptcp-cat: ` remarks on standard error.
 //! - `embedded_mode`: `--stack embedded`, our own stack through a TUN
-//!   device, driven by `crate::stack::driver::embedded`.
-//!
-//! `--sim` is dispatched before argument parsing to `crate::cli::cat_sim`,
-//! which owns its own options (see [`main`]).
+//!   device, driven by `crate::stack::driver::tun_loop`.
+//! - [`sim_mode`]: `--sim`, client and server both our stack over the
+//!   simulated network; dispatched before argument parsing, as it owns its
+//!   own options (see [`main`]).
 
 pub mod args;
 mod embedded_mode;
 mod kernel_mode;
 pub mod output;
 mod pm_config;
+pub mod sim_mode;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -25,7 +27,7 @@ use clap::Parser;
 pub use args::CatArgs;
 use args::StackKind;
 
-use crate::stack::driver::signals::{self, Termination};
+use crate::sys::signals::{self, Termination};
 
 /// Whether the command line asks for the simulator (`--sim` anywhere before
 /// a `--`).
@@ -60,11 +62,11 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
     }
 }
 
-/// `mptcp-cat --sim ...`: the simulator (`crate::cli::cat_sim`) parses its
+/// `mptcp-cat --sim ...`: the simulator ([`sim_mode`]) parses its
 /// own arguments (`--path`, `--pcap`, `--scheduler`, `--cc`, `--seed`) from
 /// the same argv.
 fn run_sim(argv: Vec<OsString>) -> ExitCode {
-    crate::cli::cat_sim::main(argv)
+    sim_mode::main(argv)
 }
 
 /// Run with parsed arguments.

@@ -19,9 +19,11 @@ use crate::diag::embedded::EmbeddedSource;
 use crate::diag::events::PmEvents;
 use crate::diag::kernel::KernelSource;
 use crate::diag::packets::{CaptureSource, Pace, PacketModel};
-use crate::diag::{Level, Sources, Unavailable};
+use crate::diag::{Level, Source, Sources, Unavailable};
+use crate::snapshot::{ConnSnapshot, PrettyJson};
 use crate::tui::app::{App, conn_matches};
 use crate::tui::escape::{escaped, json_for_terminal};
+use crate::tui::text::Columns;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -164,7 +166,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.speed.is_nan() || args.speed <= 0.0 {
         bail!("--speed {}: must be positive", args.speed);
     }
-    let mut sources = if args.read.is_some() || args.iface.is_some() {
+    let mut sources = if once && args.read.is_some() {
+        // Read by print_capture_once, one connection at a time.
+        Sources::new()
+    } else if args.read.is_some() || args.iface.is_some() {
         let input = args.read.as_ref().map(|p| p.display().to_string()).or(args.iface.clone()).unwrap_or_default();
         let model = packet_model().with_context(|| format!("{input}: cannot show connections from packets"))?;
         capture_sources(&args, model, once)?
@@ -174,10 +179,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.events {
         return stream_events(&args, &mut sources);
     }
-    if sources.is_empty() {
+    if sources.is_empty() && !(once && args.read.is_some()) {
         bail!("no source left: --no-kernel and --no-embedded leave nothing to show");
     }
     if once {
+        if let Some(path) = &args.read {
+            return print_capture_once(&args, path);
+        }
         return print_once(&args, &mut sources);
     }
     let mut app = App::new(args.interval);
@@ -228,6 +236,69 @@ fn print_once(args: &Args, sources: &mut Sources) -> anyhow::Result<()> {
     // What was read is shown; a capture cut short still fails the run (as
     // tcpdump exits 1 on a truncated file).
     failure(&failures)
+}
+
+/// `--once -r FILE`: the whole capture analysed, then the table (or JSON)
+/// written one connection at a time from the analysis, so a capture of
+/// 100,000 connections never becomes 100,000 snapshots in memory. The same
+/// bytes as [`print_once`] prints from the capture's snapshot.
+fn print_capture_once(args: &Args, path: &std::path::Path) -> anyhow::Result<()> {
+    let mut src = CaptureSource::open_file(path, packet_model()?, Pace::AllAtOnce)?;
+    src.poll(Duration::ZERO, false);
+    let label = src.label();
+    let (model, label) = (src.model(), label.as_str());
+    let filter = args.filter.as_ref().map(|f| f.to_lowercase());
+    let shown = |c: &ConnSnapshot| filter.as_ref().is_none_or(|f| conn_matches(c, f));
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut chunk = String::new();
+    let mut written: std::io::Result<()> = Ok(());
+    let mut flush = |chunk: &mut String, json: bool| {
+        if written.is_ok() {
+            let text = if json { json_for_terminal(std::mem::take(chunk)) } else { std::mem::take(chunk) };
+            written = stdout.write_all(text.as_bytes());
+        }
+        chunk.clear();
+    };
+    if args.json {
+        let mut doc = PrettyJson::begin(&mut chunk);
+        let mut bad = None;
+        model.each_connection(label, &mut |c| {
+            if shown(&c) {
+                if let Err(e) = doc.conn(&c, &mut chunk) {
+                    bad.get_or_insert(e);
+                }
+                flush(&mut chunk, true);
+            }
+        });
+        if let Some(e) = bad {
+            return Err(e.into());
+        }
+        doc.end(&Default::default(), &mut chunk)?;
+        chunk.push('\n');
+        flush(&mut chunk, true);
+    } else {
+        let mut cols = Columns::default();
+        model.each_connection(label, &mut |c| {
+            if shown(&c) {
+                cols.fit(&c);
+            }
+        });
+        cols.write_header(&mut chunk);
+        model.each_connection(label, &mut |c| {
+            if shown(&c) {
+                cols.write_conn(&c, &mut chunk);
+                flush(&mut chunk, false);
+            }
+        });
+        flush(&mut chunk, false);
+    }
+    written.and_then(|()| stdout.flush()).context("stdout")?;
+    // What was read is shown; a capture cut short still fails the run (as
+    // tcpdump exits 1 on a truncated file).
+    match src.failure() {
+        Some(f) => bail!("{}", escaped(&f)),
+        None => Ok(()),
+    }
 }
 
 /// The run's error when a source failed (see `Source::failure`): its own

@@ -13,6 +13,10 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use std::net::IpAddr;
 
+/// The DSS checksum is an Internet checksum ([`dss_checksum_start`] returns
+/// one); its one implementation is [`crate::checksum`].
+pub use crate::checksum::InternetChecksum;
+
 /// The MPTCP protocol version a key belongs to; it selects the hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Default)]
 pub enum Version {
@@ -184,65 +188,6 @@ pub fn add_addr_hmac(key_sender: Key, key_receiver: Key, addr_id: u8, addr: IpAd
     u64::from_be_bytes(h[24..32].try_into().expect("8 bytes"))
 }
 
-/// An incremental Internet checksum (RFC 1071) that accepts data in chunks of
-/// any length, keeping track of odd-byte alignment across chunks, as a DSS
-/// mapping may span several segments.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct InternetChecksum {
-    sum: u64,
-    odd: bool,
-}
-
-impl InternetChecksum {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn add(&mut self, mut data: &[u8]) {
-        if data.is_empty() {
-            return;
-        }
-        if self.odd {
-            // The previous chunk ended mid-word: this byte is the low half.
-            self.sum += data[0] as u64;
-            data = &data[1..];
-            self.odd = false;
-        }
-        let mut chunks = data.chunks_exact(8);
-        for c in &mut chunks {
-            let w = u64::from_be_bytes(c.try_into().expect("8 bytes"));
-            self.sum += (w >> 48) + ((w >> 32) & 0xffff) + ((w >> 16) & 0xffff) + (w & 0xffff);
-        }
-        let rest = chunks.remainder();
-        let mut pairs = rest.chunks_exact(2);
-        for p in &mut pairs {
-            self.sum += u16::from_be_bytes([p[0], p[1]]) as u64;
-        }
-        if let [b] = pairs.remainder() {
-            self.sum += (*b as u64) << 8;
-            self.odd = true;
-        }
-        // Keep headroom: fold once the high bits start filling.
-        if self.sum > (1 << 62) {
-            self.sum = (self.sum & 0xffff_ffff) + (self.sum >> 32);
-        }
-    }
-
-    /// The one's-complement sum folded to 16 bits (not inverted).
-    pub fn folded(&self) -> u16 {
-        let mut s = self.sum;
-        while s > 0xffff {
-            s = (s & 0xffff) + (s >> 16);
-        }
-        s as u16
-    }
-
-    /// The checksum value to put on the wire: the inverted folded sum.
-    pub fn finish(&self) -> u16 {
-        !self.folded()
-    }
-}
-
 /// The DSS pseudo-header (RFC 8684 §3.3.1, Figure 7): DSN (64 bits, even when
 /// the option carries 4), relative subflow sequence number, data-level length,
 /// and a zero checksum field.
@@ -292,27 +237,6 @@ mod tests {
         assert_eq!(t, Token(0x768f615c));
         assert_eq!(i, Idsn(0x17c15fa7d0f7d6ef));
         assert_eq!(i.0 + 1 + 16, 1711754507747579648);
-    }
-
-    #[test]
-    fn checksum_chunking_is_alignment_independent() {
-        let data: Vec<u8> = (0..1001u32).map(|i| (i * 7 + 3) as u8).collect();
-        let mut whole = InternetChecksum::new();
-        whole.add(&data);
-        for split in [1, 2, 3, 7, 8, 9, 500, 1000] {
-            let mut c = InternetChecksum::new();
-            c.add(&data[..split]);
-            c.add(&data[split..]);
-            assert_eq!(c.folded(), whole.folded(), "split at {split}");
-        }
-    }
-
-    #[test]
-    fn checksum_rfc1071_example() {
-        // RFC 1071 §3 numerical example: 00 01 f2 03 f4 f5 f6 f7 sums to ddf2.
-        let mut c = InternetChecksum::new();
-        c.add(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]);
-        assert_eq!(c.folded(), 0xddf2);
     }
 
     #[test]

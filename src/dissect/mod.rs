@@ -3,6 +3,7 @@
 //! [`crate::cli`] and the drivers).
 pub mod analysis;
 pub mod crypto;
+pub(crate) mod hash;
 pub mod json;
 pub mod options;
 pub mod packet;

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::Command;
 
 use super::{Address, Connection, Endpoint, Host, Listener, MptcpSupport, RouteCheck};
-use crate::stack::driver::pm::{PathManager, PmError};
 use crate::sys::netlink::{NETLINK_SOCK_DIAG, NetlinkError, Socket};
+use crate::sys::pm_netlink::{PathManager, PmError};
 use crate::sys::route::{self, Lookup};
 use crate::sys::sock_diag::{self, IPPROTO_MPTCP, IPPROTO_TCP};
 use crate::sys::{errno_text, os_text};

@@ -67,11 +67,14 @@
 pub mod buf;
 pub mod cc;
 mod conn;
-/// The only code with file descriptors and clocks: TUN, kernel sockets, pcap tap,
-/// control socket, the embedded poll loop (owned by mptcp-cat).
+/// The only stack code with file descriptors and clocks: the embedded poll
+/// loop over the TUN, the pcap tap, the control socket (owned by mptcp-cat).
 pub mod driver;
 pub mod endpoint;
 pub mod fastopen;
+/// Arbitrary network input fed to a listening stack (the fuzz harness).
+#[doc(hidden)]
+pub mod fuzz;
 pub mod mib;
 mod optlist;
 pub mod ring;

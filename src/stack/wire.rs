@@ -10,7 +10,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::buf::Slice;
-use crate::dissect::crypto::InternetChecksum;
+use crate::checksum::InternetChecksum;
 use crate::dissect::options::{MptcpOption, RawBytes, SackBlocks, TcpOption, emit_options, parse_options};
 use crate::seq::SubflowSeq;
 
@@ -23,7 +23,9 @@ pub mod flags {
     pub const ACK: u8 = 0x10;
 }
 
-mod field {
+/// Header field offsets: the one place they are written (the TUN driver's
+/// coalescer reads its headers through them too).
+pub(crate) mod field {
     pub mod ipv4 {
         pub const VER_IHL: usize = 0;
         pub const TOTAL_LEN: core::ops::Range<usize> = 2..4;
@@ -57,7 +59,7 @@ mod field {
     }
 }
 
-const PROTO_TCP: u8 = 6;
+pub(crate) const PROTO_TCP: u8 = 6;
 
 /// Why a packet could not be taken as a TCP segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -340,7 +342,7 @@ impl AddThen for InternetChecksum {
 }
 
 /// The TCP pseudo-header sum (RFC 9293 §3.1; RFC 8200 §8.1 for IPv6).
-fn pseudo_sum(src: IpAddr, dst: IpAddr, tcp_len: usize) -> InternetChecksum {
+pub(crate) fn pseudo_sum(src: IpAddr, dst: IpAddr, tcp_len: usize) -> InternetChecksum {
     let mut c = InternetChecksum::new();
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {

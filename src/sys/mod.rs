@@ -11,17 +11,31 @@
 //!   sockets, the lookup of one subflow, the MPTCP subflow ULP info);
 //! - [`mptcp_info`]: `struct mptcp_info` and `struct tcp_info` as sock_diag
 //!   and the SOL_MPTCP getsockopts return them;
-//! - [`route`]: the kernel's route lookup (`ip route get DST from SRC`).
+//! - [`route`]: the kernel's route lookup (`ip route get DST from SRC`);
+//! - [`mptcp_socket`]: the kernel's own MPTCP sockets (`--stack kernel`)
+//!   and the SOL_MPTCP getsockopts that report what was negotiated;
+//! - [`pm_netlink`]: the kernel's path manager over generic netlink (`ip
+//!   mptcp endpoint` / `limits`), for `--local` / `--limits` with the kernel
+//!   stack and for mptcp-ss's doctor;
+//! - [`tun`]: the TUN device the embedded stack talks through (ioctls,
+//!   rtnetlink set-up, the virtio-net header);
+//! - [`signals`]: SIGINT/SIGTERM/SIGHUP as a pollable fd, so every loop ends
+//!   cleanly and destructors undo what was set up.
 //!
 //! It sits beside `stack` and `diag` rather than inside either, so that the
 //! stack's drivers and mptcp-ss's sources share it without depending on
-//! each other. All `unsafe` that is not device specific is here.
+//! each other. The host-kernel calls of `stack::driver` and `cli::cat` are
+//! all here, so those two hold no `unsafe`.
 
 pub mod genl;
 pub mod mptcp_info;
+pub mod mptcp_socket;
 pub mod netlink;
+pub mod pm_netlink;
 pub mod route;
+pub mod signals;
 pub mod sock_diag;
+pub mod tun;
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -41,6 +55,11 @@ pub fn os_text(e: &io::Error) -> String {
 /// An errno in words ("Connection reset by peer").
 pub fn errno_text(errno: i32) -> String {
     os_text(&io::Error::from_raw_os_error(errno))
+}
+
+/// A timeout in words for messages: "3s", "250ms".
+pub fn fmt_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
 }
 
 /// `Err(last_os_error)` when a libc call returned -1.
@@ -174,6 +193,20 @@ pub fn poll(fds: &mut [PollFd], timeout: Option<Duration>) -> io::Result<usize> 
         p.revents = r.revents;
     }
     Ok(r as usize)
+}
+
+/// Whether standard input is a terminal.
+pub fn stdin_is_tty() -> bool {
+    // SAFETY: isatty on fd 0 has no preconditions.
+    unsafe { libc::isatty(0) == 1 }
+}
+
+/// `getrandom(2)` into `buf`: the bytes written (fewer than asked, or 0,
+/// only on a failure).
+pub fn getrandom(buf: &mut [u8]) -> usize {
+    // SAFETY: getrandom writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    n.max(0) as usize
 }
 
 /// `read(2)` on a raw fd.

@@ -74,7 +74,7 @@ impl NetlinkError {
     }
 }
 
-/// For callers that speak `io::Result` (the TUN set-up): the kernel's errno
+/// For callers that speak `io::Result` ([`super::tun`]'s set-up): the kernel's errno
 /// as the OS error it is, a malformed answer as `InvalidData`.
 impl From<NetlinkError> for io::Error {
     fn from(e: NetlinkError) -> io::Error {

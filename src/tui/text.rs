@@ -132,56 +132,101 @@ struct Row {
     info: String,
 }
 
+/// The rows of one connection: its `mptcp` row, then a `tcp` row per subflow.
+fn rows(c: &ConnSnapshot) -> impl Iterator<Item = Row> + '_ {
+    let queue = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+    let conn = Row {
+        netid: "mptcp",
+        state: escaped(&c.state),
+        recv_q: queue(c.recv_q),
+        send_q: queue(c.send_q),
+        local: escaped(&c.local),
+        remote: escaped(&c.remote),
+        source: escaped(&c.source),
+        info: conn_fields(c),
+    };
+    std::iter::once(conn).chain(c.subflows.iter().map(move |sf| Row {
+        netid: "`-tcp",
+        state: sf.state.as_deref().map_or_else(|| "-".into(), escaped),
+        recv_q: queue(sf.recv_q),
+        send_q: queue(sf.send_q),
+        local: escaped(&sf.local),
+        remote: escaped(&sf.remote),
+        source: String::new(),
+        info: subflow_fields(sf),
+    }))
+}
+
+/// The widths of the aligned columns, grown by every connection shown
+/// ([`Columns::fit`]) before any is written: the table can be written one
+/// connection at a time ([`Columns::write_conn`]) from a source that gives
+/// its connections twice, without holding them all.
+#[derive(Clone, Copy, Debug)]
+pub struct Columns {
+    state: usize,
+    recv_q: usize,
+    send_q: usize,
+    local: usize,
+    remote: usize,
+}
+
+impl Default for Columns {
+    fn default() -> Columns {
+        // The header's own widths.
+        Columns { state: 5, recv_q: 6, send_q: 6, local: 18, remote: 17 }
+    }
+}
+
+impl Columns {
+    /// Widen the columns to hold this connection's rows.
+    pub fn fit(&mut self, c: &ConnSnapshot) {
+        for r in rows(c) {
+            self.state = self.state.max(r.state.len());
+            self.recv_q = self.recv_q.max(r.recv_q.len());
+            self.send_q = self.send_q.max(r.send_q.len());
+            self.local = self.local.max(r.local.len());
+            self.remote = self.remote.max(r.remote.len());
+        }
+    }
+
+    pub fn write_header(&self, out: &mut String) {
+        let Columns { state: ws, recv_q: wr, send_q: wq, local: wl, remote: wp } = *self;
+        let _ = writeln!(
+            out,
+            "{:<5} {:<ws$} {:<wr$} {:<wq$} {:<wl$} {:<wp$} Source",
+            "Netid", "State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port"
+        );
+    }
+
+    /// The connection's lines: each row, followed by a tab-indented line of
+    /// its fields.
+    pub fn write_conn(&self, c: &ConnSnapshot, out: &mut String) {
+        let Columns { state: ws, recv_q: wr, send_q: wq, local: wl, remote: wp } = *self;
+        for r in rows(c) {
+            let line = format!(
+                "{:<5} {:<ws$} {:<wr$} {:<wq$} {:<wl$} {:<wp$} {}",
+                r.netid, r.state, r.recv_q, r.send_q, r.local, r.remote, r.source
+            );
+            let _ = writeln!(out, "{}", line.trim_end());
+            if !r.info.is_empty() {
+                let _ = writeln!(out, "\t {}", r.info);
+            }
+        }
+    }
+}
+
 /// The whole snapshot, ss style: a header, then for each connection its
 /// `mptcp` line and the `tcp` lines of its subflows, each followed by a
 /// tab-indented line of fields. Text from the sources is escaped
 /// ([`super::escape`]), so a line is one line and nothing reaches the terminal raw.
 pub fn write_snapshot(snap: &Snapshot, out: &mut String) {
-    let mut rows = Vec::new();
+    let mut cols = Columns::default();
     for c in &snap.connections {
-        rows.push(Row {
-            netid: "mptcp",
-            state: escaped(&c.state),
-            recv_q: c.recv_q.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
-            send_q: c.send_q.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
-            local: escaped(&c.local),
-            remote: escaped(&c.remote),
-            source: escaped(&c.source),
-            info: conn_fields(c),
-        });
-        for sf in &c.subflows {
-            rows.push(Row {
-                netid: "`-tcp",
-                state: sf.state.as_deref().map_or_else(|| "-".into(), escaped),
-                recv_q: sf.recv_q.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
-                send_q: sf.send_q.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
-                local: escaped(&sf.local),
-                remote: escaped(&sf.remote),
-                source: String::new(),
-                info: subflow_fields(sf),
-            });
-        }
+        cols.fit(c);
     }
-    let w = |f: &dyn Fn(&Row) -> usize, min: usize| rows.iter().map(f).max().unwrap_or(0).max(min);
-    let ws = w(&|r| r.state.len(), 5);
-    let wr = w(&|r| r.recv_q.len(), 6);
-    let wq = w(&|r| r.send_q.len(), 6);
-    let wl = w(&|r| r.local.len(), 18);
-    let wp = w(&|r| r.remote.len(), 17);
-    let _ = writeln!(
-        out,
-        "{:<5} {:<ws$} {:<wr$} {:<wq$} {:<wl$} {:<wp$} Source",
-        "Netid", "State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port"
-    );
-    for r in &rows {
-        let line = format!(
-            "{:<5} {:<ws$} {:<wr$} {:<wq$} {:<wl$} {:<wp$} {}",
-            r.netid, r.state, r.recv_q, r.send_q, r.local, r.remote, r.source
-        );
-        let _ = writeln!(out, "{}", line.trim_end());
-        if !r.info.is_empty() {
-            let _ = writeln!(out, "\t {}", r.info);
-        }
+    cols.write_header(out);
+    for c in &snap.connections {
+        cols.write_conn(c, out);
     }
 }
 

@@ -209,7 +209,7 @@ impl LocalSpec {
     /// The first host address of the prefix (the kernel's side of a TUN link):
     /// 10.200.0.2/24 -> 10.200.0.1.
     pub fn first_host(&self) -> Option<IpAddr> {
-        Some(crate::stack::driver::tun::first_host(self.addr, self.prefix?))
+        Some(crate::sys::tun::first_host(self.addr, self.prefix?))
     }
 }
 

@@ -1,6 +1,6 @@
 //! `--stack embedded`: the command line turned into the embedded driver's
-//! [`Options`](crate::stack::driver::embedded::Options); the poll loop
-//! itself lives in `crate::stack::driver::embedded`.
+//! [`Options`](crate::stack::driver::tun_loop::Options); the poll loop
+//! itself lives in `crate::stack::driver::tun_loop`.
 //!
 //! - The first `--local` is the primary address (the client connects from
 //!   it, ID 0 on the initial subflow); the others open subflows on a client
@@ -19,9 +19,9 @@ use anyhow::{Context, bail};
 use super::args::{CatArgs, Target};
 use super::kernel_mode::resolve;
 use super::output::SessionLog;
-use crate::stack::driver::embedded::{self, LocalAddress, Options, Role, SessionSink};
-use crate::stack::driver::signals::Termination;
+use crate::stack::driver::tun_loop::{self, LocalAddress, Options, Role, SessionSink};
 use crate::stack::{AddrFlags, CcKind, Config, CookieCache, Limits, SchedulerKind};
+use crate::sys::signals::Termination;
 
 impl SessionSink for SessionLog {
     fn record(&mut self, data: &[u8]) -> std::io::Result<()> {
@@ -162,7 +162,7 @@ fn save_cookies(path: &Path, cache: &CookieCache) -> anyhow::Result<()> {
 pub fn run(args: &CatArgs, target: Target, term: &Termination) -> anyhow::Result<()> {
     let opts = options(args, &target)?;
     let mut log = SessionLog::open(args.output.as_deref(), args.hex_dump.as_deref())?;
-    let result = embedded::run(&opts, &mut log, term);
+    let result = tun_loop::run(&opts, &mut log, term);
     // The cookies learnt are kept even when the session failed.
     if let Some(path) = args.fastopen_cache.as_deref().filter(|_| opts.config.fastopen.client) {
         save_cookies(path, &opts.config.fastopen.cache)?;

@@ -24,21 +24,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 
 use super::args::{CatArgs, Target};
-use super::output::SessionLog;
+use super::output::{SessionLog, note};
 use super::pm_config::PmGuard;
-use crate::stack::driver::kernel::{self, FullInfo, KernelError, SocketOptions, SubflowInfo};
-use crate::stack::driver::signals::Termination;
-use crate::stack::driver::sys::{self, POLLIN, POLLOUT, PollFd};
+use crate::sys::mptcp_socket::{self, FullInfo, SocketError, SocketOptions, SubflowInfo};
+use crate::sys::signals::{self, Termination};
+use crate::sys::{self, POLLIN, POLLOUT, PollFd};
 
 const CHUNK: usize = 256 * 1024;
 /// Stop reading standard input while a connection has this much unsent.
 const TX_HIGH_WATER: usize = 1024 * 1024;
 /// How often -v looks for subflows opening and closing.
 const MONITOR_EVERY: Duration = Duration::from_millis(100);
-
-pub(crate) fn note(msg: impl std::fmt::Display) {
-    eprintln!("mptcp-cat: {msg}");
-}
 
 /// Show IPv4-mapped IPv6 addresses as IPv4.
 fn unmap(a: SocketAddr) -> SocketAddr {
@@ -85,7 +81,7 @@ pub fn run(args: &CatArgs, target: Target, term: &Termination) -> anyhow::Result
                 None if v6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
                 None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             };
-            let listener = kernel::listen(SocketAddr::new(ip, port), 64, &opts)?;
+            let listener = mptcp_socket::listen(SocketAddr::new(ip, port), 64, &opts)?;
             listener.set_nonblocking(true).context("listener: O_NONBLOCK")?;
             if args.verbose > 0 {
                 let at = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| format!("{ip}:{port}"));
@@ -103,7 +99,7 @@ fn connect_any(
     opts: &SocketOptions,
     term: &Termination,
 ) -> anyhow::Result<(TcpStream, SocketAddr)> {
-    let mut last: Option<KernelError> = None;
+    let mut last: Option<SocketError> = None;
     for remote in remotes {
         let src_ip = args.source.or_else(|| args.local.first().map(|l| l.addr));
         let src_port = args.source_port.or_else(|| args.local.first().and_then(|l| l.port));
@@ -121,9 +117,9 @@ fn connect_any(
                 Some(SocketAddr::new(ip, port.unwrap_or(0)))
             }
         };
-        match kernel::connect(*remote, local, opts, args.connect_timeout, Some(term.fd())) {
+        match mptcp_socket::connect(*remote, local, opts, args.connect_timeout, Some(term.fd())) {
             Ok(s) => return Ok((s, *remote)),
-            Err(e @ (KernelError::MptcpDisabled | KernelError::MptcpUnsupported | KernelError::Interrupted)) => {
+            Err(e @ (SocketError::MptcpDisabled | SocketError::MptcpUnsupported | SocketError::Interrupted)) => {
                 return Err(e.into());
             }
             Err(e) => {
@@ -157,7 +153,7 @@ fn fmt_pair(s: &SubflowInfo) -> String {
 /// " (address ids local 1, remote 0; flags Jjec)" from sock_diag, when it answers.
 fn ulp_note(sf: &SubflowInfo) -> String {
     match (sf.local, sf.remote) {
-        (Some(l), Some(r)) => match kernel::subflow_ulp(l, r) {
+        (Some(l), Some(r)) => match mptcp_socket::subflow_ulp(l, r) {
             Some(u) => format!(
                 " (address ids local {}, remote {}; flags {})",
                 u.id_loc,
@@ -220,7 +216,7 @@ impl Monitor {
             return;
         }
         self.last_poll = Instant::now();
-        if let Ok(Some(info)) = kernel::snapshot(fd) {
+        if let Ok(Some(info)) = mptcp_socket::snapshot(fd) {
             self.update(info, verbose);
         }
     }
@@ -311,8 +307,7 @@ struct Session<'a> {
 impl<'a> Session<'a> {
     fn new(args: &'a CatArgs, term: &'a Termination) -> anyhow::Result<Session<'a>> {
         let log = SessionLog::open(args.output.as_deref(), args.hex_dump.as_deref())?;
-        // SAFETY: isatty on fd 0 has no preconditions.
-        let stdin_tty = unsafe { libc::isatty(0) } == 1;
+        let stdin_tty = sys::stdin_is_tty();
         Ok(Session {
             args,
             term,
@@ -397,7 +392,7 @@ impl<'a> Session<'a> {
         loop {
             if let Some(sig) = self.term.received() {
                 self.finish_all();
-                bail!("interrupted by {}", crate::stack::driver::signals::name(sig));
+                bail!("interrupted by {}", signals::name(sig));
             }
             // Build the poll set: [term, listener?, stdin?, conns...]
             let mut fds = vec![PollFd::raw(self.term.fd(), POLLIN)];
@@ -485,7 +480,7 @@ impl<'a> Session<'a> {
                     if self.args.verbose > 0 {
                         note(format!("turned away {} (already serving a client; -k serves several)", unmap(peer)));
                     }
-                    let _ = kernel::set_abortive_close(stream.as_raw_fd());
+                    let _ = mptcp_socket::set_abortive_close(stream.as_raw_fd());
                     return Ok(());
                 }
                 if let Err(e) = self.add_conn(stream, false, Some(peer)) {
@@ -618,7 +613,7 @@ impl<'a> Session<'a> {
         // Has it ended?
         let send_done = args.recv_only || (stdin_eof && c.pending() == 0 && c.tx_closed);
         let ended = if args.abort {
-            (stdin_eof && c.pending() == 0 && kernel::unacked_bytes(c.stream.as_raw_fd()).unwrap_or(0) == 0)
+            (stdin_eof && c.pending() == 0 && mptcp_socket::unacked_bytes(c.stream.as_raw_fd()).unwrap_or(0) == 0)
                 || (args.recv_only && c.rx_eof)
         } else if args.send_only {
             send_done
@@ -634,7 +629,7 @@ impl<'a> Session<'a> {
             if c.last_activity.elapsed() >= idle {
                 return Ok(Some(ConnEnd::Failed(anyhow!(
                     "idle timeout: nothing sent or received for {}",
-                    kernel::fmt_duration(idle)
+                    sys::fmt_duration(idle)
                 ))));
             }
         }
@@ -663,7 +658,7 @@ impl<'a> Session<'a> {
             ));
         }
         if args.abort {
-            if let Err(e) = kernel::set_abortive_close(c.stream.as_raw_fd()) {
+            if let Err(e) = mptcp_socket::set_abortive_close(c.stream.as_raw_fd()) {
                 note(format!("SO_LINGER: {e}"));
             }
         }
@@ -699,7 +694,7 @@ impl<'a> Session<'a> {
 fn negotiation(args: &CatArgs, c: &mut Conn) -> anyhow::Result<()> {
     c.negotiated = true;
     let tag = c.tag(args.keep_open);
-    match kernel::snapshot(c.stream.as_raw_fd()).context("MPTCP_FULL_INFO")? {
+    match mptcp_socket::snapshot(c.stream.as_raw_fd()).context("MPTCP_FULL_INFO")? {
         Some(info) => {
             if args.verbose > 0 {
                 note(format!(

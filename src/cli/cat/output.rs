@@ -1,11 +1,17 @@
 //! Where session data goes: standard output, and ncat's `-o` (raw log of
-//! both directions) and `-x` (hex dump of both directions) files.
+//! both directions) and `-x` (hex dump of both directions) files; and where
+//! mptcp-cat's own remarks go ([`note`], standard error).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use anyhow::Context;
+
+/// One remark of mptcp-cat's on standard error (`-v` reports, warnings).
+pub(crate) fn note(msg: impl std::fmt::Display) {
+    eprintln!("mptcp-cat: {msg}");
+}
 
 /// ncat's hex dump of one chunk: lines of
 /// `OOOO   hh hh hh hh hh hh hh hh  hh hh hh hh hh hh hh hh  ascii...........`

@@ -15,8 +15,8 @@
 use anyhow::Context;
 
 use super::args::CatArgs;
-use super::kernel_mode::note;
-use crate::stack::driver::pm::{self, PathManager, PmLimits};
+use super::output::note;
+use crate::sys::pm_netlink::{self, PathManager, PmLimits};
 
 const SCHED_PATH: &str = "/proc/sys/net/mptcp/scheduler";
 const SCHED_AVAILABLE: &str = "/proc/sys/net/mptcp/available_schedulers";
@@ -79,19 +79,19 @@ impl PmGuard {
         for l in extra {
             let mut flags = 0;
             if l.flags.subflow {
-                flags |= pm::FLAG_SUBFLOW;
+                flags |= pm_netlink::FLAG_SUBFLOW;
             }
             if l.flags.signal {
-                flags |= pm::FLAG_SIGNAL;
+                flags |= pm_netlink::FLAG_SIGNAL;
             }
             if flags == 0 {
-                flags = if listen { pm::FLAG_SIGNAL } else { pm::FLAG_SUBFLOW };
+                flags = if listen { pm_netlink::FLAG_SIGNAL } else { pm_netlink::FLAG_SUBFLOW };
             }
             if l.flags.backup {
-                flags |= pm::FLAG_BACKUP;
+                flags |= pm_netlink::FLAG_BACKUP;
             }
             if l.flags.fullmesh {
-                flags |= pm::FLAG_FULLMESH;
+                flags |= pm_netlink::FLAG_FULLMESH;
             }
             if let Some(e) = existing.iter().find(|e| e.addr == l.addr && e.port == l.port) {
                 if g.verbose {
@@ -99,14 +99,14 @@ impl PmGuard {
                         "endpoint {} already exists (id {}, {}); left as it is",
                         l.addr,
                         e.id,
-                        pm::flag_names(e.flags)
+                        pm_netlink::flag_names(e.flags)
                     ));
                 }
                 continue;
             }
             let id = pmc.add_endpoint(l.addr, l.port, flags)?;
             if g.verbose {
-                note(format!("endpoint {} id {id} {}", l.addr, pm::flag_names(flags)));
+                note(format!("endpoint {} id {id} {}", l.addr, pm_netlink::flag_names(flags)));
             }
             g.added.push((id, l.addr.to_string()));
         }

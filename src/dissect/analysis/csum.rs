@@ -11,7 +11,8 @@
 //! counted needs tracking (a retransmission must not count twice, a segment
 //! missing from the capture leaves the mapping unverifiable).
 
-use crate::dissect::crypto::{InternetChecksum, dss_pseudo_header};
+use crate::checksum::{InternetChecksum, fold};
+use crate::dissect::crypto::dss_pseudo_header;
 
 /// One's-complement sum of `data` as if it started at an even offset,
 /// folded to 16 bits.
@@ -19,13 +20,6 @@ fn chunk_sum(data: &[u8]) -> u16 {
     let mut c = InternetChecksum::new();
     c.add(data);
     c.folded()
-}
-
-fn fold(mut s: u64) -> u16 {
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
 }
 
 /// Disjoint byte ranges `[start, end)` already seen, sorted.

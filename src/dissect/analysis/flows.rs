@@ -1,9 +1,10 @@
 //! The flow table: TCP 4-tuples to flow indices, built for the summary fast
 //! path (one hash of four words per packet, a one-entry cache in front).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+
+use crate::dissect::hash::WordMap;
 
 /// An address as 128 bits (IPv4 mapped into IPv6, RFC 4291 §2.5.5.2), so a
 /// key is four words and two ports whatever the family.
@@ -65,41 +66,6 @@ impl Hash for FlowKey {
         state.write_u32((self.lo_port as u32) << 16 | self.hi_port as u32);
     }
 }
-
-/// A multiply-rotate word hasher in the style of rustc's FxHasher: the keys
-/// are capture contents, not attacker-chosen table keys of a server, and
-/// SipHash would cost more than the rest of the per-packet work.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct WordHasher(u64);
-
-const SEED: u64 = 0xf135_7aea_2e62_a9c5;
-
-impl Hasher for WordHasher {
-    fn finish(&self) -> u64 {
-        self.0.rotate_left(26)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for c in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..c.len()].copy_from_slice(c);
-            self.write_u64(u64::from_le_bytes(w));
-        }
-    }
-    fn write_u64(&mut self, w: u64) {
-        self.0 = self.0.wrapping_add(w).wrapping_mul(SEED);
-    }
-    fn write_u32(&mut self, w: u32) {
-        self.write_u64(w as u64);
-    }
-    fn write_u8(&mut self, w: u8) {
-        self.write_u64(w as u64);
-    }
-    fn write_usize(&mut self, w: usize) {
-        self.write_u64(w as u64);
-    }
-}
-
-pub(crate) type WordMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
 
 /// 4-tuple -> index of the current flow on it, with the last hit cached.
 #[derive(Debug, Default)]

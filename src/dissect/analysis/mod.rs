@@ -50,12 +50,13 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
 use csum::{Localizer, MappingChecksum};
-use flows::{FlowKey, FlowTable, WordMap};
+use flows::{FlowKey, FlowTable};
 pub use sentlog::FRAMES_NAMED;
 use sentlog::SentLog;
 use synonly::{COMPACT, SynOnly};
 
 use super::crypto::{self, Key, Version};
+use super::hash::WordMap;
 use super::options::{
     AddAddr, Dss, MpCapable, MpFail, MpFastclose, MpJoin, MpPrio, MpTcpRst, MptcpOption, RemoveAddr, WireSeq, kind,
     parse_dss, parse_mptcp, parse_options, subtype,

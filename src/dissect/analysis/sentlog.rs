@@ -21,7 +21,7 @@
 //! overlaps, whatever the number of earlier copies. Entries far below the
 //! peer's data ACK are pruned.
 
-use super::flows::WordMap;
+use crate::dissect::hash::WordMap;
 
 /// At most this many frames are named by one event; the others are counted.
 pub const FRAMES_NAMED: usize = 8;

@@ -18,10 +18,18 @@ impl Analyzer {
     /// The connections seen so far, from the client's point of view.
     /// `source` names where they come from ("capture:FILE", "live:IFACE").
     pub fn snapshot(&self, source: &str) -> Snapshot {
-        let connections = self
-            .conns_in_order()
-            .into_iter()
-            .map(|item| match item {
+        let mut connections = Vec::new();
+        self.each_connection(source, &mut |c| connections.push(c));
+        Snapshot { connections, ..Default::default() }
+    }
+
+    /// The connections of [`Analyzer::snapshot`], in the same order, one at
+    /// a time: a view of a large capture writes each as it comes instead of
+    /// holding them all (100,000 connections are hundreds of MB as
+    /// snapshots, a few MB as analysis state).
+    pub fn each_connection(&self, source: &str, f: &mut dyn FnMut(ConnSnapshot)) {
+        for item in self.conns_in_order() {
+            f(match item {
                 Ok(ci) => {
                     let c = &self.conns[ci as usize];
                     let flows: Vec<&Flow> = c.flows.iter().map(|&fi| &self.flows[fi as usize]).collect();
@@ -29,12 +37,11 @@ impl Analyzer {
                 }
                 Err(si) => {
                     // A connection that has shown only its SYN.
-                    let (f, c) = self.syns[si as usize].expand();
-                    conn_snapshot(&c.expect("only MP_CAPABLE SYNs have a connection"), &[&f], source)
+                    let (flow, c) = self.syns[si as usize].expand();
+                    conn_snapshot(&c.expect("only MP_CAPABLE SYNs have a connection"), &[&flow], source)
                 }
-            })
-            .collect();
-        Snapshot { connections, ..Default::default() }
+            });
+        }
     }
 }
 

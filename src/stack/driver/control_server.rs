@@ -21,9 +21,9 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::sys::{POLLIN, POLLOUT, PollFd};
 use crate::control::{self, ControlError, ControlEvent, EventBatch};
 use crate::snapshot::Snapshot;
+use crate::sys::{POLLIN, POLLOUT, PollFd};
 
 /// Longest request line accepted; a client that sends a longer one is dropped.
 pub const MAX_LINE: usize = 4096;

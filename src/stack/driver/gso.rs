@@ -1,5 +1,7 @@
-//! Transmit-side segment coalescing for a TUN with a virtio-net header
-//! (`--tun-offload`): runs of consecutive data segments the stack emits on
+//! Transmit side of a TUN with a virtio-net header (`--tun-offload`): the
+//! header every packet carries ([`offload_fixup`]: the IPv4 header checksum,
+//! the TCP checksum left to the kernel), and segment coalescing: runs of
+//! consecutive data segments the stack emits on
 //! one subflow are merged into one TSO super-packet (GSO_TCPV4/6, checksum
 //! left to the kernel), so the kernel takes 40 segments in one `write(2)` and
 //! one pass through its receive path, as it takes a GRO packet from a NIC.
@@ -22,10 +24,15 @@
 //! the send buffer joined into one), handed to `writev(2)` together.
 
 use std::io::IoSlice;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::tun::{VNET_HDR_LEN, VnetHdr};
+use crate::checksum::InternetChecksum;
+use crate::dissect::options::{Dss, kind, subtype};
 use crate::stack::buf::Slice;
 use crate::stack::endpoint::MAX_HEADERS;
+use crate::stack::wire::field::{ipv4, ipv6, tcp};
+use crate::stack::wire::{self, PROTO_TCP, flags};
+use crate::sys::tun::{VNET_HDR_LEN, VnetHdr};
 
 /// Largest merged payload: the DSS data-level length is 16 bits.
 const MAX_PAYLOAD: usize = 65_535 - 1024;
@@ -68,31 +75,35 @@ fn parse(p: &[u8], payload: usize) -> Option<Seg> {
     let mut addrs = [0u8; 32];
     let (v6, ip_len) = match p.first()? >> 4 {
         4 => {
-            let ihl = usize::from(p[0] & 0x0f) * 4;
+            let ihl = usize::from(p[ipv4::VER_IHL] & 0x0f) * 4;
             // No IP options, TCP, not a fragment (MF or an offset).
-            if ihl != 20 || p.len() < 40 || p[9] != 6 || u16::from_be_bytes([p[6], p[7]]) & 0x3fff != 0 {
+            if ihl != ipv4::HEADER_LEN
+                || p.len() < ipv4::HEADER_LEN + tcp::HEADER_LEN
+                || p[ipv4::PROTO] != PROTO_TCP
+                || u16::from_be_bytes(p[ipv4::FRAG].try_into().ok()?) & 0x3fff != 0
+            {
                 return None;
             }
-            addrs[..8].copy_from_slice(&p[12..20]);
-            (false, 20)
+            addrs[..8].copy_from_slice(&p[ipv4::SRC.start..ipv4::DST.end]);
+            (false, ipv4::HEADER_LEN)
         }
         6 => {
-            if p.len() < 60 || p[6] != 6 {
+            if p.len() < ipv6::HEADER_LEN + tcp::HEADER_LEN || p[ipv6::NEXT_HEADER] != PROTO_TCP {
                 return None;
             }
-            addrs.copy_from_slice(&p[8..40]);
-            (true, 40)
+            addrs.copy_from_slice(&p[ipv6::SRC.start..ipv6::DST.end]);
+            (true, ipv6::HEADER_LEN)
         }
         _ => return None,
     };
     let t = &p[ip_len..];
-    let doff = usize::from(t[12] >> 4) * 4;
-    if doff < 20 || t.len() != doff {
+    let doff = usize::from(t[tcp::DATA_OFF] >> 4) * 4;
+    if doff < tcp::HEADER_LEN || t.len() != doff {
         return None;
     }
-    let flags = t[13];
+    let tcp_flags = t[tcp::FLAGS];
     // ACK, optionally PSH; nothing else.
-    if flags & !0x08 != 0x10 {
+    if tcp_flags & !flags::PSH != flags::ACK {
         return None;
     }
     if payload == 0 {
@@ -100,41 +111,45 @@ fn parse(p: &[u8], payload: usize) -> Option<Seg> {
     }
     let mut ts = None;
     let mut dss = None;
-    let mut i = 20;
+    let mut i = tcp::HEADER_LEN;
     while i < doff {
         match t[i] {
-            0 => break,
-            1 => i += 1,
-            kind => {
+            kind::EOL => break,
+            kind::NOP => i += 1,
+            k => {
                 let len = usize::from(*t.get(i + 1)?);
                 if len < 2 || i + len > doff {
                     return None;
                 }
                 let o = &t[i..i + len];
-                match kind {
-                    8 if len == 10 => {
+                match k {
+                    // Kind, length, TSval, TSecr (RFC 7323 §3).
+                    kind::TIMESTAMPS if len == 10 => {
                         ts = Some((
                             u32::from_be_bytes(o[2..6].try_into().ok()?),
                             u32::from_be_bytes(o[6..10].try_into().ok()?),
                         ))
                     }
-                    30 if o.get(2).is_some_and(|b| b >> 4 == 2) => dss = Some((i, len)),
+                    kind::MPTCP if o.get(2).is_some_and(|b| b >> 4 == subtype::DSS) => dss = Some((i, len)),
                     _ => return None,
                 }
                 i += len;
             }
         }
     }
+    // The DSS fields in their order (RFC 8684 §3.3, Figure 9): kind,
+    // length, subtype, flags, then DATA_ACK, DSN, SSN, data-level length
+    // and the checksum, each present or wide as the flags say.
     let (at, len) = dss?;
     let o = &t[at..at + len];
     let fl = o[3];
     // M must be set, F not.
-    if fl & 0x04 == 0 || fl & 0x10 != 0 {
+    if fl & Dss::FLAG_MAPPING == 0 || fl & Dss::FLAG_DATA_FIN != 0 {
         return None;
     }
     let mut k = 4;
-    let data_ack = if fl & 0x01 != 0 {
-        if fl & 0x02 != 0 {
+    let data_ack = if fl & Dss::FLAG_ACK != 0 {
+        if fl & Dss::FLAG_ACK8 != 0 {
             let v = u64::from_be_bytes(o.get(k..k + 8)?.try_into().ok()?);
             k += 8;
             Some(v)
@@ -146,7 +161,7 @@ fn parse(p: &[u8], payload: usize) -> Option<Seg> {
     } else {
         None
     };
-    let dsn64 = fl & 0x08 != 0;
+    let dsn64 = fl & Dss::FLAG_DSN8 != 0;
     let dsn = if dsn64 {
         let v = u64::from_be_bytes(o.get(k..k + 8)?.try_into().ok()?);
         k += 8;
@@ -167,22 +182,80 @@ fn parse(p: &[u8], payload: usize) -> Option<Seg> {
         shape: Shape {
             v6,
             addrs,
-            ports: u32::from_be_bytes(t[0..4].try_into().ok()?),
-            ack: u32::from_be_bytes(t[8..12].try_into().ok()?),
-            window: u16::from_be_bytes([t[14], t[15]]),
+            ports: u32::from_be_bytes(t[tcp::SRC_PORT.start..tcp::DST_PORT.end].try_into().ok()?),
+            ack: u32::from_be_bytes(t[tcp::ACK].try_into().ok()?),
+            window: u16::from_be_bytes(t[tcp::WINDOW].try_into().ok()?),
             tsval,
             tsecr,
             dsn64,
             data_ack,
         },
-        seq: u32::from_be_bytes(t[4..8].try_into().ok()?),
+        seq: u32::from_be_bytes(t[tcp::SEQ].try_into().ok()?),
         dsn,
         ssn,
         hdr_len: ip_len + doff,
         payload,
-        psh: flags & 0x08 != 0,
+        psh: tcp_flags & flags::PSH != 0,
         dss_len_at: ip_len + at + k + 4,
     })
+}
+
+/// For a packet sent with the virtio-net header: the IPv4 header checksum
+/// (the kernel always verifies it) and a NEEDS_CSUM header asking the kernel
+/// to treat the TCP checksum as offloaded (CHECKSUM_PARTIAL, which local
+/// delivery accepts without computing it). `pkt` holds the headers and
+/// `more` payload bytes follow it.
+pub(crate) fn offload_fixup(pkt: &mut [u8], more: usize) -> VnetHdr {
+    let mut hdr = VnetHdr::default();
+    let Some(&v) = pkt.first() else { return hdr };
+    let v6 = match v >> 4 {
+        4 => false,
+        6 => true,
+        _ => return hdr,
+    };
+    let ip_len = if v6 {
+        ipv6::HEADER_LEN
+    } else {
+        let ihl = usize::from(v & 0x0f) * 4;
+        if pkt.len() < ihl || ihl < ipv4::HEADER_LEN {
+            return hdr;
+        }
+        pkt[ipv4::CHECKSUM].fill(0);
+        let mut c = InternetChecksum::new();
+        c.add(&pkt[..ihl]);
+        pkt[ipv4::CHECKSUM].copy_from_slice(&c.finish().to_be_bytes());
+        ihl
+    };
+    if pkt.len() >= ip_len + tcp::HEADER_LEN {
+        // Seed the TCP checksum with the pseudo-header sum, as a NIC expects.
+        let (src, dst) = addresses(pkt, v6);
+        let seed = wire::pseudo_sum(src, dst, pkt.len() - ip_len + more).folded();
+        let at = ip_len + tcp::CHECKSUM.start;
+        pkt[at..at + 2].copy_from_slice(&seed.to_be_bytes());
+        hdr.flags = VnetHdr::NEEDS_CSUM;
+        hdr.csum_start = ip_len as u16;
+        hdr.csum_offset = tcp::CHECKSUM.start as u16;
+    }
+    hdr
+}
+
+/// Source and destination of an IP header at least as long as its fixed part.
+fn addresses(pkt: &[u8], v6: bool) -> (IpAddr, IpAddr) {
+    if v6 {
+        let a = |r: core::ops::Range<usize>| -> IpAddr {
+            let mut o = [0u8; 16];
+            o.copy_from_slice(&pkt[r]);
+            Ipv6Addr::from(o).into()
+        };
+        (a(ipv6::SRC), a(ipv6::DST))
+    } else {
+        let a = |r: core::ops::Range<usize>| -> IpAddr {
+            let mut o = [0u8; 4];
+            o.copy_from_slice(&pkt[r]);
+            Ipv4Addr::from(o).into()
+        };
+        (a(ipv4::SRC), a(ipv4::DST))
+    }
 }
 
 /// Builds super-packets: the virtio-net header and the first segment's
@@ -263,8 +336,8 @@ impl Coalescer {
                 self.count += 1;
                 self.last_payload = s.payload;
                 if s.psh {
-                    let tcp = VNET_HDR_LEN + if f.shape.v6 { 40 } else { 20 };
-                    self.head[tcp + 13] |= 0x08;
+                    let at = VNET_HDR_LEN + if f.shape.v6 { ipv6::HEADER_LEN } else { ipv4::HEADER_LEN };
+                    self.head[at + tcp::FLAGS] |= flags::PSH;
                 }
                 return;
             }
@@ -314,13 +387,13 @@ impl Coalescer {
         let h = &mut self.head[VNET_HDR_LEN..VNET_HDR_LEN + n];
         if let Some(f) = merged {
             if f.shape.v6 {
-                h[4..6].copy_from_slice(&((n + payload - 40) as u16).to_be_bytes());
+                h[ipv6::PAYLOAD_LEN].copy_from_slice(&((n + payload - ipv6::HEADER_LEN) as u16).to_be_bytes());
             } else {
-                h[2..4].copy_from_slice(&((n + payload) as u16).to_be_bytes());
+                h[ipv4::TOTAL_LEN].copy_from_slice(&((n + payload) as u16).to_be_bytes());
             }
             h[f.dss_len_at..f.dss_len_at + 2].copy_from_slice(&(payload as u16).to_be_bytes());
         }
-        let mut vh = super::embedded::offload_fixup(h, payload);
+        let mut vh = offload_fixup(h, payload);
         if let Some(f) = merged {
             vh.gso_type = if f.shape.v6 { VnetHdr::GSO_TCPV6 } else { VnetHdr::GSO_TCPV4 };
             vh.gso_size = f.payload as u16;
@@ -456,5 +529,54 @@ mod tests {
         }
         c.flush(&mut |x| pieces.push(x.len()));
         assert_eq!(pieces, [2], "headers, then one payload piece");
+    }
+
+    #[test]
+    fn offload_fixup_sets_ip_checksum_and_partial_tcp() {
+        let mut p = vec![0u8; 40];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&40u16.to_be_bytes());
+        p[8] = 64;
+        p[9] = 6;
+        p[12..16].copy_from_slice(&[10, 200, 0, 2]);
+        p[16..20].copy_from_slice(&[10, 200, 0, 1]);
+        p[32] = 0x50;
+        let h = offload_fixup(&mut p, 0);
+        assert_eq!(h.flags, VnetHdr::NEEDS_CSUM);
+        assert_eq!((h.csum_start, h.csum_offset), (20, 16));
+        let mut c = InternetChecksum::new();
+        c.add(&p[..20]);
+        assert_eq!(c.folded(), 0xffff, "IPv4 header checksum verifies");
+        // The seed: 0a c8 00 02 + 0a c8 00 01 + protocol 6 + TCP length 20.
+        assert_eq!(u16::from_be_bytes([p[36], p[37]]), 0x0ac8 + 0x0002 + 0x0ac8 + 0x0001 + 6 + 20);
+    }
+
+    #[test]
+    fn offload_fixup_completed_as_the_kernel_does_verifies() {
+        // What the kernel does with NEEDS_CSUM: sum from csum_start to the
+        // end (the seed in place), store the inverted sum at csum_offset.
+        for (src, dst) in [("10.200.0.2:40000", "10.200.0.1:5000"), ("[2001:db8::2]:40000", "[2001:db8::1]:5000")] {
+            let pl = Slice::copy_from(&[0x5a; 333]);
+            let repr = SegmentRepr {
+                src: src.parse().unwrap(),
+                dst: dst.parse().unwrap(),
+                seq: SubflowSeq(100),
+                ack: SubflowSeq(55),
+                flags: flags::ACK,
+                window: 1000,
+                options: &[],
+            };
+            let mut h = vec![0u8; MAX_HEADERS];
+            let n = wire::emit_parts(&repr, &pl, &mut h, false).unwrap();
+            h.truncate(n);
+            let vh = offload_fixup(&mut h, pl.len());
+            let mut pkt = [&h[..], &pl[..]].concat();
+            let (start, at) = (usize::from(vh.csum_start), usize::from(vh.csum_start + vh.csum_offset));
+            let mut c = InternetChecksum::new();
+            c.add(&pkt[start..]);
+            pkt[at..at + 2].copy_from_slice(&c.finish().to_be_bytes());
+            let s = wire::parse(&pkt, true).unwrap();
+            assert_eq!(s.payload, &[0x5a; 333][..], "{src}");
+        }
     }
 }

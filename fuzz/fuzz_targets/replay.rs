@@ -1,0 +1,8 @@
+//! cargo-fuzz target `replay`: the harness is `mptcp_tools::fuzzing::replay`
+//! (documented there), so that its crashers replay as ordinary tests in
+//! tests/fuzz_regressions.rs.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| mptcp_tools::fuzzing::replay(data));
