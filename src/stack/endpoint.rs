@@ -13,6 +13,7 @@ use super::conn::{
     Connection, CookieSynAck, Ctx, EndpointEvent, LocalAddr, Passive, RstOut, TxOut, emit_cookie_synack, emit_rst,
     rst_reason,
 };
+use super::fastopen::{Cookie, CookieIssuer, SynCookie};
 use super::mib::{Counter, Mib};
 use super::syncookie::{CookieJar, SynParams};
 use super::tcp::TcbParams;
@@ -100,6 +101,8 @@ pub struct Endpoint {
     /// SYN/ACKs with cookies, sent from no state.
     synacks: VecDeque<CookieSynAck>,
     cookies: CookieJar,
+    /// Fast Open cookies a listener issues (RFC 7413 §4.1.2).
+    tfo_cookies: CookieIssuer,
     mib: Mib,
     rr: usize,
 }
@@ -129,6 +132,11 @@ impl Endpoint {
             use sha2::{Digest, Sha256};
             Sha256::new().chain_update(isn_secret).chain_update(b"syn cookies").finalize().into()
         };
+        let tfo_secret: [u8; 32] = {
+            use sha2::{Digest, Sha256};
+            Sha256::new().chain_update(isn_secret).chain_update(b"fast open cookies").finalize().into()
+        };
+        let tfo_cookies = CookieIssuer::new(tfo_secret, cfg.fastopen.rotate);
         Endpoint {
             cfg,
             rng,
@@ -147,6 +155,7 @@ impl Endpoint {
             rsts: VecDeque::new(),
             synacks: VecDeque::new(),
             cookies: CookieJar::new(cookie_secret),
+            tfo_cookies,
             mib: Mib::default(),
             rr: 0,
         }
@@ -538,6 +547,8 @@ impl Endpoint {
     /// cookies off, nothing (the peer retries).
     fn on_syn(&mut self, now: Instant, seg: &Segment<'_>, listener: SocketAddr) {
         if self.half_open() >= self.cfg.syn_backlog {
+            // Answered from no state: SYN data, which would need some, is
+            // ignored (the client sends it again after the handshake).
             if self.cfg.syn_cookies {
                 self.mib.inc(Counter::TcpReqQFullDoCookies);
                 self.send_cookie(now, seg);
@@ -546,7 +557,41 @@ impl Endpoint {
             }
             return;
         }
-        self.open_passive(now, seg, listener, Passive::Fresh);
+        let (take_data, cookie) = self.fastopen_verdict(now, seg);
+        let idx = self.open_passive(now, seg, listener, Passive::Fresh);
+        if take_data || cookie.is_some() {
+            self.with_conn(idx, |c, _| c.fastopen_accept(seg, take_data, cookie));
+        }
+    }
+
+    /// A listener's answer to a SYN's Fast Open option (RFC 7413 §4.2.2):
+    /// take its data on a valid cookie while fewer than
+    /// `FastOpenConfig::max_pending` half-open connections hold some; send
+    /// a cookie when asked for one or when the one given is not valid (its
+    /// data ignored). Nothing without the option or with Fast Open off.
+    fn fastopen_verdict(&mut self, now: Instant, syn: &Segment<'_>) -> (bool, Option<Cookie>) {
+        let Some(opt) = syn.opts.fast_open.filter(|_| self.cfg.fastopen.server) else { return (false, None) };
+        let client = syn.src.ip();
+        match self.tfo_cookies.check(now, client, &opt) {
+            SynCookie::Request => {
+                self.mib.inc(Counter::TcpFastOpenCookieReqd);
+                (false, Some(self.tfo_cookies.issue(now, client)))
+            }
+            SynCookie::Invalid => {
+                self.mib.inc(Counter::TcpFastOpenPassiveFail);
+                (false, Some(self.tfo_cookies.issue(now, client)))
+            }
+            SynCookie::Valid if syn.payload.is_empty() => (false, None),
+            SynCookie::Valid => {
+                let pending = self.conns.iter().flatten().filter(|c| c.holds_syn_data()).count();
+                if pending >= self.cfg.fastopen.max_pending {
+                    self.mib.inc(Counter::TcpFastOpenListenOverflow);
+                    return (false, None);
+                }
+                self.mib.inc(Counter::TcpFastOpenPassive);
+                (true, None)
+            }
+        }
     }
 
     fn open_passive(&mut self, now: Instant, syn: &Segment<'_>, listener: SocketAddr, mode: Passive) -> usize {
@@ -560,6 +605,12 @@ impl Endpoint {
         self.conns[idx] = Some(c);
         self.apply_endpoint_events(idx);
         idx
+    }
+
+    /// The Fast Open cookie a listener gives `client` now (unit tests).
+    #[cfg(test)]
+    pub(crate) fn fastopen_cookie_for(&self, now: Instant, client: IpAddr) -> Cookie {
+        self.tfo_cookies.issue(now, client)
     }
 
     /// The MP_CAPABLE of a SYN that makes it an MPTCP v1 SYN we take
@@ -747,8 +798,11 @@ impl Endpoint {
             }
         }
         let n = self.conns.len();
+        // Each connection in turn from where the last call left off (the
+        // start read once: the turn moving on below must not skip one).
+        let first = self.rr;
         for k in 0..n {
-            let i = (self.rr + k) % n;
+            let i = (first + k) % n;
             if let Some(Some((len, src, dst))) = self.with_conn(i, |c, ctx| c.poll_transmit(now, out, ctx)) {
                 self.rr = i;
                 return Some(Transmit { len, src, dst });

@@ -131,6 +131,19 @@ counters! {
     TcpReqQFullDoCookies = "TcpExtTCPReqQFullDoCookies",
     /// SYNs dropped because the SYN queue was full (cookies off).
     TcpReqQFullDrop = "TcpExtTCPReqQFullDrop",
+    /// SYN data acknowledged by the SYN/ACK (Fast Open, RFC 7413).
+    TcpFastOpenActive = "TcpExtTCPFastOpenActive",
+    /// SYN data sent and not acknowledged by the SYN/ACK: resent after the
+    /// handshake.
+    TcpFastOpenActiveFail = "TcpExtTCPFastOpenActiveFail",
+    /// A SYN's data taken on a valid cookie.
+    TcpFastOpenPassive = "TcpExtTCPFastOpenPassive",
+    /// A SYN with an invalid cookie: its data ignored, a new cookie sent.
+    TcpFastOpenPassiveFail = "TcpExtTCPFastOpenPassiveFail",
+    /// SYN data ignored: too many half-open Fast Open connections.
+    TcpFastOpenListenOverflow = "TcpExtTCPFastOpenListenOverflow",
+    /// A SYN asked for a cookie (an empty Fast Open option).
+    TcpFastOpenCookieReqd = "TcpExtTCPFastOpenCookieReqd",
     // Ours (no kernel counterpart).
     /// TCP options left out of a segment for lack of option space (RFC 9293
     /// §3.1: 40 bytes at most).

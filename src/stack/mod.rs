@@ -71,6 +71,7 @@ mod conn;
 /// loop over the TUN, the pcap tap, the control socket (owned by mptcp-cat).
 pub mod driver;
 pub mod endpoint;
+pub mod fastopen;
 /// Arbitrary network input fed to a listening stack (the fuzz harness).
 #[doc(hidden)]
 pub mod fuzz;
@@ -89,6 +90,7 @@ pub mod wire;
 
 pub use cc::CcKind;
 pub use endpoint::{Endpoint, Transmit};
+pub use fastopen::{CookieCache, FastOpenConfig};
 pub use mib::{Counter, Mib};
 pub use scheduler::SchedulerKind;
 pub use time::{Duration, Instant};
@@ -170,6 +172,8 @@ pub struct Config {
     /// When the SYN queue is full, answer SYNs with SYN cookies (RFC 4987
     /// §3.6, Linux's tcp_syncookies=1) instead of dropping them.
     pub syn_cookies: bool,
+    /// TCP Fast Open (RFC 7413, RFC 8684 Appendix B): off unless asked for.
+    pub fastopen: FastOpenConfig,
 }
 
 impl Default for Config {
@@ -198,6 +202,7 @@ impl Default for Config {
             add_addr_timeout: Duration::from_secs(2),
             syn_backlog: 256,
             syn_cookies: true,
+            fastopen: FastOpenConfig::default(),
         }
     }
 }

@@ -282,6 +282,17 @@ impl TxRing {
             left -= k;
         }
     }
+    /// Number the bytes held from `start` on (nothing may refer to their
+    /// DSNs yet): Fast Open moves the bytes a SYN carried before the
+    /// data-level sequence space (RFC 8684 Appendix B).
+    pub fn renumber(&mut self, start: DataSeq) {
+        let delta = start.0.wrapping_sub(self.head.0);
+        for c in self.chunks.iter_mut() {
+            c.start = DataSeq(c.start.0.wrapping_add(delta));
+        }
+        self.head = start;
+        self.tail = DataSeq(self.tail.0.wrapping_add(delta));
+    }
     /// Forget everything before `to`.
     pub fn release(&mut self, to: DataSeq) {
         if to > self.head {

@@ -249,6 +249,12 @@ pub struct Tcb {
     pub ts_ok: bool,
     pub ts_recent: u32,
     ts_offset: u32,
+    /// Bytes of our SYN the peer took (Fast Open, RFC 7413): relative
+    /// sequence numbers count from after them (RFC 8684 Appendix B, as
+    /// Linux maps SYN data).
+    pub snd_syn_data: u32,
+    /// Bytes of the peer's SYN we took, likewise.
+    pub rcv_syn_data: u32,
     // Receive sequence space.
     pub irs: SubflowSeq,
     pub rcv_nxt: SubflowSeq,
@@ -376,6 +382,8 @@ impl Tcb {
             ts_ok: p.timestamps,
             ts_recent: 0,
             ts_offset,
+            snd_syn_data: 0,
+            rcv_syn_data: 0,
             irs: SubflowSeq(0),
             rcv_nxt: SubflowSeq(0),
             ooo: RangeSet::new(128),
@@ -490,6 +498,14 @@ impl Tcb {
         self.take_syn_options(seg);
         self.irs = seg.seq;
         self.rcv_nxt = seg.seq + 1u32;
+        if seg.ack > self.snd_nxt {
+            // It acknowledges data of our SYN (RFC 7413 §4.2.1); what it
+            // does not acknowledge is sent again as new data.
+            self.snd_syn_data = (seg.ack - self.snd_nxt) as u32;
+            self.snd_nxt = seg.ack;
+            self.stats.bytes_sent += self.snd_syn_data as u64;
+            self.stats.bytes_acked += self.snd_syn_data as u64;
+        }
         // The window is never scaled in a SYN (RFC 7323 §2.2).
         self.establish(now, seg, seg.window as u32);
         self.ack_now = true;
@@ -524,13 +540,30 @@ impl Tcb {
         tsval(now, self.ts_offset)
     }
 
-    /// Relative sequence number (the DSS subflow sequence, RFC 8684 §3.3.1).
+    /// Relative sequence number (the DSS subflow sequence, RFC 8684 §3.3.1),
+    /// counted after the SYN data the peer took.
     pub fn rel(&self, seq: SubflowSeq) -> u32 {
-        seq.0.wrapping_sub(self.iss.0)
+        seq.0.wrapping_sub(self.iss.0).wrapping_sub(self.snd_syn_data)
     }
     /// Absolute receive sequence from a peer's relative one.
     pub fn abs_rcv(&self, rel: u32) -> SubflowSeq {
-        SubflowSeq(self.irs.0.wrapping_add(rel))
+        SubflowSeq(self.irs.0.wrapping_add(self.rcv_syn_data).wrapping_add(rel))
+    }
+    /// The peer's relative sequence number of `seq` (the inverse of [`Tcb::abs_rcv`]).
+    pub fn rel_rcv(&self, seq: SubflowSeq) -> u32 {
+        seq.0.wrapping_sub(self.irs.0).wrapping_sub(self.rcv_syn_data)
+    }
+    /// Where the peer's relative sequence numbers start (`ss`'s ssnoff).
+    pub fn rcv_ssn_offset(&self) -> u32 {
+        self.irs.0.wrapping_add(self.rcv_syn_data)
+    }
+
+    /// Server: the `len` bytes of the peer's SYN are taken (RFC 7413
+    /// §4.2.2): the SYN/ACK acknowledges them.
+    pub fn take_syn_data(&mut self, len: u32) {
+        self.rcv_nxt += len;
+        self.rcv_syn_data = len;
+        self.stats.bytes_received += len as u64;
     }
 
     /// RFC 6675 pipe: bytes believed in flight.

@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::buf::Slice;
 use crate::checksum::InternetChecksum;
-use crate::dissect::options::{MptcpOption, SackBlocks, TcpOption, emit_options, parse_options};
+use crate::dissect::options::{MptcpOption, RawBytes, SackBlocks, TcpOption, emit_options, parse_options};
 use crate::seq::SubflowSeq;
 
 /// TCP flag bits (RFC 9293 §3.1).
@@ -111,6 +111,9 @@ pub struct SegOptions {
     /// (TSval, TSecr)
     pub timestamps: Option<(u32, u32)>,
     pub sack: Option<SackBlocks>,
+    /// The Fast Open option (RFC 7413 §4.1.1): empty, a cookie request;
+    /// else the cookie as sent (its length checked by the user).
+    pub fast_open: Option<RawBytes>,
     mptcp: [Option<MptcpOption>; MAX_MPTCP_OPTS],
     /// An MPTCP option that failed to parse was present.
     pub mptcp_malformed: bool,
@@ -305,6 +308,7 @@ fn parse_tcp<'a>(
             Ok(TcpOption::SackPermitted) => opts.sack_permitted = true,
             Ok(TcpOption::Timestamps { tsval, tsecr }) => opts.timestamps = Some((tsval, tsecr)),
             Ok(TcpOption::Sack(s)) => opts.sack = Some(s),
+            Ok(TcpOption::FastOpen { cookie, .. }) => opts.fast_open = Some(cookie),
             Ok(TcpOption::Mptcp(m)) => opts.push_mptcp(m),
             Ok(_) => {}
             Err(e) => {

@@ -103,9 +103,15 @@ pub struct CatArgs {
     /// embedded: cubic, newreno).
     #[arg(long, value_name = "NAME")]
     pub cc: Option<String>,
-    /// Use TCP Fast Open.
+    /// Use TCP Fast Open (RFC 7413; with MPTCP, RFC 8684 Appendix B): a
+    /// client asks for a cookie and, once it has one, sends its first bytes
+    /// in the SYN; a listener issues cookies and takes SYN data.
     #[arg(long)]
     pub fastopen: bool,
+    /// Embedded client: keep the Fast Open cookies in FILE across runs
+    /// (read at start if it exists, written at the end).
+    #[arg(long, value_name = "FILE", requires = "fastopen")]
+    pub fastopen_cache: Option<std::path::PathBuf>,
     /// End with MP_FASTCLOSE (an abortive close) instead of a DATA_FIN, once
     /// everything sent is acknowledged.
     #[arg(long)]
@@ -303,6 +309,9 @@ impl CatArgs {
             return Err("--abort and --no-shutdown contradict each other".into());
         }
         let stack = self.stack_kind();
+        if stack == StackKind::Kernel && self.fastopen_cache.is_some() {
+            return Err("--fastopen-cache is for --stack embedded (the kernel keeps its own cookies)".into());
+        }
         if stack == StackKind::Kernel && self.tun.is_some() {
             return Err("--tun is for --stack embedded".into());
         }

@@ -7,8 +7,12 @@
 //!   (`subflow` by default) and are announced on a server (`signal` by
 //!   default), unless flags are given.
 //! - `--limits`, `--scheduler`, `--cc` configure our stack, not the kernel.
+//! - `--fastopen`: Fast Open in our stack (a client asks for and uses
+//!   cookies, a listener issues them); `--fastopen-cache FILE` keeps a
+//!   client's cookies across runs.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 
@@ -16,7 +20,7 @@ use super::args::{CatArgs, Target};
 use super::kernel_mode::resolve;
 use super::output::SessionLog;
 use crate::stack::driver::tun_loop::{self, LocalAddress, Options, Role, SessionSink};
-use crate::stack::{AddrFlags, CcKind, Config, Limits, SchedulerKind};
+use crate::stack::{AddrFlags, CcKind, Config, CookieCache, Limits, SchedulerKind};
 use crate::sys::signals::Termination;
 
 impl SessionSink for SessionLog {
@@ -72,7 +76,14 @@ pub fn options(args: &CatArgs, target: &Target) -> anyhow::Result<Options> {
         config.cc = c.parse::<CcKind>().map_err(anyhow::Error::msg).context("--cc")?;
     }
     if args.fastopen {
-        bail!("--fastopen: the embedded stack does not implement TCP Fast Open; use --stack kernel");
+        config.fastopen.client = !listen;
+        config.fastopen.server = listen;
+        if let Some(path) = &args.fastopen_cache {
+            if listen {
+                bail!("--fastopen-cache: a listener keeps no cookies (it issues them)");
+            }
+            load_cookies(path, &config.fastopen.cache)?;
+        }
     }
     let v6 = primary.addr.is_ipv6();
     let role = match target {
@@ -127,9 +138,35 @@ pub fn options(args: &CatArgs, target: &Target) -> anyhow::Result<Options> {
     })
 }
 
+/// Read a `--fastopen-cache` file into `cache` (a missing file is an
+/// empty cache; an unreadable or malformed one is an error).
+fn load_cookies(path: &Path, cache: &CookieCache) -> anyhow::Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("--fastopen-cache {}", path.display())),
+    };
+    cache.load_text(&text).with_context(|| format!("--fastopen-cache {}", path.display()))?;
+    Ok(())
+}
+
+/// Write the cookies back (through a temporary file: a crash leaves the
+/// old file or the new one, never half of one).
+fn save_cookies(path: &Path, cache: &CookieCache) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, cache.to_text())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("--fastopen-cache {}: writing", path.display()))
+}
+
 pub fn run(args: &CatArgs, target: Target, term: &Termination) -> anyhow::Result<()> {
     let opts = options(args, &target)?;
     let mut log = SessionLog::open(args.output.as_deref(), args.hex_dump.as_deref())?;
-    tun_loop::run(&opts, &mut log, term)?;
+    let result = tun_loop::run(&opts, &mut log, term);
+    // The cookies learnt are kept even when the session failed.
+    if let Some(path) = args.fastopen_cache.as_deref().filter(|_| opts.config.fastopen.client) {
+        save_cookies(path, &opts.config.fastopen.cache)?;
+    }
+    result?;
     Ok(())
 }

@@ -101,27 +101,33 @@ impl Connection {
     }
 
     pub(super) fn emit_syn(&mut self, now: Instant, j: usize, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Tx {
+        let server = self.subflows[j].tcb.state == TcpState::SynReceived;
+        let mut o = self.syn_option_list(now, j);
         let sf = &self.subflows[j];
-        let tcb = &sf.tcb;
-        let server = tcb.state == TcpState::SynReceived;
-        let mut o = syn_options(
-            self.mss_local,
-            tcb.sack_ok,
-            tcb.ts_ok.then(|| (tcb.tsval(now), if server { tcb.ts_recent } else { 0 })),
-            (!server || tcb.wscale_ok).then_some(tcb.rcv_wscale),
-        );
-        let csum_flag = if self.mp.csum { MpCapable::FLAG_CHECKSUM } else { 0 };
+        let mut payload = Payload::None;
         if sf.initial {
-            if self.mp.active() && (server || !self.mp.syn_mpc_dropped) {
-                let m = MpCapable {
-                    version: 1,
-                    flags: csum_flag | MpCapable::FLAG_HMAC_SHA,
-                    sender_key: if server { Some(self.mp.local_key.0) } else { None },
-                    ..Default::default()
-                };
-                o.push(TcpOption::Mptcp(MptcpOption::MpCapable(m)));
+            if let Some(tfo) = self.fastopen_option(server, sf.tcb.syn_retries) {
+                let mut pushed = o.push(tfo);
+                if !pushed && server && self.subflows[j].tcb.sack_ok {
+                    // MSS, SACK permitted, timestamps, window scale and
+                    // MP_CAPABLE with our key take 32 of the 40 bytes, a
+                    // cookie 10: this connection goes without SACK.
+                    self.subflows[j].tcb.sack_ok = false;
+                    o = self.syn_option_list(now, j);
+                    pushed = o.push(tfo);
+                }
+                if pushed && !server {
+                    payload = self.fastopen_syn_data(o.bytes());
+                }
             }
-        } else if let Some(js) = sf.join {
+            if !server {
+                self.timers.stop(Timer::FastOpenHold);
+            }
+        }
+        let sf = &self.subflows[j];
+        if !sf.initial
+            && let Some(js) = sf.join
+        {
             let opt = if server {
                 let rk = self.mp.remote_key.unwrap_or_default();
                 MpJoin::SynAck {
@@ -141,10 +147,35 @@ impl Connection {
             o.push(TcpOption::Mptcp(MptcpOption::MpJoin(opt)));
         }
         let fl = if server { flags::SYN | flags::ACK } else { flags::SYN };
-        let seq = tcb.iss;
-        let t = self.write(now, j, out, seq, fl, &o, Payload::None, ctx);
+        let seq = self.subflows[j].tcb.iss;
+        let t = self.write(now, j, out, seq, fl, &o, payload, ctx);
         self.subflows[j].tcb.on_syn_sent(now);
         t
+    }
+
+    /// The options of this subflow's SYN or SYN/ACK, MP_CAPABLE included
+    /// (not MP_JOIN, not Fast Open).
+    fn syn_option_list(&self, now: Instant, j: usize) -> OptList {
+        let sf = &self.subflows[j];
+        let tcb = &sf.tcb;
+        let server = tcb.state == TcpState::SynReceived;
+        let mut o = syn_options(
+            self.mss_local,
+            tcb.sack_ok,
+            tcb.ts_ok.then(|| (tcb.tsval(now), if server { tcb.ts_recent } else { 0 })),
+            (!server || tcb.wscale_ok).then_some(tcb.rcv_wscale),
+        );
+        let csum_flag = if self.mp.csum { MpCapable::FLAG_CHECKSUM } else { 0 };
+        if sf.initial && self.mp.active() && (server || !self.mp.syn_mpc_dropped) {
+            let m = MpCapable {
+                version: 1,
+                flags: csum_flag | MpCapable::FLAG_HMAC_SHA,
+                sender_key: if server { Some(self.mp.local_key.0) } else { None },
+                ..Default::default()
+            };
+            o.push(TcpOption::Mptcp(MptcpOption::MpCapable(m)));
+        }
+        o
     }
 
     pub(super) fn emit_join_ack(&mut self, now: Instant, j: usize, out: &mut TxOut<'_>, ctx: &mut Ctx<'_>) -> Tx {

@@ -389,6 +389,8 @@ pub(crate) struct Connection {
     snd: SendSide,
     /// The data-level receive side (RFC 8684 §3.3).
     rcv: RecvSide,
+    /// Fast Open on the initial subflow (RFC 7413).
+    tfo: handshake::Tfo,
 }
 
 fn new_key(rng: &mut ChaCha20Rng, tokens_in_use: &dyn Fn(u32) -> bool) -> (Key, u32, u64) {
@@ -474,6 +476,7 @@ impl Connection {
             syn_retries: cfg.syn_retries,
             mpc_syn_retries: cfg.mpc_syn_retries,
             add_addr_timeout: cfg.add_addr_timeout,
+            tfo: handshake::Tfo::default(),
         }
     }
 
@@ -513,6 +516,7 @@ impl Connection {
         if c.mp.enabled {
             ctx.mib.inc(Counter::MpCapableSynTx);
         }
+        c.fastopen_connect(now, ctx);
         c
     }
 
@@ -1027,6 +1031,8 @@ impl Connection {
                 self.fail.mp_fail_out = Some((id, dsn.0));
             }
         }
+        // The Fast Open hold is over: the SYN goes at the next poll.
+        self.timers.expire(Timer::FastOpenHold, now);
         // (`expire` first: it stops the timer whatever the rest says.)
         if self.timers.expire(Timer::DataFin, now) && !self.fin.dfin_acked && self.closed.is_none() {
             self.fin.dfin_due = true;
@@ -1105,6 +1111,9 @@ impl Connection {
         }
         let tcb = &sf.tcb;
         if tcb.syn_due && matches!(tcb.state, TcpState::SynSent | TcpState::SynReceived) {
+            if self.syn_held(j) {
+                return None;
+            }
             return Some(self.emit_syn(now, j, out, ctx));
         }
         if let Some(js) = sf.join

@@ -340,9 +340,8 @@ impl Connection {
                 let st = sf.stage.take().expect("stage set");
                 let m = st.map;
                 let dl = (m.len + m.fin as u32) as u16;
-                let ok = m.csum.is_some_and(|c| {
-                    crypto::dss_checksum_ok(m.dsn.0, m.ssn.0.wrapping_sub(sf.tcb.irs.0), dl, c, &st.data)
-                });
+                let ok =
+                    m.csum.is_some_and(|c| crypto::dss_checksum_ok(m.dsn.0, sf.tcb.rel_rcv(m.ssn), dl, c, &st.data));
                 if !ok {
                     // RFC 8684 §3.7: the mapping is not delivered. The
                     // only subflow falls back (what follows in this

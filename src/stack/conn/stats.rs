@@ -88,7 +88,7 @@ impl Connection {
             bits |= subflow_flags::CONNECTED;
         }
         let (seq, sfseq, maplen) = match sf.cur_map {
-            Some(m) => (m.dsn.0, m.ssn.0.wrapping_sub(sf.tcb.irs.0), m.len),
+            Some(m) => (m.dsn.0, sf.tcb.rel_rcv(m.ssn), m.len),
             None => (self.rcv.rx.nxt.0, 0, 0),
         };
         if sf.cur_map.is_some_and(|m| sf.tcb.rcv_nxt < m.ssn + m.len) {
@@ -109,7 +109,7 @@ impl Connection {
             id_rem: sf.remote_id,
             seq,
             sfseq,
-            ssnoff: sf.tcb.irs.0,
+            ssnoff: sf.tcb.rcv_ssn_offset(),
             maplen,
             relwrite_seq: None,
             backup: sf.backup_loc || sf.backup_rem,

@@ -20,11 +20,14 @@ pub(crate) enum Timer {
     /// Window probe (zero window, or data acked by the subflows but not by
     /// a DATA_ACK; RFC 9293 §3.8.6.1, RFC 8684 §3.3.6).
     Persist = 2,
+    /// A Fast Open client holds its SYN for the application's first bytes
+    /// (RFC 7413 §4.2.1); at expiry the SYN goes without them.
+    FastOpenHold = 3,
 }
 
 impl Timer {
     /// Every timer, in table order.
-    pub const ALL: [Timer; 3] = [Timer::MpFail, Timer::DataFin, Timer::Persist];
+    pub const ALL: [Timer; 4] = [Timer::MpFail, Timer::DataFin, Timer::Persist, Timer::FastOpenHold];
 }
 
 /// When each [`Timer`] expires, if it runs.
