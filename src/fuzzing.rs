@@ -143,7 +143,7 @@ pub fn capture(data: &[u8]) {
 }
 
 /// The link types the frame harness picks from.
-const LINKTYPES: [u32; 8] = [
+const LINKTYPES: [u32; 12] = [
     linktype::ETHERNET,
     linktype::RAW,
     linktype::LINUX_SLL,
@@ -151,6 +151,10 @@ const LINKTYPES: [u32; 8] = [
     linktype::NULL,
     linktype::IPV6,
     linktype::IPV4,
+    linktype::PPP,
+    linktype::PPP_HDLC,
+    linktype::PPP_ETHER,
+    linktype::C_HDLC,
     147,
 ];
 

@@ -378,3 +378,47 @@ fn timestamp_formats_match_tcpdump() {
         }
     }
 }
+
+/// A capture moved from Ethernet to each point-to-point link type (PPP,
+/// PPP in HDLC-like framing, PPPoE, Cisco HDLC) gives the same analysis,
+/// frame for frame: the link layer is read, then forgotten.
+#[test]
+fn point_to_point_link_types_analyse_as_ethernet() {
+    use mptcp_tools::capture::{CaptureReader, OpenOptions};
+    let src = capture("two-subflows-join.pcap");
+    let want = text(&dump(&["--summary", &src]).stdout);
+    assert!(want.contains("MPTCP v1 established"), "{want}");
+    let dir = tempfile::tempdir().unwrap();
+    for (lt, name) in [
+        (linktype::PPP, "ppp"),
+        (linktype::PPP_HDLC, "ppp-hdlc"),
+        (linktype::PPP_ETHER, "pppoe"),
+        (linktype::C_HDLC, "chdlc"),
+    ] {
+        let path = dir.path().join(format!("{name}.pcap"));
+        let mut w = PcapWriter::create(&path, lt).unwrap();
+        let mut r = CaptureReader::open_file(Path::new(&src), &OpenOptions::default()).unwrap();
+        while let Some((meta, frame)) = r.next_frame(&|| false).unwrap() {
+            let v6 = frame[12..14] == [0x86, 0xdd];
+            let ip = &frame[14..];
+            let mut f = match lt {
+                linktype::PPP | linktype::PPP_HDLC => vec![0xff, 0x03, 0x00, if v6 { 0x57 } else { 0x21 }],
+                linktype::PPP_ETHER => {
+                    let mut h = vec![0x11, 0x00, 0x00, 0x2a];
+                    h.extend((ip.len() as u16 + 2).to_be_bytes());
+                    h.extend([0x00, if v6 { 0x57 } else { 0x21 }]);
+                    h
+                }
+                _ => vec![0x0f, 0x00, frame[12], frame[13]],
+            };
+            let link = f.len() as u32;
+            f.extend_from_slice(ip);
+            let m = FrameMeta { caplen: f.len() as u32, len: meta.len - 14 + link, linktype: lt, ..meta };
+            w.write(&m, &f).unwrap();
+        }
+        w.flush().unwrap();
+        drop(w);
+        let got = text(&dump(&["--summary", path.to_str().unwrap()]).stdout);
+        assert_eq!(got, want, "{name}");
+    }
+}

@@ -573,6 +573,10 @@ fn differential_link_types_and_ip_extensions() {
         ("sll2", linktype::LINUX_SLL2),
         ("raw", linktype::RAW),
         ("null", linktype::NULL),
+        ("ppp", linktype::PPP),
+        ("ppp-hdlc", linktype::PPP_HDLC),
+        ("pppoe", linktype::PPP_ETHER),
+        ("chdlc", linktype::C_HDLC),
     ] {
         let path = dir.path().join(format!("{name}.pcap"));
         let mut r = Rng(0x11a7_0000 + lt as u64);
@@ -609,6 +613,35 @@ fn differential_link_types_and_ip_extensions() {
                     // null printer knows it, not Linux's 10).
                     frame.extend(if v6 { 24u32 } else { 2u32 }.to_ne_bytes());
                 }
+                linktype::PPP | linktype::PPP_HDLC => {
+                    // RFC 1662 §3.1 address and control on every other frame
+                    // (PPP_HDLC: Cisco HDLC on the others), then RFC 1661's
+                    // protocol: 0x0021 IPv4, 0x0057 IPv6.
+                    let proto: [u8; 2] = if v6 { [0x00, 0x57] } else { [0x00, 0x21] };
+                    match (lt, i % 2) {
+                        (_, 0) => frame.extend([0xff, 0x03]),
+                        (linktype::PPP_HDLC, _) => {
+                            frame.extend([0x0f, 0x00]);
+                            frame.extend(ethertype);
+                        }
+                        _ => {}
+                    }
+                    if lt == linktype::PPP || i % 2 == 0 {
+                        frame.extend(proto);
+                    }
+                }
+                linktype::PPP_ETHER => {
+                    // RFC 2516 §4: version/type, code 0 (session), session
+                    // id, the PPP payload's length; then the protocol.
+                    frame.extend([0x11, 0x00]);
+                    frame.extend(((i % 7) as u16 + 1).to_be_bytes());
+                    frame.extend(u16::try_from(wire + 2).unwrap_or(u16::MAX).to_be_bytes());
+                    frame.extend(if v6 { [0x00, 0x57] } else { [0x00, 0x21] });
+                }
+                linktype::C_HDLC => {
+                    frame.extend([if i % 2 == 0 { 0x0f } else { 0x8f }, 0x00]);
+                    frame.extend(ethertype);
+                }
                 _ => {}
             }
             let link = frame.len() as u32;
@@ -630,6 +663,6 @@ fn differential_link_types_and_ip_extensions() {
         failures.extend(f.into_iter().take(4).map(|f| format!("[{name}] {f}")));
     }
     eprintln!("link types vs {version}: {} compared, {} equal, {} skipped", total.0, total.1, total.2);
-    assert!(total.0 >= 5 * 3 * 500, "too few frames compared: {}", total.0);
+    assert!(total.0 >= 9 * 3 * 500, "too few frames compared: {}", total.0);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -30,10 +30,34 @@ pub mod linktype {
     pub const IPV4: u32 = 228;
     pub const IPV6: u32 = 229;
     pub const LINUX_SLL2: u32 = 276;
+    /// PPP (RFC 1661 §2): a 2-byte protocol (1 byte when compressed, RFC
+    /// 1661 §6.5), after an optional 0xff 0x03 address and control.
+    pub const PPP: u32 = 9;
+    /// PPP in HDLC-like framing (RFC 1662 §3.1), or Cisco HDLC.
+    pub const PPP_HDLC: u32 = 50;
+    /// PPPoE (RFC 2516 §4): a 6-byte session header, then PPP's protocol.
+    pub const PPP_ETHER: u32 = 51;
+    /// Cisco HDLC: address, control, and an EtherType.
+    pub const C_HDLC: u32 = 104;
 
     /// Whether [`super::decode`] understands this link type.
     pub fn supported(lt: u32) -> bool {
-        matches!(lt, NULL | ETHERNET | RAW_12 | RAW_14 | RAW | LOOP | LINUX_SLL | IPV4 | IPV6 | LINUX_SLL2)
+        matches!(
+            lt,
+            NULL | ETHERNET
+                | RAW_12
+                | RAW_14
+                | RAW
+                | LOOP
+                | LINUX_SLL
+                | IPV4
+                | IPV6
+                | LINUX_SLL2
+                | PPP
+                | PPP_HDLC
+                | PPP_ETHER
+                | C_HDLC
+        )
     }
 
     pub fn name(lt: u32) -> &'static str {
@@ -46,6 +70,10 @@ pub mod linktype {
             IPV4 => "IPV4 (raw IPv4)",
             IPV6 => "IPV6 (raw IPv6)",
             LINUX_SLL2 => "LINUX_SLL2 (Linux cooked v2)",
+            PPP => "PPP",
+            PPP_HDLC => "PPP_HDLC (PPP in HDLC-like framing)",
+            PPP_ETHER => "PPP_ETHER (PPPoE)",
+            C_HDLC => "C_HDLC (Cisco HDLC)",
             _ => "unsupported",
         }
     }
@@ -291,6 +319,11 @@ pub enum DecodeError {
         layer: &'static str,
         detail: String,
     },
+    /// A link layer that carries something other than IP (PPP's LCP, say).
+    NotIp {
+        layer: &'static str,
+        protocol: u16,
+    },
 }
 
 impl fmt::Display for DecodeError {
@@ -301,6 +334,7 @@ impl fmt::Display for DecodeError {
                 write!(f, "truncated {layer} header: {needed} bytes needed, {available} captured")
             }
             DecodeError::Malformed { layer, detail } => write!(f, "malformed {layer} header: {detail}"),
+            DecodeError::NotIp { layer, protocol } => write!(f, "{layer} protocol {protocol:#06x}, not IP"),
         }
     }
 }
@@ -320,6 +354,38 @@ pub struct Packet<'a> {
 }
 
 /// Decode a captured frame of link type `linktype`.
+/// The link header of a point-to-point frame (the PPP family and Cisco
+/// HDLC): where the network layer starts, and its protocol as an EtherType
+/// (PPP's IPv4 0x0021 and IPv6 0x0057 as 0x0800 and 0x86dd; another PPP
+/// protocol, LCP say, as `0x10000 | protocol`). `None` for other link
+/// types or a frame too short to say.
+pub fn point_to_point(lt: u32, frame: &[u8]) -> Option<(usize, u32)> {
+    // RFC 1661 §2; a protocol with an odd first byte is compressed to one
+    // byte (§6.5).
+    let ppp = |at: usize| -> Option<(usize, u32)> {
+        let first = *frame.get(at)?;
+        let (proto, len) =
+            if first & 1 == 1 { (u16::from(first), 1) } else { (u16::from_be_bytes([first, *frame.get(at + 1)?]), 2) };
+        let et = match proto {
+            0x0021 => 0x0800,
+            0x0057 => 0x86dd,
+            p => 0x10000 | u32::from(p),
+        };
+        Some((at + len, et))
+    };
+    let hdlc_address = |b: &[u8]| b.len() >= 2 && b[0] == 0xff && b[1] == 0x03;
+    let cisco = |b: &[u8]| b.len() >= 4 && matches!(b[0], 0x0f | 0x8f);
+    match lt {
+        linktype::PPP => ppp(if hdlc_address(frame) { 2 } else { 0 }),
+        linktype::PPP_HDLC if cisco(frame) => Some((4, u32::from(u16::from_be_bytes([frame[2], frame[3]])))),
+        linktype::PPP_HDLC => ppp(if hdlc_address(frame) { 2 } else { 0 }),
+        // RFC 2516 §4: VER/TYPE, CODE, SESSION_ID, LENGTH.
+        linktype::PPP_ETHER => ppp(6).filter(|_| frame.len() >= 6),
+        linktype::C_HDLC if frame.len() >= 4 => Some((4, u32::from(u16::from_be_bytes([frame[2], frame[3]])))),
+        _ => None,
+    }
+}
+
 pub fn decode(linktype: u32, frame: &[u8]) -> Packet<'_> {
     if let Some(p) = decode_common(linktype, frame) {
         return p;
@@ -366,6 +432,21 @@ pub fn decode_general(linktype: u32, frame: &[u8]) -> Packet<'_> {
                 Ok(s) => s,
                 Err(e) => {
                     p.error = Some(e);
+                    return p;
+                }
+            }
+        }
+        linktype::PPP | linktype::PPP_HDLC | linktype::PPP_ETHER | linktype::C_HDLC => {
+            match point_to_point(linktype, frame) {
+                Some((at, et)) if et <= 0xffff => {
+                    LaxSlicedPacket::from_ether_type(etherparse::EtherType(et as u16), &frame[at..])
+                }
+                Some((_, et)) => {
+                    p.error = Some(DecodeError::NotIp { layer: "PPP", protocol: (et & 0xffff) as u16 });
+                    return p;
+                }
+                None => {
+                    p.error = Some(DecodeError::Truncated { layer: "PPP", needed: 4, available: frame.len() });
                     return p;
                 }
             }
@@ -551,6 +632,10 @@ pub fn decode_common_tcp(lt: u32, frame: &[u8]) -> Option<(IpInfo, TcpSegment<'_
             (frame.get(20..)?, ether_version(u16::from_be_bytes([*frame.first()?, *frame.get(1)?]))?)
         }
         linktype::NULL | linktype::LOOP => (frame.get(4..)?, frame.get(4)? >> 4),
+        linktype::PPP | linktype::PPP_HDLC | linktype::PPP_ETHER | linktype::C_HDLC => {
+            let (at, et) = point_to_point(lt, frame)?;
+            (frame.get(at..)?, ether_version(u16::try_from(et).ok()?)?)
+        }
         linktype::RAW | linktype::RAW_12 | linktype::RAW_14 | linktype::IPV4 | linktype::IPV6 => {
             (frame, frame.first()? >> 4)
         }

@@ -9,7 +9,7 @@ use super::arp::arp;
 use super::fmt::{addr, dec, hex, hex_pad, hexdump, mac};
 use crate::checksum::InternetChecksum;
 use crate::dissect::hash::WordMap;
-use crate::dissect::packet::{DecodeError, FrameMeta, IpInfo, Other, Packet, linktype};
+use crate::dissect::packet::{DecodeError, FrameMeta, IpInfo, Other, Packet, linktype, point_to_point};
 
 /// The name of a network interface by index (tcpdump names the interface of
 /// a Linux cooked v2 frame by looking its index up on the reading host).
@@ -55,6 +55,26 @@ impl Interfaces {
     }
 }
 
+/// What tcpdump writes before the network layer of a point-to-point frame:
+/// PPP in HDLC-like framing names the protocol (`IP: `), PPPoE its session
+/// (`PPPoE  [ses 0x1] `); plain PPP and Cisco HDLC write nothing.
+pub(super) fn point_to_point_prefix(out: &mut Vec<u8>, lt: u32, frame: &[u8]) {
+    let Some((_, et)) = point_to_point(lt, frame) else { return };
+    match lt {
+        linktype::PPP_HDLC if frame.first() == Some(&0xff) => match et {
+            0x0800 => out.extend_from_slice(b"IP: "),
+            0x86dd => out.extend_from_slice(b"IP6: "),
+            _ => {}
+        },
+        linktype::PPP_ETHER => {
+            out.extend_from_slice(b"PPPoE  [ses 0x");
+            hex(out, u64::from(u16::from_be_bytes([frame[2], frame[3]])));
+            out.extend_from_slice(b"] ");
+        }
+        _ => {}
+    }
+}
+
 /// A frame without an IP header: ARP, an unknown EtherType, or a frame
 /// cut before IP, said as tcpdump says it.
 pub(super) fn non_ip(
@@ -93,6 +113,15 @@ pub(super) fn non_ip(
         }
         _ => {}
     }
+    if let Some(DecodeError::NotIp { layer, protocol }) = &pkt.error {
+        // PPP's own protocols (LCP, IPCP, ...) are not decoded.
+        out.extend_from_slice(layer.as_bytes());
+        out.extend_from_slice(b" protocol 0x");
+        hex_pad(out, u64::from(*protocol), 4);
+        out.extend_from_slice(b", length ");
+        dec(out, meta.len as u64);
+        return;
+    }
     // Decoding stopped before IP: say where, as tcpdump does.
     match body.first().map(|b| b >> 4) {
         Some(4) => out.extend_from_slice(b"IP  [|ip]"),
@@ -101,6 +130,8 @@ pub(super) fn non_ip(
             linktype::ETHERNET => out.extend_from_slice(b"[|ether]"),
             linktype::LINUX_SLL | linktype::LINUX_SLL2 => out.extend_from_slice(b"[|sll]"),
             linktype::NULL | linktype::LOOP => out.extend_from_slice(b"[|null]"),
+            linktype::PPP | linktype::PPP_HDLC | linktype::PPP_ETHER => out.extend_from_slice(b"[|ppp]"),
+            linktype::C_HDLC => out.extend_from_slice(b"[|chdlc]"),
             _ => out.extend_from_slice(b"[|ip]"),
         },
         Some(v) => {
@@ -139,6 +170,9 @@ pub(super) fn net_offset(lt: u32, frame: &[u8]) -> Option<usize> {
         linktype::LINUX_SLL => (frame.len() >= 16).then_some(16),
         linktype::LINUX_SLL2 => (frame.len() >= 20).then_some(20),
         linktype::NULL | linktype::LOOP => (frame.len() >= 4).then_some(4),
+        linktype::PPP | linktype::PPP_HDLC | linktype::PPP_ETHER | linktype::C_HDLC => {
+            point_to_point(lt, frame).map(|(at, _)| at)
+        }
         _ => Some(0),
     }
 }

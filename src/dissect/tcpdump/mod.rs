@@ -52,7 +52,10 @@ pub use tcp::tcp_flag_letters;
 use clock::{Clock, utc};
 use fmt::pad_left;
 use icmp::{icmp4, icmp6};
-use ip::{Interfaces, endpoints, endpoints_noport, ip4_verbose, ip6_ext_names, ip6_verbose, net_offset, non_ip};
+use ip::{
+    Interfaces, endpoints, endpoints_noport, ip4_verbose, ip6_ext_names, ip6_verbose, net_offset, non_ip,
+    point_to_point_prefix,
+};
 use tcp::{TcpPrinter, tcp_unreadable};
 use udp::udp;
 
@@ -126,6 +129,7 @@ impl Printer {
     fn write_body(&mut self, out: &mut Vec<u8>, meta: &FrameMeta, pkt: &Packet<'_>, frame: &[u8]) {
         let net = net_offset(meta.linktype, frame);
         self.interfaces.write_sll2(out, meta.linktype, frame);
+        point_to_point_prefix(out, meta.linktype, frame);
         let Some(ip) = pkt.ip else {
             non_ip(out, meta, pkt, frame, net, self.opts.verbose > 0);
             return;
