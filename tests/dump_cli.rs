@@ -422,3 +422,13 @@ fn point_to_point_link_types_analyse_as_ethernet() {
         assert_eq!(got, want, "{name}");
     }
 }
+
+/// `--summary --no-analysis` cannot answer anything: refused as a usage
+/// error (exit 2), not "0 frames ... 0 MPTCP connections" and exit 0.
+#[test]
+fn summary_without_analysis_is_refused() {
+    let out = dump(&["--summary", "--no-analysis", &capture("single-subflow.pcap")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--no-analysis"), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+}

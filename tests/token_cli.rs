@@ -18,8 +18,8 @@ fn golden_vectors_from_protocol_md() {
     let (rc, out, _) = token(&["0xbb206e3023b47a2d", "41923206b75835f5"]);
     assert_eq!(rc, 0);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], "key 0xbb206e3023b47a2d  token b85a1ad2  idsn 127af91ad1b321fa (1331650533424046586)");
-    assert_eq!(lines[1], "key 0x41923206b75835f5  token 768f615c  idsn 17c15fa7d0f7d6ef (1711754507747579631)");
+    assert_eq!(lines[0], "key 0xbb206e3023b47a2d  token 0xb85a1ad2  idsn 1331650533424046586 (0x127af91ad1b321fa)");
+    assert_eq!(lines[1], "key 0x41923206b75835f5  token 0x768f615c  idsn 1711754507747579631 (0x17c15fa7d0f7d6ef)");
     // The DSS of the 17th..32nd data bytes carries IDSN + 1 + 16.
     assert_eq!(1711754507747579631u64 + 1 + 16, 1711754507747579648);
 }
@@ -54,7 +54,7 @@ fn join_hmacs_match_the_kernel() {
     ]);
     let (rc, out, err) = token(&args);
     assert_eq!(rc, 0, "{out}{err}");
-    assert!(out.contains("token of B c059bd1d"), "{out}");
+    assert!(out.contains("token of B 0xc059bd1d"), "{out}");
     assert!(out.contains("0xd39221ae84e9bbe2  ok"), "{out}");
     assert!(out.contains("0x2a85ab0aada61f163dc23b049849eb414b718c15  ok"), "{out}");
     // JSON says the same.
@@ -97,7 +97,7 @@ fn v0_join_and_idsn_match_the_capture() {
         "0xcb7b87f5e5f0502f43b535fb70ef6607df2e6c7a",
     ]);
     assert_eq!(rc, 0, "{out}{err}");
-    assert!(out.contains("token of B e47f0142"), "{out}");
+    assert!(out.contains("token of B 0xe47f0142"), "{out}");
     // The server's first data ACK is the client's IDSN + 1 (32 bits on the
     // wire in v0: `dss ack 3576348362`).
     let (_, out, _) = token(&["--v0", "--json", "0x9c9eabd1e46a33b2"]);
@@ -155,4 +155,23 @@ fn bad_input_is_one_line_and_exit_2() {
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.starts_with("mptcp-token: "), "{err}");
     }
+}
+
+#[test]
+fn a_misspelt_command_is_named_with_what_was_meant() {
+    for (arg, meant) in [("jion", "join"), ("joni", "join"), ("addaddr", "add-addr"), ("add_addr", "add-addr")] {
+        let (rc, out, err) = token(&[arg]);
+        assert_eq!(rc, 2, "{arg}: {out}{err}");
+        assert_eq!(err.trim(), format!("mptcp-token: unknown command `{arg}`: did you mean `{meant}`?"));
+    }
+    // A hex-looking key stays a key.
+    let (rc, _, err) = token(&["abcdefab"]);
+    assert_eq!(rc, 0, "{err}");
+}
+
+#[test]
+fn help_example_is_the_output() {
+    let (_, help, _) = token(&["--help"]);
+    let (_, out, _) = token(&["0xbb206e3023b47a2d"]);
+    assert!(help.contains(out.trim()), "the help's example is not what mptcp-token prints: {out}");
 }

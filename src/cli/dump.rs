@@ -97,8 +97,9 @@ pub struct DumpArgs {
     #[arg(long)]
     pub summary: bool,
 
-    /// Only tcpdump's part of each line, without the analysis.
-    #[arg(long)]
+    /// Only tcpdump's part of each line, without the analysis. (`--summary`
+    /// is the analysis: the two together could only print nothing.)
+    #[arg(long, conflicts_with = "summary")]
     pub no_analysis: bool,
 
     /// Draw a picture of a connection instead of printing frames: `dsn`

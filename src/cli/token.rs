@@ -19,7 +19,7 @@ use crate::dissect::crypto::{Key, Version, add_addr_hmac, join_ack_hmac, join_sy
     after_help = "\
 Examples:
   mptcp-token 0xbb206e3023b47a2d
-      token b85a1ad2, IDSN 127af91ad1b321fa (1331650533424046586)
+      key 0xbb206e3023b47a2d  token 0xb85a1ad2  idsn 1331650533424046586 (0x127af91ad1b321fa)
   mptcp-token join --key-a 0xe3f862fede42546c --key-b 0x1f68f07472879e3a \\
                    --nonce-a 0x13fbfa0b --nonce-b 0x1aeb0e38 \\
                    --expect-synack 0xd39221ae84e9bbe2
@@ -109,6 +109,8 @@ pub enum TokenError {
     BadInput { what: &'static str, input: String, reason: &'static str },
     #[error("{0}")]
     Usage(&'static str),
+    #[error("unknown command `{input}`: did you mean `{suggestion}`?")]
+    UnknownCommand { input: String, suggestion: &'static str },
     #[error("cannot write the output: {0}")]
     Output(#[from] io::Error),
 }
@@ -118,6 +120,41 @@ pub enum TokenError {
 pub struct Outcome {
     /// Expected values that did not match.
     pub mismatches: usize,
+}
+
+/// A KEY argument that is not hexadecimal but a subcommand's name with a
+/// letter or two wrong (`jion`, `addaddr`): say which was meant.
+fn misspelt_command(arg: &str) -> Option<TokenError> {
+    if arg.bytes().all(|b| b.is_ascii_hexdigit()) || arg.starts_with("0x") {
+        return None;
+    }
+    let a = arg.to_ascii_lowercase();
+    ["join", "add-addr"]
+        .into_iter()
+        .find(|c| edit_distance(&a, c) <= 2 || a.replace(['-', '_'], "") == c.replace('-', ""))
+        .map(|c| TokenError::UnknownCommand { input: arg.to_string(), suggestion: c })
+}
+
+/// Levenshtein distance, with a swap of neighbours counted once.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// Parse up to `max_digits` hex digits, with or without `0x`.
@@ -212,6 +249,9 @@ pub fn run(args: &TokenArgs, out: &mut dyn Write) -> Result<Outcome, TokenError>
             if args.keys.is_empty() {
                 return Err(TokenError::Usage("give at least one key, or a subcommand (join, add-addr)"));
             }
+            if let Some(e) = args.keys.iter().find_map(|k| misspelt_command(k)) {
+                return Err(e);
+            }
             let keys = args.keys.iter().map(|k| parse_hex("key", k, 16).map(Key)).collect::<Result<Vec<_>, _>>()?;
             for key in keys {
                 let (token, idsn) = key.token_idsn(version);
@@ -225,7 +265,9 @@ pub fn run(args: &TokenArgs, out: &mut dyn Write) -> Result<Outcome, TokenError>
                     };
                     writeln!(out, "{}", serde_json::to_string(&j).expect("plain struct"))?;
                 } else {
-                    writeln!(out, "key {:#018x}  token {:08x}  idsn {:016x} ({})", key.0, token.0, idsn.0, idsn.0)?;
+                    // Tokens as 0x%08x and IDSNs in decimal, as mptcp-dump and
+                    // mptcp-ss print them; the IDSN's hex beside it.
+                    writeln!(out, "key {:#018x}  token {:#010x}  idsn {} ({:#018x})", key.0, token.0, idsn.0, idsn.0)?;
                 }
             }
         }
@@ -262,7 +304,7 @@ pub fn run(args: &TokenArgs, out: &mut dyn Write) -> Result<Outcome, TokenError>
             } else {
                 writeln!(
                     out,
-                    "token of A {:08x}, token of B {:08x} (the MP_JOIN SYN carries B's)",
+                    "token of A {:#010x}, token of B {:#010x} (the MP_JOIN SYN carries B's)",
                     key_a.token(version).0,
                     key_b.token(version).0
                 )?;
