@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::process::Command;
 
-use super::{Address, Connection, Endpoint, Host, Listener, MptcpSupport, RouteCheck};
+use super::{Address, Connection, Host, Listener, MptcpSupport, RouteCheck};
 use crate::sys::netlink::{NETLINK_SOCK_DIAG, NetlinkError, Socket};
 use crate::sys::pm_netlink::{PathManager, PmError};
 use crate::sys::route::{self, Lookup};
@@ -48,11 +48,7 @@ pub fn gather(ports: &[u16], peers: &[IpAddr]) -> Result<Host, GatherError> {
         Ok(mut pm) => {
             let l = pm.limits()?;
             host.limits = Some((l.subflows, l.add_addr_accepted));
-            host.endpoints = pm
-                .endpoints()?
-                .into_iter()
-                .map(|e| Endpoint { id: e.id, addr: e.addr, port: e.port, flags: e.flags })
-                .collect();
+            host.endpoints = pm.endpoints()?;
         }
         // MPTCP built without the in-kernel path manager's netlink family.
         Err(PmError::NoFamily) => {}

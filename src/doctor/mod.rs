@@ -42,19 +42,12 @@ pub enum MptcpSupport {
     },
 }
 
-/// One path-manager endpoint (`ip mptcp endpoint show`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    pub id: u8,
-    pub addr: IpAddr,
-    pub port: Option<u16>,
-    pub flags: u32,
-}
+/// One path-manager endpoint (`ip mptcp endpoint show`), as the kernel's
+/// path manager lists it.
+pub use crate::sys::pm_netlink::Endpoint;
 
-impl Endpoint {
-    fn has(&self, f: u32) -> bool {
-        self.flags & f != 0
-    }
+fn has(e: &Endpoint, f: u32) -> bool {
+    e.flags & f != 0
 }
 
 /// One local address and the interface that holds it.
@@ -186,14 +179,14 @@ fn connects_out(host: &Host) -> bool {
 /// A client: it opens connections, or it listens for none and has
 /// endpoints that only a client uses.
 fn is_client(host: &Host) -> bool {
-    connects_out(host) || (!listens(host) && host.endpoints.iter().any(|e| e.has(flag::SUBFLOW)))
+    connects_out(host) || (!listens(host) && host.endpoints.iter().any(|e| has(e, flag::SUBFLOW)))
 }
 
 fn limits(host: &Host, out: &mut Vec<Finding>) {
     let Some((subflows, accepted)) = host.limits else { return };
-    let sub_eps = host.endpoints.iter().filter(|e| e.has(flag::SUBFLOW)).count() as u32;
-    let signal_eps = host.endpoints.iter().filter(|e| e.has(flag::SIGNAL)).count() as u32;
-    let fullmesh = host.endpoints.iter().filter(|e| e.has(flag::FULLMESH)).count() as u32;
+    let sub_eps = host.endpoints.iter().filter(|e| has(e, flag::SUBFLOW)).count() as u32;
+    let signal_eps = host.endpoints.iter().filter(|e| has(e, flag::SIGNAL)).count() as u32;
+    let fullmesh = host.endpoints.iter().filter(|e| has(e, flag::FULLMESH)).count() as u32;
     let want = sub_eps.max(if listens(host) { signal_eps } else { 0 });
     if subflows == 0 && (want > 0 || fullmesh > 0) {
         out.push(Finding::new(
@@ -250,7 +243,7 @@ fn endpoints(host: &Host, out: &mut Vec<Finding>) {
             ));
             continue;
         }
-        if e.has(flag::SIGNAL) && !e.has(flag::SUBFLOW) && !listens {
+        if has(e, flag::SIGNAL) && !has(e, flag::SUBFLOW) && !listens {
             out.push(Finding::new(
                 "signal-without-listener",
                 format!(
@@ -264,7 +257,7 @@ fn endpoints(host: &Host, out: &mut Vec<Finding>) {
                 ),
             ));
         }
-        if e.has(flag::SUBFLOW) && !e.has(flag::SIGNAL) && listens && !client {
+        if has(e, flag::SUBFLOW) && !has(e, flag::SIGNAL) && listens && !client {
             out.push(Finding::new(
                 "subflow-on-server",
                 format!(
@@ -393,7 +386,7 @@ fn live(host: &Host, out: &mut Vec<Finding>) {
         let usable = host
             .endpoints
             .iter()
-            .filter(|e| e.has(flag::SUBFLOW) && e.addr != c.local.0 && e.addr.is_ipv4() == c.local.0.is_ipv4())
+            .filter(|e| has(e, flag::SUBFLOW) && e.addr != c.local.0 && e.addr.is_ipv4() == c.local.0.is_ipv4())
             .count() as u32;
         let expected = usable.min(limit);
         if u32::from(c.subflows) < expected {

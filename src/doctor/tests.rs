@@ -10,7 +10,7 @@ fn addr(a: &str, iface: &str) -> Address {
 }
 
 fn ep(id: u8, a: &str, flags: u32) -> Endpoint {
-    Endpoint { id, addr: ip(a), port: None, flags }
+    Endpoint { id, addr: ip(a), port: None, flags, ifindex: None }
 }
 
 fn conn(outgoing: bool, subflows: u8, fallback: bool) -> Connection {
