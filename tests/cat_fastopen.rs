@@ -178,6 +178,11 @@ fn our_client_gets_a_cookie_then_sends_data_in_the_syn_to_a_kernel_server() {
     let sum = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success() && sum.contains("verdict: MPTCP v1 established"), "{sum}");
     assert!(sum.contains(&format!("{} bytes of data in the SYN (TCP Fast Open)", s2[0].1)), "{sum}");
+    // The mappings after the SYN's data count from after it (as Linux
+    // counts them): every byte after the SYN is mapped and counted.
+    let mapped = up2.len() - s2[0].1;
+    assert!(sum.contains(&format!("data: {mapped} bytes client->server, {} bytes", down2.len())), "{sum}");
+    assert!(!sum.contains("no mapping"), "{sum}");
 
     // Run 3: a wrong cookie: a normal handshake, a new cookie, the data
     // sent again after the handshake.

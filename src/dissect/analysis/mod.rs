@@ -151,6 +151,17 @@ struct FlowDir {
     truncated: bool,
     /// Payload carried by the SYN (TCP Fast Open).
     syn_data: u64,
+    /// The SYN's payload, when the SYN/ACK acknowledged it: Linux counts
+    /// the subflow's relative sequence numbers (the DSS mappings' SSNs,
+    /// RFC 8684 §3.3.1) from after it (net/mptcp/fastopen.c).
+    syn_data_acked: u32,
+}
+
+impl FlowDir {
+    /// The sequence number that relative sequence number 0 stands for.
+    fn ssn_base(&self) -> Option<u32> {
+        self.isn.map(|i| i.wrapping_add(self.syn_data_acked))
+    }
 }
 
 /// The MP_JOIN handshake of a subflow; index 0 is the initiator (A, the
@@ -797,6 +808,13 @@ impl Analyzer {
             return;
         }
         f.synack_frame = Some(frame);
+        if let Some(isn) = f.dirs[0].isn
+            && f.dirs[0].syn_data > 0
+            && tcp.ack == isn.wrapping_add(1).wrapping_add(f.dirs[0].syn_data as u32)
+        {
+            // RFC 7413 §4.2: the server took the SYN's data (TCP Fast Open).
+            f.dirs[0].syn_data_acked = f.dirs[0].syn_data as u32;
+        }
         f.dirs[1].isn = Some(tcp.seq);
         f.dirs[1].high = Some(tcp.seq.wrapping_add(1).wrapping_add(tcp.payload_len));
         if f.role == Role::Unknown {
@@ -1188,7 +1206,7 @@ impl Analyzer {
             // Infinite mapping (§3.3.1, §3.7): from this segment on, the
             // subflow's bytes follow the DSN one to one.
             let f = &mut self.flows[fi];
-            let rel = f.dirs[d].isn.map(|i| tcp.seq.wrapping_sub(i)).unwrap_or(m.ssn);
+            let rel = f.dirs[d].ssn_base().map(|i| tcp.seq.wrapping_sub(i)).unwrap_or(m.ssn);
             let r = FallbackReason::InfiniteMapping { from: sender };
             if f.fallback.is_none() {
                 f.fallback = Some((frame, r));
@@ -1271,7 +1289,7 @@ impl Analyzer {
             (count_bytes(&mut f.dirs[d], tcp), f.sf, f.sides[d])
         };
         let fallback = self.conns[ci as usize].fallback || self.flows[fi].fallback.is_some();
-        let Some(isn) = self.flows[fi].dirs[d].isn else {
+        let Some(isn) = self.flows[fi].dirs[d].ssn_base() else {
             if !fallback {
                 self.conns[ci as usize].unmapped += 1;
                 ev!(note, NOTE, Event::NoMapping);
