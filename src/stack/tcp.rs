@@ -7,8 +7,13 @@
 //! The engine holds no payload: each segment it has sent is a [`TxSeg`] that
 //! says which data sequence numbers (DSN) it carried, and the connection
 //! reads those bytes from its send ring when it must send them again. The
-//! connection drives it: it builds every outgoing segment and hands every
-//! incoming one here for the TCP part.
+//! connection asks and tells, it never writes a field: an incoming segment
+//! in a synchronized state goes through [`Tcb::handle_segment`] (up to the
+//! ACK field, one [`SegmentOutcome`]), its payload through
+//! [`Tcb::rx_span`] / [`Tcb::rx_mark`], and its end (FIN, the ACK to send)
+//! through [`Tcb::end_segment`]; timers through [`Tcb::handle_timers`].
+//! The rules with state of their own are small types: [`RttEstimator`],
+//! loss recovery (`recovery`), the end of slow start (`hystart`).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -18,6 +23,12 @@ use super::ring::RangeSet;
 use super::time::{Duration, Instant};
 use crate::dissect::options::SackBlocks;
 use crate::seq::{DataSeq, SubflowSeq};
+
+mod hystart;
+mod recovery;
+
+use hystart::HyStart;
+use recovery::{Advance, LossSignal, Recovery};
 
 /// TCP states (RFC 9293 §3.3.2). LISTEN lives in the endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,6 +221,39 @@ pub struct AckOutcome {
     pub dupack: bool,
 }
 
+/// Why [`Tcb::handle_segment`] dropped a segment before its ACK field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dropped {
+    /// A RST or SYN in the window: a challenge ACK (RFC 5961 §3.2, §4),
+    /// `sent` unless the rate limit held it back (§7).
+    Challenge { sent: bool },
+    /// A RST outside the window: dropped silently (RFC 5961 §3.2).
+    RstOutside,
+    /// Unacceptable (RFC 9293 §3.10.7.4 "first"): `acked` unless the rate
+    /// limit held the ACK back.
+    OutOfWindow { acked: bool },
+    /// In TIME-WAIT (a retransmitted FIN is acknowledged, the wait restarted).
+    TimeWait,
+    /// No ACK flag (RFC 9293 §3.10.7.4 "fifth": drop).
+    NoAck,
+}
+
+/// What [`Tcb::handle_segment`] made of a segment in a synchronized state.
+#[derive(Clone, Copy, Debug)]
+pub enum SegmentOutcome {
+    /// A RST at RCV.NXT, or any RST in TIME-WAIT: the peer reset the
+    /// subflow (RFC 9293 §3.10.7.4 "second", RFC 5961 §3.2). The TCB is
+    /// untouched: the connection tears it down.
+    Reset,
+    /// Dropped before the ACK field; any ACK it calls for is requested.
+    Dropped(Dropped),
+    /// The ACK field was processed (`invalid`: it acknowledged something
+    /// not yet sent, an ACK is due and the rest of the segment is dropped).
+    /// The close states moved on; the payload and FIN follow with
+    /// [`Tcb::rx_span`], [`Tcb::rx_mark`] and [`Tcb::end_segment`].
+    Acked(AckOutcome),
+}
+
 /// Per-subflow TCP counters.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TcpStats {
@@ -268,8 +312,8 @@ pub struct Tcb {
     pub rcv_adv: SubflowSeq,
     // Transmission.
     pub txq: VecDeque<TxSeg>,
-    sacked_bytes: usize,
-    lost_bytes: usize,
+    /// Loss recovery: the SACK scoreboard's counts, fast recovery, RACK.
+    recovery: Recovery,
     /// We must send a FIN after the data (close requested).
     pub fin_queued: bool,
     /// Sequence number our FIN took, once sent.
@@ -282,26 +326,8 @@ pub struct Tcb {
     pub syn_retries: u32,
     pub rtt: RttEstimator,
     pub cc: Box<dyn Controller>,
-    in_recovery: bool,
-    recover: SubflowSeq,
-    recover_set: bool,
-    epoch: u32,
-    pub dupacks: u32,
-    /// The first retransmission of a recovery goes regardless of cwnd.
-    retx_now: bool,
-    /// HyStart++ (RFC 9406 §4.2): end of the current round, minimum RTT of
-    /// this round and the last, samples this round.
-    hs_round_end: SubflowSeq,
-    hs_cur_min: Option<Duration>,
-    hs_last_min: Option<Duration>,
-    hs_samples: u32,
-    /// When the first ACK of the current round arrived (the ACK train).
-    hs_round_start: Instant,
-    hs_last_ack: Instant,
-    /// RACK (RFC 8985, simplified): the latest send time of a delivered segment.
-    rack_ts: Option<Instant>,
-    /// When the window was last reduced for congestion.
-    last_reduction: Instant,
+    /// When slow start ends (HyStart++, RFC 9406 §4.2).
+    hystart: HyStart,
     /// RTO backoff exponent.
     pub backoff: u32,
     /// Consecutive RTOs without progress.
@@ -392,8 +418,7 @@ impl Tcb {
             fin_received: false,
             rcv_adv: SubflowSeq(0),
             txq: VecDeque::new(),
-            sacked_bytes: 0,
-            lost_bytes: 0,
+            recovery: Recovery::new(iss, now),
             fin_queued: false,
             fin_seq: None,
             fin_due: false,
@@ -402,20 +427,7 @@ impl Tcb {
             syn_retries: 0,
             rtt: RttEstimator::new(p.initial_rto, p.min_rto, p.max_rto),
             cc,
-            in_recovery: false,
-            recover: iss,
-            recover_set: false,
-            epoch: 0,
-            dupacks: 0,
-            retx_now: false,
-            hs_round_end: iss,
-            hs_cur_min: None,
-            hs_last_min: None,
-            hs_samples: 0,
-            hs_round_start: now,
-            hs_last_ack: now,
-            rack_ts: None,
-            last_reduction: now,
+            hystart: HyStart::new(iss, now),
             backoff: 0,
             rto_count: 0,
             rto_at: None,
@@ -569,7 +581,7 @@ impl Tcb {
     /// RFC 6675 pipe: bytes believed in flight.
     pub fn pipe(&self) -> usize {
         let out = self.snd_nxt - self.snd_una;
-        out.saturating_sub(self.sacked_bytes + self.lost_bytes)
+        out.saturating_sub(self.recovery.not_in_flight())
     }
     /// Bytes outstanding (sent and not cumulatively acked), SYN/FIN excluded.
     pub fn outstanding(&self) -> usize {
@@ -583,10 +595,10 @@ impl Tcb {
         self.cc.window().saturating_sub(self.pipe())
     }
     pub fn in_recovery(&self) -> bool {
-        self.in_recovery
+        self.recovery.in_recovery()
     }
     pub fn lost_bytes(&self) -> usize {
-        self.lost_bytes
+        self.recovery.lost_bytes()
     }
 
     /// Record a newly sent segment (new data).
@@ -671,6 +683,12 @@ impl Tcb {
         out
     }
 
+    /// Go without SACK (our SYN/ACK had no room for SACK permitted beside
+    /// a Fast Open cookie: RFC 2018 §2, it is off unless both sent it).
+    pub fn forgo_sack(&mut self) {
+        self.sack_ok = false;
+    }
+
     /// Send an ACK at the next poll.
     pub fn request_ack(&mut self) {
         self.ack_now = true;
@@ -727,31 +745,15 @@ impl Tcb {
 
     /// The first segment deemed lost, if the window lets it go.
     pub fn next_retransmit(&self) -> Option<usize> {
-        if self.lost_bytes == 0 {
-            return None;
-        }
-        let idx = self.txq.iter().position(|s| s.lost)?;
-        // RFC 6675 §5 (C.1): pipe + the segment must fit cwnd; a first
-        // retransmission on entering recovery always goes (RFC 5681 §3.2 (4)).
-        if self.retx_now || self.pipe() + self.txq[idx].len as usize <= self.cc.window() || self.pipe() == 0 {
-            Some(idx)
-        } else {
-            None
-        }
+        self.recovery.next_retransmit(&self.txq, self.pipe(), self.cc.window())
     }
 
     /// Record the retransmission of `txq[idx]`.
     pub fn on_retransmitted(&mut self, now: Instant, idx: usize) {
-        let epoch = self.epoch;
         let s = &mut self.txq[idx];
-        if s.lost {
-            s.lost = false;
-            self.lost_bytes -= s.len as usize;
-        }
+        self.recovery.on_retransmitted(s);
         s.xmit = s.xmit.saturating_add(1);
         s.sent_at = now;
-        self.retx_now = false;
-        s.epoch = epoch;
         self.stats.retransmits += 1;
         self.stats.bytes_retrans += s.len as u64;
         if self.rto_at.is_none() {
@@ -762,7 +764,7 @@ impl Tcb {
 
     /// Process the ACK field, window and SACK blocks of a segment in a
     /// synchronized state (RFC 9293 §3.10.7.4 "fifth, check the ACK field").
-    pub fn on_ack(&mut self, now: Instant, seg: &super::wire::Segment<'_>) -> AckOutcome {
+    fn on_ack(&mut self, now: Instant, seg: &super::wire::Segment<'_>) -> AckOutcome {
         let mut out = AckOutcome::default();
         let ack = seg.ack;
         if ack > self.snd_nxt {
@@ -785,12 +787,7 @@ impl Tcb {
             while let Some(front) = self.txq.front_mut() {
                 if front.end() <= ack {
                     let s = self.txq.pop_front().expect("front exists");
-                    if s.sacked {
-                        self.sacked_bytes -= s.len as usize;
-                    }
-                    if s.lost {
-                        self.lost_bytes -= s.len as usize;
-                    }
+                    self.recovery.on_acked_bytes(&s, s.len as usize);
                     if s.xmit == 1 {
                         sample = Some(s.sent_at);
                     }
@@ -802,12 +799,7 @@ impl Tcb {
                     // Partial ACK of a segment: trim it.
                     let k = ack - front.seq;
                     let k32 = k as u32;
-                    if front.sacked {
-                        self.sacked_bytes -= k;
-                    }
-                    if front.lost {
-                        self.lost_bytes -= k;
-                    }
+                    self.recovery.on_acked_bytes(front, k);
                     front.seq = ack;
                     front.len -= k32;
                     front.dsn += k as u64;
@@ -824,7 +816,6 @@ impl Tcb {
                 self.fin_due = false;
             }
             self.snd_una = ack;
-            self.dupacks = 0;
             self.backoff = 0;
             self.rto_count = 0;
             if let Some(t) = sample {
@@ -832,7 +823,7 @@ impl Tcb {
                 self.hystart(now, now - t, ack);
             }
             if let Some(t) = delivered_ts {
-                self.rack_ts = Some(self.rack_ts.map_or(t, |r| r.max(t)));
+                self.recovery.on_delivered(t);
             }
             self.stats.bytes_acked += out.acked as u64;
             // RFC 6298 §5.2, §5.3.
@@ -840,17 +831,13 @@ impl Tcb {
             self.tlp_done = false;
             self.tlp_at = None;
             self.arm_tlp(now);
-            if self.in_recovery {
-                if ack >= self.recover {
-                    self.in_recovery = false;
-                    self.cc.on_recovery_end(now);
-                } else if !self.sack_ok {
-                    // RFC 6582 §3.2 (5): a partial ACK; retransmit the next.
-                    self.mark_head_lost();
+            match self.recovery.on_advance(&mut self.txq, ack, self.sack_ok) {
+                Advance::Ended => self.cc.on_recovery_end(now),
+                Advance::Open if out.acked > 0 => {
+                    let srtt = self.rtt.srtt();
+                    self.cc.on_ack(now, out.acked, srtt, in_flight);
                 }
-            } else if out.acked > 0 {
-                let srtt = self.rtt.srtt();
-                self.cc.on_ack(now, out.acked, srtt, in_flight);
+                _ => {}
             }
         } else if ack == self.snd_una
             && seg.payload.is_empty()
@@ -859,193 +846,131 @@ impl Tcb {
             && !self.txq.is_empty()
         {
             // RFC 5681 §2 duplicate ACK.
-            self.dupacks += 1;
+            self.recovery.on_dupack();
             out.dupack = true;
         }
         let mut sack_changed = false;
         if self.sack_ok
             && let Some(blocks) = seg.opts.sack
         {
-            sack_changed = self.apply_sack(now, &blocks);
+            let min_rtt = self.rtt.min_rtt();
+            sack_changed = self.recovery.apply_sack(&mut self.txq, now, &blocks, (self.snd_una, self.snd_nxt), min_rtt);
         }
-        if !self.in_recovery && !self.txq.is_empty() {
-            let trigger = self.dupacks >= 3 || (self.sack_ok && self.head_is_lost());
-            // RFC 6582 §3.2 (2): no new recovery before `recover` is passed.
-            let allowed = !self.recover_set || self.snd_una > self.recover || self.snd_una == self.recover;
-            if trigger && allowed {
-                self.in_recovery = true;
-                self.recover = self.snd_nxt;
-                self.recover_set = true;
-                self.epoch += 1;
+        let signal = self.recovery.detect(
+            &mut self.txq,
+            now,
+            sack_changed,
+            self.sack_ok,
+            self.mss,
+            self.snd_una,
+            self.snd_nxt,
+            &self.rtt,
+        );
+        match signal {
+            LossSignal::Entered => {
                 self.cc.on_congestion(now, in_flight);
-                self.last_reduction = now;
                 self.stats.fast_recoveries += 1;
                 out.entered_recovery = true;
-                if self.sack_ok {
-                    self.mark_lost_sack();
-                }
-                // Always retransmit the head at once (RFC 5681 §3.2 (4)).
-                self.mark_head_lost();
-                self.retx_now = true;
             }
-        } else if self.in_recovery && sack_changed {
-            self.mark_lost_sack();
-            self.mark_lost_rack(now);
+            LossSignal::ReduceAgain => {
+                let pipe = self.pipe();
+                self.cc.on_congestion(now, pipe);
+                self.recovery.reduced(now, self.snd_nxt);
+                self.stats.fast_recoveries += 1;
+            }
+            LossSignal::None => {}
         }
         out
     }
 
-    /// HyStart++ delay increase detection (RFC 9406 §4.2), without the
-    /// conservative slow-start phase: leave slow start when this round's
-    /// minimum RTT exceeds the last round's by max(4 ms, min(16 ms, last/8)).
+    /// A segment in a synchronized state, up to its ACK field (RFC 9293
+    /// §3.10.7.4 "first" to "fifth"): RST, TIME-WAIT, acceptability
+    /// against `wnd` (the window we advertise), SYN, timestamps, the ACK
+    /// with window and SACK, and the close states an acknowledged FIN
+    /// moves on.
+    pub fn handle_segment(&mut self, now: Instant, seg: &super::wire::Segment<'_>, wnd: usize) -> SegmentOutcome {
+        use super::wire::flags;
+        if seg.has(flags::RST) {
+            if seg.seq == self.rcv_nxt || self.state == TcpState::TimeWait {
+                return SegmentOutcome::Reset;
+            }
+            if self.acceptable(seg.seq, 0, wnd) {
+                return SegmentOutcome::Dropped(self.challenge(now));
+            }
+            return SegmentOutcome::Dropped(Dropped::RstOutside);
+        }
+        if self.state == TcpState::TimeWait {
+            if seg.has(flags::FIN) {
+                // A retransmitted FIN: ACK it and restart the 2MSL wait.
+                self.enter_timewait(now);
+                self.ack_now = true;
+            }
+            return SegmentOutcome::Dropped(Dropped::TimeWait);
+        }
+        if !self.acceptable(seg.seq, seg.seq_len(), wnd) {
+            // Unacceptable: send an ACK and drop; rate limited unless it
+            // carries data (no ACK loop does).
+            let data = !seg.payload.is_empty() && !seg.has(flags::SYN);
+            let acked = data || self.allow_ack(now);
+            if acked {
+                self.ack_now = true;
+            }
+            return SegmentOutcome::Dropped(Dropped::OutOfWindow { acked });
+        }
+        if seg.has(flags::SYN) {
+            // RFC 5961 §4: challenge ACK.
+            return SegmentOutcome::Dropped(self.challenge(now));
+        }
+        if !seg.has(flags::ACK) {
+            return SegmentOutcome::Dropped(Dropped::NoAck);
+        }
+        self.on_timestamp(seg);
+        let out = self.on_ack(now, seg);
+        if !out.invalid {
+            self.after_ack(now, out.fin_acked);
+        }
+        SegmentOutcome::Acked(out)
+    }
+
+    /// A challenge ACK (RFC 5961 §3.2, §4), at most one per
+    /// [`AckLimiter::INTERVAL`] (§7).
+    fn challenge(&mut self, now: Instant) -> Dropped {
+        let sent = self.allow_ack(now);
+        if sent {
+            self.ack_now = true;
+        }
+        Dropped::Challenge { sent }
+    }
+
+    /// The end of a segment [`Tcb::handle_segment`] accepted, after its
+    /// payload was taken: the peer's FIN at `fin` when it came with all of
+    /// the payload taken (RFC 9293 §3.10.7.4 "eighth"), then the ACK for
+    /// what arrived, at once or delayed.
+    pub fn end_segment(&mut self, now: Instant, fin: Option<SubflowSeq>) {
+        if let Some(f) = fin {
+            self.on_fin(f);
+            self.after_ack(now, false);
+        }
+        self.schedule_ack(now);
+    }
+
+    /// An RTT sample from a cumulative ACK: in slow start, HyStart++
+    /// decides whether it ends (RFC 9406 §4.2).
     fn hystart(&mut self, now: Instant, rtt: Duration, ack: SubflowSeq) {
         if !self.cc.in_slow_start() {
             return;
         }
-        if ack >= self.hs_round_end {
-            self.hs_last_min = self.hs_cur_min;
-            self.hs_cur_min = None;
-            self.hs_samples = 0;
-            self.hs_round_end = self.snd_nxt;
-            self.hs_round_start = now;
-            self.hs_last_ack = now;
+        let sample = hystart::Sample {
+            rtt,
+            ack,
+            snd_nxt: self.snd_nxt,
+            min_rtt: self.rtt.min_rtt(),
+            cwnd: self.cc.window(),
+            mss: self.mss,
+        };
+        if self.hystart.on_sample(now, sample) {
+            self.cc.exit_slow_start();
         }
-        // The ACK train of this round (ACKs at most 2 ms apart) already
-        // spans half the minimum RTT: the window fills the path (Linux's
-        // HyStart "ACK train" signal).
-        if now - self.hs_last_ack <= Duration::from_millis(2) {
-            self.hs_last_ack = now;
-            if let Some(min) = self.rtt.min_rtt()
-                && self.cc.window() >= 16 * self.mss
-                && now - self.hs_round_start >= Duration::from_micros(min.as_micros() / 2)
-            {
-                self.cc.exit_slow_start();
-                return;
-            }
-        }
-        self.hs_cur_min = Some(self.hs_cur_min.map_or(rtt, |m| m.min(rtt)));
-        self.hs_samples += 1;
-        if self.hs_samples >= 8
-            && let (Some(cur), Some(last)) = (self.hs_cur_min, self.hs_last_min)
-        {
-            let thresh = Duration::from_micros((last.as_micros() / 8).clamp(4000, 16000));
-            if cur >= last + thresh {
-                self.cc.exit_slow_start();
-            }
-        }
-    }
-
-    /// RACK-style time-based loss marking (RFC 8985 §6.2, simplified): a
-    /// segment sent more than a reordering window before one that was
-    /// delivered is lost, even a retransmission.
-    fn mark_lost_rack(&mut self, now: Instant) {
-        let Some(rack) = self.rack_ts else { return };
-        let reo = self.rtt.min_rtt().map_or(Duration::from_millis(1), |m| Duration::from_micros(m.as_micros() / 4));
-        let mut added = 0;
-        let mut relost = false;
-        for s in self.txq.iter_mut() {
-            if s.sent_at >= rack {
-                break;
-            }
-            if !s.sacked && !s.lost && s.sent_at + reo < rack {
-                s.lost = true;
-                relost |= s.xmit > 1;
-                added += s.len as usize;
-            }
-        }
-        self.lost_bytes += added;
-        // A retransmission was lost too: the window is still too large for
-        // the path. Reduce again, at most once per round trip.
-        if relost && now - self.last_reduction >= self.rtt.srtt().unwrap_or(Duration::from_millis(100)) {
-            let pipe = self.pipe();
-            self.cc.on_congestion(now, pipe);
-            self.last_reduction = now;
-            self.recover = self.snd_nxt;
-            self.stats.fast_recoveries += 1;
-        }
-    }
-
-    fn mark_head_lost(&mut self) {
-        let epoch = self.epoch;
-        if let Some(s) = self.txq.front_mut()
-            && !s.sacked
-            && !s.lost
-            && (s.epoch != epoch || s.xmit == 1)
-        {
-            s.lost = true;
-            self.lost_bytes += s.len as usize;
-        }
-    }
-
-    /// Whether the first unacknowledged segment is lost by RFC 6675's
-    /// IsLost: DupThresh (3) SACKed segments above it, or more than
-    /// (DupThresh-1)*SMSS SACKed bytes.
-    fn head_is_lost(&self) -> bool {
-        if self.sacked_bytes == 0 {
-            return false;
-        }
-        let mut n = 0;
-        for s in self.txq.iter().skip(1) {
-            if s.sacked {
-                n += 1;
-                if n >= 3 {
-                    return true;
-                }
-            }
-        }
-        self.sacked_bytes > 2 * self.mss
-    }
-
-    /// Mark every segment IsLost says is lost (RFC 6675 §5 step 4 and the
-    /// Update() of §4).
-    fn mark_lost_sack(&mut self) {
-        let epoch = self.epoch;
-        let mss = self.mss;
-        let mut sacked_above = 0usize;
-        let mut sacked_segs = 0u32;
-        let mut added = 0usize;
-        for s in self.txq.iter_mut().rev() {
-            if s.sacked {
-                sacked_above += s.len as usize;
-                sacked_segs += 1;
-                continue;
-            }
-            if !s.lost && s.epoch != epoch && (sacked_segs >= 3 || sacked_above > 2 * mss) {
-                s.lost = true;
-                added += s.len as usize;
-            }
-        }
-        self.lost_bytes += added;
-    }
-
-    /// Mark segments the peer SACKed (RFC 2018 §3). Returns whether anything changed.
-    fn apply_sack(&mut self, now: Instant, blocks: &SackBlocks) -> bool {
-        let mut changed = false;
-        for &(l, r) in blocks.as_slice() {
-            let (l, r) = (SubflowSeq(l), SubflowSeq(r));
-            if r <= self.snd_una || l >= self.snd_nxt || r <= l {
-                continue;
-            }
-            let start = self.txq.partition_point(|s| s.end() <= l);
-            for s in self.txq.iter_mut().skip(start) {
-                if s.seq >= r {
-                    break;
-                }
-                if s.seq >= l && s.end() <= r && !s.sacked {
-                    if s.xmit == 1 || self.rtt.min_rtt().is_some_and(|m| now - s.sent_at >= m) {
-                        self.rack_ts = Some(self.rack_ts.map_or(s.sent_at, |t| t.max(s.sent_at)));
-                    }
-                    s.sacked = true;
-                    self.sacked_bytes += s.len as usize;
-                    if s.lost {
-                        s.lost = false;
-                        self.lost_bytes -= s.len as usize;
-                    }
-                    changed = true;
-                }
-            }
-        }
-        changed
     }
 
     /// The retransmission timer fired (RFC 6298 §5.4-5.6, RFC 5681 §3.1,
@@ -1072,19 +997,7 @@ impl Tcb {
         self.stats.timeouts += 1;
         let in_flight = self.pipe();
         self.cc.on_rto(now, in_flight);
-        self.epoch += 1;
-        self.in_recovery = false;
-        self.recover = self.snd_nxt;
-        self.recover_set = true;
-        self.dupacks = 0;
-        let mut added = 0;
-        for s in self.txq.iter_mut() {
-            if !s.sacked && !s.lost {
-                s.lost = true;
-                added += s.len as usize;
-            }
-        }
-        self.lost_bytes += added;
+        self.recovery.on_rto(&mut self.txq, self.snd_nxt);
         if self.txq.is_empty() && self.fin_seq.is_some() {
             self.fin_due = true;
         }
@@ -1112,7 +1025,7 @@ impl Tcb {
 
     /// Whether a segment is acceptable (RFC 9293 §3.10.7.4 "first, check
     /// sequence number"), given the current receive window.
-    pub fn acceptable(&self, seq: SubflowSeq, seq_len: usize, wnd: usize) -> bool {
+    fn acceptable(&self, seq: SubflowSeq, seq_len: usize, wnd: usize) -> bool {
         let wnd = wnd as u32;
         let in_wnd = |s: SubflowSeq| s >= self.rcv_nxt && s < self.rcv_nxt + wnd.max(1);
         if seq_len == 0 {
@@ -1162,7 +1075,7 @@ impl Tcb {
 
     /// Schedule the ACK for received data: at once after two full segments,
     /// else after the delayed-ACK timeout (RFC 9293 §3.8.6.3, RFC 5681 §4.2).
-    pub fn schedule_ack(&mut self, now: Instant) {
+    fn schedule_ack(&mut self, now: Instant) {
         // Quick ACKs at the start, as Linux does (helps slow start and lets
         // an MPTCP client see the first DSS at once).
         let quick = self.unacked_segs > 0 && self.stats.segs_in <= 16;
@@ -1174,7 +1087,7 @@ impl Tcb {
     }
 
     /// The peer's FIN at `seq` (after the payload).
-    pub fn on_fin(&mut self, fin_seq: SubflowSeq) {
+    fn on_fin(&mut self, fin_seq: SubflowSeq) {
         if self.fin_received {
             self.ack_now = true;
             return;
@@ -1202,7 +1115,7 @@ impl Tcb {
     }
 
     /// After an ACK: move the close states on (RFC 9293 §3.10.7.4).
-    pub fn after_ack(&mut self, now: Instant, fin_acked: bool) {
+    fn after_ack(&mut self, now: Instant, fin_acked: bool) {
         if fin_acked {
             self.state = match self.state {
                 TcpState::FinWait1 => TcpState::FinWait2,
@@ -1313,7 +1226,7 @@ impl Tcb {
 
     /// Timestamp handling of an incoming segment (RFC 7323 §4.3): remember
     /// TSval when the segment covers our last ACK point.
-    pub fn on_timestamp(&mut self, seg: &super::wire::Segment<'_>) {
+    fn on_timestamp(&mut self, seg: &super::wire::Segment<'_>) {
         if !self.ts_ok {
             return;
         }
@@ -1328,7 +1241,7 @@ impl Tcb {
     /// PTO = 2*SRTT (+ the delayed-ACK allowance for a single segment),
     /// not after the RTO (RFC 8985 §7.2).
     fn arm_tlp(&mut self, now: Instant) {
-        if self.tlp_done || self.in_recovery || self.txq.is_empty() || self.tlp_at.is_some() {
+        if self.tlp_done || self.recovery.in_recovery() || self.txq.is_empty() || self.tlp_at.is_some() {
             return;
         }
         let Some(srtt) = self.rtt.srtt() else { return };
@@ -1351,13 +1264,7 @@ impl Tcb {
             return false;
         }
         self.tlp_done = true;
-        let last = self.txq.len() - 1;
-        let s = &mut self.txq[last];
-        if !s.sacked && !s.lost {
-            s.lost = true;
-            self.lost_bytes += s.len as usize;
-            self.retx_now = true;
-        }
+        self.recovery.on_probe(&mut self.txq);
         let _ = now;
         true
     }
@@ -1382,8 +1289,7 @@ impl Tcb {
         self.fin_due = false;
         self.ack_now = false;
         self.txq.clear();
-        self.sacked_bytes = 0;
-        self.lost_bytes = 0;
+        self.recovery.clear();
     }
 
     /// Lowest DSN still on the retransmission queue.
@@ -1593,6 +1499,125 @@ mod tests {
         assert_eq!(first.len(), 3);
         assert!(first.iter().all(|&(_, len)| len == 1000));
         assert!(t.take_reinjection().is_empty(), "already taken");
+    }
+
+    #[test]
+    fn rsts_reset_exactly_and_are_challenged_in_the_window() {
+        let mut t = established();
+        let now = Instant::from_millis(200);
+        // In the window but not at RCV.NXT: a challenge ACK, then the rate limit.
+        let r = seg(5100, 101, flags::RST, &[]);
+        let o = t.handle_segment(now, &r, 10_000);
+        assert!(matches!(o, SegmentOutcome::Dropped(Dropped::Challenge { sent: true })), "{o:?}");
+        assert!(t.ack_now);
+        t.on_ack_sent(now, SubflowSeq(20_000));
+        let o = t.handle_segment(now + Duration::from_millis(499), &r, 10_000);
+        assert!(matches!(o, SegmentOutcome::Dropped(Dropped::Challenge { sent: false })), "{o:?}");
+        assert!(!t.ack_now);
+        // Outside the window: silence.
+        let far = seg(90_000, 101, flags::RST, &[]);
+        assert!(matches!(t.handle_segment(now, &far, 10_000), SegmentOutcome::Dropped(Dropped::RstOutside)));
+        // At RCV.NXT: the peer reset us, the TCB is left to the connection.
+        let exact = seg(5001, 101, flags::RST, &[]);
+        assert!(matches!(t.handle_segment(now, &exact, 10_000), SegmentOutcome::Reset));
+        assert_eq!(t.state, TcpState::Established);
+    }
+
+    #[test]
+    fn unacceptable_segments_are_acked_rate_limited_unless_they_carry_data() {
+        let mut t = established();
+        let now = Instant::from_millis(200);
+        let old_ack = seg(4000, 101, flags::ACK, &[]);
+        let o = t.handle_segment(now, &old_ack, 10_000);
+        assert!(matches!(o, SegmentOutcome::Dropped(Dropped::OutOfWindow { acked: true })), "{o:?}");
+        t.on_ack_sent(now, SubflowSeq(20_000));
+        let o = t.handle_segment(now, &old_ack, 10_000);
+        assert!(matches!(o, SegmentOutcome::Dropped(Dropped::OutOfWindow { acked: false })), "{o:?}");
+        assert!(!t.ack_now);
+        let old_data = seg(4000, 101, flags::ACK, &[1; 10]);
+        let o = t.handle_segment(now, &old_data, 10_000);
+        assert!(matches!(o, SegmentOutcome::Dropped(Dropped::OutOfWindow { acked: true })), "{o:?}");
+        assert!(t.ack_now);
+        // A SYN in the window is challenged; a segment without ACK dropped.
+        t.on_ack_sent(now + Duration::from_secs(1), SubflowSeq(20_000));
+        let syn = seg(5001, 101, flags::SYN | flags::ACK, &[]);
+        let o = t.handle_segment(now + Duration::from_secs(1), &syn, 10_000);
+        assert!(matches!(o, SegmentOutcome::Dropped(Dropped::Challenge { sent: true })), "{o:?}");
+        let bare = seg(5001, 0, 0, &[1; 10]);
+        assert!(matches!(t.handle_segment(now, &bare, 10_000), SegmentOutcome::Dropped(Dropped::NoAck)));
+        assert_eq!(t.rcv_nxt, SubflowSeq(5001), "nothing taken");
+    }
+
+    #[test]
+    fn one_segment_in_and_out_through_the_engine() {
+        let mut t = established();
+        let now = Instant::from_millis(200);
+        send(&mut t, now, 2);
+        // The peer acknowledges both segments and sends 100 bytes with its FIN.
+        let payload = [7u8; 100];
+        let s = seg(5001, t.snd_nxt.0, flags::ACK | flags::FIN, &payload);
+        let SegmentOutcome::Acked(a) = t.handle_segment(now + Duration::from_millis(50), &s, 10_000) else {
+            panic!("accepted")
+        };
+        assert_eq!(a.acked, 2000);
+        assert!(!a.invalid && !a.fin_acked);
+        assert!(t.rto_at.is_none(), "nothing outstanding");
+        assert_eq!(t.rx_span(s.seq, payload.len(), 10_000), Some((0, 100)));
+        assert!(t.rx_mark(s.seq, 100));
+        t.end_segment(now, Some(s.seq + 100usize));
+        assert_eq!(t.state, TcpState::CloseWait);
+        assert_eq!(t.rcv_nxt, SubflowSeq(5102), "data and FIN");
+        assert!(t.fin_received && t.ack_now);
+        // Our close, its ACK: LAST-ACK, then CLOSED.
+        t.close();
+        t.on_fin_sent(now);
+        let a = seg(5102, t.snd_nxt.0, flags::ACK, &[]);
+        let SegmentOutcome::Acked(o) = t.handle_segment(now, &a, 10_000) else { panic!("accepted") };
+        assert!(o.fin_acked);
+        assert_eq!(t.state, TcpState::Closed);
+        assert_eq!(t.next_timeout(), None);
+    }
+
+    #[test]
+    fn a_fin_again_in_time_wait_restarts_the_wait() {
+        let mut t = established();
+        let now = Instant::from_millis(200);
+        t.close();
+        t.on_fin_sent(now);
+        let fin = seg(5001, t.snd_nxt.0, flags::ACK | flags::FIN, &[]);
+        let SegmentOutcome::Acked(o) = t.handle_segment(now, &fin, 10_000) else { panic!("accepted") };
+        assert!(o.fin_acked);
+        t.end_segment(now, Some(fin.seq));
+        assert_eq!(t.state, TcpState::TimeWait);
+        assert_eq!(t.timewait_at, Some(now + Duration::from_secs(60)));
+        let later = now + Duration::from_secs(10);
+        t.on_ack_sent(later, SubflowSeq(20_000));
+        let o = t.handle_segment(later, &fin, 10_000);
+        assert!(matches!(o, SegmentOutcome::Dropped(Dropped::TimeWait)), "{o:?}");
+        assert!(t.ack_now, "the FIN is acknowledged again");
+        assert_eq!(t.timewait_at, Some(later + Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn a_partial_ack_without_sack_resends_the_next_segment() {
+        let mut t = established();
+        t.sack_ok = false;
+        let now = Instant::from_millis(200);
+        send(&mut t, now, 6);
+        let dup = seg(5001, 101, flags::ACK, &[]);
+        for _ in 0..3 {
+            t.on_ack(now, &dup);
+        }
+        assert!(t.in_recovery());
+        t.on_retransmitted(now, 0);
+        assert_eq!(t.next_retransmit(), None);
+        // The resend fills the first hole only (RFC 6582 §3.2 (5)).
+        let partial = seg(5001, 1101, flags::ACK, &[]);
+        let o = t.on_ack(now, &partial);
+        assert_eq!(o.acked, 1000);
+        assert!(t.in_recovery(), "recovery point not reached");
+        assert!(t.txq[0].lost, "the new head is deemed lost");
+        assert_eq!(t.lost_bytes(), 1000);
     }
 
     #[test]

@@ -112,7 +112,7 @@ impl Connection {
                     // MSS, SACK permitted, timestamps, window scale and
                     // MP_CAPABLE with our key take 32 of the 40 bytes, a
                     // cookie 10: this connection goes without SACK.
-                    self.subflows[j].tcb.sack_ok = false;
+                    self.subflows[j].tcb.forgo_sack();
                     o = self.syn_option_list(now, j);
                     pushed = o.push(tfo);
                 }

@@ -29,7 +29,7 @@ use super::mib::{Counter, Mib};
 use super::optlist::OptList;
 use super::ring::{RxRing, TxRing};
 use super::scheduler::{Pick, Scheduler, SubflowView};
-use super::tcp::{TcbParams, TcpState, TxMap, TxSeg};
+use super::tcp::{Dropped, SegmentOutcome, TcbParams, TcpState, TxMap, TxSeg};
 use super::time::{Duration, Instant};
 use super::wire::{self, Segment, SegmentRepr, flags};
 use super::{AddrFlags, CloseReason, Config, ConnHandle, Event, FallbackReason, StackError, SubflowInfo};
@@ -684,50 +684,19 @@ impl Connection {
     fn on_synchronized(&mut self, now: Instant, i: usize, seg: &Segment<'_>, ctx: &mut Ctx<'_>) {
         self.rcv.seg_map = None;
         let wnd = self.rx_window();
-        // RST (RFC 9293 §3.10.7.4 second; RFC 5961 §3.2: an exact match
-        // resets, one in the window gets a challenge ACK, rate limited;
-        // one outside it is dropped silently).
-        if seg.has(flags::RST) {
-            let sf = &mut self.subflows[i];
-            if seg.seq == sf.tcb.rcv_nxt || (sf.tcb.state == TcpState::TimeWait) {
-                self.on_rst(i, seg, ctx);
-            } else if sf.tcb.acceptable(seg.seq, 0, wnd) {
-                challenge_ack(&mut sf.tcb, now, ctx);
-            }
-            return;
-        }
-        let seq_len = seg.seq_len();
-        {
-            let sf = &mut self.subflows[i];
-            if sf.tcb.state == TcpState::TimeWait {
-                if seg.has(flags::FIN) {
-                    // A retransmitted FIN: ACK it and restart the 2MSL wait.
-                    sf.tcb.enter_timewait(now);
-                    sf.tcb.request_ack();
+        let out = match self.subflows[i].tcb.handle_segment(now, seg, wnd) {
+            SegmentOutcome::Reset => return self.on_rst(i, seg, ctx),
+            SegmentOutcome::Dropped(why) => {
+                match why {
+                    Dropped::Challenge { sent: true } => ctx.mib.inc(Counter::TcpChallengeAck),
+                    Dropped::Challenge { sent: false } => ctx.mib.inc(Counter::TcpAckSkippedChallenge),
+                    Dropped::OutOfWindow { acked: false } => ctx.mib.inc(Counter::TcpAckSkippedSeq),
+                    _ => {}
                 }
                 return;
             }
-            if !sf.tcb.acceptable(seg.seq, seq_len, wnd) {
-                // RFC 9293 §3.10.7.4: unacceptable, send an ACK and drop;
-                // rate limited unless it carries data (no ACK loop does).
-                let data = !seg.payload.is_empty() && !seg.has(flags::SYN);
-                if data || sf.tcb.allow_ack(now) {
-                    sf.tcb.request_ack();
-                } else {
-                    ctx.mib.inc(Counter::TcpAckSkippedSeq);
-                }
-                return;
-            }
-            if seg.has(flags::SYN) {
-                // RFC 5961 §4: challenge ACK.
-                challenge_ack(&mut sf.tcb, now, ctx);
-                return;
-            }
-            if !seg.has(flags::ACK) {
-                return;
-            }
-            sf.tcb.on_timestamp(seg);
-        }
+            SegmentOutcome::Acked(out) => out,
+        };
         // Join responder: a retransmitted third ACK means ours to it was
         // lost; A waits for it before sending data (RFC 8684 §3.2).
         if !self.subflows[i].initial && seg.opts.mptcp().any(|o| matches!(o, MptcpOption::MpJoin(MpJoin::Ack { .. }))) {
@@ -748,7 +717,6 @@ impl Connection {
                 ctx.events.push_back(Event::SubflowUp { conn: self.handle, subflow: sf.info() });
             }
         }
-        let out = self.subflows[i].tcb.on_ack(now, seg);
         if out.invalid {
             return;
         }
@@ -759,7 +727,6 @@ impl Connection {
             self.subflows[i].stale = false;
             ctx.mib.inc(Counter::SubflowRecover);
         }
-        self.subflows[i].tcb.after_ack(now, out.fin_acked);
         if self.mp.active() {
             self.on_mptcp_options(now, i, seg, out.acked, ctx);
             if !self.subflows.get(i).is_some_and(|s| s.alive()) || self.closed.is_some() {
@@ -796,28 +763,25 @@ impl Connection {
         if !self.subflows.get(i).is_some_and(|s| s.alive()) {
             return;
         }
-        if seg.has(flags::FIN) && all_taken {
-            let fin_seq = seg.seq + seg.payload.len();
-            let sf = &mut self.subflows[i];
-            sf.tcb.on_fin(fin_seq);
-            if sf.tcb.fin_received {
-                if self.mp.active() {
-                    // The peer closes this subflow: close ours too, and
-                    // resend elsewhere what it still held.
-                    if !sf.closing {
-                        sf.closing = true;
-                        sf.ready = false;
-                        sf.tcb.close();
-                        self.reinject_from(i, ctx);
-                    }
-                } else if !self.fin.peer_fin_done {
-                    // Plain TCP: the FIN is the end of the data stream.
-                    self.fin.peer_fin_done = true;
-                    ctx.events.push_back(Event::PeerClosed(self.handle));
-                    ctx.events.push_back(Event::Readable(self.handle));
+        let fin = (seg.has(flags::FIN) && all_taken).then(|| seg.seq + seg.payload.len());
+        self.subflows[i].tcb.end_segment(now, fin);
+        let sf = &mut self.subflows[i];
+        if fin.is_some() && sf.tcb.fin_received {
+            if self.mp.active() {
+                // The peer closes this subflow: close ours too, and
+                // resend elsewhere what it still held.
+                if !sf.closing {
+                    sf.closing = true;
+                    sf.ready = false;
+                    sf.tcb.close();
+                    self.reinject_from(i, ctx);
                 }
+            } else if !self.fin.peer_fin_done {
+                // Plain TCP: the FIN is the end of the data stream.
+                self.fin.peer_fin_done = true;
+                ctx.events.push_back(Event::PeerClosed(self.handle));
+                ctx.events.push_back(Event::Readable(self.handle));
             }
-            self.subflows[i].tcb.after_ack(now, false);
         }
         // Plain TCP: a FIN that came before the end of the data is taken
         // once the hole before it fills (by this segment).
@@ -826,7 +790,6 @@ impl Connection {
             ctx.events.push_back(Event::PeerClosed(self.handle));
             ctx.events.push_back(Event::Readable(self.handle));
         }
-        self.subflows[i].tcb.schedule_ack(now);
     }
 
     fn on_rst(&mut self, i: usize, seg: &Segment<'_>, ctx: &mut Ctx<'_>) {
@@ -1246,17 +1209,6 @@ impl Connection {
             return Some(self.emit_ack(now, j, out, None, false, ctx));
         }
         None
-    }
-}
-
-/// A challenge ACK (RFC 5961 §3.2, §4), at most one per
-/// [`super::tcp::AckLimiter::INTERVAL`] (§7).
-fn challenge_ack(tcb: &mut Tcb, now: Instant, ctx: &mut Ctx<'_>) {
-    if tcb.allow_ack(now) {
-        tcb.request_ack();
-        ctx.mib.inc(Counter::TcpChallengeAck);
-    } else {
-        ctx.mib.inc(Counter::TcpAckSkippedChallenge);
     }
 }
 
