@@ -1328,7 +1328,7 @@ impl Analyzer {
                             VerdictKind::ChecksumFailed { subflow: sf, from: sender, dsn_rel, corrupt: None },
                         );
                         if let Some(v) = map_dsn {
-                            let loc = Localizer::new(v, cs);
+                            let loc = Localizer::new(DataSeq(v), cs);
                             let vi = c.verdicts.len() - 1;
                             c.dirs[sender.index()].failed.push((sf, loc, vi));
                         }
@@ -1368,10 +1368,8 @@ impl Analyzer {
                 if !cd.failed.is_empty() && here.len() == take as usize {
                     let mut found = Vec::new();
                     for (_, loc, vi) in cd.failed.iter_mut() {
-                        let lo = loc.dsn;
-                        let hi = loc.end_dsn();
-                        if dsn_after(end, lo) && dsn_after(hi, v) {
-                            for fr in loc.feed(v, here, frame) {
+                        if DataSeq(end) > loc.dsn && loc.end_dsn() > DataSeq(v) {
+                            for fr in loc.feed(DataSeq(v), here, frame) {
                                 found.push((fr, *vi));
                             }
                         }
