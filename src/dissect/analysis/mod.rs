@@ -130,7 +130,7 @@ struct Mapping {
 
 impl Mapping {
     fn covers(&self, rel: u32) -> bool {
-        rel.wrapping_sub(self.ssn) < self.len
+        SubflowSeq(rel).in_range(SubflowSeq(self.ssn), self.len)
     }
 }
 
@@ -319,7 +319,7 @@ impl Conn {
     }
 
     fn rel(&self, side: Side, v: u64) -> Option<u64> {
-        self.dirs[side.index()].idsn.map(|i| v.wrapping_sub(i))
+        self.dirs[side.index()].idsn.map(|i| DataSeq(v).offset_from(DataSeq(i)))
     }
 }
 
@@ -1188,7 +1188,7 @@ impl Analyzer {
             // Infinite mapping (§3.3.1, §3.7): from this segment on, the
             // subflow's bytes follow the DSN one to one.
             let f = &mut self.flows[fi];
-            let rel = f.dirs[d].isn.map(|i| tcp.seq.wrapping_sub(i)).unwrap_or(m.ssn);
+            let rel = f.dirs[d].isn.map(|i| SubflowSeq(tcp.seq).offset_from(SubflowSeq(i))).unwrap_or(m.ssn);
             let r = FallbackReason::InfiniteMapping { from: sender };
             if f.fallback.is_none() {
                 f.fallback = Some((frame, r));
@@ -1231,7 +1231,7 @@ impl Analyzer {
         let f = &mut self.flows[fi];
         if f.dirs[d].isn.is_none() && tcp.payload_len > 0 {
             // Handshake not captured: assume this segment starts the mapping.
-            f.dirs[d].isn = Some(tcp.seq.wrapping_sub(m.ssn));
+            f.dirs[d].isn = Some((SubflowSeq(tcp.seq) - m.ssn).0);
         }
         if payload == 0 {
             // A bare DATA_FIN: its checksum covers the pseudo-header only.
@@ -1278,7 +1278,7 @@ impl Analyzer {
             }
             return;
         };
-        let mut rel = tcp.seq.wrapping_sub(isn);
+        let mut rel = SubflowSeq(tcp.seq).offset_from(SubflowSeq(isn));
         let mut left = tcp.payload_len;
         let mut captured = tcp.payload;
         let mut first = true;
@@ -1296,10 +1296,10 @@ impl Analyzer {
                 break;
             };
             let m = &mut f.dirs[d].maps[mi];
-            let off = rel.wrapping_sub(m.ssn);
+            let off = SubflowSeq(rel).offset_from(SubflowSeq(m.ssn));
             let take = left.min(m.len - off);
             let (here, rest) = captured.split_at(captured.len().min(take as usize));
-            let dsn = m.dsn.map(|v| v.wrapping_add(off as u64));
+            let dsn = m.dsn.map(|v| (DataSeq(v) + off as u64).0);
             if first {
                 first = false;
                 if NOTE {
@@ -1828,7 +1828,7 @@ fn count_bytes(dir: &mut FlowDir, tcp: &TcpSegment<'_>) -> u32 {
         None => len,
         Some(h) if end <= SubflowSeq(h) => 0,
         Some(h) if SubflowSeq(tcp.seq) >= SubflowSeq(h) => len,
-        Some(h) => end.0.wrapping_sub(h),
+        Some(h) => end.offset_from(SubflowSeq(h)),
     };
     if dir.high.is_none_or(|h| end > SubflowSeq(h)) {
         dir.high = Some(end.0);
