@@ -705,7 +705,7 @@ impl Analyzer {
         dir.idsn = Some(i.0);
         // The SYN takes one unit of data sequence space (§3.3.1): the first
         // byte is IDSN + 1.
-        dir.reference.get_or_insert(i.0.wrapping_add(1));
+        dir.reference.get_or_insert((DataSeq(i.0) + 1u64).0);
         self.tokens.insert(t.0, (ci, side));
     }
 
@@ -737,7 +737,7 @@ impl Analyzer {
             let f = &mut self.flows[fi];
             f.syn_frame = Some(frame);
             f.dirs[0].isn = Some(tcp.seq);
-            f.dirs[0].high = Some(tcp.seq.wrapping_add(1).wrapping_add(tcp.payload_len));
+            f.dirs[0].high = Some((SubflowSeq(tcp.seq) + 1u32 + tcp.payload_len).0);
             f.dirs[0].bytes += tcp.payload_len as u64;
             f.dirs[0].syn_data = tcp.payload_len as u64;
         }
@@ -798,7 +798,7 @@ impl Analyzer {
         }
         f.synack_frame = Some(frame);
         f.dirs[1].isn = Some(tcp.seq);
-        f.dirs[1].high = Some(tcp.seq.wrapping_add(1).wrapping_add(tcp.payload_len));
+        f.dirs[1].high = Some((SubflowSeq(tcp.seq) + 1u32 + tcp.payload_len).0);
         if f.role == Role::Unknown {
             // The SYN is not in the capture.
             f.role = if o.mpc().is_some() || o.join().is_some() { Role::MidStream } else { Role::Plain };
@@ -1021,7 +1021,7 @@ impl Analyzer {
         // subflow sequence 1 (RFC 8684 §3.1).
         if let Some(dl) = m.data_len {
             let idsn = self.conns[ci as usize].dirs[Side::Client.index()].idsn;
-            let dsn = idsn.map(|i| i.wrapping_add(1));
+            let dsn = idsn.map(|i| (DataSeq(i) + 1u64).0);
             let map = Mapping {
                 dsn,
                 wire: dsn.unwrap_or(0),
@@ -1215,7 +1215,7 @@ impl Analyzer {
         let payload = (m.data_len as u32).saturating_sub(dss.data_fin as u32);
         if dss.data_fin {
             let c = &mut self.conns[ci as usize];
-            let fin_dsn = dsn.map(|v| v.wrapping_add(payload as u64));
+            let fin_dsn = dsn.map(|v| (DataSeq(v) + payload as u64).0);
             if let Some(v) = fin_dsn {
                 if c.dirs[sender.index()].data_fin.is_none() {
                     c.dirs[sender.index()].data_fin = Some((frame, v));
@@ -1341,7 +1341,7 @@ impl Analyzer {
                 }
             }
             if let Some(v) = dsn {
-                let end = v.wrapping_add(take as u64);
+                let end = (DataSeq(v) + take as u64).0;
                 if !self.opts.no_reinjections {
                     // DSN-contiguous parts of the segment (it spans two
                     // mappings) go to the log as one range.
@@ -1384,7 +1384,7 @@ impl Analyzer {
                     }
                 }
             }
-            rel = rel.wrapping_add(take);
+            rel = (SubflowSeq(rel) + take).0;
             left -= take;
             captured = rest;
         }
@@ -1823,7 +1823,7 @@ fn count_bytes(dir: &mut FlowDir, tcp: &TcpSegment<'_>) -> u32 {
     if !tcp.payload_complete() {
         dir.truncated = true;
     }
-    let end = SubflowSeq(tcp.seq.wrapping_add(len));
+    let end = SubflowSeq(tcp.seq) + len;
     let new = match dir.high {
         None => len,
         Some(h) if end <= SubflowSeq(h) => 0,
