@@ -19,6 +19,18 @@ impl SubflowSeq {
     pub fn diff(self, other: SubflowSeq) -> i32 {
         self.0.wrapping_sub(other.0) as i32
     }
+    /// Bytes from `base` up to `self` counted forwards through the whole
+    /// 32-bit space: the relative sequence number of `self` when `base` is
+    /// the ISN (RFC 8684 §3.3.1's "relative subflow sequence number").
+    /// Unlike `self - base` it never asserts: a relative number may exceed
+    /// 2^31.
+    pub fn offset_from(self, base: SubflowSeq) -> u32 {
+        self.0.wrapping_sub(base.0)
+    }
+    /// Whether `self` lies in `[start, start + len)`, in wrapping space.
+    pub fn in_range(self, start: SubflowSeq, len: u32) -> bool {
+        self.offset_from(start) < len
+    }
     pub fn max(self, other: SubflowSeq) -> SubflowSeq {
         if self >= other { self } else { other }
     }
@@ -96,6 +108,12 @@ pub struct DataSeq(pub u64);
 impl DataSeq {
     pub fn diff(self, other: DataSeq) -> i64 {
         self.0.wrapping_sub(other.0) as i64
+    }
+
+    /// Bytes from `base` up to `self` counted forwards through the whole
+    /// 64-bit space (a DSN relative to the IDSN); never asserts.
+    pub fn offset_from(self, base: DataSeq) -> u64 {
+        self.0.wrapping_sub(base.0)
     }
 
     /// The low 32 bits, as sent in a 4-byte DSN or data ACK.
@@ -204,6 +222,50 @@ mod tests {
         // And backwards.
         let r = DataSeq(0x2_0000_0010);
         assert_eq!(DataSeq::extend(0xffff_fff0, r), DataSeq(0x1_ffff_fff0));
+    }
+
+    #[test]
+    fn offsets_count_forwards() {
+        let isn = SubflowSeq(u32::MAX - 9);
+        assert_eq!((isn + 15u32).offset_from(isn), 15);
+        // Past half the space a relative number is still a forward count.
+        assert_eq!((isn + 0x9000_0000u32).offset_from(isn), 0x9000_0000);
+        assert!(SubflowSeq(3).in_range(isn, 20));
+        assert!(!SubflowSeq(10).in_range(isn, 20));
+        assert!(!(isn - 1u32).in_range(isn, 20));
+        let idsn = DataSeq(u64::MAX);
+        assert_eq!(DataSeq(4).offset_from(idsn), 5);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn subflow_laws(a: u32, n: u32, m in 0u32..(1 << 31)) {
+            let a = SubflowSeq(a);
+            proptest::prop_assert_eq!((a + n).offset_from(a), n);
+            proptest::prop_assert_eq!((a + m) - a, m as usize);
+            proptest::prop_assert!((a + m) >= a);
+            proptest::prop_assert_eq!((a + m).diff(a), m as i32);
+            proptest::prop_assert_eq!((a + n).in_range(a, n), false);
+            proptest::prop_assert!(n == 0 || a.in_range(a, n));
+        }
+
+        #[test]
+        fn data_laws(a: u64, n: u64, m in 0u64..(1 << 63)) {
+            let a = DataSeq(a);
+            proptest::prop_assert_eq!((a + n).offset_from(a), n);
+            proptest::prop_assert_eq!((a + m) - a, m);
+            proptest::prop_assert!((a + m) >= a);
+            proptest::prop_assert_eq!(a.max(a + m), a + m);
+            proptest::prop_assert_eq!(a.min(a + m), a);
+        }
+
+        #[test]
+        fn extension_inverts_low32(a: u64, d in -(1i64 << 31)..(1i64 << 31)) {
+            // Any DSN within 2^31 of the reference is recovered from its low half.
+            let r = DataSeq(a);
+            let v = DataSeq(a.wrapping_add(d as u64));
+            proptest::prop_assert_eq!(DataSeq::extend(v.low32(), r), v);
+        }
     }
 
     #[test]

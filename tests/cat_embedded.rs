@@ -101,15 +101,10 @@ impl Env {
     /// Wait until our TUN carries the kernel-side address (our process is
     /// set up and its listener, if any, answers).
     fn wait_tun(&self, addr: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
+        common::wait_until(&format!("TUN {TUN} to get {addr} in {}", self.ns.name), Duration::from_secs(10), || {
             let o = self.ns.sh_any(&format!("ip -o addr show dev {TUN}"));
-            if String::from_utf8_lossy(&o.stdout).contains(&format!("{addr}/")) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("TUN {TUN} never got {addr} in {}", self.ns.name);
+            String::from_utf8_lossy(&o.stdout).contains(&format!("{addr}/"))
+        });
     }
 
     fn wait_listen(&self, port: u16) {
@@ -119,14 +114,9 @@ impl Env {
     /// The control socket of our process `pid`, once it exists.
     fn control(&self, pid: u32) -> ControlClient {
         let path = self.runtime_dir().join(format!("mptcp-cat-{pid}.sock"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(c) = ControlClient::connect(&path) {
-                return c;
-            }
-            assert!(Instant::now() < deadline, "no control socket at {}", path.display());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        common::wait_for(&format!("a control socket at {}", path.display()), Duration::from_secs(10), || {
+            ControlClient::connect(&path).ok()
+        })
     }
 }
 
@@ -201,22 +191,14 @@ fn feed(stdin: ChildStdin, data: Vec<u8>) -> std::thread::JoinHandle<ChildStdin>
 }
 
 fn reaches(p: &Path, len: u64, secs: u64) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) < len {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    true
+    common::poll_until(Duration::from_secs(secs), || {
+        (std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) >= len).then_some(())
+    })
+    .is_some()
 }
 
 fn wait_size(p: &Path, len: u64, secs: u64) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) < len {
-        assert!(Instant::now() < deadline, "{} did not reach {len} bytes in {secs}s", p.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(reaches(p, len, secs), "{} did not reach {len} bytes in {secs}s", p.display());
 }
 
 fn count(mib: &BTreeMap<String, u64>, k: &str) -> u64 {

@@ -227,13 +227,10 @@ fn our_echo_server(e: &Env, pcap: &Path) -> Child {
         None,
         &e.path("srv.out"),
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !String::from_utf8_lossy(&e.ns.sh_any(&format!("ip -o addr show dev {TUN}")).stdout)
-        .contains(&format!("{KERNEL_IP}/"))
-    {
-        assert!(std::time::Instant::now() < deadline, "our server's TUN {TUN} never came up");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::wait_until(&format!("our server's TUN {TUN} to come up"), std::time::Duration::from_secs(10), || {
+        String::from_utf8_lossy(&e.ns.sh_any(&format!("ip -o addr show dev {TUN}")).stdout)
+            .contains(&format!("{KERNEL_IP}/"))
+    });
     srv
 }
 

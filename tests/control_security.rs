@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{bin, finish, require_interop, wait_with_deadline};
+use common::{bin, finish, require_interop, wait_until, wait_with_deadline};
 use mptcp_tools::control::{
     ControlClient, ControlError, ControlEvent, EventBatch, MAX_REPLY, check_runtime_dir, reply,
 };
@@ -35,15 +35,6 @@ fn as_uid(uid: u32, program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut c = Command::new("setpriv");
     c.arg(format!("--reuid={uid}")).arg(format!("--regid={uid}")).arg("--clear-groups").arg(program);
     c
-}
-
-/// Wait (at most `secs`) for `cond`, failing with `what`.
-fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn text(b: &[u8]) -> String {
@@ -226,7 +217,7 @@ fn a_reply_without_newline_is_cut_at_the_limit() {
     assert!(e.to_string().contains("longer than 1048576 bytes"), "{e}");
     drop(c);
     // The server could write at most what we read plus the socket buffers.
-    wait_until("the streamer to stop", 10, || {
+    wait_until("the streamer to stop", Duration::from_secs(10), || {
         let a = sent.load(Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(50));
         a == sent.load(Ordering::SeqCst)
@@ -503,7 +494,7 @@ fn a_real_mptcp_cat_refuses_a_client_of_another_uid() {
         .spawn()
         .unwrap();
     let sock = run.path().join(format!("mptcp-cat-{}.sock", cat.id()));
-    wait_until("mptcp-cat's control socket", 10, || sock.exists());
+    wait_until("mptcp-cat's control socket", Duration::from_secs(10), || sock.exists());
     // First wall: the socket is its owner's alone.
     assert_eq!(std::fs::metadata(&sock).unwrap().mode() & 0o777, 0o600);
     let (out, err) = nobody_ncat_client(&sock, b"snapshot\n");
@@ -539,7 +530,7 @@ fn planted_server(dir: &Path, path: &Path) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until("ncat to listen", 10, || path.exists());
+    wait_until("ncat to listen", Duration::from_secs(10), || path.exists());
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     child
 }
@@ -614,7 +605,7 @@ fn a_planted_tmp_runtime_dir_is_refused_with_the_reason() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_until("the planted socket", 10, || sock.exists());
+    wait_until("the planted socket", Duration::from_secs(10), || sock.exists());
 
     // The library refuses it on both sides, naming the owner.
     let e = check_runtime_dir(&planted_dir).unwrap_err();
@@ -784,7 +775,7 @@ fn escape_sequences_from_a_process_are_printed_escaped() {
             let _ = BufReader::new(stdout).read_line(&mut line);
             line
         });
-        wait_until("an event line", 10, || reader.is_finished());
+        wait_until("an event line", Duration::from_secs(10), || reader.is_finished());
         let _ = child.kill();
         let _ = child.wait();
         let line = reader.join().unwrap();

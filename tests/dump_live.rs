@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::NetNs;
 
@@ -34,21 +34,15 @@ c.close()
 
 /// Wait for a child to exit, killing it (and failing) after `limit`.
 fn wait_exit(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            return st;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let mut err = String::new();
-            if let Some(e) = child.stderr.as_mut() {
-                let _ = e.read_to_string(&mut err);
-            }
-            panic!("{what} did not finish within {limit:?}: {err}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if let Some(st) = common::poll_until(limit, || child.try_wait().expect("wait")) {
+        return st;
     }
+    let _ = child.kill();
+    let mut err = String::new();
+    if let Some(e) = child.stderr.as_mut() {
+        let _ = e.read_to_string(&mut err);
+    }
+    panic!("{what} did not finish within {limit:?}: {err}");
 }
 
 /// Start mptcp-dump in `ns` and wait for its "listening on" line.

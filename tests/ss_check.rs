@@ -8,9 +8,9 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{NetNs, bin, interop_opted_out, require_interop};
+use common::{NetNs, bin, interop_opted_out, require_interop, wait_until};
 
 /// A client and a server namespace joined by two links:
 /// c1 10.1.1.1 <-> s1 10.1.1.2 and c2 10.1.2.1 <-> s2 10.1.2.2.
@@ -67,15 +67,6 @@ fn sock(ns: &NetNs, args: &[&str]) -> Held {
     Held(child)
 }
 
-/// Wait (at most 10 s) until `cond` holds.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The doctor's finding codes in `ns`, checking that the exit status says
 /// whether there were any, and that every finding has a fix.
 fn check(ns: &NetNs, extra: &[&str]) -> Vec<String> {
@@ -113,7 +104,9 @@ fn a_correct_two_path_setup_has_no_finding() {
     assert_eq!(check(&t.srv, &["--port", "5000"]), Vec::<String>::new());
     let _client = sock(&t.cli, &["connect", "mptcp", "10.1.1.2", "5000"]);
     // The second path joins: the server has taken the join's last ACK.
-    wait_until("the join on the second path", || t.srv.mptcp_mib().get("MPTcpExtMPJoinAckRx").copied() >= Some(1));
+    wait_until("the join on the second path", Duration::from_secs(10), || {
+        t.srv.mptcp_mib().get("MPTcpExtMPJoinAckRx").copied() >= Some(1)
+    });
     assert_eq!(check(&t.cli, &[]), Vec::<String>::new());
     assert_eq!(check(&t.srv, &["--port", "5000"]), Vec::<String>::new());
     // The text form says so too.
@@ -299,7 +292,7 @@ fn live_connections_that_fell_back_or_lack_subflows() {
     t.srv.sh("ip mptcp limits set subflow 0 add_addr_accepted 0");
     let _server = sock(&t.srv, &["listen", "mptcp", "0.0.0.0", "5000"]);
     let _client = sock(&t.cli, &["connect", "mptcp", "10.1.1.2", "5000"]);
-    wait_until("the refused join", || {
+    wait_until("the refused join", Duration::from_secs(10), || {
         t.srv.mptcp_mib().get("MPTcpExtMPJoinSynRx").copied() >= Some(1)
             && t.cli.sh("ss -Hnt state syn-sent").trim().is_empty()
     });

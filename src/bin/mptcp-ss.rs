@@ -1,15 +1,4 @@
-//! mptcp-ss: a live view of MPTCP connections and their subflows.
-use std::process::ExitCode;
-
-use clap::Parser;
-use mptcp_tools::cli::ss::{Args, run};
-
-fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mptcp-ss: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+//! mptcp-ss: a live view of MPTCP connections and their subflows (see `mptcp_tools::cli::ss`).
+fn main() -> std::process::ExitCode {
+    mptcp_tools::cli::ss::main(std::env::args_os())
 }

@@ -22,8 +22,6 @@ pub mod sim_mode;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 pub use args::CatArgs;
 use args::StackKind;
 
@@ -42,24 +40,15 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
     if wants_sim(&argv) {
         return run_sim(argv);
     }
-    let args = match CatArgs::try_parse_from(&argv) {
-        Ok(a) => a,
-        Err(e) => {
-            let code = e.exit_code();
-            let _ = e.print();
-            return ExitCode::from(code.clamp(0, 255) as u8);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mptcp-cat: {e:#}");
-            match signals::received_signal() {
-                Some(sig) => ExitCode::from(signals::exit_status(sig)),
-                None => ExitCode::FAILURE,
+    crate::cli::main("mptcp-cat", argv, |args: CatArgs| {
+        run(&args).map(|()| 0).map_err(|e| {
+            let mut f = crate::cli::Failure::from(e);
+            if let Some(sig) = signals::received_signal() {
+                f.status = signals::exit_status(sig);
             }
-        }
-    }
+            f
+        })
+    })
 }
 
 /// `mptcp-cat --sim ...`: the simulator ([`sim_mode`]) parses its

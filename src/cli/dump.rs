@@ -368,30 +368,24 @@ fn flush(out: &mut dyn Write, buf: &mut Vec<u8>) -> io::Result<()> {
     r
 }
 
-/// The binary's body: parse, run, report; returns the exit status.
-pub fn main_with_args(args: DumpArgs) -> u8 {
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    match run(&args, &mut out) {
-        Ok(o) => {
-            if matches!(args.source_and_filter(), Ok((Source::Interface(_), _))) {
-                eprintln!("{} packets captured", o.frames_shown);
-            }
-            match &o.warning {
-                // What was read is out; the capture was not read to its end.
-                Some(w) => {
-                    eprintln!("mptcp-dump: {w}");
-                    1
-                }
-                None => 0,
-            }
+/// The binary: parse, run, report (exit 0; 1 on a failure, or when the
+/// capture was not read to its end after what was read is out; 2 on a usage
+/// error).
+pub fn main(argv: impl IntoIterator<Item = std::ffi::OsString>) -> std::process::ExitCode {
+    crate::cli::main("mptcp-dump", argv, |args: DumpArgs| {
+        let stdout = io::stdout();
+        let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+        let o = run(&args, &mut out).map_err(|e| {
+            let status = if matches!(e, DumpError::Usage(_)) { 2 } else { 1 };
+            crate::cli::Failure::with_status(status, e)
+        })?;
+        if matches!(args.source_and_filter(), Ok((Source::Interface(_), _))) {
+            eprintln!("{} packets captured", o.frames_shown);
         }
-        Err(e) => {
-            eprintln!("mptcp-dump: {e}");
-            match e {
-                DumpError::Usage(_) => 2,
-                _ => 1,
-            }
+        match &o.warning {
+            // What was read is out; the capture was not read to its end.
+            Some(w) => Err(crate::cli::Failure::new(w)),
+            None => Ok(0),
         }
-    }
+    })
 }

@@ -157,6 +157,12 @@ fn check(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The binary: exit 0, or 1 with `mptcp-ss: reason` (`--check`: when it
+/// found a problem).
+pub fn main(argv: impl IntoIterator<Item = std::ffi::OsString>) -> std::process::ExitCode {
+    crate::cli::main("mptcp-ss", argv, |args: Args| run(args).map(|()| 0).map_err(crate::cli::Failure::from))
+}
+
 /// Run mptcp-ss with these arguments.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.check {

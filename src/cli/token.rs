@@ -360,18 +360,18 @@ pub fn run(args: &TokenArgs, out: &mut dyn Write) -> Result<Outcome, TokenError>
     Ok(outcome)
 }
 
-/// The binary's body: run and map the outcome to an exit status.
-pub fn main_with_args(args: TokenArgs) -> u8 {
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    match run(&args, &mut out) {
-        Ok(o) if o.mismatches == 0 => 0,
-        Ok(_) => 1,
-        Err(e) => {
-            eprintln!("mptcp-token: {e}");
-            2
+/// The binary: exit 0 when every given HMAC matched, 1 on a mismatch, 2 on
+/// any error (usage included).
+pub fn main(argv: impl IntoIterator<Item = std::ffi::OsString>) -> std::process::ExitCode {
+    crate::cli::main("mptcp-token", argv, |args: TokenArgs| {
+        let stdout = io::stdout();
+        let mut out = stdout.lock();
+        match run(&args, &mut out) {
+            Ok(o) if o.mismatches == 0 => Ok(0),
+            Ok(_) => Ok(1),
+            Err(e) => Err(crate::cli::Failure::with_status(2, e)),
         }
-    }
+    })
 }
 
 #[cfg(test)]

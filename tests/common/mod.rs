@@ -72,6 +72,38 @@ unsafe extern "C" {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// Poll `f` until it gives a value or `deadline` passes (`None`). Polls at
+/// once, then backs off 1, 2, 4 ... ms, at most 20 ms apart, so a condition
+/// that is already true costs nothing and a slow one costs little CPU.
+pub fn poll_until<T>(deadline: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + deadline;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        let now = Instant::now();
+        if now >= end {
+            return None;
+        }
+        std::thread::sleep(pause.min(end - now));
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Wait until `cond` holds, failing the test with `what` once `deadline` has
+/// passed.
+pub fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
+    if poll_until(deadline, || cond().then_some(())).is_none() {
+        panic!("timed out after {deadline:?} waiting for {what}");
+    }
+}
+
+/// [`poll_until`], failing the test with `what` once `deadline` has passed.
+pub fn wait_for<T>(what: &str, deadline: Duration, f: impl FnMut() -> Option<T>) -> T {
+    poll_until(deadline, f).unwrap_or_else(|| panic!("timed out after {deadline:?} waiting for {what}"))
+}
+
 /// A network namespace that is deleted (with its processes killed) on drop.
 pub struct NetNs {
     pub name: String,
@@ -80,14 +112,8 @@ pub struct NetNs {
 impl NetNs {
     /// Wait (at most 10 s) until something listens on TCP `port` here.
     pub fn wait_listen(&self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.sh(&format!("ss -Hltn 'sport = :{port}'")).contains(&format!(":{port}")) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("nothing listens on port {port} in {}", self.name);
+        let listening = || self.sh(&format!("ss -Hltn 'sport = :{port}'")).contains(&format!(":{port}"));
+        wait_until(&format!("a listener on port {port} in {}", self.name), Duration::from_secs(10), listening);
     }
 
     /// A fresh namespace named `mt-PREFIX-PID-N`, loopback up.
@@ -251,18 +277,11 @@ pub fn wait_with_deadline(mut child: Child, secs: u64) -> (Option<ExitStatus>, O
     drop(child.stdin.take());
     let out = drain(child.stdout.take());
     let err = drain(child.stderr.take());
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break Some(st);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = poll_until(Duration::from_secs(secs), || child.try_wait().expect("try_wait"));
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
     let exit = status.unwrap_or_else(|| child.wait().expect("wait"));

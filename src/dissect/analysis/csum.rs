@@ -13,6 +13,7 @@
 
 use crate::checksum::{InternetChecksum, fold};
 use crate::dissect::crypto::dss_pseudo_header;
+use crate::seq::DataSeq;
 
 /// One's-complement sum of `data` as if it started at an even offset,
 /// folded to 16 bits.
@@ -184,13 +185,13 @@ impl MappingChecksum {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Localizer {
     /// DSN of the mapping's first payload byte.
-    pub dsn: u64,
+    pub dsn: DataSeq,
     pub segs: Vec<LocSeg>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct LocSeg {
-    pub dsn: u64,
+    pub dsn: DataSeq,
     pub len: u32,
     pub sum: u16,
     pub frame: u64,
@@ -203,12 +204,12 @@ pub(crate) struct LocSeg {
 }
 
 impl Localizer {
-    pub(crate) fn new(dsn: u64, mc: &MappingChecksum) -> Localizer {
+    pub(crate) fn new(dsn: DataSeq, mc: &MappingChecksum) -> Localizer {
         let mut segs: Vec<LocSeg> = mc
             .segs
             .iter()
             .map(|s| LocSeg {
-                dsn: dsn.wrapping_add(s.off as u64),
+                dsn: dsn + s.off as u64,
                 len: s.len,
                 sum: s.sum,
                 frame: s.frame,
@@ -218,33 +219,33 @@ impl Localizer {
                 differs: None,
             })
             .collect();
-        segs.sort_by_key(|s| s.dsn.wrapping_sub(dsn));
+        segs.sort_by_key(|s| s.dsn - dsn);
         Localizer { dsn, segs }
     }
 
     /// Feeds later payload carrying DSNs `[dsn, dsn + bytes.len())`.
     /// Returns the frames found corrupt by this call.
-    pub(crate) fn feed(&mut self, dsn: u64, bytes: &[u8], frame: u64) -> Vec<u64> {
+    pub(crate) fn feed(&mut self, dsn: DataSeq, bytes: &[u8], frame: u64) -> Vec<u64> {
         let mut found = Vec::new();
-        let end = dsn.wrapping_add(bytes.len() as u64);
+        let end = dsn + bytes.len();
         for s in &mut self.segs {
             if s.differs.is_some() {
                 continue;
             }
-            let s_end = s.dsn.wrapping_add(s.len as u64);
-            // Intersection, in wrapping DSN space relative to the segment.
-            let lo = if (dsn.wrapping_sub(s.dsn) as i64) > 0 { dsn } else { s.dsn };
-            let hi = if (end.wrapping_sub(s_end) as i64) < 0 { end } else { s_end };
-            if (hi.wrapping_sub(lo) as i64) <= 0 {
+            let s_end = s.dsn + s.len as u64;
+            // Intersection, in wrapping DSN space.
+            let lo = dsn.max(s.dsn);
+            let hi = end.min(s_end);
+            if hi <= lo {
                 continue;
             }
-            let off = lo.wrapping_sub(s.dsn) as u32;
+            let off = (lo - s.dsn) as u32;
             if off != s.next {
                 // Only contiguous copies are compared.
                 continue;
             }
-            let from = lo.wrapping_sub(dsn) as usize;
-            let to = hi.wrapping_sub(dsn) as usize;
+            let from = (lo - dsn) as usize;
+            let to = (hi - dsn) as usize;
             let part = chunk_sum(&bytes[from..to]);
             s.acc += if off % 2 == 1 { part.swap_bytes() } else { part } as u64;
             s.next += (to - from) as u32;
@@ -262,12 +263,8 @@ impl Localizer {
         found
     }
 
-    pub(crate) fn end_dsn(&self) -> u64 {
-        self.segs
-            .iter()
-            .map(|s| s.dsn.wrapping_add(s.len as u64))
-            .max_by_key(|e| e.wrapping_sub(self.dsn))
-            .unwrap_or(self.dsn)
+    pub(crate) fn end_dsn(&self) -> DataSeq {
+        self.segs.iter().map(|s| s.dsn + s.len as u64).max_by_key(|e| *e - self.dsn).unwrap_or(self.dsn)
     }
 }
 
@@ -338,15 +335,42 @@ mod tests {
         m.add(0, &bad[..1000], 1000, 10);
         m.add(1000, &bad[1000..2000], 1000, 11);
         assert_eq!(m.add(2000, &bad[2000..], 1000, 12), Some(CsumStatus::Bad));
-        let mut l = Localizer::new(dsn, &m);
-        assert_eq!(l.end_dsn(), 4000);
+        let mut l = Localizer::new(DataSeq(dsn), &m);
+        assert_eq!(l.end_dsn(), DataSeq(4000));
         // The copy comes in differently cut pieces.
         let mut found = Vec::new();
         for (a, b, f) in [(0, 1421, 50), (1421, 2842, 51), (2842, 3000, 52)] {
-            found.extend(l.feed(dsn + a as u64, &p[a..b], f));
+            found.extend(l.feed(DataSeq(dsn) + a, &p[a..b], f));
         }
         assert_eq!(found, vec![11]);
         assert_eq!(l.segs[1].copy_frames, vec![50, 51]);
         assert_eq!(l.segs[0].differs, Some(false));
+    }
+
+    #[test]
+    fn localizer_works_across_the_dsn_wrap() {
+        // The mapping starts 1500 bytes below 2^64: its middle segment holds
+        // the wrap, the corrupted byte is past it.
+        let p = payload(3000);
+        let dsn = u64::MAX - 1499;
+        let ck = dss_checksum(dsn, 1, 3000, &p);
+        let mut bad = p.clone();
+        bad[1700] ^= 1;
+        let mut m = MappingChecksum::new(dsn, 1, 3000, ck, 3000);
+        m.add(0, &bad[..1000], 1000, 10);
+        m.add(1000, &bad[1000..2000], 1000, 11);
+        assert_eq!(m.add(2000, &bad[2000..], 1000, 12), Some(CsumStatus::Bad));
+        let mut l = Localizer::new(DataSeq(dsn), &m);
+        assert_eq!(l.end_dsn(), DataSeq(1500));
+        let mut found = Vec::new();
+        // The copy's first piece starts before the mapping (a reinjection
+        // that covers more), its last ends after it.
+        let mut copy = payload(3100);
+        copy[100..].copy_from_slice(&p);
+        for (a, b, f) in [(0, 1700, 50), (1700, 3100, 51)] {
+            found.extend(l.feed(DataSeq(dsn) - 100 + a, &copy[a..b], f));
+        }
+        assert_eq!(found, vec![11]);
+        assert_eq!(l.segs.iter().map(|s| s.differs).collect::<Vec<_>>(), vec![Some(false), Some(true), Some(false)]);
     }
 }

@@ -130,7 +130,7 @@ struct Mapping {
 
 impl Mapping {
     fn covers(&self, rel: u32) -> bool {
-        rel.wrapping_sub(self.ssn) < self.len
+        SubflowSeq(rel).in_range(SubflowSeq(self.ssn), self.len)
     }
 }
 
@@ -330,7 +330,7 @@ impl Conn {
     }
 
     fn rel(&self, side: Side, v: u64) -> Option<u64> {
-        self.dirs[side.index()].idsn.map(|i| v.wrapping_sub(i))
+        self.dirs[side.index()].idsn.map(|i| DataSeq(v).offset_from(DataSeq(i)))
     }
 }
 
@@ -716,7 +716,7 @@ impl Analyzer {
         dir.idsn = Some(i.0);
         // The SYN takes one unit of data sequence space (§3.3.1): the first
         // byte is IDSN + 1.
-        dir.reference.get_or_insert(i.0.wrapping_add(1));
+        dir.reference.get_or_insert((DataSeq(i.0) + 1u64).0);
         self.tokens.insert(t.0, (ci, side));
     }
 
@@ -748,7 +748,7 @@ impl Analyzer {
             let f = &mut self.flows[fi];
             f.syn_frame = Some(frame);
             f.dirs[0].isn = Some(tcp.seq);
-            f.dirs[0].high = Some(tcp.seq.wrapping_add(1).wrapping_add(tcp.payload_len));
+            f.dirs[0].high = Some((SubflowSeq(tcp.seq) + 1u32 + tcp.payload_len).0);
             f.dirs[0].bytes += tcp.payload_len as u64;
             f.dirs[0].syn_data = tcp.payload_len as u64;
         }
@@ -816,7 +816,7 @@ impl Analyzer {
             f.dirs[0].syn_data_acked = f.dirs[0].syn_data as u32;
         }
         f.dirs[1].isn = Some(tcp.seq);
-        f.dirs[1].high = Some(tcp.seq.wrapping_add(1).wrapping_add(tcp.payload_len));
+        f.dirs[1].high = Some((SubflowSeq(tcp.seq) + 1u32 + tcp.payload_len).0);
         if f.role == Role::Unknown {
             // The SYN is not in the capture.
             f.role = if o.mpc().is_some() || o.join().is_some() { Role::MidStream } else { Role::Plain };
@@ -1039,7 +1039,7 @@ impl Analyzer {
         // subflow sequence 1 (RFC 8684 §3.1).
         if let Some(dl) = m.data_len {
             let idsn = self.conns[ci as usize].dirs[Side::Client.index()].idsn;
-            let dsn = idsn.map(|i| i.wrapping_add(1));
+            let dsn = idsn.map(|i| (DataSeq(i) + 1u64).0);
             let map = Mapping {
                 dsn,
                 wire: dsn.unwrap_or(0),
@@ -1206,7 +1206,7 @@ impl Analyzer {
             // Infinite mapping (§3.3.1, §3.7): from this segment on, the
             // subflow's bytes follow the DSN one to one.
             let f = &mut self.flows[fi];
-            let rel = f.dirs[d].ssn_base().map(|i| tcp.seq.wrapping_sub(i)).unwrap_or(m.ssn);
+            let rel = f.dirs[d].ssn_base().map(|i| SubflowSeq(tcp.seq).offset_from(SubflowSeq(i))).unwrap_or(m.ssn);
             let r = FallbackReason::InfiniteMapping { from: sender };
             if f.fallback.is_none() {
                 f.fallback = Some((frame, r));
@@ -1233,7 +1233,7 @@ impl Analyzer {
         let payload = (m.data_len as u32).saturating_sub(dss.data_fin as u32);
         if dss.data_fin {
             let c = &mut self.conns[ci as usize];
-            let fin_dsn = dsn.map(|v| v.wrapping_add(payload as u64));
+            let fin_dsn = dsn.map(|v| (DataSeq(v) + payload as u64).0);
             if let Some(v) = fin_dsn {
                 if c.dirs[sender.index()].data_fin.is_none() {
                     c.dirs[sender.index()].data_fin = Some((frame, v));
@@ -1249,7 +1249,7 @@ impl Analyzer {
         let f = &mut self.flows[fi];
         if f.dirs[d].isn.is_none() && tcp.payload_len > 0 {
             // Handshake not captured: assume this segment starts the mapping.
-            f.dirs[d].isn = Some(tcp.seq.wrapping_sub(m.ssn));
+            f.dirs[d].isn = Some((SubflowSeq(tcp.seq) - m.ssn).0);
         }
         if payload == 0 {
             // A bare DATA_FIN: its checksum covers the pseudo-header only.
@@ -1296,7 +1296,7 @@ impl Analyzer {
             }
             return;
         };
-        let mut rel = tcp.seq.wrapping_sub(isn);
+        let mut rel = SubflowSeq(tcp.seq).offset_from(SubflowSeq(isn));
         let mut left = tcp.payload_len;
         let mut captured = tcp.payload;
         let mut first = true;
@@ -1314,10 +1314,10 @@ impl Analyzer {
                 break;
             };
             let m = &mut f.dirs[d].maps[mi];
-            let off = rel.wrapping_sub(m.ssn);
+            let off = SubflowSeq(rel).offset_from(SubflowSeq(m.ssn));
             let take = left.min(m.len - off);
             let (here, rest) = captured.split_at(captured.len().min(take as usize));
-            let dsn = m.dsn.map(|v| v.wrapping_add(off as u64));
+            let dsn = m.dsn.map(|v| (DataSeq(v) + off as u64).0);
             if first {
                 first = false;
                 if NOTE {
@@ -1346,7 +1346,7 @@ impl Analyzer {
                             VerdictKind::ChecksumFailed { subflow: sf, from: sender, dsn_rel, corrupt: None },
                         );
                         if let Some(v) = map_dsn {
-                            let loc = Localizer::new(v, cs);
+                            let loc = Localizer::new(DataSeq(v), cs);
                             let vi = c.verdicts.len() - 1;
                             c.dirs[sender.index()].failed.push((sf, loc, vi));
                         }
@@ -1359,7 +1359,7 @@ impl Analyzer {
                 }
             }
             if let Some(v) = dsn {
-                let end = v.wrapping_add(take as u64);
+                let end = (DataSeq(v) + take as u64).0;
                 if !self.opts.no_reinjections {
                     // DSN-contiguous parts of the segment (it spans two
                     // mappings) go to the log as one range.
@@ -1386,10 +1386,8 @@ impl Analyzer {
                 if !cd.failed.is_empty() && here.len() == take as usize {
                     let mut found = Vec::new();
                     for (_, loc, vi) in cd.failed.iter_mut() {
-                        let lo = loc.dsn;
-                        let hi = loc.end_dsn();
-                        if dsn_after(end, lo) && dsn_after(hi, v) {
-                            for fr in loc.feed(v, here, frame) {
+                        if DataSeq(end) > loc.dsn && loc.end_dsn() > DataSeq(v) {
+                            for fr in loc.feed(DataSeq(v), here, frame) {
                                 found.push((fr, *vi));
                             }
                         }
@@ -1404,7 +1402,7 @@ impl Analyzer {
                     }
                 }
             }
-            rel = rel.wrapping_add(take);
+            rel = (SubflowSeq(rel) + take).0;
             left -= take;
             captured = rest;
         }
@@ -1843,12 +1841,12 @@ fn count_bytes(dir: &mut FlowDir, tcp: &TcpSegment<'_>) -> u32 {
     if !tcp.payload_complete() {
         dir.truncated = true;
     }
-    let end = SubflowSeq(tcp.seq.wrapping_add(len));
+    let end = SubflowSeq(tcp.seq) + len;
     let new = match dir.high {
         None => len,
         Some(h) if end <= SubflowSeq(h) => 0,
         Some(h) if SubflowSeq(tcp.seq) >= SubflowSeq(h) => len,
-        Some(h) => end.0.wrapping_sub(h),
+        Some(h) => end.offset_from(SubflowSeq(h)),
     };
     if dir.high.is_none_or(|h| end > SubflowSeq(h)) {
         dir.high = Some(end.0);

@@ -22,6 +22,7 @@
 //! peer's data ACK are pruned.
 
 use crate::dissect::hash::WordMap;
+use crate::seq::DataSeq;
 
 /// At most this many frames are named by one event; the others are counted.
 pub const FRAMES_NAMED: usize = 8;
@@ -33,19 +34,14 @@ const SLACK: u64 = 32 << 20;
 /// No segment is longer than this (an IPv4 packet is at most 64 KiB).
 const MAX_SEG: u64 = 1 << 17;
 
-/// Signed distance from `b` to `a` in DSN space.
-fn d(a: u64, b: u64) -> i64 {
-    a.wrapping_sub(b) as i64
-}
-
 /// Label of a piece sent on two subflows or more.
 const SEVERAL: u32 = u32::MAX;
 
 /// A run of DSN space and who sent it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Piece {
-    start: u64,
-    end: u64,
+    start: DataSeq,
+    end: DataSeq,
     /// The subflow that sent it, or [`SEVERAL`].
     by: u32,
 }
@@ -53,8 +49,8 @@ struct Piece {
 /// A DSN range one subflow sent, and in how many frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Range {
-    start: u64,
-    end: u64,
+    start: DataSeq,
+    end: DataSeq,
     /// The first frame that carried it.
     frame: u64,
     /// Frames that carried exactly this range.
@@ -93,23 +89,23 @@ struct Ranges {
 impl Ranges {
     /// Records `[start, end)` in `frame`; returns the index of the range
     /// when it was already there (sent again).
-    fn add(&mut self, start: u64, end: u64, frame: u64) -> Option<usize> {
-        let len = d(end, start) as u64;
+    fn add(&mut self, start: DataSeq, end: DataSeq, frame: u64) -> Option<usize> {
+        let len = end - start;
         if let Some(last) = self.v[self.base..].last_mut() {
             if last.frame == frame && last.end == start && last.count == 1 {
                 // The next piece of the same segment (it spanned two
                 // mappings): one range per frame.
                 last.end = end;
-                self.longest = self.longest.max(d(end, last.start) as u64);
+                self.longest = self.longest.max(end - last.start);
                 return None;
             }
-            if d(last.start, start) < 0 {
+            if last.start < start {
                 self.v.push(Range { start, end, frame, count: 1 });
                 self.longest = self.longest.max(len);
                 return None;
             }
         }
-        let at = gallop(&self.v, self.base, |r| d(r.start, start) < 0);
+        let at = gallop(&self.v, self.base, |r| r.start < start);
         let mut i = at;
         while i < self.v.len() && self.v[i].start == start {
             if self.v[i].end == end {
@@ -125,14 +121,14 @@ impl Ranges {
 
     /// The ranges that can overlap `[start, end)`: those starting in
     /// `[start - longest, end)`.
-    fn window(&self, start: u64, end: u64) -> impl Iterator<Item = &Range> {
-        let from = start.wrapping_sub(self.longest);
-        let at = gallop(&self.v, self.base, |r| d(r.start, from) < 0);
-        self.v[at..].iter().take_while(move |r| d(r.start, end) < 0)
+    fn window(&self, start: DataSeq, end: DataSeq) -> impl Iterator<Item = &Range> {
+        let from = start - self.longest;
+        let at = gallop(&self.v, self.base, |r| r.start < from);
+        self.v[at..].iter().take_while(move |r| r.start < end)
     }
 
-    fn prune(&mut self, limit: u64) {
-        while self.base < self.v.len() && d(self.v[self.base].start, limit) < 0 {
+    fn prune(&mut self, limit: DataSeq) {
+        while self.base < self.v.len() && self.v[self.base].start < limit {
             self.base += 1;
         }
         if self.base > 4096 && self.base * 2 > self.v.len() {
@@ -151,7 +147,7 @@ pub(crate) struct SentLog {
     subflows: Vec<(u32, Ranges)>,
     /// Later frames of a range sent more than once: (subflow, start, end)
     /// -> up to [`FRAMES_NAMED`] - 1 frames after the range's first.
-    again: WordMap<(u32, u64, u64), Vec<u64>>,
+    again: WordMap<(u32, DataSeq, DataSeq), Vec<u64>>,
     /// Pieces rebuilt where a segment overlaps (kept to reuse the memory).
     scratch: Vec<Piece>,
     /// Entries looked at by the last [`SentLog::record`] (for the test that
@@ -182,12 +178,13 @@ impl SentLog {
     /// Records `[start, end)` sent on subflow `sf` in `frame`, and says how
     /// it relates to what was sent before.
     pub(crate) fn record(&mut self, start: u64, end: u64, sf: u32, frame: u64) -> Seen {
+        let (start, end) = (DataSeq(start), DataSeq(end));
         let mut seen = Seen::default();
         #[cfg(test)]
         {
             self.touched = 0;
         }
-        if d(end, start) <= 0 {
+        if end <= start {
             return seen;
         }
         let old = self.label(start, end, sf, &mut seen);
@@ -213,12 +210,12 @@ impl SentLog {
 
     /// Labels `[start, end)` as sent by `sf`; fills the byte counts of
     /// `seen` and returns the bytes sent before.
-    fn label(&mut self, start: u64, end: u64, sf: u32, seen: &mut Seen) -> u64 {
-        let len = d(end, start) as u64;
+    fn label(&mut self, start: DataSeq, end: DataSeq, sf: u32, seen: &mut Seen) -> u64 {
+        let len = end - start;
         let p = &mut self.pieces;
         // First piece ending after `start`.
-        let i = gallop(p, self.pbase, |x| d(x.end, start) <= 0);
-        if i == p.len() || d(p[i].start, end) >= 0 {
+        let i = gallop(p, self.pbase, |x| x.end <= start);
+        if i == p.len() || p[i].start >= end {
             // Disjoint from everything sent: new data, the common case.
             seen.new = len;
             let joins_prev = i > self.pbase && p[i - 1].end == start && p[i - 1].by == sf;
@@ -239,7 +236,7 @@ impl SentLog {
         let out = &mut self.scratch;
         out.clear();
         let mut push = |x: Piece| {
-            if d(x.end, x.start) <= 0 {
+            if x.end <= x.start {
                 return;
             }
             match out.last_mut() {
@@ -249,38 +246,38 @@ impl SentLog {
         };
         let mut j = i;
         let mut pos = start;
-        while j < p.len() && d(p[j].start, end) < 0 {
+        while j < p.len() && p[j].start < end {
             let x = p[j];
             #[cfg(test)]
             {
                 self.touched += 1;
             }
             // What lies before this piece in the segment was never sent.
-            if d(x.start, pos) > 0 {
-                seen.new += d(x.start, pos) as u64;
+            if x.start > pos {
+                seen.new += x.start - pos;
                 push(Piece { start: pos, end: x.start, by: sf });
             }
             // The piece's part before the segment keeps its label.
-            if d(x.start, start) < 0 {
+            if x.start < start {
                 push(Piece { start: x.start, end: start, by: x.by });
             }
-            let lo = if d(x.start, start) > 0 { x.start } else { start };
-            let hi = if d(x.end, end) < 0 { x.end } else { end };
-            let n = d(hi, lo) as u64;
+            let lo = x.start.max(start);
+            let hi = x.end.min(end);
+            let n = hi - lo;
             if x.by == sf {
                 seen.retransmitted += n;
             } else {
                 seen.reinjected += n;
             }
             push(Piece { start: lo, end: hi, by: if x.by == sf { sf } else { SEVERAL } });
-            if d(x.end, end) > 0 {
+            if x.end > end {
                 push(Piece { start: end, end: x.end, by: x.by });
             }
             pos = hi;
             j += 1;
         }
-        if d(end, pos) > 0 {
-            seen.new += d(end, pos) as u64;
+        if end > pos {
+            seen.new += end - pos;
             push(Piece { start: pos, end, by: sf });
         }
         // Merge with the neighbours when the labels continue.
@@ -307,7 +304,7 @@ impl SentLog {
 
     /// Names the frames on other subflows that carried some of
     /// `[start, end)`, and counts them.
-    fn name_frames(&mut self, start: u64, end: u64, sf: u32, seen: &mut Seen) {
+    fn name_frames(&mut self, start: DataSeq, end: DataSeq, sf: u32, seen: &mut Seen) {
         let mut frames: Vec<u64> = Vec::new();
         let mut count = 0u64;
         #[cfg(test)]
@@ -321,7 +318,7 @@ impl SentLog {
                 {
                     touched += 1;
                 }
-                if d(r.end, start) <= 0 {
+                if r.end <= start {
                     continue;
                 }
                 count += r.count;
@@ -352,7 +349,7 @@ impl SentLog {
 
     /// Forgets entries that end more than [`SLACK`] below `acked`.
     pub(crate) fn prune(&mut self, acked: u64) {
-        let limit = acked.wrapping_sub(SLACK).wrapping_sub(MAX_SEG);
+        let limit = DataSeq(acked) - SLACK - MAX_SEG;
         let mut compacted = false;
         for (_, l) in &mut self.subflows {
             let before = l.v.len();
@@ -360,9 +357,9 @@ impl SentLog {
             compacted |= l.v.len() != before;
         }
         if compacted && !self.again.is_empty() {
-            self.again.retain(|(_, s, _), _| d(*s, limit) >= 0);
+            self.again.retain(|(_, s, _), _| *s >= limit);
         }
-        while self.pbase + 1 < self.pieces.len() && d(self.pieces[self.pbase].end, limit) < 0 {
+        while self.pbase + 1 < self.pieces.len() && self.pieces[self.pbase].end < limit {
             self.pbase += 1;
         }
         if self.pbase > 1024 && self.pbase * 2 > self.pieces.len() {

@@ -11,7 +11,7 @@
 //! `ssn_offset`: the peer's initial sequence number).
 
 use super::{Analyzer, Conn, Flow, Role, Side};
-use crate::seq::SubflowSeq;
+use crate::seq::{DataSeq, SubflowSeq};
 use crate::snapshot::{ConnSnapshot, Snapshot, SubflowSnapshot, subflow_flags, token_hex};
 
 impl Analyzer {
@@ -91,7 +91,7 @@ fn conn_snapshot(c: &Conn, flows: &[&Flow], source: &str) -> ConnSnapshot {
         bytes_sent: Some(c.dirs[cl].bytes),
         bytes_received: Some(c.dirs[sv].bytes),
         bytes_acked: match (c.dirs[cl].acked, c.dirs[cl].idsn) {
-            (Some(a), Some(i)) => Some(a.wrapping_sub(i).saturating_sub(1)),
+            (Some(a), Some(i)) => Some(DataSeq(a).offset_from(DataSeq(i)).saturating_sub(1)),
             _ => None,
         },
         bytes_reinjected: Some(reinjected),
@@ -150,7 +150,7 @@ fn subflow_snapshot(c: &Conn, f: &Flow) -> SubflowSnapshot {
     let inbound = &f.dirs[re];
     let last = inbound.maps.back();
     if let (Some(m), Some(isn), Some(high)) = (last, inbound.isn, inbound.high) {
-        let end = SubflowSeq(isn.wrapping_add(m.ssn).wrapping_add(m.len));
+        let end = SubflowSeq(isn) + m.ssn + m.len;
         if m.len == u32::MAX || SubflowSeq(high) < end {
             flags |= MAPVALID;
         }

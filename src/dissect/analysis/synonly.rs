@@ -15,6 +15,7 @@ use super::flows::FlowKey;
 use super::{Conn, Flow, Opts, Role};
 use crate::dissect::options::MpCapable;
 use crate::dissect::packet::TcpSegment;
+use crate::seq::SubflowSeq;
 
 /// Flow table values with this bit set index [`super::Analyzer::syns`].
 pub(super) const COMPACT: u32 = 1 << 31;
@@ -86,7 +87,7 @@ impl SynOnly {
         f.packets = 1;
         f.syn_frame = Some(self.frame);
         f.dirs[0].isn = Some(self.isn);
-        f.dirs[0].high = Some(self.isn.wrapping_add(1));
+        f.dirs[0].high = Some((SubflowSeq(self.isn) + 1u32).0);
         if !self.mptcp() {
             f.role = Role::Plain;
             return (f, None);
