@@ -21,6 +21,7 @@ use super::args::{CatArgs, Target};
 use super::output::{SessionLog, note};
 use super::pm_config::PmGuard;
 use super::session::{self, ConnSession, End, Input, Received, Rules, Stdout, Transport};
+use crate::snapshot::token_hex;
 use crate::sys::mptcp_socket::{self, FullInfo, SocketError, SocketOptions, SubflowInfo};
 use crate::sys::signals::{self, Termination};
 use crate::sys::{self, POLLIN, POLLOUT, PollFd};
@@ -221,33 +222,23 @@ impl Monitor {
         all.sort_by_key(|s| s.id);
         for sf in all {
             let t = &sf.tcp;
-            let mut line = format!(
-                "{}subflow #{} {}: sent {} bytes, received {} bytes",
-                self.tag,
-                sf.id,
-                fmt_pair(sf),
-                t.bytes_sent.unwrap_or(0).saturating_sub(t.bytes_retrans.unwrap_or(0)),
-                t.bytes_received.unwrap_or(0)
-            );
-            let retrans = t.total_retrans.unwrap_or(0);
-            if retrans > 0 || verbose > 1 {
-                line.push_str(&format!(", {retrans} retransmits"));
-            }
-            if verbose > 1 {
-                line.push_str(&format!(
-                    ", rtt {:.1}ms, cwnd {}",
-                    f64::from(t.rtt_us.unwrap_or(0)) / 1000.0,
-                    t.snd_cwnd.unwrap_or(0)
-                ));
-            }
-            note(line);
+            let totals = session::SubflowTotals {
+                id: u64::from(sf.id),
+                path: fmt_pair(sf),
+                sent: t.bytes_sent.unwrap_or(0).saturating_sub(t.bytes_retrans.unwrap_or(0)),
+                received: t.bytes_received.unwrap_or(0),
+                retransmits: u64::from(t.total_retrans.unwrap_or(0)),
+                rtt_us: t.rtt_us.unwrap_or(0),
+                cwnd: t.snd_cwnd.unwrap_or(0),
+            };
+            note(session::subflow_report(&self.tag, &totals, verbose));
         }
-        note(format!(
-            "{}connection token {:#010x}: {} subflow{} used, {sent} bytes sent, {received} bytes received",
-            self.tag,
-            self.token,
+        note(session::connection_report(
+            &self.tag,
+            &token_hex(self.token),
             self.gone.len() + self.live.len(),
-            if self.gone.len() + self.live.len() == 1 { "" } else { "s" },
+            sent,
+            received,
         ));
     }
 }
@@ -598,10 +589,7 @@ impl<'a> Session<'a> {
         if args.verbose > 0 {
             match &c.monitor {
                 Some(m) => m.report(args.verbose, c.s.sent, c.s.received),
-                None => note(format!(
-                    "{tag}TCP {} -> {}: sent {} bytes, received {} bytes",
-                    c.local, c.peer, c.s.sent, c.s.received
-                )),
+                None => note(session::tcp_report(&tag, c.local, c.peer, c.s.sent, c.s.received)),
             }
             note(format!(
                 "{tag}closed after {:.2}s{}",

@@ -23,6 +23,7 @@
 //! - without -k a listener serves one client and turns the others away.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::args::CatArgs;
@@ -391,6 +392,47 @@ impl ConnSession {
     }
 }
 
+/// One subflow's counts in -v's report at the end of a connection.
+#[derive(Clone, Debug, Default)]
+pub struct SubflowTotals {
+    pub id: u64,
+    /// "LOCAL -> REMOTE".
+    pub path: String,
+    /// Bytes sent, retransmissions not counted.
+    pub sent: u64,
+    pub received: u64,
+    pub retransmits: u64,
+    pub rtt_us: u32,
+    pub cwnd: u32,
+}
+
+/// -v's line for one subflow (retransmits when there were any or with
+/// -vv; RTT and cwnd with -vv).
+pub fn subflow_report(tag: &str, sf: &SubflowTotals, verbose: u8) -> String {
+    let mut line =
+        format!("{tag}subflow #{} {}: sent {} bytes, received {} bytes", sf.id, sf.path, sf.sent, sf.received);
+    if sf.retransmits > 0 || verbose > 1 {
+        line.push_str(&format!(", {} retransmits", sf.retransmits));
+    }
+    if verbose > 1 {
+        line.push_str(&format!(", rtt {:.1}ms, cwnd {}", f64::from(sf.rtt_us) / 1000.0, sf.cwnd));
+    }
+    line
+}
+
+/// -v's line for a whole MPTCP connection (`token` as 0x%08x).
+pub fn connection_report(tag: &str, token: &str, subflows: usize, sent: u64, received: u64) -> String {
+    format!(
+        "{tag}connection token {token}: {subflows} subflow{} used, {sent} bytes sent, {received} bytes received",
+        if subflows == 1 { "" } else { "s" }
+    )
+}
+
+/// -v's line for a connection that is plain TCP (a fallback).
+pub fn tcp_report(tag: &str, local: SocketAddr, peer: SocketAddr, sent: u64, received: u64) -> String {
+    format!("{tag}TCP {local} -> {peer}: sent {sent} bytes, received {received} bytes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -652,6 +694,31 @@ mod tests {
         assert_eq!(step(&mut b, &k, &mut tb, &mut Out::default(), true, t0).end, None);
         assert_eq!((&ta.sent[..], &tb.sent[..]), (&b"to both"[..], &b"to both"[..]));
         assert!(!k.wants_stdin(false, false, [&b].into_iter(), 16), "b's write side is closed");
+    }
+
+    #[test]
+    fn report_lines() {
+        let (a, b) = ("10.0.0.1:1".parse().unwrap(), "10.0.0.2:2".parse().unwrap());
+        assert_eq!(tcp_report("", a, b, 1, 2), "TCP 10.0.0.1:1 -> 10.0.0.2:2: sent 1 bytes, received 2 bytes");
+        let sf = SubflowTotals { id: 2, path: "a -> b".into(), sent: 10, received: 20, ..Default::default() };
+        assert_eq!(subflow_report("", &sf, 1), "subflow #2 a -> b: sent 10 bytes, received 20 bytes");
+        let sf = SubflowTotals { retransmits: 3, rtt_us: 1250, cwnd: 10, ..sf };
+        assert_eq!(
+            subflow_report("[p] ", &sf, 1),
+            "[p] subflow #2 a -> b: sent 10 bytes, received 20 bytes, 3 retransmits"
+        );
+        assert_eq!(
+            subflow_report("", &sf, 2),
+            "subflow #2 a -> b: sent 10 bytes, received 20 bytes, 3 retransmits, rtt 1.2ms, cwnd 10"
+        );
+        assert_eq!(
+            connection_report("", "0x000000ab", 1, 5, 6),
+            "connection token 0x000000ab: 1 subflow used, 5 bytes sent, 6 bytes received"
+        );
+        assert_eq!(
+            connection_report("", "0x00000001", 2, 0, 0),
+            "connection token 0x00000001: 2 subflows used, 0 bytes sent, 0 bytes received"
+        );
     }
 
     #[test]

@@ -1281,45 +1281,24 @@ impl<'a> Driver<'a> {
         match &c.last_snapshot {
             Some(s) => {
                 for sf in s.subflows.iter().filter(|_| !s.fallback) {
-                    let mut line = format!(
-                        "{tag}subflow #{} {} -> {}: sent {} bytes, received {} bytes",
-                        sf.id.unwrap_or(0),
-                        sf.local,
-                        sf.remote,
-                        sf.bytes_sent.unwrap_or(0).saturating_sub(sf.bytes_retrans.unwrap_or(0)),
-                        sf.bytes_received.unwrap_or(0)
-                    );
-                    let rt = sf.retransmits.unwrap_or(0);
-                    if rt > 0 || opts.verbose > 1 {
-                        line.push_str(&format!(", {rt} retransmits"));
-                    }
-                    if opts.verbose > 1 {
-                        line.push_str(&format!(
-                            ", rtt {:.1}ms, cwnd {}",
-                            f64::from(sf.rtt_us.unwrap_or(0)) / 1000.0,
-                            sf.cwnd.unwrap_or(0)
-                        ));
-                    }
-                    note(line);
+                    let totals = session::SubflowTotals {
+                        id: sf.id.unwrap_or(0),
+                        path: format!("{} -> {}", sf.local, sf.remote),
+                        sent: sf.bytes_sent.unwrap_or(0).saturating_sub(sf.bytes_retrans.unwrap_or(0)),
+                        received: sf.bytes_received.unwrap_or(0),
+                        retransmits: sf.retransmits.unwrap_or(0),
+                        rtt_us: sf.rtt_us.unwrap_or(0),
+                        cwnd: sf.cwnd.unwrap_or(0),
+                    };
+                    note(session::subflow_report(&tag, &totals, opts.verbose));
                 }
                 let n = s.subflows.len();
                 match &s.token {
-                    Some(t) if !s.fallback => note(format!(
-                        "{tag}connection token {t}: {n} subflow{} used, {} bytes sent, {} bytes received",
-                        if n == 1 { "" } else { "s" },
-                        c.s.sent,
-                        c.s.received
-                    )),
-                    _ => note(format!(
-                        "{tag}TCP {} -> {}: sent {} bytes, received {} bytes",
-                        c.local, c.peer, c.s.sent, c.s.received
-                    )),
+                    Some(t) if !s.fallback => note(session::connection_report(&tag, t, n, c.s.sent, c.s.received)),
+                    _ => note(session::tcp_report(&tag, c.local, c.peer, c.s.sent, c.s.received)),
                 }
             }
-            None => note(format!(
-                "{tag}TCP {} -> {}: sent {} bytes, received {} bytes",
-                c.local, c.peer, c.s.sent, c.s.received
-            )),
+            None => note(session::tcp_report(&tag, c.local, c.peer, c.s.sent, c.s.received)),
         }
         let how = match (&c.ending, c.closed) {
             (_, Some(CloseReason::Aborted)) => " (abortive close: MP_FASTCLOSE)",
