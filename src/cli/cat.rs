@@ -4,6 +4,8 @@
 //! - `kernel_mode`: `--stack kernel`, the host's IPPROTO_MPTCP sockets.
 //! - `pm_config`: `--local`/`--limits`/`--scheduler` applied to the kernel's
 //!   path manager for the run.
+//! - [`session`]: the ncat session rules, once, over a `Transport` trait
+//!   the kernel and embedded modes implement.
 //! - [`output`]: standard output, `-o` and `-x` (ncat's hex dump), and the
 //!   `mptcp-cat: ` remarks on standard error.
 //! - `embedded_mode`: `--stack embedded`, our own stack through a TUN
@@ -17,6 +19,7 @@ mod embedded_mode;
 mod kernel_mode;
 pub mod output;
 mod pm_config;
+pub mod session;
 pub mod sim_mode;
 
 use std::ffi::OsString;

@@ -19,18 +19,10 @@ use anyhow::{Context, bail};
 use super::args::{CatArgs, Target};
 use super::kernel_mode::resolve;
 use super::output::SessionLog;
-use crate::stack::driver::tun_loop::{self, LocalAddress, Options, Role, SessionSink};
+use super::session::Rules;
+use crate::stack::driver::tun_loop::{self, LocalAddress, Options, Role};
 use crate::stack::{AddrFlags, CcKind, Config, CookieCache, Limits, SchedulerKind};
 use crate::sys::signals::Termination;
-
-impl SessionSink for SessionLog {
-    fn record(&mut self, data: &[u8]) -> std::io::Result<()> {
-        SessionLog::record(self, data)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        SessionLog::flush(self)
-    }
-}
 
 /// The default TUN name when --tun is not given.
 pub const DEFAULT_TUN: &str = "mptcp0";
@@ -123,14 +115,10 @@ pub fn options(args: &CatArgs, target: &Target) -> anyhow::Result<Options> {
         locals,
         config,
         seed: None,
-        keep_open: args.keep_open,
-        send_only: args.send_only,
-        recv_only: args.recv_only,
-        no_shutdown: args.no_shutdown,
-        abort: args.abort,
+        // The driver finds out whether standard input is a terminal.
+        rules: Rules::from_args(args, false),
         require_mptcp: args.require_mptcp,
         connect_timeout: args.connect_timeout,
-        idle_timeout: args.idle_timeout,
         verbose: args.verbose,
         exec,
         pcap: args.pcap.clone(),

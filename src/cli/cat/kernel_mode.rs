@@ -3,16 +3,10 @@
 //! MPTCP_FULL_INFO (negotiation, token, subflows opening and closing,
 //! per-subflow bytes at exit).
 //!
-//! Session rules (both roles):
-//! - standard input goes to the connection (to every connection with -k),
-//!   the connection to standard output; -o/-x log both directions.
-//! - standard input at EOF: the write side is shut down (a DATA_FIN), unless
-//!   --no-shutdown; with --abort the connection is instead closed abortively
-//!   (MP_FASTCLOSE) once all data is acknowledged.
-//! - a connection ends when the peer has closed and everything from standard
-//!   input was sent (or at once when standard input is a terminal);
-//!   --recv-only ends when the peer closes; --send-only once standard input is
-//!   sent; with -e/-c when the program exits.
+//! The session rules are [`super::session`]'s; here each connection's
+//! socket is its [`Transport`], read and written once per readiness that
+//! poll(2) reports. A -e/-c program gets the socket itself as its standard
+//! input and output, so the session only waits for its exit.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -26,6 +20,8 @@ use anyhow::{Context, anyhow, bail};
 use super::args::{CatArgs, Target};
 use super::output::{SessionLog, note};
 use super::pm_config::PmGuard;
+use super::session::{self, ConnSession, End, Input, Received, Rules, Stdout, Transport};
+use crate::snapshot::token_hex;
 use crate::sys::mptcp_socket::{self, FullInfo, SocketError, SocketOptions, SubflowInfo};
 use crate::sys::signals::{self, Termination};
 use crate::sys::{self, POLLIN, POLLOUT, PollFd};
@@ -226,33 +222,23 @@ impl Monitor {
         all.sort_by_key(|s| s.id);
         for sf in all {
             let t = &sf.tcp;
-            let mut line = format!(
-                "{}subflow #{} {}: sent {} bytes, received {} bytes",
-                self.tag,
-                sf.id,
-                fmt_pair(sf),
-                t.bytes_sent.unwrap_or(0).saturating_sub(t.bytes_retrans.unwrap_or(0)),
-                t.bytes_received.unwrap_or(0)
-            );
-            let retrans = t.total_retrans.unwrap_or(0);
-            if retrans > 0 || verbose > 1 {
-                line.push_str(&format!(", {retrans} retransmits"));
-            }
-            if verbose > 1 {
-                line.push_str(&format!(
-                    ", rtt {:.1}ms, cwnd {}",
-                    f64::from(t.rtt_us.unwrap_or(0)) / 1000.0,
-                    t.snd_cwnd.unwrap_or(0)
-                ));
-            }
-            note(line);
+            let totals = session::SubflowTotals {
+                id: u64::from(sf.id),
+                path: fmt_pair(sf),
+                sent: t.bytes_sent.unwrap_or(0).saturating_sub(t.bytes_retrans.unwrap_or(0)),
+                received: t.bytes_received.unwrap_or(0),
+                retransmits: u64::from(t.total_retrans.unwrap_or(0)),
+                rtt_us: t.rtt_us.unwrap_or(0),
+                cwnd: t.snd_cwnd.unwrap_or(0),
+            };
+            note(session::subflow_report(&self.tag, &totals, verbose));
         }
-        note(format!(
-            "{}connection token {:#010x}: {} subflow{} used, {sent} bytes sent, {received} bytes received",
-            self.tag,
-            self.token,
+        note(session::connection_report(
+            &self.tag,
+            &token_hex(self.token),
             self.gone.len() + self.live.len(),
-            if self.gone.len() + self.live.len() == 1 { "" } else { "s" },
+            sent,
+            received,
         ));
     }
 }
@@ -265,24 +251,63 @@ struct Conn {
     client: bool,
     /// The handshake result was reported (deferred with TCP Fast Open).
     negotiated: bool,
-    tx: Vec<u8>,
-    tx_off: usize,
-    rx_eof: bool,
-    tx_closed: bool,
-    sent: u64,
-    received: u64,
-    last_activity: Instant,
-    started: Instant,
+    s: ConnSession,
     monitor: Option<Monitor>,
     child: Option<Child>,
 }
 
 impl Conn {
-    fn pending(&self) -> usize {
-        self.tx.len() - self.tx_off
-    }
     fn tag(&self, keep_open: bool) -> String {
         if keep_open { format!("[{}] ", self.peer) } else { String::new() }
+    }
+}
+
+/// A kernel MPTCP socket as the session's transport: one read and one
+/// write for each readiness poll(2) reported in this turn.
+struct Socket<'a> {
+    stream: &'a TcpStream,
+    readable: bool,
+    writable: bool,
+}
+
+fn would_block(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted)
+}
+
+impl Transport for Socket<'_> {
+    type Error = io::Error;
+
+    fn send(&mut self, data: &[u8]) -> io::Result<usize> {
+        if !std::mem::take(&mut self.writable) {
+            return Ok(0);
+        }
+        match self.stream.write(data) {
+            Err(e) if would_block(&e) => Ok(0),
+            r => r,
+        }
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Received> {
+        if !std::mem::take(&mut self.readable) {
+            return Ok(Received::Blocked);
+        }
+        match self.stream.read(buf) {
+            Ok(0) => Ok(Received::Eof),
+            Ok(n) => Ok(Received::Data(n)),
+            Err(e) if would_block(&e) => Ok(Received::Blocked),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn half_close(&mut self) -> io::Result<()> {
+        match self.stream.shutdown(Shutdown::Write) {
+            Err(e) if e.kind() != io::ErrorKind::NotConnected => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn unacked(&mut self) -> u64 {
+        mptcp_socket::unacked_bytes(self.stream.as_raw_fd()).map_or(0, u64::from)
     }
 }
 
@@ -293,12 +318,12 @@ enum ConnEnd {
 
 struct Session<'a> {
     args: &'a CatArgs,
+    rules: Rules,
     term: &'a Termination,
     log: SessionLog,
     listener: Option<TcpListener>,
     conns: Vec<Conn>,
     stdin_eof: bool,
-    stdin_tty: bool,
     next_id: usize,
     served: usize,
     buf: Vec<u8>,
@@ -307,15 +332,15 @@ struct Session<'a> {
 impl<'a> Session<'a> {
     fn new(args: &'a CatArgs, term: &'a Termination) -> anyhow::Result<Session<'a>> {
         let log = SessionLog::open(args.output.as_deref(), args.hex_dump.as_deref())?;
-        let stdin_tty = sys::stdin_is_tty();
+        let rules = Rules::from_args(args, sys::stdin_is_tty());
         Ok(Session {
             args,
+            rules,
             term,
             log,
             listener: None,
             conns: Vec::new(),
-            stdin_eof: args.recv_only,
-            stdin_tty,
+            stdin_eof: !rules.reads_stdin(),
             next_id: 1,
             served: 0,
             buf: vec![0; CHUNK],
@@ -353,7 +378,6 @@ impl<'a> Session<'a> {
             stream.set_nonblocking(true).context("O_NONBLOCK")?;
             None
         };
-        let now = Instant::now();
         let mut c = Conn {
             id: self.next_id,
             stream,
@@ -361,14 +385,7 @@ impl<'a> Session<'a> {
             peer,
             client,
             negotiated: false,
-            tx: Vec::new(),
-            tx_off: 0,
-            rx_eof: false,
-            tx_closed: false,
-            sent: 0,
-            received: 0,
-            last_activity: now,
-            started: now,
+            s: ConnSession::new(Instant::now()),
             monitor: None,
             child,
         };
@@ -382,10 +399,7 @@ impl<'a> Session<'a> {
     }
 
     fn want_stdin(&self) -> bool {
-        !self.stdin_eof
-            && !self.exec_mode()
-            && self.conns.iter().any(|c| !c.tx_closed)
-            && self.conns.iter().all(|c| c.pending() < TX_HIGH_WATER)
+        self.rules.wants_stdin(self.stdin_eof, self.exec_mode(), self.conns.iter().map(|c| &c.s), TX_HIGH_WATER)
     }
 
     fn run(&mut self) -> anyhow::Result<()> {
@@ -407,13 +421,14 @@ impl<'a> Session<'a> {
             let first_conn = fds.len();
             let mut timeout: Option<Duration> = None;
             let mut shorten = |d: Duration| timeout = Some(timeout.map_or(d, |t: Duration| t.min(d)));
+            let now = Instant::now();
             for c in &self.conns {
                 let mut ev = 0;
                 if c.child.is_none() {
-                    if !c.rx_eof {
+                    if !c.s.rx_eof {
                         ev |= POLLIN;
                     }
-                    if c.pending() > 0 {
+                    if c.s.pending() > 0 {
                         ev |= POLLOUT;
                     }
                 } else {
@@ -422,13 +437,13 @@ impl<'a> Session<'a> {
                 if c.monitor.is_some() && self.args.verbose > 0 {
                     // Closely while the connection ends, so the per-subflow
                     // byte counts at exit are the final ones.
-                    shorten(if c.tx_closed || c.rx_eof { Duration::from_millis(5) } else { MONITOR_EVERY });
+                    shorten(if c.s.tx_closed || c.s.rx_eof { Duration::from_millis(5) } else { MONITOR_EVERY });
                 }
-                if self.args.abort && self.stdin_eof && c.pending() == 0 {
+                if c.s.awaiting_abort(&self.rules, self.stdin_eof) {
                     shorten(Duration::from_millis(10));
                 }
-                if let Some(idle) = self.args.idle_timeout {
-                    shorten(idle.saturating_sub(c.last_activity.elapsed()).max(Duration::from_millis(1)));
+                if let Some(left) = c.s.idle_left(&self.rules, now) {
+                    shorten(left);
                 }
                 fds.push(PollFd::new(&c.stream, ev));
             }
@@ -461,7 +476,7 @@ impl<'a> Session<'a> {
                     }
                 }
             }
-            if self.conns.is_empty() && (self.listener.is_none() || (!self.args.keep_open && self.served > 0)) {
+            if self.rules.run_over(self.listener.is_some(), self.served, self.conns.len()) {
                 self.log.flush().context("writing the -o/-x log")?;
                 return Ok(());
             }
@@ -472,7 +487,7 @@ impl<'a> Session<'a> {
         let Some(l) = &self.listener else { return Ok(()) };
         match l.accept() {
             Ok((stream, peer)) => {
-                if !self.args.keep_open && self.served > 0 {
+                if !self.rules.admits(self.served) {
                     // ncat: without -k, one client and no more. The listening
                     // socket stays open while that client is served, because
                     // the kernel accepts MP_JOIN subflows (RFC 8684 §3.2)
@@ -499,20 +514,14 @@ impl<'a> Session<'a> {
     }
 
     fn read_stdin(&mut self) -> anyhow::Result<()> {
-        match sys::read_fd(0, &mut self.buf) {
-            Ok(0) => self.stdin_eof = true,
-            Ok(n) => {
-                for c in self.conns.iter_mut().filter(|c| !c.tx_closed && c.child.is_none()) {
-                    if c.tx_off == c.tx.len() {
-                        c.tx.clear();
-                        c.tx_off = 0;
-                    }
-                    c.tx.extend_from_slice(&self.buf[..n]);
+        match session::read_stdin(&mut self.buf).context("reading standard input")? {
+            Input::Eof => self.stdin_eof = true,
+            Input::Data(n) => {
+                for c in self.conns.iter_mut().filter(|c| !c.s.tx_closed && c.child.is_none()) {
+                    c.s.queue(&self.buf[..n]);
                 }
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EBADF) => self.stdin_eof = true,
-            Err(e) => bail!("reading standard input: {e}"),
+            Input::Nothing => {}
         }
         Ok(())
     }
@@ -520,11 +529,11 @@ impl<'a> Session<'a> {
     /// Move data for connection `k`; `Some` when it has ended.
     fn service(&mut self, k: usize, fd: &PollFd) -> anyhow::Result<Option<ConnEnd>> {
         let args = self.args;
+        let rules = self.rules;
         let stdin_eof = self.stdin_eof;
-        let stdin_tty = self.stdin_tty;
         let c = &mut self.conns[k];
         if let Some(m) = &mut c.monitor {
-            if c.tx_closed || c.rx_eof || m.last_poll.elapsed() >= MONITOR_EVERY {
+            if c.s.tx_closed || c.s.rx_eof || m.last_poll.elapsed() >= MONITOR_EVERY {
                 m.poll(c.stream.as_raw_fd(), args.verbose, false);
             }
         }
@@ -545,95 +554,29 @@ impl<'a> Session<'a> {
                 _ => anyhow!("connection with {peer}: {e}"),
             })
         };
-        // Send what standard input gave us.
-        if fd.writable() && c.pending() > 0 {
-            match (&c.stream).write(&c.tx[c.tx_off..]) {
-                Ok(n) => {
-                    let chunk = &c.tx[c.tx_off..c.tx_off + n];
-                    self.log.record(chunk).context("writing the -o/-x log")?;
-                    c.tx_off += n;
-                    c.sent += n as u64;
-                    c.last_activity = Instant::now();
-                    if c.tx_off == c.tx.len() {
-                        c.tx.clear();
-                        c.tx_off = 0;
-                    }
-                }
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
-                Err(e) => return Ok(Some(conn_err(e))),
-            }
-        }
-        // Standard input finished and sent: half-close (RFC 8684 §3.3.3 DATA_FIN).
-        if stdin_eof && c.pending() == 0 && !c.tx_closed && !args.abort {
-            if !args.no_shutdown && !args.recv_only {
-                if let Err(e) = c.stream.shutdown(Shutdown::Write) {
-                    if e.kind() != io::ErrorKind::NotConnected {
-                        return Ok(Some(conn_err(e)));
-                    }
-                }
-            }
-            c.tx_closed = true;
+        let mut socket = Socket { stream: &c.stream, readable: fd.readable(), writable: fd.writable() };
+        let mut out = Stdout { log: &mut self.log, send_only: rules.send_only };
+        let turn = c.s.step(&rules, &mut socket, &mut out, &mut self.buf, stdin_eof, Instant::now())?;
+        if turn.half_closed || turn.peer_closed {
             if let Some(m) = &mut c.monitor {
                 m.poll(c.stream.as_raw_fd(), args.verbose, true);
             }
         }
-        // Receive.
-        if fd.readable() && !c.rx_eof {
-            match (&c.stream).read(&mut self.buf) {
-                Ok(0) => {
-                    c.rx_eof = true;
-                    if let Some(m) = &mut c.monitor {
-                        m.poll(c.stream.as_raw_fd(), args.verbose, true);
-                    }
-                }
-                Ok(n) => {
-                    c.received += n as u64;
-                    c.last_activity = Instant::now();
-                    let data = &self.buf[..n];
-                    self.log.record(data).context("writing the -o/-x log")?;
-                    if !args.send_only {
-                        sys::write_all_fd(1, data, &Termination::pending).map_err(|e| {
-                            if e.raw_os_error() == Some(libc::EPIPE) {
-                                anyhow!("standard output was closed")
-                            } else {
-                                anyhow!("writing standard output: {e}")
-                            }
-                        })?;
-                    }
-                }
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
-                Err(e) => return Ok(Some(conn_err(e))),
-            }
+        if let Some(End::Failed(e)) = turn.end {
+            return Ok(Some(conn_err(e)));
         }
-        if !c.negotiated && (c.sent > 0 || c.received > 0 || c.rx_eof) {
+        if !c.negotiated && (c.s.sent > 0 || c.s.received > 0 || c.s.rx_eof) {
             if let Err(e) = negotiation(args, c) {
                 return Ok(Some(ConnEnd::Failed(e)));
             }
         }
-        // Has it ended?
-        let send_done = args.recv_only || (stdin_eof && c.pending() == 0 && c.tx_closed);
-        let ended = if args.abort {
-            (stdin_eof && c.pending() == 0 && mptcp_socket::unacked_bytes(c.stream.as_raw_fd()).unwrap_or(0) == 0)
-                || (args.recv_only && c.rx_eof)
-        } else if args.send_only {
-            send_done
-        } else if args.recv_only {
-            c.rx_eof
-        } else {
-            c.rx_eof && (send_done || stdin_tty)
-        };
-        if ended {
-            return Ok(Some(ConnEnd::Done));
-        }
-        if let Some(idle) = args.idle_timeout {
-            if c.last_activity.elapsed() >= idle {
-                return Ok(Some(ConnEnd::Failed(anyhow!(
-                    "idle timeout: nothing sent or received for {}",
-                    sys::fmt_duration(idle)
-                ))));
+        Ok(turn.end.map(|end| match end {
+            End::Done | End::Acknowledged => ConnEnd::Done,
+            End::Idle(idle) => {
+                ConnEnd::Failed(anyhow!("idle timeout: nothing sent or received for {}", sys::fmt_duration(idle)))
             }
-        }
-        Ok(None)
+            End::Failed(e) => conn_err(e),
+        }))
     }
 
     /// Final report and close; returns the failure, if any.
@@ -645,15 +588,12 @@ impl<'a> Session<'a> {
         }
         if args.verbose > 0 {
             match &c.monitor {
-                Some(m) => m.report(args.verbose, c.sent, c.received),
-                None => note(format!(
-                    "{tag}TCP {} -> {}: sent {} bytes, received {} bytes",
-                    c.local, c.peer, c.sent, c.received
-                )),
+                Some(m) => m.report(args.verbose, c.s.sent, c.s.received),
+                None => note(session::tcp_report(&tag, c.local, c.peer, c.s.sent, c.s.received)),
             }
             note(format!(
                 "{tag}closed after {:.2}s{}",
-                c.started.elapsed().as_secs_f64(),
+                c.s.age(Instant::now()).as_secs_f64(),
                 if args.abort { " (abortive close: MP_FASTCLOSE)" } else { "" }
             ));
         }

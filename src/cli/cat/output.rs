@@ -84,6 +84,15 @@ impl SessionLog {
     }
 }
 
+impl super::session::Log for SessionLog {
+    fn record(&mut self, data: &[u8]) -> io::Result<()> {
+        SessionLog::record(self, data)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        SessionLog::flush(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

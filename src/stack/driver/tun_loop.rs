@@ -8,16 +8,11 @@
 //! (src/stack/mod.rs): packets in, timers, events and the application's
 //! reaction, then every packet out.
 //!
-//! Session rules (the same as `--stack kernel`, see `cli::cat`):
-//! - standard input goes to the connection (to every connection with -k),
-//!   the connection to standard output; -o/-x log both directions.
-//! - standard input at EOF: DATA_FIN (RFC 8684 §3.3.3) unless --no-shutdown;
-//!   with --abort, MP_FASTCLOSE (RFC 8684 §3.5) once everything sent is
-//!   acknowledged at the data level.
-//! - a connection ends when the peer has closed and all of standard input
-//!   was sent (at once on the peer's close when standard input is a
-//!   terminal); --recv-only on the peer's close; --send-only once standard
-//!   input is sent; with -e/-c when the program exits.
+//! The session rules are `cli::cat::session`'s, the same as `--stack
+//! kernel`'s: each connection of the stack is the session's `Transport`.
+//! Besides them:
+//! - a -e/-c program's output is the connection's input, and what the
+//!   connection receives goes to the program; its exit ends the session.
 //! - once a connection's session has ended the loop lingers (at most
 //!   [`LINGER`]) so the DATA_FIN and FIN exchanges complete before the
 //!   process exits and the TUN device disappears.
@@ -34,6 +29,9 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 use super::control_server::{ControlServer, EventLog};
 use super::gso::Coalescer;
 use super::pcap_tap::{Direction, PcapTap};
+use crate::cli::cat::session::{
+    self, ConnSession, End, Input, Log, Output, OutputError, Received, Rules, Stdout, Transport,
+};
 use crate::control::ControlEvent;
 use crate::snapshot::{ConnSnapshot, Snapshot, token_hex};
 use crate::stack::time::Instant;
@@ -87,38 +85,18 @@ pub struct Options {
     pub config: Config,
     /// RNG seed of the stack (keys, nonces, ISNs); `None`: from the OS.
     pub seed: Option<u64>,
-    pub keep_open: bool,
-    pub send_only: bool,
-    pub recv_only: bool,
-    pub no_shutdown: bool,
-    pub abort: bool,
+    /// The ncat session flags (-k, --send-only, --recv-only,
+    /// --no-shutdown, --abort, -i); whether standard input is a terminal is
+    /// found out by the driver.
+    pub rules: Rules,
     pub require_mptcp: bool,
     pub connect_timeout: Option<StdDuration>,
-    pub idle_timeout: Option<StdDuration>,
     pub verbose: u8,
     /// argv of the `-e`/`-c` program run for every connection.
     pub exec: Option<Vec<String>>,
     pub pcap: Option<PathBuf>,
     /// Serve snapshots and events on this process's control socket.
     pub control_socket: bool,
-}
-
-/// Where the session data is logged besides standard output (`-o`, `-x`).
-pub trait SessionSink {
-    fn record(&mut self, data: &[u8]) -> io::Result<()>;
-    fn flush(&mut self) -> io::Result<()>;
-}
-
-/// A sink that drops everything.
-pub struct NoSink;
-
-impl SessionSink for NoSink {
-    fn record(&mut self, _: &[u8]) -> io::Result<()> {
-        Ok(())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Why the embedded session failed (one line each).
@@ -154,8 +132,8 @@ pub enum EmbeddedError {
     Idle(String),
     #[error("the -e/-c program {0}")]
     Program(String),
-    #[error("standard output was closed")]
-    StdoutClosed,
+    #[error(transparent)]
+    Output(#[from] OutputError),
     #[error("interrupted by {0}")]
     Interrupted(&'static str),
 }
@@ -202,21 +180,14 @@ struct Conn {
     client: bool,
     /// The handshake completed (Connected / Accepted).
     established: bool,
-    /// Data from standard input (or the program) not yet taken by the stack.
-    tx: Vec<u8>,
-    tx_off: usize,
+    /// The session: data from standard input (or the program) not yet
+    /// taken by the stack, what was sent and received, the ends of stream.
+    s: ConnSession,
     /// Data for the program's standard input not yet written.
     to_child: Vec<u8>,
     to_child_off: usize,
     /// The program's standard output reached EOF.
     child_eof: bool,
-    rx_eof: bool,
-    /// The write side was dealt with (DATA_FIN queued, or left open by --no-shutdown).
-    tx_closed: bool,
-    sent: u64,
-    received: u64,
-    last_activity: StdInstant,
-    started: StdInstant,
     deadline: Option<StdInstant>,
     child: Option<ChildIo>,
     fallback: Option<FallbackReason>,
@@ -242,17 +213,10 @@ impl Conn {
             peer,
             client,
             established: false,
-            tx: Vec::new(),
-            tx_off: 0,
+            s: ConnSession::new(now),
             to_child: Vec::new(),
             to_child_off: 0,
             child_eof: false,
-            rx_eof: false,
-            tx_closed: false,
-            sent: 0,
-            received: 0,
-            last_activity: now,
-            started: now,
             deadline: None,
             child: None,
             fallback: None,
@@ -266,10 +230,6 @@ impl Conn {
         }
     }
 
-    fn pending(&self) -> usize {
-        self.tx.len() - self.tx_off
-    }
-
     /// After a fallback the single subflow is the connection: its end is
     /// reported as the connection's.
     fn fallback_quiet(&self) -> bool {
@@ -279,10 +239,82 @@ impl Conn {
     fn tag(&self, keep_open: bool) -> String {
         if keep_open { format!("[{}] ", self.peer) } else { String::new() }
     }
+
+    /// Whether the connection takes standard input: established, and its
+    /// session not over.
+    fn takes_input(&self) -> bool {
+        self.established && self.ending.is_none()
+    }
+}
+
+/// One connection of our stack as the session's transport.
+struct StackConn<'a> {
+    ep: &'a mut Endpoint,
+    h: ConnHandle,
+    peer: SocketAddr,
+    established: bool,
+}
+
+impl Transport for StackConn<'_> {
+    type Error = EmbeddedError;
+
+    fn send(&mut self, data: &[u8]) -> Result<usize, EmbeddedError> {
+        self.ep.send(self.h, data).map_err(|e| {
+            let what = match e {
+                StackError::Reset(r) => close_reason_text(r),
+                e => e.to_string(),
+            };
+            EmbeddedError::Ended { peer: self.peer, what }
+        })
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> Result<Received, EmbeddedError> {
+        match self.ep.recv(self.h, buf) {
+            Ok(Some(n)) => Ok(Received::Data(n)),
+            Ok(None) => Ok(Received::Eof),
+            Err(RecvError::Blocked) => Ok(Received::Blocked),
+            Err(RecvError::Reset(r)) => Err(close_error(self.established, self.peer, r)),
+            Err(RecvError::InvalidHandle) => {
+                Err(EmbeddedError::Ended { peer: self.peer, what: "the connection vanished".into() })
+            }
+        }
+    }
+
+    fn half_close(&mut self) -> Result<(), EmbeddedError> {
+        let _ = self.ep.close(self.h);
+        Ok(())
+    }
+
+    fn unacked(&mut self) -> u64 {
+        self.ep.unacked(self.h)
+    }
+}
+
+/// What a connection with a -e/-c program receives goes to the program
+/// (one chunk at a time; dropped once the program closed its input).
+struct ToProgram<'a> {
+    log: &'a mut dyn Log,
+    to_child: &'a mut Vec<u8>,
+    open: bool,
+}
+
+impl Output for ToProgram<'_> {
+    fn record(&mut self, data: &[u8]) -> io::Result<()> {
+        self.log.record(data)
+    }
+    fn deliver(&mut self, data: &[u8]) -> Result<bool, OutputError> {
+        if self.open {
+            self.to_child.extend_from_slice(data);
+        }
+        Ok(!self.open)
+    }
+    fn ready(&self) -> bool {
+        self.to_child.is_empty()
+    }
 }
 
 /// Run the embedded stack until the session ends.
-pub fn run(opts: &Options, sink: &mut dyn SessionSink, term: &Termination) -> Result<(), EmbeddedError> {
+pub fn run(opts: &Options, sink: &mut dyn Log, term: &Termination) -> Result<(), EmbeddedError> {
     let mut d = Driver::setup(opts, sink, term)?;
     let r = d.run();
     d.shutdown();
@@ -331,7 +363,9 @@ impl CorruptHook {
 
 struct Driver<'a> {
     opts: &'a Options,
-    sink: &'a mut dyn SessionSink,
+    /// `opts.rules`, with whether standard input is a terminal.
+    rules: Rules,
+    sink: &'a mut dyn Log,
     term: &'a Termination,
     origin: StdInstant,
     ep: Endpoint,
@@ -341,7 +375,6 @@ struct Driver<'a> {
     log: EventLog,
     conns: Vec<Conn>,
     stdin_eof: bool,
-    stdin_tty: bool,
     served: usize,
     pid: u32,
     rxbuf: Vec<u8>,
@@ -382,11 +415,7 @@ fn write_tun(tun: &Tun, p: &[IoSlice<'_>], hdr: usize, stats: &mut TunStats, err
 }
 
 impl<'a> Driver<'a> {
-    fn setup(
-        opts: &'a Options,
-        sink: &'a mut dyn SessionSink,
-        term: &'a Termination,
-    ) -> Result<Driver<'a>, EmbeddedError> {
+    fn setup(opts: &'a Options, sink: &'a mut dyn Log, term: &'a Termination) -> Result<Driver<'a>, EmbeddedError> {
         if opts.locals.is_empty() {
             return Err(EmbeddedError::Io {
                 what: "--stack embedded".into(),
@@ -460,9 +489,10 @@ impl<'a> Driver<'a> {
         } else {
             None
         };
-        let stdin_tty = sys::stdin_is_tty();
+        let rules = Rules { stdin_tty: sys::stdin_is_tty(), ..opts.rules };
         Ok(Driver {
             opts,
+            rules,
             sink,
             term,
             origin: StdInstant::now(),
@@ -472,8 +502,7 @@ impl<'a> Driver<'a> {
             control,
             log: EventLog::new(EVENT_LOG),
             conns: Vec::new(),
-            stdin_eof: opts.recv_only,
-            stdin_tty,
+            stdin_eof: !rules.reads_stdin(),
             served: 0,
             pid: std::process::id(),
             rxbuf: vec![0; 65536 + VNET_HDR_LEN],
@@ -542,20 +571,20 @@ impl<'a> Driver<'a> {
             self.service_conns()?;
             self.process_events(now);
             if let Some(e) = self.reap(now) {
-                if !self.opts.keep_open && failure.is_none() {
+                if !self.rules.keep_open && failure.is_none() {
                     failure = Some(e);
                 }
             }
             self.flush_tx(now)?;
-            if self.conns.is_empty() {
-                let listening = matches!(self.opts.role, Role::Listen(_));
-                if !listening || (!self.opts.keep_open && self.served > 0) || failure.is_some() {
-                    self.sink.flush().map_err(io_err("writing the -o/-x log"))?;
-                    return match failure {
-                        Some(e) => Err(e),
-                        None => Ok(()),
-                    };
-                }
+            let listening = matches!(self.opts.role, Role::Listen(_));
+            if self.rules.run_over(listening, self.served, self.conns.len())
+                || (self.conns.is_empty() && failure.is_some())
+            {
+                self.sink.flush().map_err(io_err("writing the -o/-x log"))?;
+                return match failure {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                };
             }
             self.wait(now)?;
         }
@@ -574,8 +603,9 @@ impl<'a> Driver<'a> {
         if let Some(t) = self.ep.poll_timeout() {
             shorten(StdDuration::from_micros(t.saturating_since(now).as_micros()));
         }
-        let abort = self.opts.abort;
+        let rules = self.rules;
         let stdin_eof = self.stdin_eof;
+        let wall = StdInstant::now();
         for c in &self.conns {
             if let Some(d) = c.deadline.filter(|_| !c.established) {
                 shorten(d.saturating_duration_since(StdInstant::now()));
@@ -583,17 +613,17 @@ impl<'a> Driver<'a> {
             if let Some(d) = c.linger_until {
                 shorten(d.saturating_duration_since(StdInstant::now()).max(StdDuration::from_millis(1)));
             }
-            if let Some(idle) = self.opts.idle_timeout.filter(|_| c.ending.is_none()) {
-                shorten(idle.saturating_sub(c.last_activity.elapsed()).max(StdDuration::from_millis(1)));
+            if let Some(left) = c.s.idle_left(&rules, wall).filter(|_| c.ending.is_none()) {
+                shorten(left);
             }
-            if abort && (stdin_eof || c.child_eof) && c.pending() == 0 && c.ending.is_none() {
+            if c.s.awaiting_abort(&rules, stdin_eof || c.child_eof) && c.ending.is_none() {
                 shorten(StdDuration::from_millis(10));
             }
             if let Some(ch) = &c.child {
                 // The program's exit is noticed by polling its status.
                 shorten(StdDuration::from_millis(20));
                 if let Some(out) = &ch.stdout {
-                    if c.established && c.pending() < CHUNK && c.ending.is_none() {
+                    if c.established && c.s.pending() < CHUNK && c.ending.is_none() {
                         fds.push(PollFd::new(out, POLLIN));
                     }
                 }
@@ -634,28 +664,22 @@ impl<'a> Driver<'a> {
         Ok(())
     }
 
+    /// Standard input is read only while every connection that takes it
+    /// has taken all of the last chunk.
     fn want_stdin(&self) -> bool {
-        !self.stdin_eof
-            && !self.exec_mode()
-            && self.conns.iter().any(|c| c.established && !c.tx_closed && c.ending.is_none())
-            && self.conns.iter().all(|c| c.pending() == 0 || c.ending.is_some())
+        let live = self.conns.iter().filter(|c| c.takes_input()).map(|c| &c.s);
+        self.rules.wants_stdin(self.stdin_eof, self.exec_mode(), live, 1)
     }
 
     fn read_stdin(&mut self) -> Result<(), EmbeddedError> {
-        match sys::read_fd(0, &mut self.appbuf) {
-            Ok(0) => self.stdin_eof = true,
-            Ok(n) => {
-                for c in self.conns.iter_mut().filter(|c| c.established && !c.tx_closed && c.ending.is_none()) {
-                    if c.tx_off == c.tx.len() {
-                        c.tx.clear();
-                        c.tx_off = 0;
-                    }
-                    c.tx.extend_from_slice(&self.appbuf[..n]);
+        match session::read_stdin(&mut self.appbuf).map_err(io_err("reading standard input"))? {
+            Input::Eof => self.stdin_eof = true,
+            Input::Data(n) => {
+                for c in self.conns.iter_mut().filter(|c| c.takes_input() && !c.s.tx_closed) {
+                    c.s.queue(&self.appbuf[..n]);
                 }
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EBADF) => self.stdin_eof = true,
-            Err(e) => return Err(EmbeddedError::Io { what: "reading standard input".into(), err: e }),
+            Input::Nothing => {}
         }
         Ok(())
     }
@@ -779,14 +803,14 @@ impl<'a> Driver<'a> {
 
     fn on_event(&mut self, now: Instant, ev: Event) {
         let v = self.opts.verbose;
-        let keep_open = self.opts.keep_open;
+        let keep_open = self.rules.keep_open;
         match ev {
             Event::Connected(h) => {
                 let token = self.token_of(h);
                 if let Some(k) = self.conn_index(h) {
                     let c = &mut self.conns[k];
                     c.established = true;
-                    c.last_activity = StdInstant::now();
+                    c.s.touch(StdInstant::now());
                     if let Some(i) = self.ep.info(h) {
                         c.local = i.local;
                     }
@@ -811,7 +835,7 @@ impl<'a> Driver<'a> {
             }
             Event::Accepted { conn, .. } => {
                 let Some(info) = self.ep.info(conn) else { return };
-                if !keep_open && self.served > 0 {
+                if !self.rules.admits(self.served) {
                     // ncat: without -k, one client and no more (joins of the
                     // client being served still reach it by token).
                     if v > 0 {
@@ -829,7 +853,10 @@ impl<'a> Driver<'a> {
                 }
                 if let Some(argv) = &self.opts.exec {
                     match spawn(argv) {
-                        Ok(ch) => c.child = Some(ch),
+                        Ok(ch) => {
+                            c.child = Some(ch);
+                            c.s.program = true;
+                        }
                         Err(e) => {
                             let _ = self.ep.abort(conn);
                             c.ending = Some(Err(EmbeddedError::Program(format!("could not start: {e}"))));
@@ -977,7 +1004,7 @@ impl<'a> Driver<'a> {
                     // A normal close may leave data to read: `service`
                     // drains it and ends the session at the end of the stream.
                     if c.ending.is_none() && reason != CloseReason::Normal {
-                        c.ending = Some(Err(close_error(c, reason)));
+                        c.ending = Some(Err(close_error(c.established, c.peer, reason)));
                     }
                 }
                 self.push_event(ControlEvent {
@@ -996,7 +1023,7 @@ impl<'a> Driver<'a> {
         let opts = self.opts;
         let c = &mut self.conns[k];
         let Some(info) = self.ep.info(c.h) else { return };
-        let tag = c.tag(opts.keep_open);
+        let tag = c.tag(self.rules.keep_open);
         if info.mptcp {
             if opts.verbose > 0 {
                 note(format!(
@@ -1046,8 +1073,9 @@ impl<'a> Driver<'a> {
     /// failure goes into its `ending`.
     fn service(&mut self, k: usize) -> Result<(), EmbeddedError> {
         let opts = self.opts;
+        let rules = self.rules;
         let stdin_eof = self.stdin_eof;
-        let stdin_tty = self.stdin_tty;
+        let wall = StdInstant::now();
         let c = &mut self.conns[k];
         if c.ending.is_some() {
             return Ok(());
@@ -1066,19 +1094,13 @@ impl<'a> Driver<'a> {
         // The program: its output becomes our input, its exit ends the session.
         if let Some(ch) = &mut c.child {
             if let Some(out) = &mut ch.stdout {
-                if c.tx.len() - c.tx_off < CHUNK {
+                if c.s.pending() < CHUNK {
                     match out.read(&mut self.appbuf) {
                         Ok(0) => {
                             ch.stdout = None;
                             c.child_eof = true;
                         }
-                        Ok(n) => {
-                            if c.tx_off == c.tx.len() {
-                                c.tx.clear();
-                                c.tx_off = 0;
-                            }
-                            c.tx.extend_from_slice(&self.appbuf[..n]);
-                        }
+                        Ok(n) => c.s.queue(&self.appbuf[..n]),
                         Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
                         Err(_) => {
                             ch.stdout = None;
@@ -1104,89 +1126,32 @@ impl<'a> Driver<'a> {
                 if c.to_child_off == c.to_child.len() {
                     c.to_child.clear();
                     c.to_child_off = 0;
-                    if c.rx_eof {
+                    if c.s.rx_eof {
                         ch.stdin = None;
                     }
                 }
             }
         }
-        // Send what we have.
-        while c.pending() > 0 {
-            match self.ep.send(c.h, &c.tx[c.tx_off..]) {
-                Ok(0) => break,
-                Ok(n) => {
-                    self.sink.record(&c.tx[c.tx_off..c.tx_off + n]).map_err(io_err("writing the -o/-x log"))?;
-                    c.tx_off += n;
-                    c.sent += n as u64;
-                    c.last_activity = StdInstant::now();
-                }
-                Err(e) => {
-                    let what = match e {
-                        StackError::Reset(r) => close_reason_text(r),
-                        e => e.to_string(),
-                    };
-                    c.ending = Some(Err(EmbeddedError::Ended { peer: c.peer, what }));
-                    return Ok(());
-                }
-            }
-        }
-        if c.tx_off == c.tx.len() {
-            c.tx.clear();
-            c.tx_off = 0;
-        }
         let input_eof = if c.child.is_some() { c.child_eof } else { stdin_eof };
-        // Input finished and handed to the stack: DATA_FIN (RFC 8684 §3.3.3).
-        if input_eof && c.pending() == 0 && !c.tx_closed && !opts.abort {
-            if !opts.no_shutdown && !opts.recv_only {
-                let _ = self.ep.close(c.h);
+        let mut conn = StackConn { ep: &mut self.ep, h: c.h, peer: c.peer, established: c.established };
+        let mut stdout = Stdout { log: &mut *self.sink, send_only: rules.send_only };
+        let mut program;
+        let out: &mut dyn Output = match &c.child {
+            Some(ch) => {
+                program = ToProgram { log: stdout.log, to_child: &mut c.to_child, open: ch.stdin.is_some() };
+                &mut program
             }
-            c.tx_closed = true;
+            None => &mut stdout,
+        };
+        let turn = c.s.step(&rules, &mut conn, out, &mut self.appbuf, input_eof, wall)?;
+        if turn.peer_closed && c.to_child.is_empty() {
+            if let Some(ch) = &mut c.child {
+                ch.stdin = None;
+            }
         }
-        // Receive, unless the program still has data to take.
-        if !c.rx_eof && c.to_child.is_empty() {
-            loop {
-                match self.ep.recv(c.h, &mut self.appbuf) {
-                    Ok(Some(n)) => {
-                        c.received += n as u64;
-                        c.last_activity = StdInstant::now();
-                        let data = &self.appbuf[..n];
-                        self.sink.record(data).map_err(io_err("writing the -o/-x log"))?;
-                        if let Some(ch) = &c.child {
-                            if ch.stdin.is_some() {
-                                c.to_child.extend_from_slice(data);
-                                break;
-                            }
-                        } else if !opts.send_only {
-                            sys::write_all_fd(1, data, &Termination::pending).map_err(|e| {
-                                if e.raw_os_error() == Some(libc::EPIPE) {
-                                    EmbeddedError::StdoutClosed
-                                } else {
-                                    EmbeddedError::Io { what: "writing standard output".into(), err: e }
-                                }
-                            })?;
-                        }
-                    }
-                    Ok(None) => {
-                        c.rx_eof = true;
-                        if let Some(ch) = &mut c.child {
-                            if c.to_child.is_empty() {
-                                ch.stdin = None;
-                            }
-                        }
-                        break;
-                    }
-                    Err(RecvError::Blocked) => break,
-                    Err(RecvError::Reset(r)) => {
-                        c.ending = Some(Err(close_error(c, r)));
-                        return Ok(());
-                    }
-                    Err(RecvError::InvalidHandle) => {
-                        c.ending =
-                            Some(Err(EmbeddedError::Ended { peer: c.peer, what: "the connection vanished".into() }));
-                        return Ok(());
-                    }
-                }
-            }
+        if let Some(End::Failed(e)) = turn.end {
+            c.ending = Some(Err(e));
+            return Ok(());
         }
         // Has the session ended?
         if let Some(ch) = &mut c.child {
@@ -1199,35 +1164,24 @@ impl<'a> Driver<'a> {
             }
             return Ok(());
         }
-        if c.closed.is_some() && c.rx_eof && c.child.is_none() {
+        if c.closed.is_some() && c.s.rx_eof {
             // The stack closed the connection and everything was read.
             c.ending = Some(Ok(()));
             return Ok(());
         }
-        let send_done = opts.recv_only || (input_eof && c.pending() == 0 && c.tx_closed);
-        let ended = if opts.abort {
-            let all_acked = input_eof && c.pending() == 0 && self.ep.unacked(c.h) == 0;
-            if all_acked {
+        c.ending = match turn.end {
+            None => None,
+            Some(End::Done) => Some(Ok(())),
+            Some(End::Acknowledged) => {
                 let _ = self.ep.abort(c.h);
+                Some(Ok(()))
             }
-            all_acked || (opts.recv_only && c.rx_eof)
-        } else if opts.send_only {
-            send_done
-        } else if opts.recv_only {
-            c.rx_eof
-        } else {
-            c.rx_eof && (send_done || stdin_tty)
+            Some(End::Idle(idle)) => {
+                let _ = self.ep.abort(c.h);
+                Some(Err(EmbeddedError::Idle(fmt_duration(idle))))
+            }
+            Some(End::Failed(e)) => Some(Err(e)),
         };
-        if ended {
-            c.ending = Some(Ok(()));
-            return Ok(());
-        }
-        if let Some(idle) = opts.idle_timeout {
-            if c.last_activity.elapsed() >= idle {
-                let _ = self.ep.abort(c.h);
-                c.ending = Some(Err(EmbeddedError::Idle(fmt_duration(idle))));
-            }
-        }
         Ok(())
     }
 
@@ -1245,10 +1199,10 @@ impl<'a> Driver<'a> {
             };
             if c.linger_until.is_none() {
                 c.linger_until = Some(StdInstant::now() + LINGER);
-                if ending.is_ok() && c.closed.is_none() && !self.opts.abort {
+                if ending.is_ok() && c.closed.is_none() && !self.rules.abort {
                     // Our side is done: DATA_FIN, if not sent yet (not with
                     // --no-shutdown: the peer decides when it ends).
-                    if !self.opts.no_shutdown || c.rx_eof {
+                    if !self.rules.no_shutdown || c.s.rx_eof {
                         let _ = self.ep.close(c.h);
                     }
                 }
@@ -1279,7 +1233,7 @@ impl<'a> Driver<'a> {
             }
             self.ep.release(c.h);
             if let Some(Err(e)) = c.ending.take() {
-                if self.opts.keep_open {
+                if self.rules.keep_open {
                     note(format!("{}{e}", c.tag(true)));
                 } else if failure.is_none() {
                     failure = Some(e);
@@ -1315,7 +1269,7 @@ impl<'a> Driver<'a> {
         if opts.verbose == 0 {
             return;
         }
-        let tag = c.tag(opts.keep_open);
+        let tag = c.tag(self.rules.keep_open);
         // Subflows still open when the connection ended close with it.
         if !c.fallback_quiet() {
             for (id, sf) in &c.subflows {
@@ -1327,51 +1281,30 @@ impl<'a> Driver<'a> {
         match &c.last_snapshot {
             Some(s) => {
                 for sf in s.subflows.iter().filter(|_| !s.fallback) {
-                    let mut line = format!(
-                        "{tag}subflow #{} {} -> {}: sent {} bytes, received {} bytes",
-                        sf.id.unwrap_or(0),
-                        sf.local,
-                        sf.remote,
-                        sf.bytes_sent.unwrap_or(0).saturating_sub(sf.bytes_retrans.unwrap_or(0)),
-                        sf.bytes_received.unwrap_or(0)
-                    );
-                    let rt = sf.retransmits.unwrap_or(0);
-                    if rt > 0 || opts.verbose > 1 {
-                        line.push_str(&format!(", {rt} retransmits"));
-                    }
-                    if opts.verbose > 1 {
-                        line.push_str(&format!(
-                            ", rtt {:.1}ms, cwnd {}",
-                            f64::from(sf.rtt_us.unwrap_or(0)) / 1000.0,
-                            sf.cwnd.unwrap_or(0)
-                        ));
-                    }
-                    note(line);
+                    let totals = session::SubflowTotals {
+                        id: sf.id.unwrap_or(0),
+                        path: format!("{} -> {}", sf.local, sf.remote),
+                        sent: sf.bytes_sent.unwrap_or(0).saturating_sub(sf.bytes_retrans.unwrap_or(0)),
+                        received: sf.bytes_received.unwrap_or(0),
+                        retransmits: sf.retransmits.unwrap_or(0),
+                        rtt_us: sf.rtt_us.unwrap_or(0),
+                        cwnd: sf.cwnd.unwrap_or(0),
+                    };
+                    note(session::subflow_report(&tag, &totals, opts.verbose));
                 }
                 let n = s.subflows.len();
                 match &s.token {
-                    Some(t) if !s.fallback => note(format!(
-                        "{tag}connection token {t}: {n} subflow{} used, {} bytes sent, {} bytes received",
-                        if n == 1 { "" } else { "s" },
-                        c.sent,
-                        c.received
-                    )),
-                    _ => note(format!(
-                        "{tag}TCP {} -> {}: sent {} bytes, received {} bytes",
-                        c.local, c.peer, c.sent, c.received
-                    )),
+                    Some(t) if !s.fallback => note(session::connection_report(&tag, t, n, c.s.sent, c.s.received)),
+                    _ => note(session::tcp_report(&tag, c.local, c.peer, c.s.sent, c.s.received)),
                 }
             }
-            None => note(format!(
-                "{tag}TCP {} -> {}: sent {} bytes, received {} bytes",
-                c.local, c.peer, c.sent, c.received
-            )),
+            None => note(session::tcp_report(&tag, c.local, c.peer, c.s.sent, c.s.received)),
         }
         let how = match (&c.ending, c.closed) {
             (_, Some(CloseReason::Aborted)) => " (abortive close: MP_FASTCLOSE)",
             _ => "",
         };
-        note(format!("{tag}closed after {:.2}s{how}", c.started.elapsed().as_secs_f64()));
+        note(format!("{tag}closed after {:.2}s{how}", c.s.age(StdInstant::now()).as_secs_f64()));
         if opts.verbose > 1 {
             note(format!(
                 "TUN {}: {} packets ({} bytes) in, {} packets ({} bytes) out, {} dropped{}",
@@ -1414,16 +1347,17 @@ impl<'a> Driver<'a> {
     }
 }
 
-/// The one-line failure for a connection the stack closed with `r`.
-fn close_error(c: &Conn, r: CloseReason) -> EmbeddedError {
-    if !c.established {
+/// The one-line failure for a connection with `peer` the stack closed with
+/// `r` (before or after the handshake completed).
+fn close_error(established: bool, peer: SocketAddr, r: CloseReason) -> EmbeddedError {
+    if !established {
         match r {
-            CloseReason::Refused => return EmbeddedError::Refused { remote: c.peer },
-            CloseReason::Timeout => return EmbeddedError::SynTimeout { remote: c.peer },
+            CloseReason::Refused => return EmbeddedError::Refused { remote: peer },
+            CloseReason::Timeout => return EmbeddedError::SynTimeout { remote: peer },
             _ => {}
         }
     }
-    EmbeddedError::Ended { peer: c.peer, what: close_reason_text(r) }
+    EmbeddedError::Ended { peer, what: close_reason_text(r) }
 }
 
 fn close_reason_text(r: CloseReason) -> String {
