@@ -24,6 +24,7 @@ pub mod doctor;
 pub mod fuzzing;
 pub mod plot;
 pub mod seq;
+pub mod session;
 pub mod snapshot;
 pub mod stack;
 pub mod sys;

@@ -19,7 +19,6 @@ mod embedded_mode;
 mod kernel_mode;
 pub mod output;
 mod pm_config;
-pub mod session;
 pub mod sim_mode;
 
 use std::ffi::OsString;

@@ -333,6 +333,21 @@ impl CatArgs {
     }
 }
 
+impl CatArgs {
+    /// The ncat session rules of this command line.
+    pub fn session_rules(&self, stdin_tty: bool) -> crate::session::Rules {
+        crate::session::Rules {
+            keep_open: self.keep_open,
+            send_only: self.send_only,
+            recv_only: self.recv_only,
+            no_shutdown: self.no_shutdown,
+            abort: self.abort,
+            idle_timeout: self.idle_timeout,
+            stdin_tty,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

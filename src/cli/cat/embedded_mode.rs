@@ -19,7 +19,6 @@ use anyhow::{Context, bail};
 use super::args::{CatArgs, Target};
 use super::kernel_mode::resolve;
 use super::output::SessionLog;
-use super::session::Rules;
 use crate::stack::driver::tun_loop::{self, LocalAddress, Options, Role};
 use crate::stack::{AddrFlags, CcKind, Config, CookieCache, Limits, SchedulerKind};
 use crate::sys::signals::Termination;
@@ -116,7 +115,7 @@ pub fn options(args: &CatArgs, target: &Target) -> anyhow::Result<Options> {
         config,
         seed: None,
         // The driver finds out whether standard input is a terminal.
-        rules: Rules::from_args(args, false),
+        rules: args.session_rules(false),
         require_mptcp: args.require_mptcp,
         connect_timeout: args.connect_timeout,
         verbose: args.verbose,

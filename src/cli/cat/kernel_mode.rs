@@ -3,7 +3,7 @@
 //! MPTCP_FULL_INFO (negotiation, token, subflows opening and closing,
 //! per-subflow bytes at exit).
 //!
-//! The session rules are [`super::session`]'s; here each connection's
+//! The session rules are [`crate::session`]'s; here each connection's
 //! socket is its [`Transport`], read and written once per readiness that
 //! poll(2) reports. A -e/-c program gets the socket itself as its standard
 //! input and output, so the session only waits for its exit.
@@ -20,7 +20,7 @@ use anyhow::{Context, anyhow, bail};
 use super::args::{CatArgs, Target};
 use super::output::{SessionLog, note};
 use super::pm_config::PmGuard;
-use super::session::{self, ConnSession, End, Input, Received, Rules, Stdout, Transport};
+use crate::session::{self, ConnSession, End, Input, Received, Rules, Stdout, Transport};
 use crate::snapshot::token_hex;
 use crate::sys::mptcp_socket::{self, FullInfo, SocketError, SocketOptions, SubflowInfo};
 use crate::sys::signals::{self, Termination};
@@ -332,7 +332,7 @@ struct Session<'a> {
 impl<'a> Session<'a> {
     fn new(args: &'a CatArgs, term: &'a Termination) -> anyhow::Result<Session<'a>> {
         let log = SessionLog::open(args.output.as_deref(), args.hex_dump.as_deref())?;
-        let rules = Rules::from_args(args, sys::stdin_is_tty());
+        let rules = args.session_rules(sys::stdin_is_tty());
         Ok(Session {
             args,
             rules,

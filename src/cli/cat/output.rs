@@ -84,7 +84,7 @@ impl SessionLog {
     }
 }
 
-impl super::session::Log for SessionLog {
+impl crate::session::Log for SessionLog {
     fn record(&mut self, data: &[u8]) -> io::Result<()> {
         SessionLog::record(self, data)
     }

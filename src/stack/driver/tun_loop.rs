@@ -8,7 +8,7 @@
 //! (src/stack/mod.rs): packets in, timers, events and the application's
 //! reaction, then every packet out.
 //!
-//! The session rules are `cli::cat::session`'s, the same as `--stack
+//! The session rules are `crate::session`'s, the same as `--stack
 //! kernel`'s: each connection of the stack is the session's `Transport`.
 //! Besides them:
 //! - a -e/-c program's output is the connection's input, and what the
@@ -29,10 +29,8 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 use super::control_server::{ControlServer, EventLog};
 use super::gso::Coalescer;
 use super::pcap_tap::{Direction, PcapTap};
-use crate::cli::cat::session::{
-    self, ConnSession, End, Input, Log, Output, OutputError, Received, Rules, Stdout, Transport,
-};
 use crate::control::ControlEvent;
+use crate::session::{self, ConnSession, End, Input, Log, Output, OutputError, Received, Rules, Stdout, Transport};
 use crate::snapshot::{ConnSnapshot, Snapshot, token_hex};
 use crate::stack::time::Instant;
 use crate::stack::wire::PROTO_TCP;

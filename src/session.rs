@@ -26,7 +26,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::args::CatArgs;
 use crate::sys;
 use crate::sys::signals::Termination;
 
@@ -44,19 +43,6 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// The flags of this command line.
-    pub fn from_args(args: &CatArgs, stdin_tty: bool) -> Rules {
-        Rules {
-            keep_open: args.keep_open,
-            send_only: args.send_only,
-            recv_only: args.recv_only,
-            no_shutdown: args.no_shutdown,
-            abort: args.abort,
-            idle_timeout: args.idle_timeout,
-            stdin_tty,
-        }
-    }
-
     /// Whether a listener that has `served` clients takes another one.
     pub fn admits(&self, served: usize) -> bool {
         self.keep_open || served == 0
