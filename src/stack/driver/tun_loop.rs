@@ -1154,10 +1154,13 @@ impl<'a> Driver<'a> {
         // Has the session ended?
         if let Some(ch) = &mut c.child {
             match ch.child.try_wait() {
-                Ok(Some(st)) => {
+                // Its exit ends the session once what it wrote before
+                // exiting was read to EOF and handed to the connection:
+                // the pipe can still hold its last output.
+                Ok(Some(st)) if c.child_eof && c.s.pending() == 0 => {
                     c.ending = Some(if st.success() { Ok(()) } else { Err(EmbeddedError::Program(st.to_string())) });
                 }
-                Ok(None) => {}
+                Ok(Some(_)) | Ok(None) => {}
                 Err(e) => c.ending = Some(Err(EmbeddedError::Program(format!("cannot be waited for: {e}")))),
             }
             return Ok(());
